@@ -1,0 +1,358 @@
+"""Streaming capture readers: pcap and pcapng, plain or gzip-compressed.
+
+A reader never holds more than one read chunk (8 MiB) plus the record that straddles two chunks. It
+yields one tuple per packet, ``(ts_ns, linktype, buf, offset, caplen, wirelen)``: the packet's bytes
+are ``buf[offset:offset + caplen]`` inside the chunk, so nothing is copied per packet.
+
+Formats:
+- pcap (https://datatracker.ietf.org/doc/draft-ietf-opsawg-pcap/): both byte orders, microsecond
+  (magic 0xA1B2C3D4) and nanosecond (0xA1B23C4D) timestamps, any snaplen.
+- pcapng (draft-ietf-opsawg-pcapng): Section Header (4.1), Interface Description (4.2) with
+  ``if_tsresol`` and ``if_tsoffset``, Enhanced Packet (4.3), Simple Packet (4.4), the obsolete Packet
+  Block; several sections and interfaces per file; other blocks are skipped and counted.
+
+Damage never raises once the file is known to be a capture: a cut record, a corrupt length or a
+block of unknown shape becomes a warning in :attr:`CaptureReader.warnings`, and the reader keeps
+everything before it (resynchronising on pcap records where it can).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from .errors import CaptureError
+
+CHUNK = 8 << 20
+# No real link layer frame is this long; a larger record length means the file is corrupt.
+MAX_RECORD = 16 << 20
+
+PCAP_MAGICS = {
+    b"\xd4\xc3\xb2\xa1": ("<", 1000),  # little endian, microseconds
+    b"\xa1\xb2\xc3\xd4": (">", 1000),
+    b"\x4d\x3c\xb2\xa1": ("<", 1),  # nanoseconds
+    b"\xa1\xb2\x3c\x4d": (">", 1),
+}
+PCAPNG_SHB = 0x0A0D0D0A
+BYTE_ORDER_MAGIC = 0x1A2B3C4D
+
+Packet = tuple[int, int, bytes, int, int, int]
+
+# Warning kinds (keys of CaptureReader.warnings); summary.json lists them with their counts.
+W_TRUNCATED = "truncated-file"
+W_CORRUPT = "corrupt-record"
+W_SNAPLEN = "snaplen-cut-packets"
+W_UNKNOWN_BLOCK = "pcapng-unknown-block"
+W_BAD_INTERFACE = "pcapng-bad-interface"
+
+
+class CaptureReader:
+    """Iterate over the packets of one capture file.
+
+    >>> r = CaptureReader("captures/ws_basic.pcap")
+    >>> for ts, linktype, buf, off, caplen, wirelen in r: ...
+    >>> r.warnings   # Counter of warning kinds
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.warnings: Counter[str] = Counter()
+        self.warning_details: list[tuple[str, str]] = []  # (kind, detail)
+        self.format = ""
+        self.nanosecond = False  # any timestamp source finer than a microsecond
+        self.link_types: Counter[int] = Counter()
+        self.packets = 0
+        self.bytes_read = 0  # position in the (decompressed) stream, for progress
+        try:
+            self.size = os.path.getsize(path)
+            raw: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed in __iter__/close
+        except OSError as e:
+            raise CaptureError(f"{path}: cannot open: {e.strerror or e}") from None
+        head = raw.read(4)
+        self._compressed = head[:2] == b"\x1f\x8b"
+        raw.seek(0)
+        self._raw = raw
+        self._f: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if self._compressed else raw
+        try:
+            self._magic = self._f.read(4)
+        except (OSError, EOFError) as e:
+            raise CaptureError(f"{path}: cannot read: {e}") from None
+        if self._magic in PCAP_MAGICS:
+            self.format = "pcap"
+        elif len(self._magic) == 4 and struct.unpack("<I", self._magic)[0] == PCAPNG_SHB:
+            self.format = "pcapng"
+        else:
+            self.close()
+            if not self._magic:
+                raise CaptureError(f"{path}: empty file, not a capture")
+            raise CaptureError(f"{path}: not a pcap or pcapng capture (magic {self._magic.hex()})")
+
+    @property
+    def position(self) -> int:
+        """Bytes of the file consumed so far (compressed bytes for .gz), for progress bars."""
+        if self._compressed:
+            try:
+                return self._raw.tell()
+            except (OSError, ValueError):
+                return self.size
+        return self.bytes_read
+
+    def close(self) -> None:
+        self._f.close()
+        self._raw.close()
+
+    def warn(self, kind: str, detail: str | None = None) -> None:
+        self.warnings[kind] += 1
+        if detail and len(self.warning_details) < 20:
+            self.warning_details.append((kind, f"{self.path}: {detail}"))
+
+    def _chunks(self) -> Iterator[bytes]:
+        if self._compressed:
+            yield from self._gzip_chunks()
+            return
+        read = self._f.read
+        while True:
+            try:
+                chunk = read(CHUNK)
+            except OSError as e:
+                self.warn(W_TRUNCATED, f"read error ({e})")
+                return
+            if not chunk:
+                return
+            yield chunk
+
+    def _gzip_chunks(self) -> Iterator[bytes]:
+        # GzipFile.read(n) loses what it decompressed when the stream is cut short, so gather
+        # small read1() pieces: a cut file keeps everything up to the cut.
+        read1 = self._f.read1  # type: ignore[attr-defined]
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            try:
+                piece = read1(1 << 16)
+            except (OSError, EOFError, zlib.error) as e:
+                self.warn(W_TRUNCATED, f"compressed stream ends early ({e})")
+                piece = b""
+                if parts:
+                    yield b"".join(parts)
+                return
+            if not piece:
+                if parts:
+                    yield b"".join(parts)
+                return
+            parts.append(piece)
+            size += len(piece)
+            if size >= CHUNK:
+                yield b"".join(parts)
+                parts, size = [], 0
+
+    def __iter__(self) -> Iterator[Packet]:
+        try:
+            if self.format == "pcap":
+                yield from self._pcap()
+            else:
+                yield from self._pcapng()
+        finally:
+            self.close()
+
+    # -- pcap ---------------------------------------------------------------------------------------
+
+    def _pcap(self) -> Iterator[Packet]:
+        endian, mult = PCAP_MAGICS[self._magic]
+        self.nanosecond = mult == 1
+        hdr = self._f.read(20)
+        self.bytes_read = 24
+        if len(hdr) < 20:
+            self.warn(W_TRUNCATED, "file header cut short")
+            return
+        _vmaj, _vmin, _zone, _sigfigs, snaplen, network = struct.unpack(endian + "HHiIII", hdr)
+        linktype = network & 0xFFFF  # upper bits carry FCS information
+        snaplen = snaplen or 262144
+        rec = struct.Struct(endian + "IIII")
+        unpack_from = rec.unpack_from
+        pending = b""
+        last_sec = -1
+        link_types = self.link_types
+        for chunk in self._chunks():
+            data = pending + chunk if pending else chunk
+            n = len(data)
+            off = 0
+            count = 0
+            cut = 0
+            while off + 16 <= n:
+                sec, frac, incl, orig = unpack_from(data, off)
+                if incl > MAX_RECORD or (incl > orig and orig) or frac >= 1_000_000_000:
+                    new = self._resync_pcap(data, off + 1, unpack_from, snaplen, last_sec)
+                    self.warn(W_CORRUPT, f"corrupt record header at byte {self.bytes_read + off}")
+                    if new < 0:
+                        off = n  # nothing plausible in this chunk: drop it
+                        break
+                    off = new
+                    continue
+                end = off + 16 + incl
+                if end > n:
+                    break
+                if incl < orig:
+                    cut += 1
+                last_sec = sec
+                count += 1
+                yield sec * 1_000_000_000 + frac * mult, linktype, data, off + 16, incl, orig
+                off = end
+            self.packets += count
+            link_types[linktype] += count
+            if cut:
+                self.warnings[W_SNAPLEN] += cut
+            self.bytes_read += off
+            pending = data[off:]
+        if pending:
+            self.warn(W_TRUNCATED, f"last record cut short after {len(pending)} bytes")
+
+    @staticmethod
+    def _resync_pcap(data: bytes, start: int, unpack_from, snaplen: int, last_sec: int) -> int:  # type: ignore[no-untyped-def]
+        """Find the next plausible record header after corruption, or -1."""
+        n = len(data)
+        for off in range(start, n - 16):
+            sec, frac, incl, orig = unpack_from(data, off)
+            if (
+                incl <= snaplen
+                and incl <= orig < MAX_RECORD
+                and frac < 1_000_000_000
+                and (last_sec < 0 or abs(sec - last_sec) < 86400)
+                and off + 16 + incl <= n
+            ):
+                # Confirm with the record that follows, when there is one.
+                nxt = off + 16 + incl
+                if nxt + 16 > n:
+                    return off
+                s2, f2, i2, o2 = unpack_from(data, nxt)
+                if i2 <= snaplen and i2 <= o2 and abs(s2 - sec) < 86400:
+                    return off
+        return -1
+
+    # -- pcapng -------------------------------------------------------------------------------------
+
+    def _pcapng(self) -> Iterator[Packet]:
+        pending = self._magic
+        endian = "<"
+        # Per interface of the current section: (linktype, ticks->ns multiplier or divisor, offset ns, snaplen)
+        ifaces: list[tuple[int, int, int, int, int]] = []
+        link_types = self.link_types
+        hdr = struct.Struct("<II")
+        epb = struct.Struct("<IIIII")
+        first = True
+        consumed = -4  # the magic already read is in pending
+        for chunk in self._chunks():
+            data = pending + chunk
+            n = len(data)
+            off = 0
+            while off + 12 <= n:
+                if first or data[off : off + 4] == b"\x0a\x0d\x0d\x0a":
+                    # A section header: learn this section's byte order from its magic.
+                    if off + 12 > n:
+                        break
+                    bom = data[off + 8 : off + 12]
+                    if bom == b"\x4d\x3c\x2b\x1a":
+                        endian = "<"
+                    elif bom == b"\x1a\x2b\x3c\x4d":
+                        endian = ">"
+                    else:
+                        self.warn(W_CORRUPT, f"section header with bad byte-order magic at byte {consumed + off}")
+                        self.bytes_read += off
+                        return
+                    hdr = struct.Struct(endian + "II")
+                    epb = struct.Struct(endian + "IIIII")
+                    ifaces = []
+                    first = False
+                btype, blen = hdr.unpack_from(data, off)
+                if blen < 12 or blen % 4 or blen > MAX_RECORD:
+                    # pcapng has no record marker to resynchronise on: stop, keeping what was read.
+                    self.warn(W_CORRUPT, f"block length {blen} at byte {consumed + off}; reading stopped")
+                    self.bytes_read += off
+                    return
+                end = off + blen
+                if end > n:
+                    break
+                if btype == 6:  # Enhanced Packet Block
+                    if blen < 32:
+                        self.warn(W_CORRUPT, "enhanced packet block too short")
+                    else:
+                        iid, hi, lo, incl, orig = epb.unpack_from(data, off + 8)
+                        if iid >= len(ifaces) or 28 + incl > blen:
+                            self.warn(W_BAD_INTERFACE if iid >= len(ifaces) else W_CORRUPT,
+                                      f"packet block at byte {consumed + off}")
+                        else:
+                            lt, mul, div, tsoff, _snap = ifaces[iid]
+                            ticks = (hi << 32) | lo
+                            ts = (ticks * mul if div == 1 else ticks * mul // div) + tsoff
+                            if incl < orig:
+                                self.warnings[W_SNAPLEN] += 1
+                            self.packets += 1
+                            link_types[lt] += 1
+                            yield ts, lt, data, off + 28, incl, orig
+                elif btype == 1:  # Interface Description Block
+                    ifaces.append(self._idb(data, off, blen, endian))
+                elif btype == 3:  # Simple Packet Block: no timestamp, interface 0
+                    if ifaces and blen >= 16:
+                        (orig,) = struct.unpack_from(endian + "I", data, off + 8)
+                        lt, _m, _d, _o, snap = ifaces[0]
+                        incl = min(orig, blen - 16, snap or orig)
+                        self.packets += 1
+                        link_types[lt] += 1
+                        yield 0, lt, data, off + 12, incl, orig
+                    else:
+                        self.warn(W_BAD_INTERFACE, "simple packet block without an interface")
+                elif btype == 2:  # obsolete Packet Block
+                    iid, _drops, hi, lo, incl, orig = struct.unpack_from(endian + "HHIIII", data, off + 8)
+                    if iid < len(ifaces) and 28 + incl <= blen:
+                        lt, mul, div, tsoff, _snap = ifaces[iid]
+                        ticks = (hi << 32) | lo
+                        ts = (ticks * mul if div == 1 else ticks * mul // div) + tsoff
+                        self.packets += 1
+                        link_types[lt] += 1
+                        yield ts, lt, data, off + 28, incl, orig
+                    else:
+                        self.warn(W_BAD_INTERFACE, "packet block with an unknown interface")
+                elif btype not in (PCAPNG_SHB, 4, 5, 0x80000001, 7, 9, 10, 0x0BAD, 0x40000BAD):
+                    # 4 name resolution, 5 statistics, 7 IRIG, 9 systemd journal, 10 decryption
+                    # secrets, custom blocks: nothing dissect uses; anything else is unknown.
+                    self.warnings[W_UNKNOWN_BLOCK] += 1
+                off = end
+            self.bytes_read += off
+            consumed += off
+            pending = data[off:]
+        if pending:
+            self.warn(W_TRUNCATED, f"last block cut short after {len(pending)} bytes")
+
+    def _idb(self, data: bytes, off: int, blen: int, endian: str) -> tuple[int, int, int, int, int]:
+        """Interface Description Block (pcapng 4.2): link type, if_tsresol (9), if_tsoffset (14)."""
+        lt, _res, snap = struct.unpack_from(endian + "HHI", data, off + 8)
+        # Timestamps are ticks of 10^-6 s unless if_tsresol says otherwise.
+        mul, div, tsoff = 1000, 1, 0
+        p, end = off + 16, off + blen - 4
+        while p + 4 <= end:
+            code, length = struct.unpack_from(endian + "HH", data, p)
+            if code == 0:
+                break
+            val = data[p + 4 : p + 4 + length]
+            if code == 9 and length >= 1:
+                r = val[0]
+                if r & 0x80:  # 2^-n seconds
+                    mul, div = 1_000_000_000, 1 << (r & 0x7F)
+                else:
+                    exp = r & 0x7F
+                    if exp <= 9:
+                        mul, div = 10 ** (9 - exp), 1
+                    else:
+                        mul, div = 1, 10 ** (exp - 9)
+                if not (mul == 1000 and div == 1):
+                    self.nanosecond = self.nanosecond or mul < 1000 or div > 1
+            elif code == 14 and length == 8:
+                (secs,) = struct.unpack(endian + "q", val)
+                tsoff = secs * 1_000_000_000
+            p += 4 + ((length + 3) & ~3)
+        return lt, mul, div, tsoff, snap

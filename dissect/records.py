@@ -1,0 +1,202 @@
+"""Typed rows of the public report tables (``shared/REPORTS.md``).
+
+Every table row is a NamedTuple whose fields are the contract's columns, in the contract's order.
+Extra columns (allowed by the contract) come after the contract's own.
+
+Inside dissect, timestamps are integer nanoseconds since the UNIX epoch (fields ``ts*`` and
+``*_ts``); the adapters at the edge (:mod:`dissect.tables`, the CSV writer) turn them into epoch
+seconds. Durations (``*_ms``) are already float milliseconds. A missing value is ``None``.
+
+Dissectors append rows to a :class:`Sink`, one list per table; the pipeline drains the lists to
+the writers in batches, so memory stays bounded however long the capture is.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+# Directions are small ints on the hot path; rows carry the contract's strings.
+C2S = 0
+S2C = 1
+DIRECTION_NAMES = ("c2s", "s2c")
+
+
+class Session(NamedTuple):
+    """One TCP connection or UDP flow (table ``sessions``)."""
+
+    session_id: int
+    transport: str  # tcp | udp
+    client_ip: str
+    client_port: int
+    server_ip: str
+    server_port: int
+    client_inferred: bool
+    ts_first: int
+    ts_last: int
+    packets_c2s: int
+    packets_s2c: int
+    bytes_c2s: int
+    bytes_s2c: int
+    app_protocol: str  # tcp|udp|http|websocket|engineio|socketio
+    syn_ts: int | None
+    synack_ts: int | None
+    ack_ts: int | None
+    tcp_handshake_ms: float | None
+    client_rtt_ms: float | None
+    server_rtt_ms: float | None
+    retransmissions: int | None
+    out_of_order: int | None
+    lost_bytes: int | None
+    close: str | None  # fin | rst | open (None for UDP)
+    source_file: str
+    # extra columns
+    syn_retransmissions: int | None
+    anomaly: str
+
+
+class Handshake(NamedTuple):
+    """One handshake at one layer (table ``handshakes``)."""
+
+    session_id: int
+    layer: str  # tcp | websocket | engineio | socketio
+    ts_start: int
+    ts_end: int | None
+    duration_ms: float | None
+    ok: bool
+    detail: str
+    transport: str | None  # websocket | polling where it applies
+
+
+class HttpExchange(NamedTuple):
+    """One HTTP/1.x request and its response (table ``http``)."""
+
+    session_id: int
+    ts_request: int
+    ts_response: int | None
+    duration_ms: float | None
+    method: str
+    target: str
+    host: str | None
+    status: int | None
+    content_length: int | None
+    body_bytes: int | None
+    upgrade: str | None
+    # extra columns
+    request_body_bytes: int
+    anomaly: str
+
+
+class WsFrame(NamedTuple):
+    """One WebSocket frame, RFC 6455 section 5.2 (table ``ws_frames``)."""
+
+    session_id: int
+    frame_index: int
+    ts: int
+    direction: str
+    fin: bool
+    rsv1: bool
+    rsv2: bool
+    rsv3: bool
+    opcode: int
+    opcode_name: str
+    masked: bool
+    payload_len: int
+    header_len: int
+    compressed: bool
+    close_code: int | None
+    close_reason: str | None
+    anomaly: str
+
+
+class WsMessage(NamedTuple):
+    """One WebSocket message, RFC 6455 section 5.4/5.5 (table ``ws_messages``)."""
+
+    session_id: int
+    message_index: int
+    ts_first: int
+    ts_last: int
+    direction: str
+    opcode_name: str
+    frames: int
+    wire_bytes: int
+    payload_bytes: int | None
+    compressed: bool
+    text_preview: str
+    anomaly: str
+
+
+class SioPacket(NamedTuple):
+    """One Engine.IO packet with its Socket.IO packet, if any (table ``sio_packets``)."""
+
+    session_id: int
+    ts: int
+    direction: str
+    transport: str  # websocket | polling
+    eio_version: int | None  # 3 | 4
+    eio_type: str
+    sio_type: str
+    namespace: str | None
+    event: str | None
+    ack_id: int | None
+    attachments: int | None
+    payload_bytes: int
+    ack_latency_ms: float | None
+    anomaly: str
+    # extra columns
+    eio_sid: str | None
+
+
+TABLES: dict[str, type[tuple]] = {
+    "sessions": Session,
+    "handshakes": Handshake,
+    "http": HttpExchange,
+    "ws_frames": WsFrame,
+    "ws_messages": WsMessage,
+    "sio_packets": SioPacket,
+}
+
+
+def ts_columns(table: type[tuple]) -> tuple[str, ...]:
+    """The columns of ``table`` that hold integer-nanosecond timestamps."""
+    return tuple(
+        f for f in table._fields  # type: ignore[attr-defined]
+        if f.startswith("ts") or f.endswith("_ts")
+    )
+
+
+class Sink:
+    """Where dissectors put their rows: one plain list per table.
+
+    The pipeline empties the lists (``drain``) into the writers every so often; a dissector only
+    ever appends. Counters of anomalies and reader warnings live in the summary, not here.
+    """
+
+    __slots__ = ("sessions", "handshakes", "http", "ws_frames", "ws_messages", "sio_packets")
+
+    def __init__(self) -> None:
+        self.sessions: list[Session] = []
+        self.handshakes: list[Handshake] = []
+        self.http: list[HttpExchange] = []
+        self.ws_frames: list[WsFrame] = []
+        self.ws_messages: list[WsMessage] = []
+        self.sio_packets: list[SioPacket] = []
+
+    def drain(self) -> dict[str, list[tuple]]:
+        """Hand over every row collected so far and start empty lists."""
+        out: dict[str, list[tuple]] = {}
+        for name in self.__slots__:
+            rows = getattr(self, name)
+            if rows:
+                out[name] = rows
+                setattr(self, name, [])
+        return out
+
+    def pending(self) -> int:
+        return sum(len(getattr(self, n)) for n in self.__slots__)
+
+
+def ms(a: int | None, b: int | None) -> float | None:
+    """Milliseconds from ns timestamp ``a`` to ``b``; None when either is missing."""
+    if a is None or b is None:
+        return None
+    return (b - a) / 1e6

@@ -1,0 +1,112 @@
+"""The one adapter from rows to pandas: record NamedTuples in, DataFrames out.
+
+Timestamps travel through dissect as integer nanoseconds; here, at the edge, they become UNIX epoch
+seconds as floats (``shared/REPORTS.md``). A float64 holds about 0.24 us of resolution at today's
+epoch, so the exact nanosecond values are written to CSV by :mod:`dissect.writers` instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from .records import TABLES, ts_columns
+
+TABLE_NAMES = tuple(TABLES)
+
+# pandas dtypes that keep missing values as NaN/None rather than a sentinel.
+_NULLABLE_INT = "Int64"
+
+
+def frame(table: str, rows: Iterable[tuple]) -> pd.DataFrame:
+    """A DataFrame of ``rows`` (NamedTuples of ``table``) with the contract's columns."""
+    cls = TABLES[table]
+    columns = list(cls._fields)  # type: ignore[attr-defined]
+    df = pd.DataFrame.from_records(list(rows), columns=columns)
+    for col in ts_columns(cls):
+        df[col] = pd.to_numeric(df[col], errors="coerce") / 1e9
+    return _tidy(cls, df)
+
+
+def empty(table: str) -> pd.DataFrame:
+    return frame(table, [])
+
+
+def _tidy(cls: type, df: pd.DataFrame) -> pd.DataFrame:
+    """Give integer columns with gaps a nullable integer dtype instead of float."""
+    hints = getattr(cls, "__annotations__", {})
+    for col, hint in hints.items():
+        text = str(hint)
+        if col in df.columns and text.startswith("int") and "None" in text:
+            df[col] = df[col].astype(_NULLABLE_INT)
+    return df
+
+
+@dataclass
+class Analysis:
+    """The tables of one analysis as DataFrames, plus ``summary`` (the dict of summary.json).
+
+    >>> a = dissect.analyze("captures/ws_basic.pcap")
+    >>> a.ws_frames.groupby("opcode_name").size()
+    """
+
+    sessions: pd.DataFrame = field(default_factory=lambda: empty("sessions"))
+    handshakes: pd.DataFrame = field(default_factory=lambda: empty("handshakes"))
+    http: pd.DataFrame = field(default_factory=lambda: empty("http"))
+    ws_frames: pd.DataFrame = field(default_factory=lambda: empty("ws_frames"))
+    ws_messages: pd.DataFrame = field(default_factory=lambda: empty("ws_messages"))
+    sio_packets: pd.DataFrame = field(default_factory=lambda: empty("sio_packets"))
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def table(self, name: str) -> pd.DataFrame:
+        if name not in TABLE_NAMES:
+            raise KeyError(f"no table {name!r}; tables are {', '.join(TABLE_NAMES)}")
+        df: pd.DataFrame = getattr(self, name)
+        return df
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {name: self.table(name) for name in TABLE_NAMES}
+
+    @classmethod
+    def from_rows(cls, rows: Mapping[str, Iterable[tuple]], summary: dict[str, Any]) -> Analysis:
+        return cls(**{name: frame(name, rows.get(name, ())) for name in TABLE_NAMES}, summary=summary)
+
+    @classmethod
+    def from_dir(cls, directory: str) -> Analysis:
+        """Load a report written by ``dissect report --out DIR`` (CSV or JSON lines)."""
+        import json
+        import os
+
+        out: dict[str, Any] = {}
+        for name in TABLE_NAMES:
+            csv_path = os.path.join(directory, f"{name}.csv")
+            jsonl_path = os.path.join(directory, f"{name}.jsonl")
+            if os.path.exists(csv_path):
+                out[name] = read_csv(csv_path, name)
+            elif os.path.exists(jsonl_path):
+                df = pd.read_json(jsonl_path, lines=True, dtype=False)
+                out[name] = _tidy(TABLES[name], df.reindex(columns=list(TABLES[name]._fields)))  # type: ignore[attr-defined]
+            else:
+                out[name] = empty(name)
+        summary_path = os.path.join(directory, "summary.json")
+        summary: dict[str, Any] = {}
+        if os.path.exists(summary_path):
+            with open(summary_path, encoding="utf-8") as f:
+                summary = json.load(f)
+        return cls(**out, summary=summary)
+
+
+def read_csv(path: str, table: str) -> pd.DataFrame:
+    """Read a table's CSV back with the same dtypes :func:`frame` gives."""
+    cls = TABLES[table]
+    df = pd.read_csv(path, keep_default_na=False, na_values=[""], low_memory=False)
+    str_cols = [c for c, h in cls.__annotations__.items() if str(h).startswith("str")]
+    for col in str_cols:
+        if col in df.columns:
+            df[col] = df[col].astype(object).where(df[col].notna(), None)
+            if "None" not in str(cls.__annotations__[col]):
+                df[col] = df[col].fillna("")
+    return _tidy(cls, df)

@@ -1,0 +1,279 @@
+"""TCP (RFC 9293): connection state, handshake timing and per-direction stream reassembly.
+
+A :class:`TcpConnection` is one session of the ``sessions`` table. Its two :class:`Stream` objects
+rebuild each direction's byte stream from segments that may arrive out of order, retransmitted
+(fully or partly), overlapping, across a sequence-number wraparound, or never (lost from the
+capture). The application dissector sees only in-order bytes through ``feed`` and is told of every
+hole through ``gap``, so it can resynchronise instead of stalling.
+
+A hole is declared lost when the receiver acknowledges bytes the capture never showed (the peer
+has them, so no retransmission will come), when the out-of-order buffer exceeds its bound, or when
+the connection ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from .ip import ntop
+from .records import Handshake, Session, ms
+
+FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+MASK = 0xFFFFFFFF
+HALF = 0x80000000
+
+
+class StreamDissector(Protocol):
+    """What an application dissector offers the transport (HTTP and WebSocket implement it)."""
+
+    def feed(self, direction: int, ts: int, data: bytes) -> None: ...
+    def gap(self, direction: int, ts: int, nbytes: int) -> None: ...
+    def finish(self, ts: int) -> None: ...
+
+
+def seq_diff(a: int, b: int) -> int:
+    """a - b in sequence space (RFC 9293 section 3.4), as a signed 32-bit number."""
+    d = (a - b) & MASK
+    return d - 0x100000000 if d & HALF else d
+
+
+class Stream:
+    """One direction of a connection: the next expected sequence number and segments held early."""
+
+    __slots__ = ("next_seq", "isn", "pending", "pending_bytes", "fin_seq", "fin_done", "delivered",
+                 "lost", "retrans", "ooo", "keepalives")
+
+    def __init__(self) -> None:
+        self.next_seq = -1  # unknown until a SYN or the first segment
+        self.isn = -1
+        self.pending: dict[int, tuple[bytes, int]] = {}  # seq -> (data, ts)
+        self.pending_bytes = 0
+        self.fin_seq = -1
+        self.fin_done = False
+        self.delivered = 0
+        self.lost = 0
+        self.retrans = 0
+        self.ooo = 0
+        self.keepalives = 0
+
+
+class TcpConnection:
+    """One TCP session: roles, handshake times, counters, reassembly and its app dissector."""
+
+    __slots__ = ("session_id", "client_ip", "client_port", "server_ip", "server_port", "inferred",
+                 "streams", "packets", "ts_first", "ts_last", "syn_ts", "last_syn_ts", "synack_ts",
+                 "ack_ts", "syn_retrans", "close", "closed_ts", "app", "app_decided", "level",
+                 "source_file", "max_pending", "anomaly", "factory")
+
+    def __init__(self, session_id: int, client: tuple[bytes, int], server: tuple[bytes, int],
+                 inferred: bool, ts: int, source_file: str, max_pending: int) -> None:
+        self.session_id = session_id
+        self.client_ip, self.client_port = client
+        self.server_ip, self.server_port = server
+        self.inferred = inferred
+        self.streams = (Stream(), Stream())
+        self.packets = [0, 0]
+        self.ts_first = ts
+        self.ts_last = ts
+        self.syn_ts: int | None = None
+        self.last_syn_ts: int | None = None
+        self.synack_ts: int | None = None
+        self.ack_ts: int | None = None
+        self.syn_retrans = 0
+        self.close = "open"
+        self.closed_ts: int | None = None
+        self.app: StreamDissector | None = None
+        self.app_decided = False
+        self.level = "tcp"
+        self.source_file = source_file
+        self.max_pending = max_pending
+        self.anomaly = ""
+        # Called with the first in-order payload to choose the application dissector.
+        self.factory: Callable[[TcpConnection, int, int, bytes], None] | None = None
+
+    # -- control segments (SYN, FIN, RST): the slow path ---------------------------------------------
+
+    def control(self, d: int, ts: int, seq: int, ack: int, flags: int) -> None:
+        """Handshake and close bookkeeping for a segment with SYN, FIN or RST set."""
+        st = self.streams[d]
+        if flags & SYN:
+            if flags & ACK:  # SYN/ACK: the server's side (RFC 9293 section 3.5)
+                if self.synack_ts is None:
+                    self.synack_ts = ts
+            else:
+                if self.syn_ts is None:
+                    self.syn_ts = ts
+                else:
+                    self.syn_retrans += 1
+                self.last_syn_ts = ts
+            if st.isn < 0:
+                st.isn = seq
+                st.next_seq = (seq + 1) & MASK
+        if flags & RST:
+            self.close = "rst"
+            if self.closed_ts is None:
+                self.closed_ts = ts
+        if flags & FIN and self.close != "rst":
+            self.close = "fin"
+
+    def fin(self, d: int, seq_end: int) -> None:
+        """A FIN at ``seq_end`` (after its data) takes one sequence number once reached in order."""
+        st = self.streams[d]
+        if st.fin_seq < 0:
+            st.fin_seq = seq_end
+        if st.next_seq == st.fin_seq and not st.fin_done:
+            st.fin_done = True
+            st.next_seq = (st.next_seq + 1) & MASK
+
+    @property
+    def finished(self) -> bool:
+        """Both FINs done, or reset: a new SYN on this 5-tuple is a new session."""
+        return self.close == "rst" or (self.streams[0].fin_done and self.streams[1].fin_done)
+
+    # -- data: the hot path ---------------------------------------------------------------------------
+
+    def data(self, d: int, ts: int, seq: int, payload: bytes) -> None:
+        """Place ``payload`` at ``seq`` in direction ``d`` and deliver what became contiguous."""
+        st = self.streams[d]
+        n = len(payload)
+        if st.next_seq < 0:  # capture started mid-connection
+            st.next_seq = seq
+        rel = (seq - st.next_seq) & MASK
+        if rel == 0:
+            st.next_seq = (seq + n) & MASK
+            st.delivered += n
+            app = self.app
+            if app is not None:
+                app.feed(d, ts, payload)
+            elif not self.app_decided:
+                self._first_data(d, ts, payload)
+            if st.pending:
+                self._drain(d, st, ts)
+            return
+        if rel & HALF:  # before next_seq: retransmission, keep-alive or overlap
+            rel -= 0x100000000
+            if rel + n <= 0:
+                if rel == -1 and n <= 1:
+                    st.keepalives += 1  # RFC 9293 3.8.4: seq = next - 1 with 0 or 1 byte
+                else:
+                    st.retrans += 1
+                return
+            st.retrans += 1
+            self.data(d, ts, st.next_seq, payload[-rel:])
+            return
+        # After a hole: hold it until the hole fills or is declared lost.
+        st.ooo += 1
+        old = st.pending.get(seq)
+        if old is None or len(old[0]) < n:
+            st.pending_bytes += n - (len(old[0]) if old else 0)
+            st.pending[seq] = (payload, ts)
+        if st.pending_bytes > self.max_pending:
+            self.skip_hole(d, ts)
+
+    def _drain(self, d: int, st: Stream, ts: int) -> None:
+        pending = st.pending
+        while pending:
+            seg = pending.pop(st.next_seq, None)
+            if seg is None:
+                # An overlapping segment that starts before next_seq, if any.
+                for s in list(pending):
+                    rel = seq_diff(s, st.next_seq)
+                    if rel < 0:
+                        held, _ = pending.pop(s)
+                        st.pending_bytes -= len(held)
+                        if rel + len(held) > 0:
+                            seg = (held[-rel:], ts)
+                            break
+                if seg is None:
+                    break
+            else:
+                st.pending_bytes -= len(seg[0])
+            data = seg[0]
+            st.next_seq = (st.next_seq + len(data)) & MASK
+            st.delivered += len(data)
+            if self.app is not None:
+                self.app.feed(d, ts, data)
+            elif not self.app_decided:
+                self._first_data(d, ts, data)
+        if not pending:
+            st.pending_bytes = 0
+        if st.fin_seq >= 0 and not st.fin_done and st.next_seq == st.fin_seq:
+            st.fin_done = True
+            st.next_seq = (st.next_seq + 1) & MASK
+
+    def acked(self, d: int, ts: int, ack: int) -> None:
+        """The peer acknowledged ``ack`` in direction ``d``: bytes before it that the capture never
+        showed were lost from the capture (the peer has them), so skip the hole now."""
+        st = self.streams[d]
+        if st.next_seq < 0:
+            return
+        if seq_diff(ack, st.next_seq) <= 0:
+            return
+        if st.fin_seq >= 0 and ack == ((st.fin_seq + 1) & MASK) and st.next_seq == st.fin_seq:
+            return  # only the FIN's sequence number
+        self.skip_hole(d, ts, ack)
+
+    def skip_hole(self, d: int, ts: int, upto: int | None = None) -> None:
+        """Declare the bytes from next_seq to the first held segment (or ``upto``) lost."""
+        st = self.streams[d]
+        target = upto
+        if st.pending:
+            first = min(st.pending, key=lambda s: seq_diff(s, st.next_seq))
+            if target is None or seq_diff(first, target) < 0:
+                target = first
+        if target is None:
+            return
+        hole = seq_diff(target, st.next_seq)
+        if hole <= 0:
+            return
+        if st.fin_seq >= 0 and not st.fin_done and seq_diff(target, st.fin_seq) > 0:
+            hole -= 1  # the FIN's sequence number is not a byte
+            st.fin_done = True
+        st.lost += hole
+        st.next_seq = target
+        if self.app is not None:
+            self.app.gap(d, ts, hole)
+        self._drain(d, st, ts)
+
+    def _first_data(self, d: int, ts: int, data: bytes) -> None:
+        self.app_decided = True
+        if self.factory is not None:
+            self.factory(self, d, ts, data)
+
+    # -- end -----------------------------------------------------------------------------------------
+
+    def finish(self, ts: int) -> None:
+        """End of the capture or eviction: whatever is still held lies behind lost bytes."""
+        for d in (0, 1):
+            st = self.streams[d]
+            while st.pending:
+                before = len(st.pending)
+                self.skip_hole(d, ts)
+                if len(st.pending) == before:  # cannot happen after _drain; never loop forever
+                    st.pending.clear()
+                    st.pending_bytes = 0
+        if self.app is not None:
+            self.app.finish(ts)
+            self.app = None
+
+    def session_row(self, app_level: str | None = None) -> Session:
+        c, s = self.streams
+        return Session(
+            self.session_id, "tcp", ntop(self.client_ip), self.client_port, ntop(self.server_ip),
+            self.server_port, self.inferred, self.ts_first, self.ts_last, self.packets[0],
+            self.packets[1], c.delivered, s.delivered, app_level or self.level, self.syn_ts,
+            self.synack_ts, self.ack_ts, ms(self.syn_ts, self.ack_ts), ms(self.synack_ts, self.ack_ts),
+            ms(self.last_syn_ts, self.synack_ts), c.retrans + s.retrans, c.ooo + s.ooo,
+            c.lost + s.lost, self.close, self.source_file, self.syn_retrans, self.anomaly,
+        )
+
+    def handshake_row(self) -> Handshake | None:
+        """The ``tcp`` layer row of ``handshakes``, when the SYN was captured."""
+        if self.syn_ts is None:
+            return None
+        ok = self.ack_ts is not None
+        detail = "" if ok else ("no SYN/ACK" if self.synack_ts is None else "no final ACK")
+        end = self.ack_ts if ok else self.synack_ts
+        return Handshake(self.session_id, "tcp", self.syn_ts, end, ms(self.syn_ts, end), ok, detail,
+                         None)
