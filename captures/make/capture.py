@@ -21,7 +21,7 @@ import time
 
 def start_capture(args: argparse.Namespace) -> subprocess.Popen[bytes]:
     if args.tool == "tcpdump":
-        cmd = ["tcpdump", "-i", args.iface, "-U", "-s", str(args.snaplen), "-w", args.out]
+        cmd = ["tcpdump", "-i", args.iface, "-U", "--immediate-mode", "-s", str(args.snaplen), "-w", args.out]
         if args.nano:
             cmd += ["--time-stamp-precision", "nano"]
         if args.linktype:
