@@ -23,8 +23,8 @@ import os
 import struct
 import zlib
 from collections import Counter
-from collections.abc import Iterator
-from typing import BinaryIO
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO
 
 from .errors import CaptureError
 
@@ -77,20 +77,45 @@ class CaptureReader:
         self._compressed = head[:2] == b"\x1f\x8b"
         raw.seek(0)
         self._raw = raw
-        self._f: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if self._compressed else raw
+        self._f: Any = gzip.GzipFile(fileobj=raw, mode="rb") if self._compressed else raw
         try:
             self._magic = self._f.read(4)
         except (OSError, EOFError) as e:
             raise CaptureError(f"{path}: cannot read: {e}") from None
         if self._magic in PCAP_MAGICS:
             self.format = "pcap"
+            self.nanosecond = PCAP_MAGICS[self._magic][1] == 1
         elif len(self._magic) == 4 and struct.unpack("<I", self._magic)[0] == PCAPNG_SHB:
             self.format = "pcapng"
+            self.nanosecond = self._peek_pcapng_resolution()
         else:
             self.close()
             if not self._magic:
                 raise CaptureError(f"{path}: empty file, not a capture")
             raise CaptureError(f"{path}: not a pcap or pcapng capture (magic {self._magic.hex()})")
+
+    def _peek_pcapng_resolution(self) -> bool:
+        """Whether any interface of the file's first section has sub-microsecond timestamps, read
+        from the blocks before the first packet, so writers know the precision up front."""
+        try:
+            with open(self.path, "rb") as raw:
+                f: Any = gzip.GzipFile(fileobj=raw) if self._compressed else raw
+                head = f.read(1 << 20)
+        except (OSError, EOFError, zlib.error):
+            return False
+        if len(head) < 12:
+            return False
+        endian = ">" if head[8:12] == b"\x1a\x2b\x3c\x4d" else "<"
+        off, fine = 0, False
+        while off + 12 <= len(head):
+            btype, blen = struct.unpack_from(endian + "II", head, off)
+            if blen < 12 or off + blen > len(head) or btype in (2, 3, 6):
+                break
+            if btype == 1:
+                _lt, mul, div, _o, _s = self._idb(head, off, blen, endian)
+                fine = fine or mul < 1000 or div > 1
+            off += blen
+        return fine
 
     @property
     def position(self) -> int:
@@ -129,7 +154,7 @@ class CaptureReader:
     def _gzip_chunks(self) -> Iterator[bytes]:
         # GzipFile.read(n) loses what it decompressed when the stream is cut short, so gather
         # small read1() pieces: a cut file keeps everything up to the cut.
-        read1 = self._f.read1  # type: ignore[attr-defined]
+        read1 = self._f.read1
         parts: list[bytes] = []
         size = 0
         while True:
@@ -164,7 +189,6 @@ class CaptureReader:
 
     def _pcap(self) -> Iterator[Packet]:
         endian, mult = PCAP_MAGICS[self._magic]
-        self.nanosecond = mult == 1
         hdr = self._f.read(20)
         self.bytes_read = 24
         if len(hdr) < 20:
@@ -213,7 +237,8 @@ class CaptureReader:
             self.warn(W_TRUNCATED, f"last record cut short after {len(pending)} bytes")
 
     @staticmethod
-    def _resync_pcap(data: bytes, start: int, unpack_from, snaplen: int, last_sec: int) -> int:  # type: ignore[no-untyped-def]
+    def _resync_pcap(data: bytes, start: int, unpack_from: Callable[[bytes, int], tuple[int, ...]],
+                     snaplen: int, last_sec: int) -> int:
         """Find the next plausible record header after corruption, or -1."""
         n = len(data)
         for off in range(start, n - 16):
@@ -349,8 +374,6 @@ class CaptureReader:
                         mul, div = 10 ** (9 - exp), 1
                     else:
                         mul, div = 1, 10 ** (exp - 9)
-                if not (mul == 1000 and div == 1):
-                    self.nanosecond = self.nanosecond or mul < 1000 or div > 1
             elif code == 14 and length == 8:
                 (secs,) = struct.unpack(endian + "q", val)
                 tsoff = secs * 1_000_000_000

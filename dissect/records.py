@@ -144,6 +144,7 @@ class SioPacket(NamedTuple):
     anomaly: str
     # extra columns
     eio_sid: str | None
+    attachment_index: int | None = None  # on a binary attachment's row: its place among the attachments
 
 
 TABLES: dict[str, type[tuple]] = {
@@ -154,6 +155,15 @@ TABLES: dict[str, type[tuple]] = {
     "ws_messages": WsMessage,
     "sio_packets": SioPacket,
 }
+
+
+def column_types(table: type[tuple]) -> dict[str, str]:
+    """Each column's type hint as text, e.g. ``{"session_id": "int", "ts_end": "int | None"}``."""
+    out = {}
+    for name, hint in table.__annotations__.items():
+        # NamedTuple keeps postponed annotations as ForwardRef objects.
+        out[name] = getattr(hint, "__forward_arg__", hint if isinstance(hint, str) else repr(hint))
+    return out
 
 
 def ts_columns(table: type[tuple]) -> tuple[str, ...]:

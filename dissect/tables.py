@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from .records import TABLES, ts_columns
+from .records import TABLES, column_types, ts_columns
 
 TABLE_NAMES = tuple(TABLES)
 
@@ -37,11 +37,10 @@ def empty(table: str) -> pd.DataFrame:
 
 def _tidy(cls: type, df: pd.DataFrame) -> pd.DataFrame:
     """Give integer columns with gaps a nullable integer dtype instead of float."""
-    hints = getattr(cls, "__annotations__", {})
-    for col, hint in hints.items():
-        text = str(hint)
-        if col in df.columns and text.startswith("int") and "None" in text:
-            df[col] = df[col].astype(_NULLABLE_INT)
+    ts_cols = ts_columns(cls)  # already float seconds
+    for col, text in column_types(cls).items():
+        if col in df.columns and text.startswith("int") and "None" in text and col not in ts_cols:
+            df[col] = df[col].astype(_NULLABLE_INT)  # type: ignore[call-overload]
     return df
 
 
@@ -103,10 +102,9 @@ def read_csv(path: str, table: str) -> pd.DataFrame:
     """Read a table's CSV back with the same dtypes :func:`frame` gives."""
     cls = TABLES[table]
     df = pd.read_csv(path, keep_default_na=False, na_values=[""], low_memory=False)
-    str_cols = [c for c, h in cls.__annotations__.items() if str(h).startswith("str")]
-    for col in str_cols:
-        if col in df.columns:
+    for col, text in column_types(cls).items():
+        if col in df.columns and text.startswith("str"):
             df[col] = df[col].astype(object).where(df[col].notna(), None)
-            if "None" not in str(cls.__annotations__[col]):
+            if "None" not in text:
                 df[col] = df[col].fillna("")
     return _tidy(cls, df)

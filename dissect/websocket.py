@@ -591,6 +591,9 @@ class WebSocketDissector:
                     m.size_known = False
                 self._emit_msg(st, m, m.ts_last if m.ts_first is not None else ts)
             st.buf = bytearray()
+        closed = getattr(self.upper, "ws_closed", None)
+        if closed is not None:
+            closed(ts)
 
     # --------------------------------------------------------------- frames
 

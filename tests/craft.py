@@ -71,7 +71,7 @@ def write_pcap(packets: Iterable[tuple[float, bytes]], linktype: int = 1, nano: 
 def handshake_and_data(c2s: Sequence[bytes] = (b"hello",), s2c: Sequence[bytes] = (b"world",),
                        isn_c: int = 1000, isn_s: int = 5000, t0: float = T0) -> list[tuple[float, bytes]]:
     """A whole, well-behaved connection: handshake, data each way, FIN both ways."""
-    F, S, R, P, A = 1, 2, 4, 8, 16
+    F, S, P, A = 1, 2, 8, 16
     pk: list[tuple[float, bytes]] = []
     t = t0
     pk.append((t, tcp_packet(CLIENT, SERVER, isn_c, 0, S)))

@@ -1,0 +1,115 @@
+"""Application dissectors chained per TCP session.
+
+A connection whose client opens with an HTTP request gets an :class:`~dissect.http.HttpDissector`.
+Its upper layer, :class:`HttpChain`, routes what HTTP finds:
+
+- requests to an Engine.IO endpoint (``EIO=`` in the query) go to the analysis-wide
+  :class:`~dissect.engineio.EngineIO` tracker, which ties polling requests on several connections
+  and the WebSocket that upgrades them into one Engine.IO session by ``sid``;
+- a ``101 Switching Protocols`` to ``websocket`` is checked (RFC 6455 section 4.2.2, RFC 7692
+  negotiation), written as a ``websocket`` row of ``handshakes``, and the rest of the stream goes to
+  a :class:`~dissect.websocket.WebSocketDissector` whose messages feed Engine.IO when the target
+  was an Engine.IO endpoint;
+- a refused upgrade (any other status) is a ``websocket`` handshake row with ok false.
+"""
+
+from __future__ import annotations
+
+from .engineio import EngineIO
+from .flows import Limits
+from .http import HttpDissector, HttpRequest, HttpResponse, looks_like_http_request
+from .records import C2S, Handshake, Sink, ms
+from .tcp import StreamDissector, TcpConnection
+from .websocket import WebSocketDissector, negotiate
+
+_LEVELS = {"tcp": 0, "udp": 0, "http": 1, "websocket": 2, "engineio": 3, "socketio": 4}
+
+
+def _wants_websocket(request: HttpRequest) -> bool:
+    return "websocket" in request.headers.get("upgrade", "").lower()
+
+
+class HttpChain:
+    """The upper layer of one connection's HTTP dissector (``dissect.http.HttpUpper``)."""
+
+    __slots__ = ("conn", "chain")
+
+    def __init__(self, conn: TcpConnection, chain: Chain) -> None:
+        self.conn = conn
+        self.chain = chain
+
+    def want_body(self, request: HttpRequest) -> bool:
+        return EngineIO.is_engineio_target(request.target)
+
+    def http_request(self, session_id: int, request: HttpRequest) -> None:
+        # Every Engine.IO request as soon as it is complete: POST bodies carry c2s packets, and
+        # an open GET that is never answered still counts as a failed engineio handshake.
+        if EngineIO.is_engineio_target(request.target):
+            self.chain.eio.polling_request(session_id, request.ts, request.method, request.target,
+                                           request.headers, request.body)
+
+    def http_response(self, session_id: int, request: HttpRequest | None,
+                      response: HttpResponse) -> None:
+        if request is None or response.status == 101:
+            return
+        if EngineIO.is_engineio_target(request.target):
+            self.chain.eio.polling_response(session_id, request.ts, response.ts, request.method,
+                                            request.target, response.status, response.headers,
+                                            response.body)
+        if _wants_websocket(request) and response.status >= 200:
+            self.chain.sink.handshakes.append(Handshake(
+                session_id, "websocket", request.ts, response.ts, ms(request.ts, response.ts), False,
+                f"status={response.status}", "websocket"))
+
+    def http_upgrade(self, session_id: int, request: HttpRequest,
+                     response: HttpResponse) -> StreamDissector | None:
+        if not _wants_websocket(request):
+            return None
+        chain = self.chain
+        ok, detail, deflate = negotiate(request.headers, response.headers)
+        chain.sink.handshakes.append(Handshake(
+            session_id, "websocket", request.ts, response.ts, ms(request.ts, response.ts), ok, detail,
+            "websocket"))
+        self.conn.level = "websocket"
+        upper = None
+        if EngineIO.is_engineio_target(request.target):
+            upper = chain.eio.websocket_opened(session_id, request.ts, response.ts, request.target)
+        return WebSocketDissector(session_id, chain.sink, deflate, upper,
+                                  max_message_bytes=chain.limits.max_message_bytes)
+
+
+class Chain:
+    """Chooses each connection's first dissector and owns the analysis-wide Engine.IO state."""
+
+    def __init__(self, sink: Sink, limits: Limits) -> None:
+        self.sink = sink
+        self.limits = limits
+        self.eio = EngineIO(sink)
+
+    def attach(self, conn: TcpConnection) -> None:
+        """Called for every new TCP connection: decide on its first payload."""
+        conn.factory = self.first_data
+
+    def first_data(self, conn: TcpConnection, direction: int, ts: int, data: bytes) -> None:
+        if direction == C2S and looks_like_http_request(data):
+            app = HttpDissector(conn.session_id, self.sink, HttpChain(conn, self),
+                                max_body_bytes=self.limits.max_body_bytes)
+            conn.app = app
+            conn.level = "http"
+            app.feed(direction, ts, data)
+        # Anything else (a server that speaks first, TLS, a capture starting mid-stream) is
+        # counted at the TCP layer only.
+
+    def app_level(self, session_id: int) -> str | None:
+        """The highest layer Engine.IO/Socket.IO saw on a session, once, when its row is written."""
+        return self.eio.app_levels.pop(session_id, None)
+
+    def finish(self, ts: int) -> None:
+        self.eio.finish(ts)
+
+
+def higher(a: str, b: str | None) -> str:
+    """The higher of two app_protocol levels."""
+    if b is None:
+        return a
+    return a if _LEVELS.get(a, 0) >= _LEVELS.get(b, 0) else b

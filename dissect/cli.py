@@ -1,0 +1,191 @@
+"""The ``dissect`` command line.
+
+Exit codes: 0 done; 1 a check or diff rule failed; 2 unusable input (an unreadable capture, bad
+rules, bad options), with one line on stderr saying why. A capture that is damaged but readable is
+analysed as far as it goes, with a warning line, and exits 0.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__
+from .api import Filters, expand_paths, run
+from .errors import DissectError
+from .flows import Limits
+from .reader import CaptureReader
+from .writers import ReportWriter
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def filter_options(f: F) -> F:
+    """``--port``, ``--host``, ``--session``, ``--namespace``: shared by every command."""
+    f = click.option("--namespace", multiple=True, help="Only Socket.IO rows of this namespace (repeatable).")(f)
+    f = click.option("--session", "session_ids", multiple=True, type=int,
+                     help="Only rows of this session_id (repeatable).")(f)
+    f = click.option("--host", multiple=True, help="Only flows to or from this IP address (repeatable).")(f)
+    f = click.option("--port", multiple=True, type=int,
+                     help="Only flows with this port on either side (repeatable).")(f)
+    return f
+
+
+def limit_options(f: F) -> F:
+    d = Limits()
+    f = click.option("--max-message-bytes", type=int, default=d.max_message_bytes, show_default=True,
+                     help="Largest WebSocket message kept (reassembled or decompressed).")(f)
+    f = click.option("--max-reassembly-bytes", type=int, default=d.max_reassembly_bytes, show_default=True,
+                     help="Out-of-order bytes held per TCP direction before a hole is declared lost.")(f)
+    f = click.option("--max-flows", type=int, default=d.max_flows, show_default=True,
+                     help="Open flows kept; past it the longest-idle are flushed.")(f)
+    return f
+
+
+def make_filters(port: tuple[int, ...], host: tuple[str, ...], session_ids: tuple[int, ...],
+                 namespace: tuple[str, ...]) -> Filters:
+    try:
+        return Filters.make(port, host, session_ids, namespace)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def any_nanosecond(files: list[str]) -> bool:
+    """Whether any capture has sub-microsecond timestamps: then every CSV time gets 9 digits."""
+    fine = False
+    for f in files:
+        r = CaptureReader(f)
+        fine = fine or r.nanosecond
+        r.close()
+    return fine
+
+
+def fail(message: str) -> None:
+    click.echo(f"dissect: {message}", err=True)
+    sys.exit(2)
+
+
+def guarded(f: F) -> F:
+    """Turn dissect's own errors into one line on stderr and exit 2 (never a traceback)."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except DissectError as e:
+            fail(str(e))
+        except KeyboardInterrupt:
+            click.echo("dissect: interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def warn_lines(summary: dict[str, Any], quiet: bool) -> None:
+    """One line per reader warning (a damaged capture still exits 0)."""
+    if quiet:
+        return
+    warnings = summary.get("warnings") or {}
+    items = warnings.get("by_kind", warnings) if isinstance(warnings, dict) else {}
+    for kind, info in items.items():
+        count = info.get("count") if isinstance(info, dict) else info
+        if not count:
+            continue
+        details = info.get("details", []) if isinstance(info, dict) else []
+        extra = f": {details[0]}" if details else ""
+        click.echo(f"dissect: warning: {kind} ({count}){extra}", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dissect")
+def main() -> None:
+    """Dissect captures (pcap, pcapng, gzip) into TCP sessions, HTTP exchanges, WebSocket frames
+    and messages, and Engine.IO / Socket.IO packets, with the handshake chain of every session."""
+
+
+@main.command()
+@click.argument("captures", nargs=-1, required=True)
+@click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory for the tables, summary.json and report.html.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True)
+@click.option("--html/--no-html", default=True, show_default=True, help="Also write report.html.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar, no warning lines.")
+@filter_options
+@limit_options
+@guarded
+def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet: bool,
+           port: tuple[int, ...], host: tuple[str, ...], session_ids: tuple[int, ...],
+           namespace: tuple[str, ...], max_flows: int, max_reassembly_bytes: int,
+           max_message_bytes: int) -> None:
+    """Write every table of CAPTURES (files or directories) to --out DIR."""
+    filters = make_filters(port, host, session_ids, namespace)
+    limits = Limits(max_flows=max_flows, max_reassembly_bytes=max_reassembly_bytes,
+                    max_message_bytes=max_message_bytes)
+    files = expand_paths(list(captures))
+    writer = ReportWriter(out_dir, fmt, digits=9 if any_nanosecond(files) else 6)
+    try:
+        result = run(files, [writer], filters=filters, limits=limits, quiet=quiet)
+    finally:
+        writer.close()
+    summary = result.summary
+    with open(os.path.join(out_dir, "summary.json"), "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2, sort_keys=False)
+        f.write("\n")
+    if html:
+        _write_html(out_dir, fmt, quiet)
+    warn_lines(summary, quiet)
+    if not quiet:
+        counts = ", ".join(f"{n} {t}" for t, n in writer.counts.items())
+        click.echo(f"dissect: wrote {out_dir}: {counts}", err=True)
+
+
+HTML_ROW_LIMIT = 2_000_000
+
+
+def _write_html(out_dir: str, fmt: str, quiet: bool) -> None:
+    from .tables import Analysis
+
+    sizes = sum(os.path.getsize(os.path.join(out_dir, n)) for n in os.listdir(out_dir)
+                if n.endswith((".csv", ".jsonl")))
+    if sizes > 200 << 20:
+        if not quiet:
+            click.echo("dissect: report.html skipped: tables over 200 MB (use the CSVs or summary.json)",
+                       err=True)
+        return
+    from .report.html import render_html
+
+    render_html(Analysis.from_dir(out_dir), os.path.join(out_dir, "report.html"))
+
+
+@main.command()
+@click.argument("captures", nargs=-1, required=True)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar, no warning lines.")
+@click.option("--json", "as_json", is_flag=True, help="Print summary.json instead.")
+@filter_options
+@guarded
+def summary(captures: tuple[str, ...], quiet: bool, as_json: bool, port: tuple[int, ...],
+            host: tuple[str, ...], session_ids: tuple[int, ...], namespace: tuple[str, ...]) -> None:
+    """Print the headline figures of CAPTURES in the terminal."""
+    filters = make_filters(port, host, session_ids, namespace)
+    result = run(list(captures), [], filters=filters, quiet=quiet)
+    if as_json:
+        click.echo(json.dumps(result.summary, indent=2))
+    else:
+        from .report.terminal import print_summary
+
+        print_summary(result.summary)
+    warn_lines(result.summary, quiet)
+
+
+from .crosscheck import crosscheck  # noqa: E402 - commands defined in their own modules
+from .report.commands import check, diff  # noqa: E402
+
+main.add_command(check)
+main.add_command(diff)
+main.add_command(crosscheck)

@@ -1,0 +1,203 @@
+"""The flow table: TCP connections and UDP flows by 5-tuple, their roles, and their eviction.
+
+Every flow is registered under both directional keys (``src + dst + sport + dport`` as raw bytes),
+mapping to ``(flow, direction)``, so a packet costs one dict lookup. Roles follow
+``shared/REPORTS.md``: the client sent the first SYN; without a SYN the SYN/ACK tells; failing that,
+the side with the higher (ephemeral) port is the client and ``client_inferred`` is true.
+
+Memory stays bounded: closed connections leave the table a while after they close, idle ones after
+``idle_timeout``, and past ``max_flows`` the longest-idle flows are flushed (counted in
+``evicted``). A flushed flow writes its session row at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .ip import ntop
+from .records import Session, Sink
+from .tcp import ACK, SYN, TcpConnection
+
+NS = 1_000_000_000
+
+
+@dataclass
+class Limits:
+    """Resource limits a user can set (``dissect report --max-flows`` and friends)."""
+
+    max_flows: int = 200_000
+    idle_timeout_s: float = 600.0
+    closed_linger_s: float = 30.0
+    max_reassembly_bytes: int = 8 << 20  # held out-of-order bytes per direction
+    max_message_bytes: int = 16 << 20  # one reassembled / decompressed WebSocket message
+    max_body_bytes: int = 8 << 20  # HTTP bodies kept for Engine.IO polling
+
+
+class UdpFlow:
+    """One UDP flow (RFC 768): counts only; no application layer is dissected over UDP yet."""
+
+    __slots__ = ("session_id", "client_ip", "client_port", "server_ip", "server_port", "packets",
+                 "nbytes", "ts_first", "ts_last", "source_file")
+
+    def __init__(self, session_id: int, client: tuple[bytes, int], server: tuple[bytes, int], ts: int,
+                 source_file: str) -> None:
+        self.session_id = session_id
+        self.client_ip, self.client_port = client
+        self.server_ip, self.server_port = server
+        self.packets = [0, 0]
+        self.nbytes = [0, 0]
+        self.ts_first = ts
+        self.ts_last = ts
+        self.source_file = source_file
+
+    def session_row(self) -> Session:
+        return Session(
+            self.session_id, "udp", ntop(self.client_ip), self.client_port, ntop(self.server_ip),
+            self.server_port, True, self.ts_first, self.ts_last, self.packets[0], self.packets[1],
+            self.nbytes[0], self.nbytes[1], "udp", None, None, None, None, None, None, None, None, None,
+            None, self.source_file, None, "",
+        )
+
+
+def _guess_client(a: tuple[bytes, int], b: tuple[bytes, int]) -> bool:
+    """True when ``a`` (the first packet's sender) looks like the client: the higher port, as an
+    ephemeral port normally is; on a tie, the first sender."""
+    return a[1] >= b[1]
+
+
+class FlowTable:
+    def __init__(self, sink: Sink, limits: Limits,
+                 accept: Callable[[bytes, int, bytes, int], bool] | None = None,
+                 app_level: Callable[[int], str | None] | None = None) -> None:
+        self.sink = sink
+        self.limits = limits
+        self.tcp: dict[bytes, tuple[TcpConnection | None, int]] = {}
+        self.udp: dict[bytes, tuple[UdpFlow | None, int]] = {}
+        self.next_id = 1
+        self.source_file = ""
+        self.accept = accept  # flow filter (--host/--port): False = ignore the flow
+        self.app_level = app_level or (lambda sid: None)
+        self.on_tcp_open: Callable[[TcpConnection], None] | None = None
+        self.evicted = 0
+        self.ignored = 0
+
+    # -- creation (slow path) ------------------------------------------------------------------------
+
+    def _roles(self, src: bytes, sport: int, dst: bytes, dport: int,
+               flags: int) -> tuple[tuple[bytes, int], tuple[bytes, int], bool, int]:
+        a, b = (src, sport), (dst, dport)
+        if flags & SYN and not flags & ACK:
+            return a, b, False, 0
+        if flags & SYN:  # a SYN/ACK: the sender is the server
+            return b, a, True, 1
+        if _guess_client(a, b):
+            return a, b, True, 0
+        return b, a, True, 1
+
+    def new_tcp(self, key: bytes, src: bytes, dst: bytes, sport: int, dport: int, flags: int,
+                ts: int) -> tuple[TcpConnection | None, int]:
+        client, server, inferred, d = self._roles(src, sport, dst, dport, flags)
+        rkey = _reverse(key, len(src))
+        if self.accept is not None and not self.accept(client[0], client[1], server[0], server[1]):
+            self.ignored += 1
+            self.tcp[key] = (None, d)
+            self.tcp[rkey] = (None, 1 - d)
+            return None, d
+        if len(self.tcp) >= 2 * self.limits.max_flows:
+            self.evict(ts, force=True)
+        conn = TcpConnection(self.next_id, client, server, inferred, ts, self.source_file,
+                             self.limits.max_reassembly_bytes)
+        self.next_id += 1
+        self.tcp[key] = (conn, d)
+        self.tcp[rkey] = (conn, 1 - d)
+        if self.on_tcp_open is not None:
+            self.on_tcp_open(conn)
+        return conn, d
+
+    def restart_tcp(self, key: bytes, src: bytes, dst: bytes, sport: int, dport: int, flags: int,
+                    ts: int) -> tuple[TcpConnection | None, int]:
+        """A new SYN on a 5-tuple whose connection has finished starts a new session."""
+        old, _ = self.tcp[key]
+        rkey = _reverse(key, len(src))
+        del self.tcp[key]
+        self.tcp.pop(rkey, None)
+        if old is not None:
+            self._flush_tcp(old, ts)
+        return self.new_tcp(key, src, dst, sport, dport, flags, ts)
+
+    def new_udp(self, key: bytes, src: bytes, dst: bytes, sport: int, dport: int,
+                ts: int) -> tuple[UdpFlow | None, int]:
+        a, b = (src, sport), (dst, dport)
+        client, server, d = (a, b, 0) if _guess_client(a, b) else (b, a, 1)
+        rkey = _reverse(key, len(src))
+        if self.accept is not None and not self.accept(client[0], client[1], server[0], server[1]):
+            self.ignored += 1
+            self.udp[key] = (None, d)
+            self.udp[rkey] = (None, 1 - d)
+            return None, d
+        if len(self.udp) >= 2 * self.limits.max_flows:
+            self.evict(ts, force=True)
+        flow = UdpFlow(self.next_id, client, server, ts, self.source_file)
+        self.next_id += 1
+        self.udp[key] = (flow, d)
+        self.udp[rkey] = (flow, 1 - d)
+        return flow, d
+
+    # -- eviction and the end ------------------------------------------------------------------------
+
+    def _flush_tcp(self, conn: TcpConnection, ts: int) -> None:
+        conn.finish(ts)
+        self.sink.sessions.append(conn.session_row(self.app_level(conn.session_id)))
+        hs = conn.handshake_row()
+        if hs is not None:
+            self.sink.handshakes.append(hs)
+
+    def evict(self, now: int, force: bool = False) -> None:
+        """Flush flows closed for a while or idle too long; with ``force``, also the oldest half
+        of what is left when the table is full."""
+        lim = self.limits
+        closed_before = now - int(lim.closed_linger_s * NS)
+        idle_before = now - int(lim.idle_timeout_s * NS)
+        for table, is_tcp in ((self.tcp, True), (self.udp, False)):
+            victims: dict[int, TcpConnection | UdpFlow] = {}
+            for flow, _d in table.values():
+                if flow is None or flow.session_id in victims:
+                    continue
+                if flow.ts_last < idle_before or (
+                    is_tcp and flow.finished and flow.ts_last < closed_before  # type: ignore[union-attr]
+                ):
+                    victims[flow.session_id] = flow
+            if force and len(table) - 2 * len(victims) >= 2 * lim.max_flows:
+                live = sorted({id(f): f for f, _ in table.values() if f is not None}.values(),
+                              key=lambda f: f.ts_last)
+                for f in live[: len(live) // 2]:
+                    victims[f.session_id] = f
+                self.evicted += len(live) // 2
+            if victims:
+                for key in [k for k, (f, _) in table.items() if f is not None and f.session_id in victims]:
+                    del table[key]
+                for f in victims.values():
+                    if is_tcp:
+                        self._flush_tcp(f, now)  # type: ignore[arg-type]
+                    else:
+                        self.sink.sessions.append(f.session_row())
+
+    def flush_all(self, now: int) -> None:
+        seen: set[int] = set()
+        for flow, _ in list(self.tcp.values()):
+            if flow is not None and flow.session_id not in seen:
+                seen.add(flow.session_id)
+                self._flush_tcp(flow, now)
+        for uflow, _ in list(self.udp.values()):
+            if uflow is not None and uflow.session_id not in seen:
+                seen.add(uflow.session_id)
+                self.sink.sessions.append(uflow.session_row())
+        self.tcp.clear()
+        self.udp.clear()
+
+
+def _reverse(key: bytes, alen: int) -> bytes:
+    """The key of the opposite direction: swap the addresses and the ports."""
+    a = 2 * alen
+    return key[alen:a] + key[:alen] + key[a + 2 : a + 4] + key[a : a + 2]

@@ -1,0 +1,231 @@
+"""The pipeline, in the order the data flows:
+
+reader (pcap/pcapng chunks) -> link layer -> IP -> TCP/UDP -> flow table and TCP reassembly ->
+application dissectors chained per session (:mod:`dissect.chain`) -> rows in a :class:`Sink` ->
+consumers (report writers, the summary, the in-memory collector of :func:`dissect.analyze`).
+
+The per-packet loop is the hot path: it decodes the common case (Ethernet or cooked Linux, IPv4
+without options, TCP) inline with ``struct.unpack_from`` on the read chunk, builds the flow key as
+one slice of the packet (the IPv4 addresses and the TCP ports are contiguous when the header has
+no options), and leaves everything rarer to :mod:`dissect.link` and :mod:`dissect.ip`.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
+
+from . import link
+from .chain import Chain
+from .flows import NS, FlowTable, Limits
+from .ip import IPLayer
+from .reader import CaptureReader
+from .records import Sink
+from .tcp import ACK, FIN, HALF, MASK, SYN
+
+_tcp_hdr = struct.Struct("!HHIIBB").unpack_from
+_udp_hdr = struct.Struct("!HH").unpack_from
+
+DRAIN_EVERY = 4096
+EVICT_EVERY = 1 << 16
+
+
+class Consumer(Protocol):
+    def add(self, table: str, rows: Iterable[tuple]) -> None: ...
+
+
+class Stats:
+    """What the pipeline counted besides rows: per file, link types, decode failures."""
+
+    def __init__(self) -> None:
+        self.files: list[dict[str, Any]] = []
+        self.counters: Counter[str] = Counter()
+        self.warnings: Counter[str] = Counter()
+        self.warning_details: list[tuple[str, str]] = []
+        self.nanosecond = False
+
+
+class Pipeline:
+    def __init__(self, consumers: Sequence[Consumer], limits: Limits | None = None,
+                 accept: Callable[[bytes, int, bytes, int], bool] | None = None,
+                 progress: Callable[[int], None] | None = None) -> None:
+        self.sink = Sink()
+        self.limits = limits or Limits()
+        self.consumers = consumers
+        self.chain = Chain(self.sink, self.limits)
+        self.flows = FlowTable(self.sink, self.limits, accept, self.chain.app_level)
+        self.flows.on_tcp_open = self.chain.attach
+        self.ip = IPLayer()
+        self.stats = Stats()
+        self.progress = progress
+        self.last_ts = 0
+
+    def drain(self) -> None:
+        for table, rows in self.sink.drain().items():
+            for c in self.consumers:
+                c.add(table, rows)
+
+    def finish(self) -> None:
+        self.flows.flush_all(self.last_ts)
+        self.chain.finish(self.last_ts)
+        self.drain()
+        self.stats.counters.update(self.ip.counters)
+        if self.flows.evicted:
+            self.stats.counters["flows-evicted"] += self.flows.evicted
+
+    def run_reader(self, reader: CaptureReader) -> None:  # noqa: C901 - the hot loop, kept in one piece
+        """Dissect every packet of one capture file."""
+        flows = self.flows
+        flows.source_file = reader.path
+        tcp_get = flows.tcp.get
+        udp_get = flows.udp.get
+        decoders = link.DECODERS
+        ipdecode = self.ip.decode
+        counters = self.stats.counters
+        sink = self.sink
+        progress = self.progress
+        last_ts = self.last_ts
+        npk = 0
+        unknown_links: Counter[int] = Counter()
+        tcp_hdr = _tcp_hdr
+
+        for ts, lt, buf, off, caplen, _wirelen in reader:
+            npk += 1
+            if not npk % DRAIN_EVERY:
+                if sink.pending():
+                    self.drain()
+                if not npk % EVICT_EVERY:
+                    flows.evict(ts)
+                    tcp_get = flows.tcp.get
+                    udp_get = flows.udp.get
+                if progress is not None:
+                    progress(reader.position)
+            if ts > last_ts:
+                last_ts = ts
+            end = off + caplen
+
+            # -- link layer: Ethernet without tags inline, the rest in dissect.link
+            if lt == 1 and caplen >= 34:
+                etype = (buf[off + 12] << 8) | buf[off + 13]
+                l3 = off + 14
+                if etype == 0x8100 or etype == 0x88A8:
+                    etype, l3 = link.ethernet(buf, off, end)
+            else:
+                dec = decoders.get(lt)
+                if dec is None:
+                    unknown_links[lt] += 1
+                    continue
+                etype, l3 = dec(buf, off, end)
+
+            # -- IP: IPv4 without options or fragments inline
+            if etype == 0x0800 and l3 + 20 <= end and buf[l3] == 0x45 and not (
+                ((buf[l3 + 6] << 8) | buf[l3 + 7]) & 0x3FFF
+            ):
+                proto = buf[l3 + 9]
+                l4 = l3 + 20
+                l4end = l3 + ((buf[l3 + 2] << 8) | buf[l3 + 3])
+                if l4end < l4:
+                    counters["ipv4-bad-length"] += 1
+                    continue
+                key = buf[l3 + 12 : l3 + 24]
+                data = buf
+                alen = 4
+            else:
+                decoded = ipdecode(etype, buf, l3, end, ts)
+                if decoded is None:
+                    continue
+                proto, src, dst, data, l4, l4end = decoded
+                if data is not buf:  # reassembled from fragments
+                    end = l4end
+                alen = len(src)
+                key = src + dst + data[l4 : l4 + 4]
+
+            if proto == 6:
+                if l4 + 20 > end:
+                    counters["tcp-truncated"] += 1
+                    continue
+                sport, dport, seq, ack, doff, flags = tcp_hdr(data, l4)
+                poff = l4 + ((doff >> 4) << 2)
+                entry = tcp_get(key)
+                if entry is None:
+                    entry = flows.new_tcp(key, key[:alen], key[alen : 2 * alen], sport, dport, flags, ts)
+                conn, d = entry
+                if conn is None:
+                    continue
+                if flags & 0x07:  # SYN, FIN or RST: the slow path
+                    if flags & SYN and not flags & ACK and conn.finished and \
+                            conn.streams[d].isn != seq:
+                        conn, d = flows.restart_tcp(key, key[:alen], key[alen : 2 * alen], sport,
+                                                    dport, flags, ts)
+                        if conn is None:
+                            continue
+                    conn.control(d, ts, seq, ack, flags)
+                conn.packets[d] += 1
+                conn.ts_last = ts
+                if flags & ACK:
+                    if conn.ack_ts is None and d == 0 and conn.synack_ts is not None \
+                            and not flags & SYN:
+                        conn.ack_ts = ts
+                    other = conn.streams[1 - d]
+                    nxt = other.next_seq
+                    if nxt >= 0 and ack != nxt and not ((ack - nxt) & MASK) & HALF:
+                        conn.acked(1 - d, ts, ack)
+                if l4end > poff:
+                    if flags & SYN:
+                        seq = (seq + 1) & MASK  # data on a SYN (TCP Fast Open) follows the ISN
+                    if l4end <= end:
+                        conn.data(d, ts, seq, data[poff:l4end])
+                    else:  # cut by the snaplen: use what was captured, the rest is lost
+                        counters["tcp-snaplen-cut"] += 1
+                        have = max(0, end - poff)
+                        if have:
+                            conn.data(d, ts, seq, data[poff:end])
+                        conn.acked(d, ts, (seq + l4end - poff) & MASK)
+                    if flags & FIN:
+                        conn.fin(d, (seq + l4end - poff) & MASK)
+                elif flags & FIN:
+                    conn.fin(d, seq)
+            elif proto == 17:
+                if l4 + 8 > end:
+                    counters["udp-truncated"] += 1
+                    continue
+                uentry = udp_get(key)
+                if uentry is None:
+                    sport, dport = _udp_hdr(data, l4)
+                    uentry = flows.new_udp(key, key[:alen], key[alen : 2 * alen], sport, dport, ts)
+                uflow, d = uentry
+                if uflow is None:
+                    continue
+                uflow.packets[d] += 1
+                uflow.nbytes[d] += max(0, l4end - l4 - 8)  # the IP length says, even if cut
+                uflow.ts_last = ts
+            else:
+                counters[f"ip-proto-{proto}"] += 1
+
+        self.last_ts = last_ts
+        if progress is not None:
+            progress(reader.position)
+        st = self.stats
+        st.nanosecond = st.nanosecond or reader.nanosecond
+        for lt, n in unknown_links.items():
+            st.warnings["unknown-link-type"] += n
+            st.warning_details.append(
+                ("unknown-link-type", f"{reader.path}: {n} packets of unknown link type {lt}"))
+        for kind, n in reader.warnings.items():
+            st.warnings[kind] += n
+        st.warning_details.extend(reader.warning_details)
+        st.files.append({
+            "path": reader.path,
+            "format": reader.format,
+            "packets": reader.packets,
+            "bytes": reader.size,
+            "link_types": {link.LINK_NAMES.get(k, str(k)): v for k, v in reader.link_types.items()},
+            "ts_precision": "ns" if reader.nanosecond else "us",
+        })
+        self.drain()
+
+
+def seconds(ns: int) -> float:
+    return ns / NS

@@ -1,0 +1,220 @@
+"""The headline figures of an analysis on a terminal (``dissect summary``).
+
+Everything printed that came from traffic (event names, namespaces, hosts, anomaly kinds, reader
+warning details, file names) goes through :func:`safe_text` first, so a capture cannot move the
+cursor, rewrite earlier lines, set the window title or reverse the text direction.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Mapping
+from typing import IO, TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from ..tables import Analysis
+
+# C0 controls, DEL, C1 controls, and the Unicode format characters that reorder or hide text
+# (bidi embeddings/overrides/isolates, zero-width marks, line/paragraph separators, BOM).
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb]"
+)
+MAX_TEXT = 200
+
+
+def _escape_char(m: re.Match[str]) -> str:
+    c = ord(m.group(0))
+    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+
+
+def safe_text(s: Any, limit: int | None = MAX_TEXT) -> str:
+    """``s`` as a string fit for a terminal: control and bidi characters shown as ``\\xNN`` escapes.
+
+    Nothing that a terminal interprets (ESC, CR, BS, BEL, C1 CSI, ...) survives; the text is cut to
+    ``limit`` characters (``...`` marks a cut).
+    """
+    if s is None:
+        return ""
+    text = s if isinstance(s, str) else str(s)
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + "..."
+    return _UNSAFE.sub(_escape_char, text)
+
+
+def _fmt_ms(x: Any) -> str:
+    if x is None:
+        return "-"
+    x = float(x)
+    if x >= 1000:
+        return f"{x / 1000:.2f} s"
+    if x >= 10:
+        return f"{x:.1f} ms"
+    return f"{x:.3f} ms"
+
+
+def _fmt_int(x: Any) -> str:
+    return "-" if x is None else f"{int(x):,}"
+
+
+def _fmt_bytes(x: Any) -> str:
+    if x is None:
+        return "-"
+    v = float(x)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(v) < 1024 or unit == "GiB":
+            return f"{int(v)} {unit}" if unit == "B" else f"{v:.1f} {unit}"
+        v /= 1024
+    return f"{v:.1f} GiB"  # pragma: no cover
+
+
+def _counts(d: Mapping[str, Any] | None) -> str:
+    if not d:
+        return "-"
+    items = sorted(d.items(), key=lambda kv: (-int(kv[1]), str(kv[0])))
+    return ", ".join(f"{safe_text(k, 60) or '-'} {int(v):,}" for k, v in items)
+
+
+def _pct_line(p: Mapping[str, Any] | None) -> str:
+    if not p or not p.get("count"):
+        return "-"
+    return (
+        f"n={p['count']:,}  p50 {_fmt_ms(p.get('p50'))}  p90 {_fmt_ms(p.get('p90'))}  "
+        f"p99 {_fmt_ms(p.get('p99'))}  max {_fmt_ms(p.get('max'))}"
+    )
+
+
+def print_summary(
+    analysis_or_summary: Analysis | Mapping[str, Any],
+    file: IO[str] | None = None,
+    color: bool | None = None,
+    top: int = 10,
+) -> None:
+    """Print the headline figures of an analysis or of a summary.json dict.
+
+    ``color=None`` styles the output only when ``file`` is a terminal.
+    """
+    from ..summary import summary_of
+
+    if isinstance(analysis_or_summary, Mapping):
+        s: Mapping[str, Any] = analysis_or_summary
+    else:
+        s = summary_of(analysis_or_summary)
+    out = file if file is not None else sys.stdout
+    if color is None:
+        isatty = getattr(out, "isatty", None)
+        color = bool(isatty and isatty())
+
+    def head(text: str) -> None:
+        line = click.style(text, bold=True, fg="cyan") if color else text
+        out.write(line + "\n")
+
+    def row(label: str, value: str, bad: bool = False) -> None:
+        lab = f"  {label:<22}"
+        if color:
+            lab = click.style(lab, dim=True)
+            if bad:
+                value = click.style(value, fg="red", bold=True)
+        out.write(f"{lab}{value}\n")
+
+    totals = s.get("totals", {})
+    head("Captures")
+    files = s.get("files") or []
+    for f in files[:top]:
+        lts = ",".join(safe_text(x, 20) for x in f.get("link_types") or []) or "-"
+        row(
+            safe_text(f.get("path"), 60),
+            f"{_fmt_int(f.get('packets'))} packets, {_fmt_bytes(f.get('bytes'))}, "
+            f"link {lts}, {_fmt_int(f.get('sessions'))} sessions",
+        )
+    if len(files) > top:
+        row("...", f"{len(files) - top} more files")
+    row("files", _fmt_int(totals.get("files", len(files))))
+    row("packets", _fmt_int(totals.get("packets")))
+    row("bytes", _fmt_bytes(totals.get("bytes")))
+    cap = s.get("capture") or {}
+    if cap.get("duration_s") is not None:
+        row("duration", f"{float(cap['duration_s']):.3f} s")
+
+    head("Sessions")
+    row("total", _fmt_int(totals.get("sessions")))
+    protos = {k: v.get("sessions", 0) for k, v in (s.get("protocols") or {}).items()}
+    row("by app protocol", _counts({k: v for k, v in protos.items() if v}))
+    sess = s.get("sessions") or {}
+    row("closed by", _counts(sess.get("by_close")))
+    row(
+        "tcp trouble",
+        f"{_fmt_int(sess.get('retransmissions'))} retransmissions, "
+        f"{_fmt_int(sess.get('out_of_order'))} out of order, "
+        f"{_fmt_bytes(sess.get('lost_bytes'))} lost",
+        bad=bool(sess.get("lost_bytes")),
+    )
+
+    head("Handshakes")
+    for layer, h in (s.get("handshakes") or {}).items():
+        if not h.get("count"):
+            continue
+        failed = int(h.get("failed") or 0)
+        row(
+            safe_text(layer, 20),
+            f"{h['count']:,} ({failed:,} failed)  {_pct_line(h.get('duration_ms'))}",
+            bad=failed > 0,
+        )
+
+    http = s.get("http") or {}
+    if http.get("count"):
+        head("HTTP")
+        row("exchanges", _fmt_int(http.get("count")))
+        row("by status", _counts(http.get("by_status")))
+        row("duration", _pct_line(http.get("duration_ms")))
+
+    fr = s.get("ws_frames") or {}
+    msg = s.get("ws_messages") or {}
+    if fr.get("count") or msg.get("count"):
+        head("WebSocket")
+        row("frames", _fmt_int(fr.get("count")))
+        row("frames by opcode", _counts(fr.get("by_opcode")))
+        if fr.get("by_close_code"):
+            row("close codes", _counts(fr.get("by_close_code")))
+        row("messages", _fmt_int(msg.get("count")))
+        size = msg.get("payload_bytes") or {}
+        if size.get("count"):
+            row(
+                "message size",
+                f"p50 {_fmt_bytes(size.get('p50'))}  p90 {_fmt_bytes(size.get('p90'))}  "
+                f"p99 {_fmt_bytes(size.get('p99'))}  max {_fmt_bytes(size.get('max'))}",
+            )
+
+    sio = s.get("sio_packets") or {}
+    if sio.get("count"):
+        head("Engine.IO / Socket.IO")
+        row("packets", _fmt_int(sio.get("count")))
+        row("by engine.io type", _counts(sio.get("by_eio_type")))
+        row("by socket.io type", _counts(sio.get("by_sio_type")))
+        events = sio.get("events") or []
+        for e in events[:top]:
+            ns = safe_text(e.get("namespace") or "/", 40)
+            ev = safe_text(e.get("event"), 60)
+            row(f"event {ns}", f"{ev}  {int(e.get('count') or 0):,}")
+        if len(events) > top:
+            row("...", f"{len(events) - top} more events listed in summary.json")
+        row("ack latency", _pct_line(sio.get("ack_latency_ms")))
+
+    anom = s.get("anomalies") or {}
+    head("Anomalies")
+    row("total", _fmt_int(anom.get("total", 0)), bad=bool(anom.get("total")))
+    for table, kinds in (anom.get("by_table") or {}).items():
+        row(safe_text(table, 20), _counts(kinds), bad=True)
+
+    warn = s.get("warnings") or {}
+    head("Reader warnings")
+    row("total", _fmt_int(warn.get("total", 0)), bad=bool(warn.get("total")))
+    for kind, w in (warn.get("by_kind") or {}).items():
+        details = "; ".join(safe_text(d, 80) for d in w.get("details") or [])
+        row(
+            safe_text(kind, 22),
+            f"{int(w.get('count') or 0):,}" + (f"  ({details})" if details else ""),
+            bad=True,
+        )

@@ -1,0 +1,655 @@
+"""summary.json: headline figures of an analysis, built while the rows stream past.
+
+:class:`SummaryBuilder` is fed row batches (the NamedTuples of :mod:`dissect.records`, timestamps in
+integer nanoseconds) as the pipeline drains them, and never keeps a table: it keeps counters and
+bounded distributions. :func:`from_analysis` computes the same dict from the DataFrames of an
+:class:`~dissect.tables.Analysis` (a report loaded from disk); both paths go through the same code,
+so they agree.
+
+Memory bounds
+-------------
+Distributions (handshake durations per layer, HTTP durations, ack latencies, message sizes) keep
+their exact values in an ``array('d')`` up to :data:`EXACT_LIMIT` (1,000,000) values; percentiles
+are then exact (linear interpolation between closest ranks, as ``numpy.percentile``). Past that the
+values move to a log-bucket histogram with 1 % relative accuracy (DDSketch style: bucket ``i`` holds
+values in ``(g**(i-1), g**i]`` with ``g = 1.02``), so a 10M-message capture costs a few thousand
+buckets instead of 80 MB; ``min``, ``max`` and ``count`` stay exact, and ``method`` says which of
+``"exact"`` and ``"log-histogram"`` produced the percentiles.
+
+Counters keyed by traffic-derived strings (event names, namespaces, HTTP methods, anomaly kinds ...)
+keep at most :data:`COUNTER_LIMIT` distinct keys; later new keys are counted under ``"(other)"``.
+
+Anomaly kinds: the ``anomaly`` cells are ``;``-joined tags; a tag's kind is the tag up to its first
+``:``, ``=`` or ``(`` (``"bad_close_code=1005"`` counts as ``bad_close_code``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from array import array
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .records import TABLES
+
+if TYPE_CHECKING:
+    from .tables import Analysis
+
+EXACT_LIMIT = 1_000_000
+COUNTER_LIMIT = 10_000
+TOP_EVENTS = 50
+MAX_WARNING_DETAILS = 5
+OTHER = "(other)"
+LAYERS = ("tcp", "websocket", "engineio", "socketio")
+PROTOCOLS = ("tcp", "udp", "http", "websocket", "engineio", "socketio")
+ANOMALY_TABLES = ("sessions", "http", "ws_frames", "ws_messages", "sio_packets")
+SCHEMA_VERSION = 1
+
+_GAMMA = 1.02
+_LOG_GAMMA = math.log(_GAMMA)
+_KIND_CUT = re.compile(r"[:=(]")
+
+
+def _r(x: float | None, digits: int = 6) -> float | None:
+    """Round for JSON; NaN and infinities become None."""
+    if x is None:
+        return None
+    x = float(x)
+    if math.isnan(x) or math.isinf(x):
+        return None
+    return round(x, digits)
+
+
+def _num(x: Any) -> float | None:
+    """A float from a cell, or None for a missing value (None, NaN, pd.NA)."""
+    if x is None:
+        return None
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def _int(x: Any) -> int:
+    v = _num(x)
+    return 0 if v is None else int(v)
+
+
+def _key(x: Any) -> str:
+    """A counter key from a cell: missing values are ``""``; integral floats lose their ``.0``."""
+    if x is None:
+        return ""
+    if isinstance(x, bool):
+        return "true" if x else "false"
+    if isinstance(x, float):
+        if math.isnan(x):
+            return ""
+        if x.is_integer():
+            return str(int(x))
+    return str(x)
+
+
+def anomaly_kind(tag: str) -> str:
+    """The kind of one anomaly tag: the tag up to its first ``:``, ``=`` or ``(``."""
+    kind = _KIND_CUT.split(tag.strip(), maxsplit=1)[0].strip()
+    return (kind or tag.strip())[:80]
+
+
+def split_anomalies(cell: Any) -> list[str]:
+    """The tags of one ``anomaly`` cell (``;``-joined); empty for a missing or empty cell."""
+    if not cell or not isinstance(cell, str):
+        return []
+    return [t.strip() for t in cell.split(";") if t.strip()]
+
+
+class CappedCounter:
+    """A counter of string keys that keeps at most ``limit`` distinct keys (the rest: "(other)")."""
+
+    __slots__ = ("counts", "limit")
+
+    def __init__(self, limit: int = COUNTER_LIMIT) -> None:
+        self.counts: dict[str, int] = {}
+        self.limit = limit
+
+    def add(self, key: str, n: int = 1) -> None:
+        counts = self.counts
+        if key in counts:
+            counts[key] += n
+        elif len(counts) < self.limit:
+            counts[key] = n
+        else:
+            counts[OTHER] = counts.get(OTHER, 0) + n
+
+    def update(self, keys: Iterable[str]) -> None:
+        for k in keys:
+            self.add(k)
+
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def sorted(self) -> dict[str, int]:
+        """By key, for a stable JSON."""
+        return {k: self.counts[k] for k in sorted(self.counts)}
+
+    def top(self, n: int) -> list[tuple[str, int]]:
+        return sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+
+
+class Distribution:
+    """Count, min, max and percentiles of a stream of floats in bounded memory (module doc)."""
+
+    __slots__ = ("exact", "pos", "neg", "zeros", "count", "lo", "hi", "exact_limit")
+
+    def __init__(self, exact_limit: int = EXACT_LIMIT) -> None:
+        self.exact: array[float] | None = array("d")
+        self.pos: dict[int, int] = {}
+        self.neg: dict[int, int] = {}
+        self.zeros = 0
+        self.count = 0
+        self.lo = math.inf
+        self.hi = -math.inf
+        self.exact_limit = exact_limit
+
+    def extend(self, values: Iterable[Any]) -> None:
+        vals = [f for f in map(_num, values) if f is not None and not math.isinf(f)]
+        if not vals:
+            return
+        self.count += len(vals)
+        self.lo = min(self.lo, min(vals))
+        self.hi = max(self.hi, max(vals))
+        if self.exact is not None:
+            self.exact.extend(vals)
+            if len(self.exact) <= self.exact_limit:
+                return
+            vals = list(self.exact)
+            self.exact = None
+        self._bucket(vals)
+
+    def _bucket(self, vals: Iterable[float]) -> None:
+        for v in vals:
+            if v > 0:
+                i = math.ceil(math.log(v) / _LOG_GAMMA)
+                self.pos[i] = self.pos.get(i, 0) + 1
+            elif v < 0:
+                i = math.ceil(math.log(-v) / _LOG_GAMMA)
+                self.neg[i] = self.neg.get(i, 0) + 1
+            else:
+                self.zeros += 1
+
+    @property
+    def method(self) -> str:
+        return "exact" if self.exact is not None else "log-histogram"
+
+    def quantiles(self, qs: Sequence[float]) -> list[float | None]:
+        """Values at quantiles ``qs`` (0..1)."""
+        if self.count == 0:
+            return [None for _ in qs]
+        if self.exact is not None:
+            import numpy as np
+
+            arr = np.frombuffer(self.exact, dtype=np.float64)
+            return [float(v) for v in np.percentile(arr, [q * 100 for q in qs])]
+        # Histogram: walk the buckets in value order to the bucket holding each rank.
+        rep = 2.0 / (_GAMMA + 1.0)
+        buckets: list[tuple[float, int]] = [
+            (-(_GAMMA**i) * rep, c) for i, c in sorted(self.neg.items(), reverse=True)
+        ]
+        if self.zeros:
+            buckets.append((0.0, self.zeros))
+        buckets += [((_GAMMA**i) * rep, c) for i, c in sorted(self.pos.items())]
+        out: list[float | None] = []
+        for q in qs:
+            rank = q * (self.count - 1)
+            seen = 0
+            value = buckets[-1][0]
+            for v, c in buckets:
+                seen += c
+                if seen > rank:
+                    value = v
+                    break
+            out.append(min(max(value, self.lo), self.hi))
+        return out
+
+    def summary(self, digits: int = 6) -> dict[str, Any]:
+        p50, p90, p99 = self.quantiles((0.5, 0.9, 0.99))
+        return {
+            "count": self.count,
+            "min": _r(self.lo if self.count else None, digits),
+            "p50": _r(p50, digits),
+            "p90": _r(p90, digits),
+            "p99": _r(p99, digits),
+            "max": _r(self.hi if self.count else None, digits),
+            "method": self.method,
+        }
+
+
+class _FileStats:
+    __slots__ = ("path", "packets", "bytes", "link_types", "sessions", "ts_first", "ts_last")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.packets = 0
+        self.bytes = 0
+        self.link_types: dict[str, int] = {}
+        self.sessions = 0
+        self.ts_first: float | None = None
+        self.ts_last: float | None = None
+
+
+class SummaryBuilder:
+    """Accumulates summary.json from row batches; see the module doc for the memory bounds.
+
+    >>> b = SummaryBuilder()
+    >>> b.add("ws_frames", sink.drain().get("ws_frames", []))
+    >>> b.result()["ws_frames"]["by_opcode"]
+    """
+
+    def __init__(self, exact_limit: int = EXACT_LIMIT, counter_limit: int = COUNTER_LIMIT) -> None:
+        self._exact_limit = exact_limit
+        self._counter_limit = counter_limit
+        self.rows: dict[str, int] = {name: 0 for name in TABLES}
+        self._files: dict[str, _FileStats] = {}
+        # sessions
+        self._proto_sessions = self._counter()
+        self._proto_packets: dict[str, int] = {}
+        self._proto_bytes: dict[str, int] = {}
+        self._transport = self._counter()
+        self._close = self._counter()
+        self._client_inferred = 0
+        self._retrans = 0
+        self._ooo = 0
+        self._lost = 0
+        self._ts_first: float | None = None
+        self._ts_last: float | None = None
+        # handshakes
+        self._hs_count = self._counter()
+        self._hs_ok = self._counter()
+        self._hs_dur: dict[str, Distribution] = {}
+        # http
+        self._http_method = self._counter()
+        self._http_status = self._counter()
+        self._http_upgrade = self._counter()
+        self._http_dur = Distribution(exact_limit)
+        # ws frames
+        self._fr_opcode = self._counter()
+        self._fr_dir: dict[str, CappedCounter] = {}
+        self._fr_close = self._counter()
+        self._fr_payload = 0
+        self._fr_compressed = 0
+        # ws messages
+        self._msg_opcode = self._counter()
+        self._msg_dir: dict[str, CappedCounter] = {}
+        self._msg_size = Distribution(exact_limit)
+        self._msg_wire = 0
+        self._msg_payload = 0
+        self._msg_compressed = 0
+        self._msg_fragmented = 0
+        # sio packets
+        self._eio_type = self._counter()
+        self._sio_type = self._counter()
+        self._sio_transport = self._counter()
+        self._sio_ns = self._counter()
+        self._events = self._counter()
+        self._event_keys: dict[str, tuple[str, str]] = {}
+        self._ack = Distribution(exact_limit)
+        # anomalies and warnings
+        self._anom: dict[str, CappedCounter] = {}
+        self._anom_rows = 0
+        self._warn: dict[str, int] = {}
+        self._warn_details: dict[str, list[str]] = {}
+
+    def _counter(self) -> CappedCounter:
+        return CappedCounter(self._counter_limit)
+
+    # -- input --------------------------------------------------------------------------------
+
+    def add(self, table: str, rows: Iterable[tuple]) -> None:
+        """Count a batch of rows of ``table`` (NamedTuples of :mod:`dissect.records`, ns times)."""
+        if table not in TABLES:
+            raise KeyError(f"no table {table!r}")
+        if not isinstance(rows, (list, tuple)):
+            rows = list(rows)
+        if not rows:
+            return
+        fields = TABLES[table]._fields  # type: ignore[attr-defined]
+        columns = dict(zip(fields, zip(*rows, strict=True), strict=False))
+        n = len(rows)
+        self.add_columns(table, {f: columns.get(f, (None,) * n) for f in fields}, n, ts_scale=1e-9)
+
+    def add_columns(
+        self, table: str, cols: Mapping[str, Sequence[Any]], n: int, ts_scale: float = 1.0
+    ) -> None:
+        """Count ``n`` rows given column-wise; ``ts_scale`` turns the ts cells into seconds."""
+        self.rows[table] = self.rows.get(table, 0) + n
+        getattr(self, f"_add_{table}")(cols, ts_scale)
+        if "anomaly" in cols and table in ANOMALY_TABLES:
+            self._add_anomalies(table, cols["anomaly"])
+
+    def add_warning(self, kind: str, count: int = 1, detail: str | None = None) -> None:
+        """A reader warning (truncated file, snaplen-cut packets, unknown link type, ...)."""
+        self._warn[kind] = self._warn.get(kind, 0) + int(count)
+        if detail is not None:
+            details = self._warn_details.setdefault(kind, [])
+            detail = str(detail)[:200]
+            if detail not in details and len(details) < MAX_WARNING_DETAILS:
+                details.append(detail)
+
+    def add_file(
+        self,
+        path: str,
+        packets: int | None,
+        bytes: int | None,  # noqa: A002 - the contract's word
+        link_types: Mapping[Any, int] | Iterable[Any] | None = None,
+    ) -> None:
+        """A capture file read: its packet and byte counts and link types (a mapping of link type
+        name to packet count, or just the names)."""
+        f = self._file(str(path))
+        f.packets += int(packets or 0)
+        f.bytes += int(bytes or 0)
+        if isinstance(link_types, Mapping):
+            for lt, n in link_types.items():
+                f.link_types[str(lt)] = f.link_types.get(str(lt), 0) + int(n or 0)
+        else:
+            for lt in link_types or ():
+                f.link_types.setdefault(str(lt), 0)
+
+    def _file(self, path: str) -> _FileStats:
+        f = self._files.get(path)
+        if f is None:
+            f = self._files[path] = _FileStats(path)
+        return f
+
+    # -- per table ----------------------------------------------------------------------------
+
+    def _add_sessions(self, c: Mapping[str, Sequence[Any]], ts_scale: float) -> None:
+        protos = [_key(p) or "tcp" for p in c["app_protocol"]]
+        self._proto_sessions.update(protos)
+        pk = [_int(a) + _int(b) for a, b in zip(c["packets_c2s"], c["packets_s2c"], strict=False)]
+        by = [_int(a) + _int(b) for a, b in zip(c["bytes_c2s"], c["bytes_s2c"], strict=False)]
+        for p, np_, nb in zip(protos, pk, by, strict=False):
+            self._proto_packets[p] = self._proto_packets.get(p, 0) + np_
+            self._proto_bytes[p] = self._proto_bytes.get(p, 0) + nb
+        self._transport.update(_key(t) for t in c["transport"])
+        self._close.update(_key(x) or "none" for x in c["close"])
+        self._client_inferred += sum(1 for x in c["client_inferred"] if x is True or x == 1)
+        self._retrans += sum(int(v) for v in map(_num, c["retransmissions"]) if v is not None)
+        self._ooo += sum(int(v) for v in map(_num, c["out_of_order"]) if v is not None)
+        self._lost += sum(int(v) for v in map(_num, c["lost_bytes"]) if v is not None)
+        for src, t0, t1 in zip(c["source_file"], c["ts_first"], c["ts_last"], strict=False):
+            f = self._file(_key(src))
+            f.sessions += 1
+            a = _num(t0)
+            b = _num(t1)
+            if a is not None:
+                a *= ts_scale
+                f.ts_first = a if f.ts_first is None else min(f.ts_first, a)
+                self._ts_first = a if self._ts_first is None else min(self._ts_first, a)
+            if b is not None:
+                b *= ts_scale
+                f.ts_last = b if f.ts_last is None else max(f.ts_last, b)
+                self._ts_last = b if self._ts_last is None else max(self._ts_last, b)
+
+    def _add_handshakes(self, c: Mapping[str, Sequence[Any]], ts_scale: float) -> None:
+        layers = [_key(x) for x in c["layer"]]
+        self._hs_count.update(layers)
+        by_layer: dict[str, list[Any]] = {}
+        for layer, ok, dur in zip(layers, c["ok"], c["duration_ms"], strict=False):
+            if ok is True or ok == 1:
+                self._hs_ok.add(layer)
+            by_layer.setdefault(layer, []).append(dur)
+        for layer, durs in by_layer.items():
+            d = self._hs_dur.get(layer)
+            if d is None:
+                if len(self._hs_dur) >= self._counter_limit:
+                    continue
+                d = self._hs_dur[layer] = Distribution(self._exact_limit)
+            d.extend(durs)
+
+    def _add_http(self, c: Mapping[str, Sequence[Any]], ts_scale: float) -> None:
+        self._http_method.update(_key(x) for x in c["method"])
+        self._http_status.update(_key(x) or "none" for x in c["status"])
+        self._http_upgrade.update(_key(x).lower() for x in c["upgrade"] if _key(x))
+        self._http_dur.extend(c["duration_ms"])
+
+    def _add_ws_frames(self, c: Mapping[str, Sequence[Any]], ts_scale: float) -> None:
+        names = [_key(x) for x in c["opcode_name"]]
+        self._fr_opcode.update(names)
+        for d, name in zip(c["direction"], names, strict=False):
+            dk = _key(d)
+            counter = self._fr_dir.get(dk)
+            if counter is None:
+                counter = self._fr_dir[dk] = self._counter()
+            counter.add(name)
+        self._fr_close.update(_key(x) for x in c["close_code"] if _num(x) is not None)
+        self._fr_payload += sum(int(v) for v in map(_num, c["payload_len"]) if v is not None)
+        self._fr_compressed += sum(1 for x in c["compressed"] if x is True or x == 1)
+
+    def _add_ws_messages(self, c: Mapping[str, Sequence[Any]], ts_scale: float) -> None:
+        names = [_key(x) for x in c["opcode_name"]]
+        self._msg_opcode.update(names)
+        for d, name in zip(c["direction"], names, strict=False):
+            dk = _key(d)
+            counter = self._msg_dir.get(dk)
+            if counter is None:
+                counter = self._msg_dir[dk] = self._counter()
+            counter.add(name)
+        self._msg_size.extend(c["payload_bytes"])
+        self._msg_wire += sum(int(v) for v in map(_num, c["wire_bytes"]) if v is not None)
+        self._msg_payload += sum(int(v) for v in map(_num, c["payload_bytes"]) if v is not None)
+        self._msg_compressed += sum(1 for x in c["compressed"] if x is True or x == 1)
+        self._msg_fragmented += sum(1 for v in map(_num, c["frames"]) if v is not None and v > 1)
+
+    def _add_sio_packets(self, c: Mapping[str, Sequence[Any]], ts_scale: float) -> None:
+        self._eio_type.update(_key(x) for x in c["eio_type"])
+        sio_types = [_key(x) for x in c["sio_type"]]
+        self._sio_type.update(t for t in sio_types if t)
+        self._sio_transport.update(_key(x) for x in c["transport"])
+        for t, ns, ev in zip(sio_types, c["namespace"], c["event"], strict=False):
+            if not t:
+                continue
+            nsk = _key(ns) or "/"
+            self._sio_ns.add(nsk)
+            if t in ("EVENT", "BINARY_EVENT"):
+                evk = _key(ev)
+                key = f"{nsk}\x00{evk}"
+                if key not in self._event_keys and len(self._event_keys) < self._counter_limit:
+                    self._event_keys[key] = (nsk, evk)
+                self._events.add(key if key in self._event_keys else OTHER)
+        self._ack.extend(c["ack_latency_ms"])
+
+    def _add_anomalies(self, table: str, cells: Sequence[Any]) -> None:
+        counter = self._anom.get(table)
+        for cell in cells:
+            tags = split_anomalies(cell)
+            if not tags:
+                continue
+            self._anom_rows += 1
+            if counter is None:
+                counter = self._anom[table] = self._counter()
+            for tag in tags:
+                counter.add(anomaly_kind(tag))
+
+    # -- output -------------------------------------------------------------------------------
+
+    def result(self) -> dict[str, Any]:
+        """summary.json as a dict: JSON-serialisable, stable key order, None for missing values."""
+        files = [
+            {
+                "path": f.path,
+                "packets": f.packets,
+                "bytes": f.bytes,
+                "link_types": {k: f.link_types[k] for k in sorted(f.link_types)},
+                "sessions": f.sessions,
+                "ts_first": _r(f.ts_first, 9),
+                "ts_last": _r(f.ts_last, 9),
+            }
+            for f in self._files.values()
+        ]
+        totals: dict[str, Any] = {"files": len(files)}
+        totals["packets"] = sum(f.packets for f in self._files.values())
+        totals["bytes"] = sum(f.bytes for f in self._files.values())
+        totals.update({name: self.rows.get(name, 0) for name in TABLES})
+
+        proto_names = list(PROTOCOLS)
+        proto_names += sorted(set(self._proto_sessions.counts) - set(PROTOCOLS))
+        protocols = {
+            p: {
+                "sessions": self._proto_sessions.counts.get(p, 0),
+                "packets": self._proto_packets.get(p, 0),
+                "bytes": self._proto_bytes.get(p, 0),
+            }
+            for p in proto_names
+        }
+
+        layers = list(LAYERS)
+        layers += sorted(set(self._hs_count.counts) - set(LAYERS))
+        handshakes = {}
+        for layer in layers:
+            count = self._hs_count.counts.get(layer, 0)
+            ok = self._hs_ok.counts.get(layer, 0)
+            dist = self._hs_dur.get(layer) or Distribution(self._exact_limit)
+            handshakes[layer] = {
+                "count": count,
+                "ok": ok,
+                "failed": count - ok,
+                "duration_ms": dist.summary(),
+            }
+
+        events = [
+            {"namespace": self._event_keys[k][0], "event": self._event_keys[k][1], "count": n}
+            if k in self._event_keys
+            else {"namespace": None, "event": OTHER, "count": n}
+            for k, n in self._events.top(TOP_EVENTS)
+        ]
+
+        by_kind: dict[str, int] = {}
+        by_table: dict[str, dict[str, int]] = {}
+        for table in ANOMALY_TABLES:
+            counter = self._anom.get(table)
+            if counter is None or not counter.counts:
+                continue
+            by_table[table] = counter.sorted()
+            for k, n in counter.counts.items():
+                by_kind[k] = by_kind.get(k, 0) + n
+
+        span = None
+        if self._ts_first is not None and self._ts_last is not None:
+            span = self._ts_last - self._ts_first
+
+        return {
+            "schema": SCHEMA_VERSION,
+            "totals": totals,
+            "capture": {
+                "ts_first": _r(self._ts_first, 9),
+                "ts_last": _r(self._ts_last, 9),
+                "duration_s": _r(span, 9),
+            },
+            "files": files,
+            "protocols": protocols,
+            "sessions": {
+                "count": self.rows.get("sessions", 0),
+                "by_transport": self._transport.sorted(),
+                "by_close": self._close.sorted(),
+                "client_inferred": self._client_inferred,
+                "retransmissions": self._retrans,
+                "out_of_order": self._ooo,
+                "lost_bytes": self._lost,
+            },
+            "handshakes": handshakes,
+            "http": {
+                "count": self.rows.get("http", 0),
+                "by_method": self._http_method.sorted(),
+                "by_status": self._http_status.sorted(),
+                "by_upgrade": self._http_upgrade.sorted(),
+                "duration_ms": self._http_dur.summary(),
+            },
+            "ws_frames": {
+                "count": self.rows.get("ws_frames", 0),
+                "by_opcode": self._fr_opcode.sorted(),
+                "by_direction": {d: self._fr_dir[d].sorted() for d in sorted(self._fr_dir)},
+                "by_close_code": self._fr_close.sorted(),
+                "payload_bytes": self._fr_payload,
+                "compressed": self._fr_compressed,
+            },
+            "ws_messages": {
+                "count": self.rows.get("ws_messages", 0),
+                "by_opcode": self._msg_opcode.sorted(),
+                "by_direction": {d: self._msg_dir[d].sorted() for d in sorted(self._msg_dir)},
+                "payload_bytes": {**self._msg_size.summary(3), "total": self._msg_payload},
+                "wire_bytes": self._msg_wire,
+                "compressed": self._msg_compressed,
+                "fragmented": self._msg_fragmented,
+            },
+            "sio_packets": {
+                "count": self.rows.get("sio_packets", 0),
+                "by_transport": self._sio_transport.sorted(),
+                "by_eio_type": self._eio_type.sorted(),
+                "by_sio_type": self._sio_type.sorted(),
+                "by_namespace": self._sio_ns.sorted(),
+                "events_total": self._events.total(),
+                "events": events,
+                "ack_latency_ms": self._ack.summary(),
+            },
+            "anomalies": {
+                "total": sum(by_kind.values()),
+                "rows": self._anom_rows,
+                "by_kind": {k: by_kind[k] for k in sorted(by_kind)},
+                "by_table": by_table,
+            },
+            "warnings": {
+                "total": sum(self._warn.values()),
+                "by_kind": {
+                    k: {"count": self._warn[k], "details": list(self._warn_details.get(k, []))}
+                    for k in sorted(self._warn)
+                },
+            },
+        }
+
+
+def _column(df: Any, name: str) -> list[Any]:
+    """A DataFrame column as a list with None for missing values (absent column: all None)."""
+    if name not in df.columns:
+        return [None] * len(df)
+    s = df[name]
+    return list(s.astype(object).where(s.notna(), None).tolist())
+
+
+def from_analysis(a: Analysis, exact_limit: int = EXACT_LIMIT) -> dict[str, Any]:
+    """summary.json computed from the DataFrames of ``a`` (timestamps in epoch seconds).
+
+    File packet/byte counts and reader warnings are not in the tables: they are taken from
+    ``a.summary`` when it has them (a report loaded with ``Analysis.from_dir``).
+    """
+    b = SummaryBuilder(exact_limit=exact_limit)
+    old = a.summary if isinstance(a.summary, dict) else {}
+    for f in old.get("files") or []:
+        if isinstance(f, dict) and "path" in f:
+            b.add_file(f["path"], f.get("packets"), f.get("bytes"), f.get("link_types"))
+    for kind, w in ((old.get("warnings") or {}).get("by_kind") or {}).items():
+        if isinstance(w, dict):
+            details = w.get("details") or []
+            b.add_warning(kind, int(w.get("count") or 0), details[0] if details else None)
+            for d in details[1:]:
+                b.add_warning(kind, 0, d)
+    for name in TABLES:
+        df = a.table(name)
+        if len(df) == 0:
+            continue
+        fields = TABLES[name]._fields  # type: ignore[attr-defined]
+        cols = {f: _column(df, f) for f in fields}
+        b.add_columns(name, cols, len(df), ts_scale=1.0)
+    result = b.result()
+    # Keys the pipeline adds beside the builder's (decode counters, timestamp precision) survive.
+    for key, value in old.items():
+        if key not in result:
+            result[key] = value
+    return result
+
+
+def summary_of(a: Analysis) -> dict[str, Any]:
+    """``a.summary`` when it is a full summary.json (has the current schema), else computed."""
+    if isinstance(a.summary, dict) and a.summary.get("schema") == SCHEMA_VERSION:
+        return a.summary
+    return from_analysis(a)
