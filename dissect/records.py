@@ -157,6 +157,14 @@ TABLES: dict[str, type[tuple]] = {
 }
 
 
+# Text columns whose values dissect itself chooses from a fixed vocabulary: never traffic-derived,
+# so writers may skip quoting and formula neutralisation for them.
+VOCABULARY_COLUMNS = frozenset({
+    "transport", "app_protocol", "close", "layer", "direction", "opcode_name", "eio_type",
+    "sio_type",
+})
+
+
 def column_types(table: type[tuple]) -> dict[str, str]:
     """Each column's type hint as text, e.g. ``{"session_id": "int", "ts_end": "int | None"}``."""
     out = {}

@@ -15,14 +15,16 @@ import os
 from collections.abc import Callable, Iterable
 from typing import IO, Any
 
-from .records import TABLES, column_types, ts_columns
+from .records import TABLES, VOCABULARY_COLUMNS, column_types, ts_columns
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def csv_text(s: str) -> str:
     """One CSV text cell: neutralised against formula injection, quoted when needed."""
-    if s and s[0] in _FORMULA_START:
+    if not s:
+        return s
+    if s[0] in _FORMULA_START:
         s = "'" + s
     if "," in s or '"' in s or "\n" in s or "\r" in s:
         return '"' + s.replace('"', '""') + '"'
@@ -55,53 +57,46 @@ def _kind(hint: str) -> str:
     return "str"
 
 
-def _cell_exprs(table: str, digits: int, careful: bool) -> list[str]:
-    cls = TABLES[table]
-    ts_cols = set(ts_columns(cls))
-    parts = []
-    for i, (name, hint) in enumerate(column_types(cls).items()):
-        optional = "None" in hint
-        kind = "ts" if name in ts_cols else _kind(hint)
-        v = f"r[{i}]"
-        if kind == "ts":
-            expr = f"_ts({v}, {digits})"
-        elif kind == "int":
-            expr = f"('' if {v} is None else str({v}))" if optional else f"str({v})"
-        elif kind == "bool":
-            expr = f"('' if {v} is None else ('true' if {v} else 'false'))"
-        elif kind == "float":
-            expr = f"_float({v})"
-        elif careful:
-            expr = f"('' if {v} is None else _text({v}))" if optional else f"_text({v})"
-        else:
-            expr = f"('' if {v} is None else {v})" if optional else v
-        parts.append(expr)
-    return parts
+def _cell(i: int, name: str, hint: str, ts_cols: set[str], digits: int) -> str:
+    """The f-string replacement field(s) for column ``i`` of a row unpacked into ``_0, _1, ...``."""
+    v = f"_{i}"
+    optional = "None" in hint
+    if name in ts_cols:
+        frac = f"{v} % 1000000000:09d" if digits == 9 else f"{v} // 1000 % 1000000:06d"
+        cell = f"{{{v} // 1000000000}}.{{{frac}}}"
+        return f"{{'' if {v} is None else f'{cell}'}}" if optional else cell
+    kind = _kind(hint)
+    if kind == "int":
+        return f"{{'' if {v} is None else {v}}}" if optional else f"{{{v}}}"
+    if kind == "bool":
+        return f"{{_B[{v}]}}"
+    if kind == "float":
+        return f"{{_float({v})}}"
+    if name in VOCABULARY_COLUMNS:
+        return f"{{'' if {v} is None else {v}}}" if optional else f"{{{v}}}"
+    return f"{{'' if {v} is None else _text({v})}}" if optional else f"{{_text({v})}}"
 
 
 def row_formatter(table: str, digits: int) -> Callable[[tuple], str]:
     """A function turning one row of ``table`` into one CSV line (with its newline).
 
-    The line is first formatted with text cells as they are; only when it shows a quote, a line
-    break, a comma too many or a cell starting like a formula is it formatted again cell by cell
-    (quoting and neutralising): one check per row instead of one per text cell.
+    Generated once per table from the record's type hints: the row is unpacked into locals and
+    written by a single f-string; only columns that can carry traffic text go through
+    :func:`csv_text` (quoting and formula neutralisation).
     """
-    ncols = len(TABLES[table]._fields)  # type: ignore[attr-defined]
-    fast = ", ".join(_cell_exprs(table, digits, careful=False))
-    slow = ", ".join(_cell_exprs(table, digits, careful=True))
-    src = (
-        "def fmt(r):\n"
-        f"    line = ','.join(({fast},))\n"
-        "    if ('\"' in line or '\\n' in line or '\\r' in line or ',=' in line or ',+' in line\n"
-        "            or ',-' in line or ',@' in line or ',\\t' in line or line[:1] in _STARTS\n"
-        f"            or line.count(',') != {ncols - 1}):\n"
-        f"        line = ','.join(({slow},))\n"
-        "    return line + '\\n'\n"
-    )
-    env: dict[str, Any] = {"_ts": ts_text, "_float": float_text, "_text": csv_text, "_STARTS": _FORMULA_START}
+    cls = TABLES[table]
+    ts_cols = set(ts_columns(cls))
+    types = column_types(cls)
+    names = ", ".join(f"_{i}" for i in range(len(types)))
+    cells = ",".join(_cell(i, n, h, ts_cols, digits) for i, (n, h) in enumerate(types.items()))
+    src = f"def fmt(r):\n    {names}, = r\n    return f\"{cells}\\n\"\n"
+    env: dict[str, Any] = {"_float": float_text, "_text": csv_text, "_B": _BOOL}
     exec(src, env)  # noqa: S102 - generated from our own record definitions only
     fmt: Callable[[tuple], str] = env["fmt"]
     return fmt
+
+
+_BOOL = {True: "true", False: "false", None: ""}
 
 
 def json_value(name: str, v: Any, ts_cols: set[str]) -> Any:
