@@ -74,8 +74,11 @@ class HttpChain:
         upper = None
         if EngineIO.is_engineio_target(request.target):
             upper = chain.eio.websocket_opened(session_id, request.ts, response.ts, request.target)
-        return WebSocketDissector(session_id, chain.sink, deflate, upper,
-                                  max_message_bytes=chain.limits.max_message_bytes)
+        ws = WebSocketDissector(session_id, chain.sink, deflate, upper,
+                                max_message_bytes=chain.limits.max_message_bytes)
+        # HTTP hands ws the bytes it already holds; later segments skip the HTTP layer.
+        self.conn.app = ws
+        return ws
 
 
 class Chain:

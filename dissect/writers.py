@@ -89,10 +89,16 @@ def row_formatter(table: str, digits: int) -> Callable[[tuple], str]:
     types = column_types(cls)
     names = ", ".join(f"_{i}" for i in range(len(types)))
     cells = ",".join(_cell(i, n, h, ts_cols, digits) for i, (n, h) in enumerate(types.items()))
-    src = f"def fmt(r):\n    {names}, = r\n    return f\"{cells}\\n\"\n"
+    src = (
+        f"def fmt(r):\n    {names}, = r\n    return f\"{cells}\\n\"\n"
+        # The batch form loops inside one call: no function call per row.
+        f"def fmt_batch(rows):\n    out = []\n    app = out.append\n"
+        f"    for {names}, in rows:\n        app(f\"{cells}\\n\")\n    return ''.join(out)\n"
+    )
     env: dict[str, Any] = {"_float": float_text, "_text": csv_text, "_B": _BOOL}
     exec(src, env)  # noqa: S102 - generated from our own record definitions only
     fmt: Callable[[tuple], str] = env["fmt"]
+    fmt.batch = env["fmt_batch"]  # type: ignore[attr-defined]
     return fmt
 
 
@@ -141,7 +147,7 @@ class ReportWriter:
             fmt = self.formatters.get(table)
             if fmt is None:
                 fmt = self.formatters[table] = row_formatter(table, self.digits)
-            f.write("".join(map(fmt, rows)))
+            f.write(fmt.batch(rows))  # type: ignore[attr-defined]
         else:
             cls = TABLES[table]
             names = cls._fields  # type: ignore[attr-defined]
