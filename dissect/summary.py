@@ -316,14 +316,14 @@ class SummaryBuilder:
         fields = TABLES[table]._fields  # type: ignore[attr-defined]
         columns = dict(zip(fields, zip(*rows, strict=True), strict=False))
         n = len(rows)
-        self.add_columns(table, {f: columns.get(f, (None,) * n) for f in fields}, n, ts_scale=1e-9)
+        self.add_columns(table, {f: columns.get(f, (None,) * n) for f in fields}, n, ts_divisor=1e9)
 
     def add_columns(
-        self, table: str, cols: Mapping[str, Sequence[Any]], n: int, ts_scale: float = 1.0
+        self, table: str, cols: Mapping[str, Sequence[Any]], n: int, ts_divisor: float = 1.0
     ) -> None:
-        """Count ``n`` rows given column-wise; ``ts_scale`` turns the ts cells into seconds."""
+        """Count ``n`` rows given column-wise; ts cells divided by ``ts_divisor`` are seconds."""
         self.rows[table] = self.rows.get(table, 0) + n
-        getattr(self, f"_add_{table}")(cols, ts_scale)
+        getattr(self, f"_add_{table}")(cols, ts_divisor)
         if "anomaly" in cols and table in ANOMALY_TABLES:
             self._add_anomalies(table, cols["anomaly"])
 
@@ -363,7 +363,7 @@ class SummaryBuilder:
 
     # -- per table ----------------------------------------------------------------------------
 
-    def _add_sessions(self, c: Mapping[str, Sequence[Any]], ts_scale: float) -> None:
+    def _add_sessions(self, c: Mapping[str, Sequence[Any]], ts_divisor: float) -> None:
         protos = [_key(p) or "tcp" for p in c["app_protocol"]]
         self._proto_sessions.update(protos)
         pk = [_int(a) + _int(b) for a, b in zip(c["packets_c2s"], c["packets_s2c"], strict=False)]
@@ -383,15 +383,15 @@ class SummaryBuilder:
             a = _num(t0)
             b = _num(t1)
             if a is not None:
-                a *= ts_scale
+                a /= ts_divisor
                 f.ts_first = a if f.ts_first is None else min(f.ts_first, a)
                 self._ts_first = a if self._ts_first is None else min(self._ts_first, a)
             if b is not None:
-                b *= ts_scale
+                b /= ts_divisor
                 f.ts_last = b if f.ts_last is None else max(f.ts_last, b)
                 self._ts_last = b if self._ts_last is None else max(self._ts_last, b)
 
-    def _add_handshakes(self, c: Mapping[str, Sequence[Any]], ts_scale: float) -> None:
+    def _add_handshakes(self, c: Mapping[str, Sequence[Any]], ts_divisor: float) -> None:
         layers = [_key(x) for x in c["layer"]]
         self._hs_count.update(layers)
         by_layer: dict[str, list[Any]] = {}
@@ -407,13 +407,13 @@ class SummaryBuilder:
                 d = self._hs_dur[layer] = Distribution(self._exact_limit)
             d.extend(durs)
 
-    def _add_http(self, c: Mapping[str, Sequence[Any]], ts_scale: float) -> None:
+    def _add_http(self, c: Mapping[str, Sequence[Any]], ts_divisor: float) -> None:
         self._http_method.update(_key(x) for x in c["method"])
         self._http_status.update(_key(x) or "none" for x in c["status"])
         self._http_upgrade.update(_key(x).lower() for x in c["upgrade"] if _key(x))
         self._http_dur.extend(c["duration_ms"])
 
-    def _add_ws_frames(self, c: Mapping[str, Sequence[Any]], ts_scale: float) -> None:
+    def _add_ws_frames(self, c: Mapping[str, Sequence[Any]], ts_divisor: float) -> None:
         names = [_key(x) for x in c["opcode_name"]]
         self._fr_opcode.update(names)
         for d, name in zip(c["direction"], names, strict=False):
@@ -426,7 +426,7 @@ class SummaryBuilder:
         self._fr_payload += sum(int(v) for v in map(_num, c["payload_len"]) if v is not None)
         self._fr_compressed += sum(1 for x in c["compressed"] if x is True or x == 1)
 
-    def _add_ws_messages(self, c: Mapping[str, Sequence[Any]], ts_scale: float) -> None:
+    def _add_ws_messages(self, c: Mapping[str, Sequence[Any]], ts_divisor: float) -> None:
         names = [_key(x) for x in c["opcode_name"]]
         self._msg_opcode.update(names)
         for d, name in zip(c["direction"], names, strict=False):
@@ -441,7 +441,7 @@ class SummaryBuilder:
         self._msg_compressed += sum(1 for x in c["compressed"] if x is True or x == 1)
         self._msg_fragmented += sum(1 for v in map(_num, c["frames"]) if v is not None and v > 1)
 
-    def _add_sio_packets(self, c: Mapping[str, Sequence[Any]], ts_scale: float) -> None:
+    def _add_sio_packets(self, c: Mapping[str, Sequence[Any]], ts_divisor: float) -> None:
         self._eio_type.update(_key(x) for x in c["eio_type"])
         sio_types = [_key(x) for x in c["sio_type"]]
         self._sio_type.update(t for t in sio_types if t)
@@ -639,7 +639,7 @@ def from_analysis(a: Analysis, exact_limit: int = EXACT_LIMIT) -> dict[str, Any]
             continue
         fields = TABLES[name]._fields  # type: ignore[attr-defined]
         cols = {f: _column(df, f) for f in fields}
-        b.add_columns(name, cols, len(df), ts_scale=1.0)
+        b.add_columns(name, cols, len(df), ts_divisor=1.0)
     result = b.result()
     # Keys the pipeline adds beside the builder's (decode counters, timestamp precision) survive.
     for key, value in old.items():

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 import dissect
 from dissect.report.check import (
+    RuleResult,
     RulesError,
     assert_rules,
     check_rules,
@@ -74,14 +75,13 @@ def analysis() -> Analysis:
     return synthetic_analysis()
 
 
-def by_name(results: list) -> dict:  # type: ignore[type-arg]
+def by_name(results: list[RuleResult]) -> dict[str, RuleResult]:
     return {r.name: r for r in results}
 
 
 def test_example_rules(analysis: Analysis) -> None:
     rules = parse_rules(EXAMPLE)
-    assert [r.kind for r in rules.rules] == ["stat", "expect", "stat", "allowed", "expect",
-                                             "summary"]
+    assert [r.kind for r in rules.rules] == ["stat", "expect", "stat", "allowed", "expect", "summary"]
     res = by_name(check_rules(analysis, rules))
     assert res["socketio handshake p90 under 50 ms"].passed
     assert res["chat events seen"].passed
@@ -238,8 +238,9 @@ def test_where_rejected(where: str, why: str) -> None:
 
 def test_where_rejected_through_rules_file(tmp_path: Path) -> None:
     p = tmp_path / "rules.toml"
-    p.write_text('[[rule]]\nname = "x"\ntable = "sessions"\n'
-                 'where = "__import__(\'os\').getcwd() == 1"\nexpect = "none"\n')
+    p.write_text(
+        '[[rule]]\nname = "x"\ntable = "sessions"\nwhere = "__import__(\'os\').getcwd() == 1"\nexpect = "none"\n'
+    )
     with pytest.raises(RulesError, match=r"rules.toml: rule 'x': where .*function calls"):
         load_rules(p)
 
@@ -249,32 +250,32 @@ def test_where_rejected_through_rules_file(tmp_path: Path) -> None:
     [
         ("[[rule]\nname=1", "bad TOML"),
         ('[[rule]]\nname = "a"\ntable = "nosuch"\nexpect = "none"', "unknown table 'nosuch'"),
-        ('[[rule]]\nname = "a"\nmetric = "ws_frames.nosuch"\nstat = "max"\nmax = 1',
-         "no column 'nosuch' in ws_frames"),
+        ('[[rule]]\nname = "a"\nmetric = "ws_frames.nosuch"\nstat = "max"\nmax = 1', "no column 'nosuch' in ws_frames"),
         ('[[rule]]\nname = "a"\ntable = "sessions"\nexpect = "none"\nmaxx = 3', "unknown key"),
         ('[[rule]]\nname = "a"\ntable = "sessions"', "exactly one test"),
         ('[[rule]]\nname = "a"\ntable = "sessions"\nexpect = "none"\nmax = 3', "exactly one test"),
         ('[[rule]]\nname = "a"\ntable = "sessions"\nexpect = "never"', "expect must be"),
-        ('[[rule]]\nname = "a"\nmetric = "sessions.client_ip"\nstat = "p90"\nmax = 3',
-         "client_ip is text"),
-        ('[[rule]]\nname = "a"\nmetric = "sessions.lost_bytes"\nstat = "p101"\nmax = 3',
-         "stat must be"),
+        ('[[rule]]\nname = "a"\nmetric = "sessions.client_ip"\nstat = "p90"\nmax = 3', "client_ip is text"),
+        ('[[rule]]\nname = "a"\nmetric = "sessions.lost_bytes"\nstat = "p101"\nmax = 3', "stat must be"),
         ('[[rule]]\nname = "a"\ntable = "sessions"\nstat = "max"\nmax = 3', "needs a column"),
-        ('[[rule]]\nname = "a"\ntable = "ws_frames"\ncolumn = "close_code"\nallowed = ["x"]',
-         "close_code holds number values"),
+        (
+            '[[rule]]\nname = "a"\ntable = "ws_frames"\ncolumn = "close_code"\nallowed = ["x"]',
+            "close_code holds number values",
+        ),
         ('[[rule]]\nname = "a"\ntable = "sessions"\nallowed = [1]', "allowed needs a column"),
-        ('[[rule]]\nname = "a"\nmetric = "summary.totals.sessions"\nwhere = "x"\nmax = 1',
-         "where does not apply"),
-        ('[[rule]]\nname = "a"\nmetric = "sessions.lost_bytes"\nstat = "max"\nmax = "3"',
-         "max must be a number"),
-        ('[[rule]]\nname = "a"\ntable = "sessions"\nexpect = "none"\n'
-         '[[rule]]\nname = "a"\ntable = "http"\nexpect = "none"', "two rules are named"),
+        ('[[rule]]\nname = "a"\nmetric = "summary.totals.sessions"\nwhere = "x"\nmax = 1', "where does not apply"),
+        ('[[rule]]\nname = "a"\nmetric = "sessions.lost_bytes"\nstat = "max"\nmax = "3"', "max must be a number"),
+        (
+            '[[rule]]\nname = "a"\ntable = "sessions"\nexpect = "none"\n'
+            '[[rule]]\nname = "a"\ntable = "http"\nexpect = "none"',
+            "two rules are named",
+        ),
         ('[rule]\nname = "a"', r"write \[\[rule\]\]"),
         ('[[rules]]\nname = "a"', "unknown top-level key"),
         ('[[rule]]\ntable = "sessions"\nexpect = "none"', "needs a name"),
-        ('[diff]\ncount_tolerance = -1', "must be a number >= 0"),
+        ("[diff]\ncount_tolerance = -1", "must be a number >= 0"),
         ('[diff]\nignore_tables = ["nosuch"]', "unknown table"),
-        ('[diff]\nfoo = 1', "unknown key 'foo'"),
+        ("[diff]\nfoo = 1", "unknown key 'foo'"),
     ],
 )
 def test_bad_rules(text: str, why: str) -> None:
@@ -301,11 +302,9 @@ max = 0.001
     assert [r.passed for r in res] == [True, True, False]
     assert res[2].message.startswith("summary.handshakes.socketio.duration_ms.p90 is ")
     with pytest.raises(RulesError, match="summary has no nosuch"):
-        check_rules(analysis, parse_rules(
-            '[[rule]]\nname = "x"\nmetric = "summary.nosuch.total"\nmax = 1'))
+        check_rules(analysis, parse_rules('[[rule]]\nname = "x"\nmetric = "summary.nosuch.total"\nmax = 1'))
     with pytest.raises(RulesError, match="not a number"):
-        check_rules(analysis, parse_rules(
-            '[[rule]]\nname = "x"\nmetric = "summary.totals"\nmax = 1'))
+        check_rules(analysis, parse_rules('[[rule]]\nname = "x"\nmetric = "summary.totals"\nmax = 1'))
 
 
 def test_assert_rules(analysis: Analysis, tmp_path: Path) -> None:
@@ -318,14 +317,13 @@ def test_assert_rules(analysis: Analysis, tmp_path: Path) -> None:
     assert "  FAIL close codes: 2 ws_frames row(s) with close_code outside [1000, 1001]" in text
     assert "      session_id=5 app_protocol=socketio" in text
     assert "socketio handshake" not in text  # only failures are listed
-    ok = assert_rules(analysis, {"rule": [{"name": "sessions", "table": "sessions", "stat": "count",
-                                           "min": 9}]})
+    ok = assert_rules(analysis, {"rule": [{"name": "sessions", "table": "sessions", "stat": "count", "min": 9}]})
     assert ok[0].passed
 
 
 def test_junit_xml(analysis: Analysis, tmp_path: Path) -> None:
     results = check_rules(analysis, parse_rules(EXAMPLE))
-    results[0].name = "weird \x1b[31m <name> & \"quotes\""
+    results[0].name = 'weird \x1b[31m <name> & "quotes"'
     xml = junit_xml(results)
     root = ET.fromstring(xml)
     suite = root.find("testsuite")
@@ -386,8 +384,7 @@ def test_cli_check_passes(tmp_path: Path, fake_analyze: list[list[str]]) -> None
     rules.write_text(GOOD)
     junit = tmp_path / "out" / "junit.xml"
     junit.parent.mkdir()
-    r = CliRunner().invoke(check_cmd, ["a.pcap", "b.pcapng", "--rules", str(rules),
-                                       "--junit", str(junit)])
+    r = CliRunner().invoke(check_cmd, ["a.pcap", "b.pcapng", "--rules", str(rules), "--junit", str(junit)])
     assert r.exit_code == 0, r.output
     assert fake_analyze == [["a.pcap", "b.pcapng"]]
     assert "PASS chat events seen: count of sio_packets where" in r.output
@@ -402,12 +399,10 @@ def test_cli_check_fails(tmp_path: Path, fake_analyze: list[list[str]]) -> None:
     rules = tmp_path / "rules.toml"
     rules.write_text(EXAMPLE)
     junit = tmp_path / "junit.xml"
-    r = CliRunner().invoke(check_cmd, ["a.pcap", "--rules", str(rules), "--junit", str(junit),
-                                       "--quiet"])
+    r = CliRunner().invoke(check_cmd, ["a.pcap", "--rules", str(rules), "--junit", str(junit), "--quiet"])
     assert r.exit_code == 1
     out = r.output.splitlines()
-    assert "FAIL close codes: 2 ws_frames row(s) with close_code outside [1000, 1001]: 1006 (2)" \
-        in out
+    assert "FAIL close codes: 2 ws_frames row(s) with close_code outside [1000, 1001]: 1006 (2)" in out
     assert "    session_id=5 app_protocol=socketio" in out
     assert not any(line.startswith("PASS") for line in out)  # --quiet: failures only
     assert out[-1] == "6 rule(s): 3 held, 3 failed"
@@ -415,8 +410,9 @@ def test_cli_check_fails(tmp_path: Path, fake_analyze: list[list[str]]) -> None:
     assert root.get("tests") == "6" and root.get("failures") == "3"
 
 
-def test_cli_check_unusable_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                  fake_analyze: list[list[str]]) -> None:
+def test_cli_check_unusable_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_analyze: list[list[str]]
+) -> None:
     runner = CliRunner()
     good = tmp_path / "good.toml"
     good.write_text(GOOD)
@@ -459,8 +455,7 @@ def test_cli_check_unusable_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert r.exit_code == 1 and isinstance(r.exception, ZeroDivisionError)
 
 
-def test_cli_check_rule_on_missing_summary_path(tmp_path: Path,
-                                                fake_analyze: list[list[str]]) -> None:
+def test_cli_check_rule_on_missing_summary_path(tmp_path: Path, fake_analyze: list[list[str]]) -> None:
     rules = tmp_path / "rules.toml"
     rules.write_text('[[rule]]\nname = "x"\nmetric = "summary.nosuch.x"\nmax = 1\n')
     r = CliRunner().invoke(check_cmd, ["a.pcap", "--rules", str(rules)])
@@ -482,3 +477,15 @@ def test_empty_tables() -> None:
     res = check_rules(a, parse_rules(EXAMPLE))
     assert [r.passed for r in res] == [False, True, False, True, True, True]
     assert pd.isna(a.ws_frames.close_code).all()
+
+
+def test_docs_examples_are_valid() -> None:
+    import re
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "ci-gating.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", doc, re.S)
+    assert blocks
+    for block in blocks:
+        rules = parse_rules(block, "docs/ci-gating.md")
+        assert rules.rules
+        check_rules(synthetic_analysis(), rules)

@@ -31,16 +31,12 @@ EVIL_EVENTS = (
 
 
 def evil_analysis(n_sessions: int = 12) -> Analysis:
-    rows = synthetic_rows(n_sessions=n_sessions, messages=10, events=EVIL_EVENTS,
-                          namespace="/<b>ns</b>")
+    rows = synthetic_rows(n_sessions=n_sessions, messages=10, events=EVIL_EVENTS, namespace="/<b>ns</b>")
     # Attacker text in every kind of place: close reasons, previews, hosts, targets, details.
     evil = "<script>alert(4)</script>"
-    rows["ws_frames"] = [f._replace(close_reason=evil) if f.opcode == 8 else f
-                         for f in rows["ws_frames"]]
-    rows["ws_messages"] = [m._replace(text_preview='"><img src=x onerror=alert(5)>')
-                           for m in rows["ws_messages"]]
-    rows["http"] = [h._replace(host=evil, target="/x?<img src=x onerror=alert(6)>")
-                    for h in rows["http"]]
+    rows["ws_frames"] = [f._replace(close_reason=evil) if f.opcode == 8 else f for f in rows["ws_frames"]]
+    rows["ws_messages"] = [m._replace(text_preview='"><img src=x onerror=alert(5)>') for m in rows["ws_messages"]]
+    rows["http"] = [h._replace(host=evil, target="/x?<img src=x onerror=alert(6)>") for h in rows["http"]]
     rows["handshakes"] = [h._replace(detail=evil) for h in rows["handshakes"]]
     b = SummaryBuilder()
     b.add_file("cap<img src=x onerror=alert(7)>.pcapng", 100, 10000, {"ETHERNET": 100})
@@ -183,17 +179,24 @@ def test_print_summary_plain_and_safe() -> None:
 # -- headless browser -----------------------------------------------------------------------------
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)"
-)
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
 
 
 def _chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     assert CHROMIUM is not None
     cmd = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-        "--no-first-run", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={tmp / 'profile'}", *args,
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp / 'profile'}",
+        *args,
     ]
     return subprocess.run(cmd, capture_output=True, timeout=180, check=False)
 
@@ -245,8 +248,9 @@ def png_pixels(path: Path) -> tuple[int, int, list[bytes], int]:
 @needs_chromium
 def test_screenshot_shows_plots(evil_report: Path, tmp_path: Path) -> None:
     shot = tmp_path / "shot.png"
-    res = _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1400,3000",
-                    "--virtual-time-budget=5000", evil_report.as_uri())
+    res = _chromium(
+        tmp_path, f"--screenshot={shot}", "--window-size=1400,3000", "--virtual-time-budget=5000", evil_report.as_uri()
+    )
     assert shot.exists(), res.stderr.decode(errors="replace")[-2000:]
     width, height, rows, bpp = png_pixels(shot)
     assert (width, height) == (1400, 3000)
@@ -285,12 +289,43 @@ def test_dom_has_plots_and_no_injected_elements(evil_report: Path, tmp_path: Pat
     assert "ERR_NAME_NOT_RESOLVED" not in res.stderr.decode(errors="replace")
 
 
-@pytest.mark.skipif(os.environ.get("DISSECT_KEEP_REPORT") is None,
-                    reason="set DISSECT_KEEP_REPORT=DIR to keep a report and screenshot to look at")
+@pytest.mark.skipif(
+    os.environ.get("DISSECT_KEEP_REPORT") is None,
+    reason="set DISSECT_KEEP_REPORT=DIR to keep a report and screenshot to look at",
+)
 def test_keep_report_for_a_person(evil_report: Path) -> None:  # pragma: no cover - manual
     out = Path(os.environ["DISSECT_KEEP_REPORT"])
     out.mkdir(parents=True, exist_ok=True)
     shutil.copy(evil_report, out / "report.html")
     if CHROMIUM:
-        _chromium(out, f"--screenshot={out / 'shot.png'}", "--window-size=1400,3000",
-                  "--virtual-time-budget=5000", (out / "report.html").as_uri())
+        _chromium(
+            out,
+            f"--screenshot={out / 'shot.png'}",
+            "--window-size=1400,3000",
+            "--virtual-time-budget=5000",
+            (out / "report.html").as_uri(),
+        )
+
+
+def test_one_slow_chain_does_not_squash_the_others(tmp_path: Path) -> None:
+    pytest.importorskip("plotly")
+    rows = synthetic_rows(n_sessions=30)
+    rows["handshakes"] = [
+        h._replace(duration_ms=900.0) if h.session_id == 4 and h.layer == "websocket" else h
+        for h in rows["handshakes"]
+    ]
+    path = tmp_path / "r.html"
+    render_html(Analysis.from_rows(rows, {}), str(path))
+    figs = {
+        m.group(1): json.loads(m.group(2))
+        for m in re.finditer(r'<h2 id="([\w-]+)">.*?var f=(\{.*?\});Plotly', path.read_text())
+    }
+    chain = figs["chain"]["layout"]
+    lo, hi = chain["xaxis"]["range"]
+    assert lo == 0 and 3 < hi < 20  # typical chains end within ~10 ms
+    labels = [b["label"] for b in chain["updatemenus"][0]["buttons"]]
+    assert labels[0] == "typical chains" and re.fullmatch(r"all \(to 90\d ms\)", labels[1])
+    # Without an outlier: no zoom.
+    render_html(Analysis.from_rows(synthetic_rows(n_sessions=30), {}), str(path))
+    m = re.search(r'<h2 id="chain">.*?var f=(\{.*?\});Plotly', path.read_text())
+    assert m and "range" not in json.loads(m.group(1))["layout"].get("xaxis", {})

@@ -10,6 +10,7 @@ import json
 import math
 import random
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ from dissect.records import (
 )
 from dissect.tables import Analysis
 
-T0 = 1_700_000_000 * 10**9
+T0 = 1_700_000_000_123_456_789  # fractional seconds: the ns -> s conversions must agree
 MS = 10**6
 
 
@@ -37,20 +38,18 @@ def synthetic_rows(
     namespace: str = "/chat",
     hs_scale: float = 1.0,
     source_file: str = "cap.pcapng",
-) -> dict[str, list[tuple]]:
+) -> dict[str, list[Any]]:
     """Rows of every table for ``n_sessions`` sessions: session_id % 3 == 0 plain HTTP,
     == 1 WebSocket, == 2 Socket.IO over WebSocket. ``hs_scale`` stretches handshake durations."""
     rng = random.Random(seed)
-    out: dict[str, list[tuple]] = {name: [] for name in records.TABLES}
+    out: dict[str, list[Any]] = {name: [] for name in records.TABLES}
     for sid in range(1, n_sessions + 1):
         kind = sid % 3
         t = T0 + sid * 10**9
         app = ("http", "websocket", "socketio")[kind]
         tcp_ms = round(rng.uniform(0.05, 0.5) * hs_scale, 6)
         syn, synack, ack = t, t + int(tcp_ms * MS / 2), t + int(tcp_ms * MS)
-        out["handshakes"].append(
-            Handshake(sid, "tcp", syn, ack, (ack - syn) / 1e6, True, "-", None)
-        )
+        out["handshakes"].append(Handshake(sid, "tcp", syn, ack, (ack - syn) / 1e6, True, "-", None))
         cur = ack + MS
         frames = msgs = 0
         bytes_c2s = bytes_s2c = 0
@@ -287,9 +286,7 @@ def synthetic_rows(
                     anomaly,
                 )
             )
-            out["ws_messages"].append(
-                WsMessage(sid, msgs, cur, cur, "c2s", "close", 1, 8, 2, False, "", anomaly)
-            )
+            out["ws_messages"].append(WsMessage(sid, msgs, cur, cur, "c2s", "close", 1, 8, 2, False, "", anomaly))
             frames += 1
         close = "rst" if sid == 5 else "fin"
         out["sessions"].append(
@@ -331,7 +328,7 @@ def synthetic_analysis(**kw: object) -> Analysis:
     return Analysis.from_rows(rows, summary={})
 
 
-def stream(rows: dict[str, list[tuple]], batch: int = 5) -> dict[str, object]:
+def stream(rows: dict[str, list[Any]], batch: int = 5) -> dict[str, Any]:
     b = summary.SummaryBuilder()
     b.add_file("cap.pcapng", 1234, 567890, {"ETHERNET": 1234})
     b.add_warning("truncated_file", 1, "last record cut at byte 567890")
@@ -365,9 +362,9 @@ def test_streaming_and_from_analysis_agree() -> None:
         "sessions",
     ):
         if key == "totals":
-            assert {
-                k: v for k, v in bare[key].items() if k not in ("files", "packets", "bytes")
-            } == {k: v for k, v in streamed[key].items() if k not in ("files", "packets", "bytes")}  # type: ignore[union-attr]
+            assert {k: v for k, v in bare[key].items() if k not in ("files", "packets", "bytes")} == {
+                k: v for k, v in streamed[key].items() if k not in ("files", "packets", "bytes")
+            }
         else:
             assert bare[key] == streamed[key], key
 
@@ -381,59 +378,57 @@ def test_figures_are_right() -> None:
         "packets": 1234,
         "bytes": 567890,
         **{name: len(rows[name]) for name in records.TABLES},
-    }  # type: ignore[comparison-overlap]
+    }
     # Sessions by app protocol: ids 1..9, id % 3 -> http, websocket, socketio.
     protos = s["protocols"]
-    assert protos["http"]["sessions"] == 3  # type: ignore[index]
-    assert protos["websocket"]["sessions"] == 3  # type: ignore[index]
-    assert protos["socketio"]["sessions"] == 3  # type: ignore[index]
-    assert protos["udp"]["sessions"] == 0  # type: ignore[index]
+    assert protos["http"]["sessions"] == 3
+    assert protos["websocket"]["sessions"] == 3
+    assert protos["socketio"]["sessions"] == 3
+    assert protos["udp"]["sessions"] == 0
     # Handshake percentiles equal numpy's on the same values.
     hs = s["handshakes"]
     for layer in ("tcp", "websocket", "engineio", "socketio"):
         vals = [r.duration_ms for r in rows["handshakes"] if r.layer == layer]
         want = np.percentile(vals, [50, 90, 99])
-        got = hs[layer]["duration_ms"]  # type: ignore[index]
+        got = hs[layer]["duration_ms"]
         assert got["count"] == len(vals)
         assert got["p50"] == pytest.approx(want[0], abs=1e-6)
         assert got["p90"] == pytest.approx(want[1], abs=1e-6)
         assert got["p99"] == pytest.approx(want[2], abs=1e-6)
         assert got["max"] == pytest.approx(max(vals), abs=1e-6)
         assert got["method"] == "exact"
-    assert hs["engineio"]["count"] == 3  # type: ignore[index]
+    assert hs["engineio"]["count"] == 3
     # Frames by opcode.
     want_ops: dict[str, int] = {}
     for f in rows["ws_frames"]:
         want_ops[f.opcode_name] = want_ops.get(f.opcode_name, 0) + 1
-    assert s["ws_frames"]["by_opcode"] == dict(sorted(want_ops.items()))  # type: ignore[index]
-    assert s["ws_frames"]["by_close_code"] == {"1000": 4, "1006": 2}  # type: ignore[index]
+    assert s["ws_frames"]["by_opcode"] == dict(sorted(want_ops.items()))
+    assert s["ws_frames"]["by_close_code"] == {"1000": 4, "1006": 2}
     # Message sizes.
     sizes = [m.payload_bytes for m in rows["ws_messages"]]
-    mp = s["ws_messages"]["payload_bytes"]  # type: ignore[index]
+    mp = s["ws_messages"]["payload_bytes"]
     assert mp["total"] == sum(sizes)
     assert mp["p50"] == pytest.approx(float(np.percentile(sizes, 50)))
     # Ack latency and events.
     lats = [p.ack_latency_ms for p in rows["sio_packets"] if p.ack_latency_ms is not None]
-    assert s["sio_packets"]["ack_latency_ms"]["p90"] == pytest.approx(
-        float(np.percentile(lats, 90))
-    )  # type: ignore[index]
-    events = {(e["namespace"], e["event"]): e["count"] for e in s["sio_packets"]["events"]}  # type: ignore[index]
+    assert s["sio_packets"]["ack_latency_ms"]["p90"] == pytest.approx(float(np.percentile(lats, 90)))
+    events = {(e["namespace"], e["event"]): e["count"] for e in s["sio_packets"]["events"]}
     assert events == {("/chat", "message"): 9, ("/chat", "typing"): 9}
     # Anomalies split into kinds, per table.
     an = s["anomalies"]
-    assert an["by_table"]["ws_frames"] == {"bad_close_code": 2, "close_without_reply": 2}  # type: ignore[index]
-    assert an["by_table"]["sessions"] == {"zero_window": 1}  # type: ignore[index]
-    assert an["by_kind"]["bad_close_code"] == 4  # type: ignore[index]  # frames + messages
-    assert an["total"] == 9  # type: ignore[index]
+    assert an["by_table"]["ws_frames"] == {"bad_close_code": 2, "close_without_reply": 2}
+    assert an["by_table"]["sessions"] == {"zero_window": 1}
+    assert an["by_kind"]["bad_close_code"] == 4  # frames + messages
+    assert an["total"] == 9
     # Reader warnings.
     w = s["warnings"]
-    assert w["total"] == 4  # type: ignore[index]
-    assert w["by_kind"]["truncated_file"]["details"] == ["last record cut at byte 567890"]  # type: ignore[index]
+    assert w["total"] == 4
+    assert w["by_kind"]["truncated_file"]["details"] == ["last record cut at byte 567890"]
     # Files: sessions and time span joined from the sessions table.
-    f = s["files"][0]  # type: ignore[index]
+    f = s["files"][0]
     assert f["sessions"] == 9 and f["link_types"] == {"ETHERNET": 1234}
     assert f["ts_first"] == pytest.approx(T0 / 1e9 + 1, abs=1e-6)
-    assert s["sessions"]["by_close"] == {"fin": 8, "rst": 1}  # type: ignore[index]
+    assert s["sessions"]["by_close"] == {"fin": 8, "rst": 1}
 
 
 def test_json_clean_and_stable() -> None:
@@ -444,7 +439,7 @@ def test_json_clean_and_stable() -> None:
     s = stream(rows)
     text = json.dumps(s, allow_nan=False)  # raises on NaN/inf
     assert "NaN" not in text
-    assert s["handshakes"]["tcp"]["failed"] == 2  # type: ignore[index]
+    assert s["handshakes"]["tcp"]["failed"] == 2
     assert list(s) == [
         "schema",
         "totals",
@@ -492,10 +487,7 @@ def test_distribution_switches_to_histogram_within_one_percent() -> None:
 
 def test_message_sizes_bounded_memory_for_many_messages() -> None:
     b = summary.SummaryBuilder(exact_limit=10_000)
-    batch = [
-        WsMessage(1, i, T0, T0, "c2s", "text", 1, 10 + i % 1000, 4 + i % 1000, False, "", "")
-        for i in range(5000)
-    ]
+    batch = [WsMessage(1, i, T0, T0, "c2s", "text", 1, 10 + i % 1000, 4 + i % 1000, False, "", "") for i in range(5000)]
     for _ in range(10):
         b.add("ws_messages", batch)
     r = b.result()["ws_messages"]
@@ -551,6 +543,4 @@ def test_from_analysis_on_loaded_frames_handles_missing_columns() -> None:
     assert s["totals"]["sessions"] == 9
     # frame() gives float seconds; the file span comes out in seconds either way.
     assert s["capture"]["ts_first"] == pytest.approx(T0 / 1e9 + 1)
-    assert tables.frame("sessions", rows["sessions"]).ts_first.iloc[0] == pytest.approx(
-        T0 / 1e9 + 1
-    )
+    assert tables.frame("sessions", rows["sessions"]).ts_first.iloc[0] == pytest.approx(T0 / 1e9 + 1)

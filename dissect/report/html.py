@@ -125,11 +125,7 @@ def _figures(a: Analysis, summary: dict[str, Any], max_points: int) -> list[tupl
             d = d[~np.isnan(d)]
             if not len(d):
                 continue
-            pts = (
-                d
-                if len(d) <= max_points
-                else np.random.default_rng(0).choice(d, max_points, replace=False)
-            )
+            pts = d if len(d) <= max_points else np.random.default_rng(0).choice(d, max_points, replace=False)
             fig.add_trace(
                 go.Box(
                     x=pts.round(6).tolist(),
@@ -164,9 +160,7 @@ def _figures(a: Analysis, summary: dict[str, Any], max_points: int) -> list[tupl
         if len(h):
             layers_per = h.groupby("session_id")["layer"].nunique()
             first = h.groupby("session_id")["t0"].min()
-            order = pd.DataFrame({"n": layers_per, "first": first}).sort_values(
-                ["n", "first"], ascending=[False, True]
-            )
+            order = pd.DataFrame({"n": layers_per, "first": first}).sort_values(["n", "first"], ascending=[False, True])
             chosen = list(order.index[:CHAIN_SESSIONS])
             chosen.sort(key=lambda sid: first[sid])
             h = h[h["session_id"].isin(chosen)].copy()
@@ -218,6 +212,35 @@ def _figures(a: Analysis, summary: dict[str, Any], max_points: int) -> list[tupl
                     "categoryarray": [labels[s] for s in chosen],
                 },
             )
+            # One slow session must not squash every other chain into a sliver: start zoomed on
+            # the typical chains, with a button to show everything.
+            ends = (h["start_ms"] + h["dur"]).groupby(h["session_id"]).max().to_numpy()
+            typical = float(np.percentile(ends, 90)) if len(ends) else 0.0
+            longest = float(ends.max()) if len(ends) else 0.0
+            if typical > 0 and longest > 4 * typical:
+                zoom = [0.0, typical * 1.3]
+                fig.update_layout(
+                    xaxis_range=zoom,
+                    updatemenus=[
+                        {
+                            "type": "buttons",
+                            "direction": "right",
+                            "x": 0.0,
+                            "xanchor": "left",
+                            "y": 1.0,
+                            "yanchor": "bottom",
+                            "showactive": True,
+                            "buttons": [
+                                {"label": "typical chains", "method": "relayout", "args": [{"xaxis.range": zoom}]},
+                                {
+                                    "label": f"all (to {longest:.0f} ms)",
+                                    "method": "relayout",
+                                    "args": [{"xaxis.autorange": True}],
+                                },
+                            ],
+                        }
+                    ],
+                )
             title = "Handshake chain per session"
             if len(order) > len(chosen):
                 title += f" (the {len(chosen)} of {len(order)} sessions with the longest chains)"
@@ -328,9 +351,7 @@ def _figures(a: Analysis, summary: dict[str, Any], max_points: int) -> list[tupl
                     )
                 )
             fig.update_layout(**base_layout)
-            fig.update_layout(
-                barmode="group", yaxis={"title": "ack latency (ms)"}, xaxis={"type": "category"}
-            )
+            fig.update_layout(barmode="group", yaxis={"title": "ack latency (ms)"}, xaxis={"type": "category"})
             out.append(("ack-latency", "Socket.IO ack latency", fig))
 
     # Opcode mix.
@@ -479,8 +500,7 @@ def _cards(summary: dict[str, Any]) -> str:
     for label, v in items:
         bad = " bad" if label in ("anomalies", "reader warnings") and v else ""
         parts.append(
-            f'<div class="card{bad}"><div class="v">{int(v or 0):,}</div>'
-            f'<div class="l">{esc(label)}</div></div>'
+            f'<div class="card{bad}"><div class="v">{int(v or 0):,}</div><div class="l">{esc(label)}</div></div>'
         )
     return '<div class="cards">' + "".join(parts) + "</div>"
 
@@ -525,27 +545,43 @@ def _sessions_section(a: Analysis, max_rows: int) -> str:
     for r in shown.to_dict("records"):
         t0 = _num(pd.Series([r.get("ts_first")]))[0]
         t1 = _num(pd.Series([r.get("ts_last")]))[0]
-        rows.append([
-            r.get("session_id"),
-            r.get("transport"),
-            _pair(r.get("client_ip"), r.get("client_port"), ":")
-            + (" (inferred)" if r.get("client_inferred") is True else ""),
-            _pair(r.get("server_ip"), r.get("server_port"), ":"),
-            r.get("app_protocol"),
-            _utc(t0),
-            "" if np.isnan(t0) or np.isnan(t1) else f"{t1 - t0:.3f}",
-            _pair(r.get("packets_c2s"), r.get("packets_s2c"), " / "),
-            _pair(r.get("bytes_c2s"), r.get("bytes_s2c"), " / "),
-            r.get("tcp_handshake_ms"),
-            r.get("retransmissions"),
-            r.get("lost_bytes"),
-            r.get("close"),
-            r.get("anomaly"),
-            r.get("source_file"),
-        ])
-    headers = ["session", "transport", "client", "server", "app protocol", "first packet (UTC)",
-               "duration s", "packets c2s / s2c", "bytes c2s / s2c", "tcp handshake ms",
-               "retrans.", "lost bytes", "close", "anomaly", "file"]
+        rows.append(
+            [
+                r.get("session_id"),
+                r.get("transport"),
+                _pair(r.get("client_ip"), r.get("client_port"), ":")
+                + (" (inferred)" if r.get("client_inferred") is True else ""),
+                _pair(r.get("server_ip"), r.get("server_port"), ":"),
+                r.get("app_protocol"),
+                _utc(t0),
+                "" if np.isnan(t0) or np.isnan(t1) else f"{t1 - t0:.3f}",
+                _pair(r.get("packets_c2s"), r.get("packets_s2c"), " / "),
+                _pair(r.get("bytes_c2s"), r.get("bytes_s2c"), " / "),
+                r.get("tcp_handshake_ms"),
+                r.get("retransmissions"),
+                r.get("lost_bytes"),
+                r.get("close"),
+                r.get("anomaly"),
+                r.get("source_file"),
+            ]
+        )
+    headers = [
+        "session",
+        "transport",
+        "client",
+        "server",
+        "app protocol",
+        "first packet (UTC)",
+        "duration s",
+        "packets c2s / s2c",
+        "bytes c2s / s2c",
+        "tcp handshake ms",
+        "retrans.",
+        "lost bytes",
+        "close",
+        "anomaly",
+        "file",
+    ]
     return note + _table(headers, rows, cls="sessions")
 
 
@@ -661,10 +697,7 @@ def _files_section(summary: dict[str, Any]) -> str:
     if warn:
         out += "<h3>Reader warnings</h3>" + _table(
             ["kind", "count", "details"],
-            [
-                [k, w.get("count"), "; ".join(str(d) for d in w.get("details") or [])]
-                for k, w in warn.items()
-            ],
+            [[k, w.get("count"), "; ".join(str(d) for d in w.get("details") or [])] for k, w in warn.items()],
         )
     return out or "<p>No capture file information.</p>"
 
@@ -765,9 +798,7 @@ def render_html(
         ("anomaly-rows", "Rows with anomalies", _anomaly_rows(analysis)),
     ]
     nav += [(a_, t) for a_, t, _ in sections]
-    nav_html = (
-        "<nav>" + "".join(f'<a href="#{esc(a_)}">{esc(t, None)}</a>' for a_, t in nav) + "</nav>"
-    )
+    nav_html = "<nav>" + "".join(f'<a href="#{esc(a_)}">{esc(t, None)}</a>' for a_, t in nav) + "</nav>"
     cap = summary.get("capture") or {}
     subtitle = ""
     if cap.get("ts_first") is not None:

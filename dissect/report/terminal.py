@@ -112,7 +112,7 @@ def print_summary(
         out.write(line + "\n")
 
     def row(label: str, value: str, bad: bool = False) -> None:
-        lab = f"  {label:<22}"
+        lab = f"  {label:<21} "
         if color:
             lab = click.style(lab, dim=True)
             if bad:
