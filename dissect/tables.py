@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from .records import TABLES, column_types, ts_columns
+from .records import TABLES, VOCABULARY_COLUMNS, column_types, ts_columns
 
 TABLE_NAMES = tuple(TABLES)
 
@@ -105,6 +105,9 @@ def read_csv(path: str, table: str) -> pd.DataFrame:
     for col, text in column_types(cls).items():
         if col in df.columns and text.startswith("str"):
             df[col] = df[col].astype(object).where(df[col].notna(), None)
+            if col not in VOCABULARY_COLUMNS:
+                # Undo the writer's formula neutralisation (writers.csv_text).
+                df[col] = df[col].map(lambda v: v[1:] if isinstance(v, str) and v[:1] == "'" else v)
             if "None" not in text:
                 df[col] = df[col].fillna("")
     return _tidy(cls, df)

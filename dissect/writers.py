@@ -17,7 +17,9 @@ from typing import IO, Any
 
 from .records import TABLES, VOCABULARY_COLUMNS, column_types, ts_columns
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A cell starting with one of these gets a leading apostrophe; "'" is in the set so that reading
+# back (tables.read_csv drops one leading apostrophe) restores every value exactly.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
 
 
 def csv_text(s: str) -> str:

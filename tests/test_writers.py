@@ -33,6 +33,7 @@ def parse(line: str) -> list[str]:
     ("-2", "'-2"),
     ("@SUM(A1)", "'@SUM(A1)"),
     ("", ""),
+    ("'quoted", "''quoted"),
 ])
 def test_text_cells_quoted_and_neutralised(text: str, cell: str) -> None:
     row = SioPacket(1, 1_700_000_000_000_000_000, "c2s", "websocket", 4, "message", "EVENT", "/", text,
@@ -41,6 +42,16 @@ def test_text_cells_quoted_and_neutralised(text: str, cell: str) -> None:
     assert len(fields) == len(SioPacket._fields)
     assert fields[SioPacket._fields.index("event")] == cell
     assert fields[SioPacket._fields.index("ack_id")] == ""  # missing: empty, never a sentinel
+
+
+def test_neutralised_cells_read_back_exactly(tmp_path: Path) -> None:
+    names = ["=1+2", "-x", "'=y", "'plain", "plain", "@a,b"]
+    rows = [SioPacket(1, 10**18 + i, "c2s", "websocket", 4, "message", "EVENT", "/", n, None, None, 3, None, "",
+                      "sid") for i, n in enumerate(names)]
+    w = ReportWriter(str(tmp_path))
+    w.add("sio_packets", rows)
+    w.close()
+    assert list(Analysis.from_dir(str(tmp_path)).sio_packets.event) == names
 
 
 def test_timestamps_exact_at_capture_precision() -> None:
