@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -178,16 +178,42 @@ def run(paths: str | Sequence[str], consumers: Sequence[Consumer], *, filters: F
         if bar is not None:
             bar.__exit__(None, None, None)
     st = pipe.stats
-    for info in st.files:
-        summary.add_file(info["path"], info["packets"], info["bytes"], info["link_types"])
-    for kind, n in st.warnings.items():
-        summary.add_warning(kind, n)
-    for kind, detail in st.warning_details:
-        summary.add_warning(kind, 0, detail)
-    result = summary.result()
-    result["decode"] = dict(sorted(st.counters.items()))
-    result["ts_precision"] = "ns" if st.nanosecond else "us"
-    return RunResult(st, result)
+    return RunResult(st, _summary(summary, st.files, st.warnings, st.warning_details, st.counters,
+                                  st.nanosecond))
+
+
+def _summary(builder: SummaryBuilder, files: list[dict[str, Any]], warnings: Mapping[str, int],
+             details: list[tuple[str, str]], counters: Mapping[str, int], nanosecond: bool) -> dict[str, Any]:
+    """summary.json: the rows' figures plus what the readers and decoders counted."""
+    for info in files:
+        builder.add_file(info["path"], info["packets"], info["bytes"], info["link_types"])
+    for kind, n in warnings.items():
+        builder.add_warning(kind, n)
+    for kind, detail in details:
+        builder.add_warning(kind, 0, detail)
+    result = builder.result()
+    # Files in the order they were read (rows may have named them first, in any order).
+    order = {info["path"]: i for i, info in enumerate(files)}
+    result["files"] = sorted(result.get("files", []), key=lambda f: order.get(f.get("path"), len(order)))
+    result["decode"] = dict(sorted(counters.items()))
+    result["ts_precision"] = "ns" if nanosecond else "us"
+    return result
+
+
+def run_parallel(paths: str | Sequence[str], jobs: int, *, out_dir: str | None = None, fmt: str = "csv",
+                 digits: int = 6, filters: Filters | None = None,
+                 limits: Limits | None = None) -> tuple[dict[str, Any], dict[str, list[tuple]] | None]:
+    """:func:`run` over ``jobs`` processes (:mod:`dissect.parallel`): with ``out_dir`` the tables are
+    written there, else their rows are returned. Returns (summary, rows)."""
+    from .parallel import run_jobs
+
+    files = expand_paths(paths)
+    for f in files:
+        CaptureReader(f).close()
+    builder, first, rows = run_jobs(files, jobs, out_dir=out_dir, fmt=fmt, digits=digits, limits=limits,
+                                    filters=filters or Filters())
+    return _summary(builder, first.files, first.warnings, first.warning_details, first.counters,
+                    first.nanosecond), rows
 
 
 _SORT_KEYS = {
@@ -203,17 +229,22 @@ _SORT_KEYS = {
 def analyze(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
             port: Iterable[int] | int | None = None, host: Iterable[str] | str | None = None,
             session: Iterable[int] | int | None = None, namespace: Iterable[str] | str | None = None,
-            limits: Limits | None = None, quiet: bool = True) -> Analysis:
+            limits: Limits | None = None, quiet: bool = True, jobs: int = 1) -> Analysis:
     """Dissect one or more captures (files or directories) into DataFrames.
 
     Returns an :class:`~dissect.tables.Analysis` whose attributes ``sessions``, ``handshakes``,
     ``http``, ``ws_frames``, ``ws_messages`` and ``sio_packets`` are the tables of
-    ``shared/REPORTS.md`` and ``summary`` is the dict of ``summary.json``.
+    ``shared/REPORTS.md`` and ``summary`` is the dict of ``summary.json``. ``jobs`` > 1 spreads
+    the work over that many processes (the same rows).
     """
-    collector = MemoryCollector()
-    res = run(expand_paths(paths), [collector],
-              filters=Filters.make(port, host, session, namespace), limits=limits, quiet=quiet)
-    a = Analysis.from_rows(collector.rows, res.summary)
+    filters = Filters.make(port, host, session, namespace)
+    if jobs > 1:
+        summary, rows = run_parallel(expand_paths(paths), jobs, filters=filters, limits=limits)
+        a = Analysis.from_rows(rows or {}, summary)
+    else:
+        collector = MemoryCollector()
+        res = run(expand_paths(paths), [collector], filters=filters, limits=limits, quiet=quiet)
+        a = Analysis.from_rows(collector.rows, res.summary)
     for name, keys in _SORT_KEYS.items():
         df = a.table(name)
         if len(df):

@@ -15,12 +15,17 @@ Its upper layer, :class:`HttpChain`, routes what HTTP finds:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .engineio import EngineIO
 from .flows import Limits
 from .http import HttpDissector, HttpRequest, HttpResponse, looks_like_http_request
 from .records import C2S, Handshake, Sink, ms
 from .tcp import StreamDissector, TcpConnection
 from .websocket import WebSocketDissector, negotiate
+
+if TYPE_CHECKING:
+    from .parallel import Ownership
 
 _LEVELS = {"tcp": 0, "udp": 0, "http": 1, "websocket": 2, "engineio": 3, "socketio": 4}
 
@@ -88,13 +93,24 @@ class Chain:
         self.sink = sink
         self.limits = limits
         self.eio = EngineIO(sink)
+        self.ownership: Ownership | None = None  # --jobs
 
     def attach(self, conn: TcpConnection) -> None:
         """Called for every new TCP connection: decide on its first payload."""
         conn.factory = self.first_data
 
     def first_data(self, conn: TcpConnection, direction: int, ts: int, data: bytes) -> None:
-        if direction == C2S and looks_like_http_request(data):
+        is_http = direction == C2S and looks_like_http_request(data)
+        own = self.ownership
+        if own is not None:
+            if is_http:
+                mine = own.first_request(conn.session_id, _request_target(data))
+            else:
+                mine = own.owners.get(conn.session_id) == own.index
+            if not mine:
+                conn.foreign = True
+                return
+        if is_http:
             app = HttpDissector(conn.session_id, self.sink, HttpChain(conn, self),
                                 max_body_bytes=self.limits.max_body_bytes)
             conn.app = app
@@ -109,6 +125,13 @@ class Chain:
 
     def finish(self, ts: int) -> None:
         self.eio.finish(ts)
+
+
+def _request_target(data: bytes) -> str:
+    """The request-target of the request line at the start of ``data`` (RFC 9112 section 3)."""
+    line = data[: data.find(b"\r\n") if b"\r\n" in data[:8192] else 8192]
+    parts = line.split(b" ")
+    return parts[1].decode("latin-1") if len(parts) > 1 else ""
 
 
 def higher(a: str, b: str | None) -> str:

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
-from .api import Filters, expand_paths, run
+from .api import Filters, expand_paths, run, run_parallel
 from .errors import DissectError
 from .flows import Limits
 from .reader import CaptureReader
@@ -116,10 +116,12 @@ def main() -> None:
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True)
 @click.option("--html/--no-html", default=True, show_default=True, help="Also write report.html.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, no warning lines.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Worker processes sharing the sessions of the captures.")
 @filter_options
 @limit_options
 @guarded
-def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet: bool,
+def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet: bool, jobs: int,
            port: tuple[int, ...], host: tuple[str, ...], session_ids: tuple[int, ...],
            namespace: tuple[str, ...], max_flows: int, max_reassembly_bytes: int,
            max_message_bytes: int) -> None:
@@ -128,12 +130,19 @@ def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet:
     limits = Limits(max_flows=max_flows, max_reassembly_bytes=max_reassembly_bytes,
                     max_message_bytes=max_message_bytes)
     files = expand_paths(list(captures))
-    writer = ReportWriter(out_dir, fmt, digits=9 if any_nanosecond(files) else 6)
-    try:
-        result = run(files, [writer], filters=filters, limits=limits, quiet=quiet)
-    finally:
-        writer.close()
-    summary = result.summary
+    digits = 9 if any_nanosecond(files) else 6
+    if jobs > 1:
+        os.makedirs(out_dir, exist_ok=True)
+        summary, _ = run_parallel(files, jobs, out_dir=out_dir, fmt=fmt, digits=digits, filters=filters,
+                                  limits=limits)
+        counts = summary.get("totals", {})
+    else:
+        writer = ReportWriter(out_dir, fmt, digits=digits)
+        try:
+            summary = run(files, [writer], filters=filters, limits=limits, quiet=quiet).summary
+        finally:
+            writer.close()
+        counts = writer.counts
     with open(os.path.join(out_dir, "summary.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2, sort_keys=False)
         f.write("\n")
@@ -141,8 +150,8 @@ def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet:
         _write_html(out_dir, fmt, quiet)
     warn_lines(summary, quiet)
     if not quiet:
-        counts = ", ".join(f"{n} {t}" for t, n in writer.counts.items())
-        click.echo(f"dissect: wrote {out_dir}: {counts}", err=True)
+        listed = ", ".join(f"{counts.get(t, 0)} {t}" for t in ReportWriter.TABLES)
+        click.echo(f"dissect: wrote {out_dir}: {listed}", err=True)
 
 
 HTML_ROW_LIMIT = 2_000_000

@@ -14,10 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .ip import ntop
 from .records import Session, Sink
 from .tcp import ACK, SYN, TcpConnection
+
+if TYPE_CHECKING:
+    from .parallel import Ownership
 
 NS = 1_000_000_000
 
@@ -38,7 +42,7 @@ class UdpFlow:
     """One UDP flow (RFC 768): counts only; no application layer is dissected over UDP yet."""
 
     __slots__ = ("session_id", "client_ip", "client_port", "server_ip", "server_port", "packets",
-                 "nbytes", "ts_first", "ts_last", "source_file")
+                 "nbytes", "ts_first", "ts_last", "source_file", "foreign")
 
     def __init__(self, session_id: int, client: tuple[bytes, int], server: tuple[bytes, int], ts: int,
                  source_file: str) -> None:
@@ -50,6 +54,7 @@ class UdpFlow:
         self.ts_first = ts
         self.ts_last = ts
         self.source_file = source_file
+        self.foreign = False
 
     def session_row(self) -> Session:
         return Session(
@@ -79,6 +84,7 @@ class FlowTable:
         self.accept = accept  # flow filter (--host/--port): False = ignore the flow
         self.app_level = app_level or (lambda sid: None)
         self.on_tcp_open: Callable[[TcpConnection], None] | None = None
+        self.ownership: Ownership | None = None  # --jobs: which sessions this worker dissects
         self.evicted = 0
         self.ignored = 0
 
@@ -111,6 +117,8 @@ class FlowTable:
         self.next_id += 1
         self.tcp[key] = (conn, d)
         self.tcp[rkey] = (conn, 1 - d)
+        if self.ownership is not None:
+            self.ownership.new_flow(conn.session_id, key, rkey)  # the first payload may re-decide
         if self.on_tcp_open is not None:
             self.on_tcp_open(conn)
         return conn, d
@@ -142,6 +150,8 @@ class FlowTable:
         self.next_id += 1
         self.udp[key] = (flow, d)
         self.udp[rkey] = (flow, 1 - d)
+        if self.ownership is not None:
+            flow.foreign = not self.ownership.new_flow(flow.session_id, key, rkey)
         return flow, d
 
     # -- eviction and the end ------------------------------------------------------------------------

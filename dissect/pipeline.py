@@ -15,7 +15,7 @@ from __future__ import annotations
 import struct
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import link
 from .chain import Chain
@@ -24,6 +24,9 @@ from .ip import IPLayer
 from .reader import CaptureReader
 from .records import Sink
 from .tcp import ACK, FIN, HALF, MASK, SYN
+
+if TYPE_CHECKING:
+    from .parallel import Ownership
 
 _tcp_hdr = struct.Struct("!HHIIBB").unpack_from
 _udp_hdr = struct.Struct("!HH").unpack_from
@@ -50,13 +53,15 @@ class Stats:
 class Pipeline:
     def __init__(self, consumers: Sequence[Consumer], limits: Limits | None = None,
                  accept: Callable[[bytes, int, bytes, int], bool] | None = None,
-                 progress: Callable[[int], None] | None = None) -> None:
+                 progress: Callable[[int], None] | None = None,
+                 ownership: Ownership | None = None) -> None:
         self.sink = Sink()
         self.limits = limits or Limits()
         self.consumers = consumers
         self.chain = Chain(self.sink, self.limits)
         self.flows = FlowTable(self.sink, self.limits, accept, self.chain.app_level)
         self.flows.on_tcp_open = self.chain.attach
+        self.flows.ownership = self.chain.ownership = ownership
         self.ip = IPLayer()
         self.stats = Stats()
         self.progress = progress
@@ -162,6 +167,11 @@ class Pipeline:
                         if conn is None:
                             continue
                     conn.control(d, ts, seq, ack, flags)
+                if conn.foreign:  # --jobs: another worker dissects it
+                    conn.ts_last = ts
+                    if flags & FIN:
+                        conn.streams[d].fin_done = True
+                    continue
                 conn.packets[d] += 1
                 conn.ts_last = ts
                 if flags & ACK:
@@ -197,6 +207,9 @@ class Pipeline:
                     uentry = flows.new_udp(key, key[:alen], key[alen : 2 * alen], sport, dport, ts)
                 uflow, d = uentry
                 if uflow is None:
+                    continue
+                if uflow.foreign:
+                    uflow.ts_last = ts
                     continue
                 uflow.packets[d] += 1
                 uflow.nbytes[d] += max(0, l4end - l4 - 8)  # the IP length says, even if cut

@@ -129,6 +129,10 @@ class CappedCounter:
     def total(self) -> int:
         return sum(self.counts.values())
 
+    def merge(self, other: CappedCounter) -> None:
+        for k, n in other.counts.items():
+            self.add(k, n)
+
     def sorted(self) -> dict[str, int]:
         """By key, for a stable JSON."""
         return {k: self.counts[k] for k in sorted(self.counts)}
@@ -177,6 +181,27 @@ class Distribution:
                 self.neg[i] = self.neg.get(i, 0) + 1
             else:
                 self.zeros += 1
+
+    def merge(self, other: Distribution) -> None:
+        if other.count == 0:
+            return
+        if self.exact is not None and other.exact is not None:
+            self.extend(other.exact)
+            return
+        self.count += other.count
+        self.lo = min(self.lo, other.lo)
+        self.hi = max(self.hi, other.hi)
+        if self.exact is not None:
+            self._bucket(self.exact)
+            self.exact = None
+        if other.exact is not None:
+            self._bucket(other.exact)
+        else:
+            for i, c in other.pos.items():
+                self.pos[i] = self.pos.get(i, 0) + c
+            for i, c in other.neg.items():
+                self.neg[i] = self.neg.get(i, 0) + c
+            self.zeros += other.zeros
 
     @property
     def method(self) -> str:
@@ -299,6 +324,47 @@ class SummaryBuilder:
         self._anom_rows = 0
         self._warn: dict[str, int] = {}
         self._warn_details: dict[str, list[str]] = {}
+
+    def merge(self, other: SummaryBuilder) -> None:
+        """Add what ``other`` counted (rows of other sessions, e.g. from another worker).
+
+        Row-derived figures add up; reader warnings and file packet counts are not rows: each
+        worker of ``--jobs`` reads every file, so the caller adds those once, not through here.
+        """
+        for name, mine in vars(self).items():
+            theirs = getattr(other, name)
+            if name in ("_exact_limit", "_counter_limit", "_warn", "_warn_details"):
+                continue
+            if name == "_ts_first":
+                vals = [v for v in (mine, theirs) if v is not None]
+                setattr(self, name, min(vals) if vals else None)
+            elif name == "_ts_last":
+                vals = [v for v in (mine, theirs) if v is not None]
+                setattr(self, name, max(vals) if vals else None)
+            elif isinstance(mine, (int, float)):
+                setattr(self, name, mine + theirs)
+            elif isinstance(mine, (CappedCounter, Distribution)):
+                mine.merge(theirs)
+            elif name == "_files":
+                for path, f in theirs.items():
+                    mf = self._file(path)
+                    mf.sessions += f.sessions
+                    mf.packets += f.packets
+                    mf.bytes += f.bytes
+                    for lt, n in f.link_types.items():
+                        mf.link_types[lt] = mf.link_types.get(lt, 0) + n
+                    firsts = [v for v in (mf.ts_first, f.ts_first) if v is not None]
+                    lasts = [v for v in (mf.ts_last, f.ts_last) if v is not None]
+                    mf.ts_first = min(firsts) if firsts else None
+                    mf.ts_last = max(lasts) if lasts else None
+            elif isinstance(mine, dict):
+                for k, v in theirs.items():
+                    if k not in mine:
+                        mine[k] = v
+                    elif isinstance(v, int):
+                        mine[k] += v
+                    elif isinstance(v, (CappedCounter, Distribution)):
+                        mine[k].merge(v)
 
     def _counter(self) -> CappedCounter:
         return CappedCounter(self._counter_limit)

@@ -64,7 +64,7 @@ class TcpConnection:
     __slots__ = ("session_id", "client_ip", "client_port", "server_ip", "server_port", "inferred",
                  "streams", "packets", "ts_first", "ts_last", "syn_ts", "last_syn_ts", "synack_ts",
                  "ack_ts", "syn_retrans", "close", "closed_ts", "app", "app_decided", "level",
-                 "source_file", "max_pending", "anomaly", "factory")
+                 "source_file", "max_pending", "anomaly", "factory", "foreign")
 
     def __init__(self, session_id: int, client: tuple[bytes, int], server: tuple[bytes, int],
                  inferred: bool, ts: int, source_file: str, max_pending: int) -> None:
@@ -91,6 +91,8 @@ class TcpConnection:
         self.anomaly = ""
         # Called with the first in-order payload to choose the application dissector.
         self.factory: Callable[[TcpConnection, int, int, bytes], None] | None = None
+        # --jobs: another worker owns this session; only what numbering depends on is tracked.
+        self.foreign = False
 
     # -- control segments (SYN, FIN, RST): the slow path ---------------------------------------------
 

@@ -124,6 +124,8 @@ class ReportWriter:
     always finds the same set of files.
     """
 
+    TABLES = tuple(TABLES)
+
     def __init__(self, directory: str, fmt: str = "csv", digits: int = 6) -> None:
         if fmt not in ("csv", "jsonl"):
             raise ValueError(f"unknown format {fmt!r}")

@@ -1,0 +1,194 @@
+"""``--jobs N``: N processes share the work of one analysis, each owning part of the sessions.
+
+Every worker reads every packet and creates every flow, so session ids come out the same in all of
+them; the application work of a flow (reassembly, dissectors, rows) is done only by its owner:
+
+- an HTTP connection whose first request names an Engine.IO ``sid`` belongs to the owner of that
+  sid, so the polling requests of one Engine.IO session (on many TCP connections) and the WebSocket
+  that upgrades them meet in one worker;
+- an Engine.IO polling handshake (no sid yet) is *shared*: every worker dissects it, and its rows
+  go to the owner of the sid its open packet reveals;
+- every other flow belongs to the owner of a hash of its 5-tuple.
+
+A foreign flow still has its SYN/FIN/RST and last-packet time tracked, so that eviction and the
+"new SYN on a finished 5-tuple" rule number sessions identically everywhere. Each worker writes its
+rows to its own part files; the parent concatenates them and merges the summaries. The rows are
+those of ``--jobs 1``; only their order in the files differs.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import tempfile
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from .flows import Limits
+from .records import TABLES
+from .summary import SummaryBuilder
+
+SHARED = -1
+
+
+class Ownership:
+    """Which worker owns which session, as seen by worker ``index`` of ``count``."""
+
+    def __init__(self, index: int, count: int) -> None:
+        self.index = index
+        self.count = count
+        self.owners: dict[int, int] = {}  # session_id -> owner (or SHARED)
+        self.flow_owner: dict[int, int] = {}  # session_id -> owner by 5-tuple hash
+
+    def new_flow(self, session_id: int, key: bytes, rkey: bytes) -> bool:
+        """Register a flow; True when this worker owns it (for now: HTTP may re-decide)."""
+        owner = zlib.crc32(min(key, rkey)) % self.count
+        self.flow_owner[session_id] = owner
+        self.owners[session_id] = owner
+        return owner == self.index
+
+    def sid_owner(self, sid: str) -> int:
+        return zlib.crc32(sid.encode("utf-8", "replace")) % self.count
+
+    def first_request(self, session_id: int, target: str) -> bool:
+        """Re-decide a connection's owner from its first HTTP request; True when it is ours
+        (or shared)."""
+        from .engineio import EngineIO
+
+        if EngineIO.is_engineio_target(target):
+            query = parse_qs(urlsplit(target).query)
+            sid = (query.get("sid") or [""])[0]
+            if sid:
+                self.owners[session_id] = self.sid_owner(sid)
+            elif (query.get("transport") or [""])[0] != "websocket":
+                self.owners[session_id] = SHARED
+        owner = self.owners[session_id]
+        return owner == SHARED or owner == self.index
+
+
+class OwnedRows:
+    """A consumer wrapper keeping only the rows of sessions this worker owns; rows of a shared
+    session wait until its Engine.IO sid (hence its owner) is known."""
+
+    def __init__(self, inner: Any, own: Ownership) -> None:
+        self.inner = inner
+        self.own = own
+        self.waiting: dict[int, list[tuple[str, tuple]]] = {}
+
+    def add(self, table: str, rows: Iterable[tuple]) -> None:
+        owners = self.own.owners
+        me = self.own.index
+        keep = []
+        for r in rows:
+            sid = r[0]
+            owner = owners.get(sid, me)
+            if owner == SHARED:
+                eio_sid = getattr(r, "eio_sid", None) if table == "sio_packets" else None
+                if eio_sid:
+                    owner = owners[sid] = self.own.sid_owner(eio_sid)
+                    self._release(sid, owner)
+                else:
+                    self.waiting.setdefault(sid, []).append((table, r))
+                    continue
+            if owner == me:
+                keep.append(r)
+        if keep:
+            self.inner.add(table, keep)
+
+    def _release(self, sid: int, owner: int) -> None:
+        held = self.waiting.pop(sid, [])
+        if owner == self.own.index:
+            for table, r in held:
+                self.inner.add(table, [r])
+
+    def finish(self) -> None:
+        """Shared sessions whose sid never showed belong to their 5-tuple's owner."""
+        for sid in list(self.waiting):
+            owner = self.own.flow_owner.get(sid, 0)
+            self.own.owners[sid] = owner
+            self._release(sid, owner)
+
+
+@dataclass
+class WorkerResult:
+    summary: SummaryBuilder
+    files: list[dict[str, Any]]
+    warnings: dict[str, int]
+    warning_details: list[tuple[str, str]]
+    counters: dict[str, int]
+    nanosecond: bool
+    rows: dict[str, list[tuple]] | None  # when collecting in memory (dissect.analyze)
+
+
+def _worker(args: tuple[int, int, list[str], str | None, str, int, Limits, Any]) -> WorkerResult:
+    index, count, files, out_dir, fmt, digits, limits, filters = args
+    from .pipeline import Pipeline
+    from .reader import CaptureReader
+    from .writers import MemoryCollector, ReportWriter
+
+    own = Ownership(index, count)
+    summary = SummaryBuilder()
+    sink: Any = ReportWriter(out_dir, fmt, digits) if out_dir else MemoryCollector()
+    owned = OwnedRows(_Tee([filters.wrap(sink), filters.wrap(summary)]), own)
+    pipe = Pipeline([owned], limits, filters.flow_filter(), None, ownership=own)
+    for path in files:
+        pipe.run_reader(CaptureReader(path))
+    pipe.finish()
+    owned.finish()
+    if out_dir:
+        sink.close()
+    st = pipe.stats
+    return WorkerResult(summary, st.files, dict(st.warnings), st.warning_details, dict(st.counters),
+                        st.nanosecond, None if out_dir else sink.rows)
+
+
+class _Tee:
+    def __init__(self, consumers: list[Any]) -> None:
+        self.consumers = consumers
+
+    def add(self, table: str, rows: Iterable[tuple]) -> None:
+        rows = list(rows)
+        for c in self.consumers:
+            c.add(table, rows)
+
+
+def run_jobs(files: list[str], jobs: int, *, out_dir: str | None, fmt: str = "csv", digits: int = 6,
+             limits: Limits | None = None, filters: Any = None) -> tuple[SummaryBuilder, WorkerResult,
+                                                                       dict[str, list[tuple]] | None]:
+    """Run ``jobs`` workers over ``files``. With ``out_dir``, their part files are joined into
+    ``out_dir/<table>.<fmt>``; without, their rows come back in memory. Returns the merged summary
+    builder, worker 0's result (files, warnings: the same in every worker) and the rows."""
+    from .api import Filters
+
+    filters = filters or Filters()
+    limits = limits or Limits()
+    parts = tempfile.mkdtemp(prefix="dissect-jobs-", dir=out_dir) if out_dir else None
+    try:
+        args = [(i, jobs, files, os.path.join(parts, str(i)) if parts else None, fmt, digits, limits, filters)
+                for i in range(jobs)]
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(jobs) as pool:
+            results = pool.map(_worker, args)
+        summary = results[0].summary
+        for r in results[1:]:
+            summary.merge(r.summary)
+        rows: dict[str, list[tuple]] | None = None
+        if parts and out_dir:
+            for table in TABLES:
+                name = f"{table}.{fmt}"
+                with open(os.path.join(out_dir, name), "wb") as out:
+                    for i in range(jobs):
+                        with open(os.path.join(parts, str(i), name), "rb") as part:
+                            if i and fmt == "csv":
+                                part.readline()  # each part starts with the header
+                            shutil.copyfileobj(part, out, 1 << 20)
+        else:
+            rows = {t: [r for res in results for r in (res.rows or {}).get(t, [])] for t in TABLES}
+        return summary, results[0], rows
+    finally:
+        if parts:
+            shutil.rmtree(parts, ignore_errors=True)

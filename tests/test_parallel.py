@@ -1,0 +1,74 @@
+"""--jobs N: the same rows and summary as one process, with Engine.IO sessions kept whole."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import dissect
+from dissect.cli import main
+from dissect.parallel import SHARED, Ownership
+
+CAPTURES = Path(__file__).resolve().parent.parent / "captures"
+ALL = sorted(str(p) for p in CAPTURES.iterdir() if p.suffix in (".pcap", ".pcapng"))
+
+
+def canonical(df: pd.DataFrame) -> list[tuple]:
+    return sorted(tuple("" if pd.isna(v) else str(v) for v in row) for row in df.itertuples(index=False))
+
+
+@pytest.fixture(scope="module")
+def one_and_two() -> tuple[dissect.Analysis, dissect.Analysis]:
+    return dissect.analyze(ALL), dissect.analyze(ALL, jobs=2)
+
+
+@pytest.mark.parametrize("table", ["sessions", "handshakes", "http", "ws_frames", "ws_messages", "sio_packets"])
+def test_jobs_rows_identical(one_and_two: tuple[dissect.Analysis, dissect.Analysis], table: str) -> None:
+    a, b = one_and_two
+    assert len(a.table(table)) > 0
+    assert canonical(a.table(table)) == canonical(b.table(table))
+
+
+def test_jobs_summary_identical(one_and_two: tuple[dissect.Analysis, dissect.Analysis]) -> None:
+    a, b = one_and_two
+    assert json.dumps(a.summary, sort_keys=True) == json.dumps(b.summary, sort_keys=True)
+
+
+def test_jobs_report_files_identical(tmp_path: Path) -> None:
+    r = CliRunner()
+    for jobs in (1, 3):
+        res = r.invoke(main, ["report", *ALL, "--out", str(tmp_path / str(jobs)), "--no-html", "-q",
+                              "--jobs", str(jobs)])
+        assert res.exit_code == 0, res.output
+    for name in ("sessions", "handshakes", "http", "ws_frames", "ws_messages", "sio_packets"):
+        one = (tmp_path / "1" / f"{name}.csv").read_text().splitlines()
+        three = (tmp_path / "3" / f"{name}.csv").read_text().splitlines()
+        assert one[0] == three[0]  # one header
+        assert sorted(one[1:]) == sorted(three[1:])
+    assert (tmp_path / "1" / "summary.json").read_text() == (tmp_path / "3" / "summary.json").read_text()
+
+
+def test_work_is_split() -> None:
+    """Both workers own some sessions of the polling capture (the split is real)."""
+    owners = set()
+    for i in range(2):
+        own = Ownership(i, 2)
+        for sid in range(1, 200):
+            own.new_flow(sid, sid.to_bytes(12, "big"), (sid * 7).to_bytes(12, "big"))
+        owners |= {o for o in own.owners.values()}
+    assert owners == {0, 1}
+
+
+def test_engineio_requests_follow_their_sid() -> None:
+    own = Ownership(0, 2)
+    for s in (1, 2, 3):
+        own.new_flow(s, bytes([s]) * 12, bytes([s + 1]) * 12)
+    assert own.first_request(1, "/socket.io/?EIO=4&transport=polling&t=x") is True
+    assert own.owners[1] == SHARED  # the handshake: every worker, rows to the sid's owner
+    own.first_request(2, "/socket.io/?EIO=4&transport=polling&sid=abc")
+    own.first_request(3, "/socket.io/?EIO=4&transport=websocket&sid=abc")
+    assert own.owners[2] == own.owners[3] == own.sid_owner("abc")
