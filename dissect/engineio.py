@@ -242,7 +242,7 @@ def _jsonp_response(body: bytes) -> bytes | None:
     literal = body[a + 1 : b]
     try:
         value = json.loads(literal)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # too deeply nested: malformed for us
         value = None
     if not isinstance(value, str):
         # python-engineio escapes only the double quotes: take the literal as it stands.
@@ -524,7 +524,7 @@ class EngineIO:
             return OPEN_WRONG_DIRECTION
         try:
             info = json.loads(buf[off:])
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # too deeply nested: malformed for us
             info = None
         if not isinstance(info, dict) or not isinstance(info.get("sid"), str):
             if hs_start is not None:
@@ -740,7 +740,7 @@ def _error_message(body: bytes | None) -> str:
         return ""
     try:
         value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # too deeply nested: malformed for us
         return ""
     if isinstance(value, dict) and isinstance(value.get("message"), str):
         return str(value["message"])[:200]

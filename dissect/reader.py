@@ -332,6 +332,10 @@ class CaptureReader:
                     else:
                         self.warn(W_BAD_INTERFACE, "simple packet block without an interface")
                 elif btype == 2:  # obsolete Packet Block
+                    if blen < 32:
+                        self.warn(W_CORRUPT, "packet block too short")
+                        off = end
+                        continue
                     iid, _drops, hi, lo, incl, orig = struct.unpack_from(endian + "HHIIII", data, off + 8)
                     if iid < len(ifaces) and 28 + incl <= blen:
                         lt, mul, div, tsoff, _snap = ifaces[iid]
@@ -355,6 +359,10 @@ class CaptureReader:
 
     def _idb(self, data: bytes, off: int, blen: int, endian: str) -> tuple[int, int, int, int, int]:
         """Interface Description Block (pcapng 4.2): link type, if_tsresol (9), if_tsoffset (14)."""
+        if blen < 20:
+            # Too short to name a link type: keep the interface's place, its packets are unknown.
+            self.warn(W_BAD_INTERFACE, "interface description block too short")
+            return 0xFFFF, 1000, 1, 0, 0
         lt, _res, snap = struct.unpack_from(endian + "HHI", data, off + 8)
         # Timestamps are ticks of 10^-6 s unless if_tsresol says otherwise.
         mul, div, tsoff = 1000, 1, 0
@@ -362,6 +370,9 @@ class CaptureReader:
         while p + 4 <= end:
             code, length = struct.unpack_from(endian + "HH", data, p)
             if code == 0:
+                break
+            if p + 4 + length > end:
+                self.warn(W_CORRUPT, "interface option runs past its block")
                 break
             val = data[p + 4 : p + 4 + length]
             if code == 9 and length >= 1:

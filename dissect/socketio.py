@@ -164,7 +164,7 @@ def _event_name(data: bytes, i: int, n: int) -> tuple[str | None, bool]:
                 return None, False
         try:
             name, _ = _DECODER.raw_decode(_text(data[i : q + 1]))
-        except ValueError:
+        except (ValueError, RecursionError):
             return None, False
         return _clean(name), True
     if c == _DASH or 0x30 <= c <= 0x39:
@@ -278,7 +278,7 @@ def connect_error_message(payload: bytes) -> str:
     """The reason of a CONNECT_ERROR: v5 ``{"message": ...}``, v4 a JSON string (rare path)."""
     try:
         value = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # nesting past the stack: not JSON we read
         return _text(payload[:MAX_ERROR_CHARS])
     if isinstance(value, dict) and isinstance(value.get("message"), str):
         text = value["message"]

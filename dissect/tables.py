@@ -40,7 +40,11 @@ def _tidy(cls: type, df: pd.DataFrame) -> pd.DataFrame:
     ts_cols = ts_columns(cls)  # already float seconds
     for col, text in column_types(cls).items():
         if col in df.columns and text.startswith("int") and "None" in text and col not in ts_cols:
-            df[col] = df[col].astype(_NULLABLE_INT)  # type: ignore[call-overload]
+            try:
+                df[col] = df[col].astype(_NULLABLE_INT)  # type: ignore[call-overload]
+            except (TypeError, OverflowError, ValueError):
+                # A value past int64 (a hostile 64-bit length field): keep Python ints.
+                df[col] = df[col].astype(object)
     return df
 
 
