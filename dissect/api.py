@@ -216,6 +216,19 @@ def run_parallel(paths: str | Sequence[str], jobs: int, *, out_dir: str | None =
                     first.nanosecond), rows
 
 
+def run_dask(paths: str | Sequence[str], address: Any, *, filters: Filters | None = None,
+             limits: Limits | None = None) -> tuple[dict[str, Any], dict[str, list[tuple]]]:
+    """:func:`run` with one task per file on a Dask cluster (:mod:`dissect.cluster`).
+    Returns (summary, rows by table)."""
+    from .cluster import run_on_dask
+
+    files = expand_paths(paths)
+    for f in files:
+        CaptureReader(f).close()
+    rows, builder, st = run_on_dask(files, address, limits=limits, filters=filters or Filters())
+    return _summary(builder, st["files"], st["warnings"], st["details"], st["counters"], st["nanosecond"]), rows
+
+
 _SORT_KEYS = {
     "sessions": ["session_id"],
     "handshakes": ["session_id", "ts_start"],
@@ -229,18 +242,22 @@ _SORT_KEYS = {
 def analyze(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
             port: Iterable[int] | int | None = None, host: Iterable[str] | str | None = None,
             session: Iterable[int] | int | None = None, namespace: Iterable[str] | str | None = None,
-            limits: Limits | None = None, quiet: bool = True, jobs: int = 1) -> Analysis:
+            limits: Limits | None = None, quiet: bool = True, jobs: int = 1, dask: Any = None) -> Analysis:
     """Dissect one or more captures (files or directories) into DataFrames.
 
     Returns an :class:`~dissect.tables.Analysis` whose attributes ``sessions``, ``handshakes``,
     ``http``, ``ws_frames``, ``ws_messages`` and ``sio_packets`` are the tables of
     ``shared/REPORTS.md`` and ``summary`` is the dict of ``summary.json``. ``jobs`` > 1 spreads
-    the work over that many processes (the same rows).
+    the work over that many processes (the same rows); ``dask`` (a scheduler address or a
+    ``distributed.Client``) runs one task per file on a Dask cluster.
     """
     filters = Filters.make(port, host, session, namespace)
-    if jobs > 1:
-        summary, rows = run_parallel(expand_paths(paths), jobs, filters=filters, limits=limits)
-        a = Analysis.from_rows(rows or {}, summary)
+    if dask is not None:
+        summary, rows = run_dask(expand_paths(paths), dask, filters=filters, limits=limits)
+        a = Analysis.from_rows(rows, summary)
+    elif jobs > 1:
+        summary, maybe_rows = run_parallel(expand_paths(paths), jobs, filters=filters, limits=limits)
+        a = Analysis.from_rows(maybe_rows or {}, summary)
     else:
         collector = MemoryCollector()
         res = run(expand_paths(paths), [collector], filters=filters, limits=limits, quiet=quiet)

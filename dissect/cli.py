@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
-from .api import Filters, expand_paths, run, run_parallel
+from .api import Filters, expand_paths, run, run_dask, run_parallel
 from .errors import DissectError
 from .flows import Limits
 from .reader import CaptureReader
@@ -118,10 +118,13 @@ def main() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, no warning lines.")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Worker processes sharing the sessions of the captures.")
+@click.option("--dask", "dask_address", metavar="ADDRESS",
+              help="Run one task per capture file on the Dask cluster at ADDRESS (needs the dask extra).")
 @filter_options
 @limit_options
 @guarded
 def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet: bool, jobs: int,
+           dask_address: str | None,
            port: tuple[int, ...], host: tuple[str, ...], session_ids: tuple[int, ...],
            namespace: tuple[str, ...], max_flows: int, max_reassembly_bytes: int,
            max_message_bytes: int) -> None:
@@ -131,7 +134,14 @@ def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet:
                     max_message_bytes=max_message_bytes)
     files = expand_paths(list(captures))
     digits = 9 if any_nanosecond(files) else 6
-    if jobs > 1:
+    if dask_address:
+        summary, rows = run_dask(files, dask_address, filters=filters, limits=limits)
+        writer = ReportWriter(out_dir, fmt, digits=digits)
+        for table, table_rows in rows.items():
+            writer.add(table, table_rows)
+        writer.close()
+        counts = writer.counts
+    elif jobs > 1:
         os.makedirs(out_dir, exist_ok=True)
         summary, _ = run_parallel(files, jobs, out_dir=out_dir, fmt=fmt, digits=digits, filters=filters,
                                   limits=limits)
