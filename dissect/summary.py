@@ -28,7 +28,9 @@ from __future__ import annotations
 import math
 import re
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from .records import TABLES
@@ -91,6 +93,30 @@ def _key(x: Any) -> str:
     return str(x)
 
 
+def _counts(values: Iterable[Any]) -> Counter[Any]:
+    """Raw cell values counted in C; callers normalise only the distinct keys."""
+    return Counter(values)
+
+
+def _total(col: Sequence[Any]) -> int:
+    """The sum of an integer column, missing cells skipped."""
+    try:
+        total = sum(col)  # plain ints: the common case, in C
+        if total == total:  # not NaN
+            return int(total)
+    except TypeError:
+        pass
+    return sum(int(v) for v in map(_num, col) if v is not None)
+
+
+def _true(col: Sequence[Any]) -> int:
+    """How many cells are true (True or 1)."""
+    try:
+        return list(col).count(True)
+    except TypeError:
+        return sum(1 for x in col if x is True or x == 1)
+
+
 def anomaly_kind(tag: str) -> str:
     """The kind of one anomaly tag: the tag up to its first ``:``, ``=`` or ``(``."""
     kind = _KIND_CUT.split(tag.strip(), maxsplit=1)[0].strip()
@@ -102,6 +128,28 @@ def split_anomalies(cell: Any) -> list[str]:
     if not cell or not isinstance(cell, str):
         return []
     return [t.strip() for t in cell.split(";") if t.strip()]
+
+
+class _RowColumns(Mapping[str, Sequence[Any]]):
+    """Columns of a batch of rows, each taken out (in C) only when asked for: a table's figures
+    use a few of its columns."""
+
+    def __init__(self, fields: Sequence[str], rows: Sequence[tuple]) -> None:
+        self.index = {f: i for i, f in enumerate(fields)}
+        self.rows = rows
+        self.cache: dict[str, list[Any]] = {}
+
+    def __getitem__(self, name: str) -> list[Any]:
+        col = self.cache.get(name)
+        if col is None:
+            col = self.cache[name] = list(map(itemgetter(self.index[name]), self.rows))
+        return col
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.index)
+
+    def __len__(self) -> int:
+        return len(self.index)
 
 
 class CappedCounter:
@@ -123,8 +171,13 @@ class CappedCounter:
             counts[OTHER] = counts.get(OTHER, 0) + n
 
     def update(self, keys: Iterable[str]) -> None:
-        for k in keys:
-            self.add(k)
+        for k, n in Counter(keys).items():
+            self.add(k, n)
+
+    def update_cells(self, cells: Iterable[Any], missing: str = "") -> None:
+        """Count raw cells under their :func:`_key` (``missing`` for empty ones)."""
+        for raw, n in Counter(cells).items():
+            self.add(_key(raw) or missing, n)
 
     def total(self) -> int:
         return sum(self.counts.values())
@@ -157,7 +210,13 @@ class Distribution:
         self.exact_limit = exact_limit
 
     def extend(self, values: Iterable[Any]) -> None:
-        vals = [f for f in map(_num, values) if f is not None and not math.isinf(f)]
+        try:
+            # Plain numbers (rows): drop missing cells and NaN without a call per cell.
+            vals = [v for v in values if v is not None and v == v]
+            if vals and (math.isinf(min(vals)) or math.isinf(max(vals))):
+                vals = [v for v in vals if not math.isinf(v)]
+        except TypeError:  # pd.NA and the like (DataFrame cells)
+            vals = [f for f in map(_num, values) if f is not None and not math.isinf(f)]
         if not vals:
             return
         self.count += len(vals)
@@ -379,10 +438,8 @@ class SummaryBuilder:
             rows = list(rows)
         if not rows:
             return
-        fields = TABLES[table]._fields  # type: ignore[attr-defined]
-        columns = dict(zip(fields, zip(*rows, strict=True), strict=False))
-        n = len(rows)
-        self.add_columns(table, {f: columns.get(f, (None,) * n) for f in fields}, n, ts_divisor=1e9)
+        self.add_columns(table, _RowColumns(TABLES[table]._fields, rows), len(rows),  # type: ignore[attr-defined]
+                         ts_divisor=1e9)
 
     def add_columns(
         self, table: str, cols: Mapping[str, Sequence[Any]], n: int, ts_divisor: float = 1.0
@@ -479,63 +536,63 @@ class SummaryBuilder:
         self._http_upgrade.update(_key(x).lower() for x in c["upgrade"] if _key(x))
         self._http_dur.extend(c["duration_ms"])
 
-    def _add_ws_frames(self, c: Mapping[str, Sequence[Any]], ts_divisor: float) -> None:
-        names = [_key(x) for x in c["opcode_name"]]
-        self._fr_opcode.update(names)
-        for d, name in zip(c["direction"], names, strict=False):
-            dk = _key(d)
-            counter = self._fr_dir.get(dk)
+    def _by_direction(self, target: dict[str, CappedCounter], c: Mapping[str, Sequence[Any]]) -> CappedCounter:
+        """Opcode names counted overall (returned) and per direction (into ``target``)."""
+        overall = self._counter()
+        for (d, name), n in _counts(zip(c["direction"], c["opcode_name"], strict=False)).items():
+            dk, nk = _key(d), _key(name)
+            counter = target.get(dk)
             if counter is None:
-                counter = self._fr_dir[dk] = self._counter()
-            counter.add(name)
-        self._fr_close.update(_key(x) for x in c["close_code"] if _num(x) is not None)
-        self._fr_payload += sum(int(v) for v in map(_num, c["payload_len"]) if v is not None)
-        self._fr_compressed += sum(1 for x in c["compressed"] if x is True or x == 1)
+                counter = target[dk] = self._counter()
+            counter.add(nk, n)
+            overall.add(nk, n)
+        return overall
+
+    def _add_ws_frames(self, c: Mapping[str, Sequence[Any]], ts_divisor: float) -> None:
+        self._fr_opcode.merge(self._by_direction(self._fr_dir, c))
+        for raw, n in _counts(c["close_code"]).items():
+            if _num(raw) is not None:
+                self._fr_close.add(_key(raw), n)
+        self._fr_payload += _total(c["payload_len"])
+        self._fr_compressed += _true(c["compressed"])
 
     def _add_ws_messages(self, c: Mapping[str, Sequence[Any]], ts_divisor: float) -> None:
-        names = [_key(x) for x in c["opcode_name"]]
-        self._msg_opcode.update(names)
-        for d, name in zip(c["direction"], names, strict=False):
-            dk = _key(d)
-            counter = self._msg_dir.get(dk)
-            if counter is None:
-                counter = self._msg_dir[dk] = self._counter()
-            counter.add(name)
+        self._msg_opcode.merge(self._by_direction(self._msg_dir, c))
         self._msg_size.extend(c["payload_bytes"])
-        self._msg_wire += sum(int(v) for v in map(_num, c["wire_bytes"]) if v is not None)
-        self._msg_payload += sum(int(v) for v in map(_num, c["payload_bytes"]) if v is not None)
-        self._msg_compressed += sum(1 for x in c["compressed"] if x is True or x == 1)
-        self._msg_fragmented += sum(1 for v in map(_num, c["frames"]) if v is not None and v > 1)
+        self._msg_wire += _total(c["wire_bytes"])
+        self._msg_payload += _total(c["payload_bytes"])
+        self._msg_compressed += _true(c["compressed"])
+        self._msg_fragmented += sum(n for v, n in _counts(c["frames"]).items() if (_num(v) or 0) > 1)
 
     def _add_sio_packets(self, c: Mapping[str, Sequence[Any]], ts_divisor: float) -> None:
-        self._eio_type.update(_key(x) for x in c["eio_type"])
-        sio_types = [_key(x) for x in c["sio_type"]]
-        self._sio_type.update(t for t in sio_types if t)
-        self._sio_transport.update(_key(x) for x in c["transport"])
-        for t, ns, ev in zip(sio_types, c["namespace"], c["event"], strict=False):
+        self._eio_type.update_cells(c["eio_type"])
+        self._sio_transport.update_cells(c["transport"])
+        for (raw_t, ns, ev), n in _counts(zip(c["sio_type"], c["namespace"], c["event"], strict=False)).items():
+            t = _key(raw_t)
             if not t:
                 continue
+            self._sio_type.add(t, n)
             nsk = _key(ns) or "/"
-            self._sio_ns.add(nsk)
+            self._sio_ns.add(nsk, n)
             if t in ("EVENT", "BINARY_EVENT"):
                 evk = _key(ev)
                 key = f"{nsk}\x00{evk}"
                 if key not in self._event_keys and len(self._event_keys) < self._counter_limit:
                     self._event_keys[key] = (nsk, evk)
-                self._events.add(key if key in self._event_keys else OTHER)
+                self._events.add(key if key in self._event_keys else OTHER, n)
         self._ack.extend(c["ack_latency_ms"])
 
     def _add_anomalies(self, table: str, cells: Sequence[Any]) -> None:
         counter = self._anom.get(table)
-        for cell in cells:
+        for cell, n in _counts(cells).items():
             tags = split_anomalies(cell)
             if not tags:
                 continue
-            self._anom_rows += 1
+            self._anom_rows += n
             if counter is None:
                 counter = self._anom[table] = self._counter()
             for tag in tags:
-                counter.add(anomaly_kind(tag))
+                counter.add(anomaly_kind(tag), n)
 
     # -- output -------------------------------------------------------------------------------
 
