@@ -27,8 +27,6 @@ from .websocket import WebSocketDissector, negotiate
 if TYPE_CHECKING:
     from .parallel import Ownership
 
-_LEVELS = {"tcp": 0, "udp": 0, "http": 1, "websocket": 2, "engineio": 3, "socketio": 4}
-
 
 def _wants_websocket(request: HttpRequest) -> bool:
     return "websocket" in request.headers.get("upgrade", "").lower()
@@ -132,10 +130,3 @@ def _request_target(data: bytes) -> str:
     line = data[: data.find(b"\r\n") if b"\r\n" in data[:8192] else 8192]
     parts = line.split(b" ")
     return parts[1].decode("latin-1") if len(parts) > 1 else ""
-
-
-def higher(a: str, b: str | None) -> str:
-    """The higher of two app_protocol levels."""
-    if b is None:
-        return a
-    return a if _LEVELS.get(a, 0) >= _LEVELS.get(b, 0) else b

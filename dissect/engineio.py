@@ -40,6 +40,7 @@ from dissect.socketio import (
     MODE_UNKNOWN,
     SioResult,
     SocketIOState,
+    _join,
 )
 
 # Packet types, Engine.IO v4 "Protocol" table (identical in v3 "Packet").
@@ -82,14 +83,6 @@ _JSONP_ESCAPED_NEWLINE = re.compile(r"(\\)?\\n")
 # One decoded packet: (type or -1, buffer, offset of the data in the buffer, binary?, data size,
 # anomaly). Text packets keep their type character at buffer[0] (offset 1) so nothing is copied.
 _Pkt = tuple[int, bytes, int, bool, int, str]
-
-
-def _join(a: str, b: str) -> str:
-    if not a:
-        return b
-    if not b:
-        return a
-    return a + ";" + b
 
 
 # --------------------------------------------------------------------------------------------
@@ -317,6 +310,12 @@ def decode_payload(
 # --------------------------------------------------------------------------------------------
 # Query strings
 # --------------------------------------------------------------------------------------------
+
+
+def _transport(q: dict[str, str]) -> str:
+    """The transport a request names, as one of the table's two values (the query is traffic:
+    its text never reaches a row)."""
+    return "websocket" if q.get("transport") == "websocket" else "polling"
 
 
 def _query(target: str) -> dict[str, str]:
@@ -649,7 +648,7 @@ class EngineIO:
         sid = q.get("sid")
         if method == "GET":
             if sid is None:
-                self._pending_open[(session_id, ts)] = (version, q.get("transport") or "polling")
+                self._pending_open[(session_id, ts)] = (version, _transport(q))
             return
         if method != "POST" or not body or sid is None:
             return
@@ -673,7 +672,7 @@ class EngineIO:
         version = _version(q)
         if sid is None:
             pending = self._pending_open.pop((session_id, ts_request), None)
-            transport = q.get("transport") or (pending[1] if pending else "polling")
+            transport = pending[1] if pending else _transport(q)
             if not 200 <= status < 300:
                 why = f"status={status}"
                 message = _error_message(body)

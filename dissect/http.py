@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from dissect.records import C2S, S2C, HttpExchange, Sink, ms
@@ -41,6 +42,7 @@ __all__ = [
 ]
 
 
+@dataclass(slots=True)
 class HttpRequest:
     """One request: request-line (RFC 9112 section 3) and field section (section 5).
 
@@ -50,61 +52,26 @@ class HttpRequest:
     ``body_bytes`` always counts the whole payload.
     """
 
-    __slots__ = ("ts", "method", "target", "version", "headers", "body", "body_bytes")
-
-    def __init__(
-        self,
-        ts: int,
-        method: str,
-        target: str,
-        version: str,
-        headers: dict[str, str],
-        body: bytes | None = None,
-        body_bytes: int = 0,
-    ) -> None:
-        self.ts = ts  # ts of the data that carried the request-line's first byte
-        self.method = method
-        self.target = target
-        self.version = version
-        self.headers = headers
-        self.body = body
-        self.body_bytes = body_bytes
-
-    def __repr__(self) -> str:
-        return (
-            f"HttpRequest(ts={self.ts}, method={self.method!r}, target={self.target!r}, "
-            f"version={self.version!r}, headers={self.headers!r}, body_bytes={self.body_bytes})"
-        )
+    ts: int  # ts of the data that carried the request-line's first byte
+    method: str
+    target: str
+    version: str
+    headers: dict[str, str]
+    body: bytes | None = field(default=None, repr=False)
+    body_bytes: int = 0
 
 
+@dataclass(slots=True)
 class HttpResponse:
     """One response: status-line (RFC 9112 section 4) and field section; body as in HttpRequest."""
 
-    __slots__ = ("ts", "version", "status", "reason", "headers", "body", "body_bytes")
-
-    def __init__(
-        self,
-        ts: int,
-        version: str,
-        status: int,
-        reason: str,
-        headers: dict[str, str],
-        body: bytes | None = None,
-        body_bytes: int = 0,
-    ) -> None:
-        self.ts = ts  # ts of the data that carried the status-line's first byte
-        self.version = version
-        self.status = status
-        self.reason = reason
-        self.headers = headers
-        self.body = body
-        self.body_bytes = body_bytes
-
-    def __repr__(self) -> str:
-        return (
-            f"HttpResponse(ts={self.ts}, version={self.version!r}, status={self.status}, "
-            f"reason={self.reason!r}, headers={self.headers!r}, body_bytes={self.body_bytes})"
-        )
+    ts: int  # ts of the data that carried the status-line's first byte
+    version: str
+    status: int
+    reason: str
+    headers: dict[str, str]
+    body: bytes | None = field(default=None, repr=False)
+    body_bytes: int = 0
 
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from . import link
 from .chain import Chain
-from .flows import NS, FlowTable, Limits
+from .flows import FlowTable, Limits
 from .ip import IPLayer
 from .reader import CaptureReader
 from .records import Sink
@@ -238,7 +238,3 @@ class Pipeline:
             "ts_precision": "ns" if reader.nanosecond else "us",
         })
         self.drain()
-
-
-def seconds(ns: int) -> float:
-    return ns / NS
