@@ -60,6 +60,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -434,9 +435,19 @@ def _parse_follow(text: str, out: dict[int, dict[Endpoint, int]]) -> None:
             continue
         if in_data and line.strip():
             side = 1 if line.startswith("\t") else 0
-            counts[side] += len(line.strip()) // 2
+            hexed = line.strip()
+            if len(hexed) <= 120 and _MISSING.match(bytes.fromhex(hexed) if _is_hex(hexed) else b""):
+                continue  # Wireshark writes "[N bytes missing in capture file]" for a hole
+            counts[side] += len(hexed) // 2
     if in_data:
         flush()
+
+
+_MISSING = re.compile(rb"\[\d+ bytes missing in capture file\]\x00?\Z")  # NUL-terminated
+
+
+def _is_hex(text: str) -> bool:
+    return len(text) % 2 == 0 and all(c in "0123456789abcdefABCDEF" for c in text)
 
 
 def pyshark_view(path: str) -> WiresharkView:

@@ -42,7 +42,7 @@ class Stream:
     """One direction of a connection: the next expected sequence number and segments held early."""
 
     __slots__ = ("next_seq", "isn", "pending", "pending_bytes", "fin_seq", "fin_done", "delivered",
-                 "lost", "retrans", "ooo", "keepalives")
+                 "lost", "retrans", "ooo", "keepalives", "high")
 
     def __init__(self) -> None:
         self.next_seq = -1  # unknown until a SYN or the first segment
@@ -54,8 +54,9 @@ class Stream:
         self.delivered = 0
         self.lost = 0
         self.retrans = 0
-        self.ooo = 0
+        self.ooo = 0  # segments that arrived behind a later one (Wireshark's "out-of-order")
         self.keepalives = 0
+        self.high = -1  # the highest sequence number seen so far (the end of the latest data)
 
 
 class TcpConnection:
@@ -151,7 +152,10 @@ class TcpConnection:
             elif not self.app_decided:
                 self._first_data(d, ts, payload)
             if st.pending:
+                st.ooo += 1  # it fills a hole that later segments had already passed
                 self._drain(d, st, ts)
+            elif not (st.high >= 0 and seq_diff(st.next_seq, st.high) <= 0):
+                st.high = st.next_seq
             return
         if rel & HALF:  # before next_seq: retransmission, keep-alive or overlap
             rel -= 0x100000000
@@ -165,7 +169,11 @@ class TcpConnection:
             self.data(d, ts, st.next_seq, payload[-rel:])
             return
         # After a hole: hold it until the hole fills or is declared lost.
-        st.ooo += 1
+        end = (seq + n) & MASK
+        if st.high >= 0 and seq_diff(seq, st.high) < 0:
+            st.ooo += 1  # behind a segment already seen
+        if st.high < 0 or seq_diff(end, st.high) > 0:
+            st.high = end
         old = st.pending.get(seq)
         if old is None or len(old[0]) < n:
             st.pending_bytes += n - (len(old[0]) if old else 0)

@@ -75,7 +75,8 @@ def test_out_of_order_is_reordered() -> None:
     for seq, d in segs:
         c.data(0, 1, seq, d)
     assert bytes(rec.data[0]) == PAYLOAD
-    assert c.streams[0].ooo == 3  # segments that arrived ahead of a hole
+    # Wireshark's notion: a segment that arrives behind a later one (3 then 2; 9, 8, 7).
+    assert c.streams[0].ooo == 3
     assert not rec.gaps
 
 
