@@ -17,24 +17,14 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
-from .api import Filters, expand_paths, run, run_dask, run_parallel
+from .api import expand_paths, run, run_dask, run_parallel
 from .errors import DissectError
 from .flows import Limits
+from .options import filter_options, make_filters
 from .reader import CaptureReader
 from .writers import ReportWriter
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def filter_options(f: F) -> F:
-    """``--port``, ``--host``, ``--session``, ``--namespace``: shared by every command."""
-    f = click.option("--namespace", multiple=True, help="Only Socket.IO rows of this namespace (repeatable).")(f)
-    f = click.option("--session", "session_ids", multiple=True, type=int,
-                     help="Only rows of this session_id (repeatable).")(f)
-    f = click.option("--host", multiple=True, help="Only flows to or from this IP address (repeatable).")(f)
-    f = click.option("--port", multiple=True, type=int,
-                     help="Only flows with this port on either side (repeatable).")(f)
-    return f
 
 
 def limit_options(f: F) -> F:
@@ -46,14 +36,6 @@ def limit_options(f: F) -> F:
     f = click.option("--max-flows", type=int, default=d.max_flows, show_default=True,
                      help="Open flows kept; past it the longest-idle are flushed.")(f)
     return f
-
-
-def make_filters(port: tuple[int, ...], host: tuple[str, ...], session_ids: tuple[int, ...],
-                 namespace: tuple[str, ...]) -> Filters:
-    try:
-        return Filters.make(port, host, session_ids, namespace)
-    except ValueError as e:
-        raise click.BadParameter(str(e)) from None
 
 
 def any_nanosecond(files: list[str]) -> bool:

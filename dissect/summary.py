@@ -226,8 +226,11 @@ class Distribution:
             self.exact.extend(vals)
             if len(self.exact) <= self.exact_limit:
                 return
-            vals = list(self.exact)
-            self.exact = None
+            # Past the limit: move to the histogram straight from the array (a list of a million
+            # floats would cost ~32 MB at once, and pymalloc keeps such memory).
+            exact, self.exact = self.exact, None
+            self._bucket(exact)
+            return
         self._bucket(vals)
 
     def _bucket(self, vals: Iterable[float]) -> None:

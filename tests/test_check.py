@@ -489,3 +489,16 @@ def test_docs_examples_are_valid() -> None:
         rules = parse_rules(block, "docs/ci-gating.md")
         assert rules.rules
         check_rules(synthetic_analysis(), rules)
+
+
+def test_check_takes_the_shared_filters(tmp_path: Path) -> None:
+    """On a real capture: session 2 was reset; --session 1 leaves it out, so the rule holds."""
+    from dissect.cli import main
+
+    cap = str(Path(__file__).resolve().parent.parent / "captures" / "sio4_websocket.pcap")
+    rules = tmp_path / "r.toml"
+    rules.write_text('[[rule]]\nname = "no RST"\ntable = "sessions"\nwhere = "close == \'rst\'"\nexpect = "none"\n')
+    runner = CliRunner()
+    assert runner.invoke(main, ["check", cap, "--rules", str(rules)]).exit_code == 1
+    assert runner.invoke(main, ["check", cap, "--rules", str(rules), "--session", "1"]).exit_code == 0
+    assert runner.invoke(main, ["check", cap, "--rules", str(rules), "--host", "nonsense"]).exit_code == 2

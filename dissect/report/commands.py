@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from ..options import filter_options, make_filters
 from .check import (
     RuleResult,
     Rules,
@@ -42,17 +43,25 @@ def _is_capture_error(e: BaseException) -> bool:
     return isinstance(e, DissectError) or type(e).__name__ == "CaptureError"
 
 
-def _analyze(cmd: str, captures: Sequence[str], quiet: bool) -> Analysis:
+def _analyze(cmd: str, captures: Sequence[str], quiet: bool, filters: dict[str, Any] | None = None) -> Analysis:
     import dissect
 
     try:
-        return dissect.analyze(list(captures), quiet=quiet)
+        return dissect.analyze(list(captures), quiet=quiet, **(filters or {}))
     except (OSError, RulesError) as e:
         _fail(cmd, str(e))
     except Exception as e:
         if _is_capture_error(e):
             _fail(cmd, str(e))
         raise
+
+
+def _filters(port: tuple[int, ...], host: tuple[str, ...], session_ids: tuple[int, ...],
+             namespace: tuple[str, ...]) -> dict[str, Any]:
+    """The shared --port/--host/--session/--namespace options as dissect.analyze() arguments."""
+    make_filters(port, host, session_ids, namespace)  # validates (bad --host: usage error)
+    return {"port": port or None, "host": host or None, "session": session_ids or None,
+            "namespace": namespace or None}
 
 
 def _load(cmd: str, path: str) -> Rules:
@@ -89,13 +98,16 @@ def _finish(
     "--junit", "junit_path", metavar="OUT.xml", help="Also write the results as JUnit XML."
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print only failed rules (and no progress).")
-def check(captures: tuple[str, ...], rules_path: str, junit_path: str | None, quiet: bool) -> None:
+@filter_options
+def check(captures: tuple[str, ...], rules_path: str, junit_path: str | None, quiet: bool,
+          port: tuple[int, ...], host: tuple[str, ...], session_ids: tuple[int, ...],
+          namespace: tuple[str, ...]) -> None:
     """Check the rules of RULES.toml against CAPTURES; exit 1 when one fails.
 
     Exit codes: 0 all rules hold, 1 a rule failed, 2 unusable capture or rules.
     """
     rules = _load("check", rules_path)
-    analysis = _analyze("check", captures, quiet)
+    analysis = _analyze("check", captures, quiet, _filters(port, host, session_ids, namespace))
     try:
         results = check_rules(analysis, rules)
     except RulesError as e:
@@ -131,12 +143,17 @@ def _baseline(path: str) -> Analysis:
     "--junit", "junit_path", metavar="OUT.xml", help="Also write the results as JUnit XML."
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print only the differences (and no progress).")
+@filter_options
 def diff(
     baseline_dir: str,
     captures: tuple[str, ...],
     rules_path: str | None,
     junit_path: str | None,
     quiet: bool,
+    port: tuple[int, ...],
+    host: tuple[str, ...],
+    session_ids: tuple[int, ...],
+    namespace: tuple[str, ...],
 ) -> None:
     """Compare CAPTURES with the report in BASELINE_DIR (from dissect report --out).
 
@@ -146,6 +163,6 @@ def diff(
 
     tolerances: Any = _load("diff", rules_path).diff if rules_path else None
     baseline = _baseline(baseline_dir)
-    current = _analyze("diff", captures, quiet)
+    current = _analyze("diff", captures, quiet, _filters(port, host, session_ids, namespace))
     results = diff_reports(baseline, current, tolerances)
     _finish("diff", results, junit_path, quiet, "dissect.diff")
