@@ -16,15 +16,17 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import CaptureError
 from .flows import Limits
 from .pipeline import Consumer, Pipeline, Stats
 from .reader import CaptureReader
 from .summary import SummaryBuilder
-from .tables import Analysis  # noqa: E402 - pandas, only here
 from .writers import MemoryCollector
+
+if TYPE_CHECKING:
+    from .tables import Analysis
 
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz", ".cap.gz", ".dmp")
 
@@ -251,6 +253,8 @@ def analyze(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
     the work over that many processes (the same rows); ``dask`` (a scheduler address or a
     ``distributed.Client``) runs one task per file on a Dask cluster.
     """
+    from .tables import Analysis  # pandas: imported only where DataFrames are made
+
     filters = Filters.make(port, host, session, namespace)
     if dask is not None:
         summary, rows = run_dask(expand_paths(paths), dask, filters=filters, limits=limits)

@@ -6,22 +6,8 @@ plotly is imported only when a report is rendered, so this package works without
 
 from __future__ import annotations
 
-from .check import (
-    DiffConfig,
-    Rule,
-    RuleResult,
-    Rules,
-    RulesError,
-    assert_rules,
-    check_rules,
-    junit_xml,
-    load_rules,
-    parse_rules,
-    write_junit,
-)
-from .diff import diff_reports
-from .html import render_html
-from .terminal import print_summary, safe_text
+import importlib
+from typing import Any
 
 __all__ = [
     "DiffConfig",
@@ -40,3 +26,15 @@ __all__ = [
     "safe_text",
     "write_junit",
 ]
+
+_HOMES = {
+    "diff_reports": "diff", "render_html": "html", "print_summary": "terminal", "safe_text": "terminal",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Loaded on first use: pandas and plotly stay out of the command line's start-up.
+    if name not in __all__:
+        raise AttributeError(f"module 'dissect.report' has no attribute {name!r}")
+    module = importlib.import_module(f".{_HOMES.get(name, 'check')}", __name__)
+    return getattr(module, name)

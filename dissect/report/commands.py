@@ -13,20 +13,16 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from ..errors import DissectError
 from ..options import filter_options, make_filters
-from .check import (
-    RuleResult,
-    Rules,
-    RulesError,
-    check_rules,
-    format_results,
-    load_rules,
-    write_junit,
-)
 from .terminal import safe_text
 
 if TYPE_CHECKING:
     from ..tables import Analysis
+    from .check import RuleResult, Rules
+
+# The rules engine (and pandas under it) is imported inside the commands, so that loading the
+# command line stays fast for the commands that do not need it.
 
 
 def _fail(cmd: str, why: str) -> NoReturn:
@@ -48,7 +44,7 @@ def _analyze(cmd: str, captures: Sequence[str], quiet: bool, filters: dict[str, 
 
     try:
         return dissect.analyze(list(captures), quiet=quiet, **(filters or {}))
-    except (OSError, RulesError) as e:
+    except (OSError, DissectError) as e:
         _fail(cmd, str(e))
     except Exception as e:
         if _is_capture_error(e):
@@ -65,6 +61,8 @@ def _filters(port: tuple[int, ...], host: tuple[str, ...], session_ids: tuple[in
 
 
 def _load(cmd: str, path: str) -> Rules:
+    from .check import RulesError, load_rules
+
     try:
         return load_rules(path)
     except RulesError as e:
@@ -74,6 +72,8 @@ def _load(cmd: str, path: str) -> Rules:
 def _finish(
     cmd: str, results: list[RuleResult], junit: str | None, quiet: bool, suite: str
 ) -> NoReturn:
+    from .check import format_results, write_junit
+
     if junit:
         try:
             write_junit(results, junit, suite=suite)
@@ -106,6 +106,8 @@ def check(captures: tuple[str, ...], rules_path: str, junit_path: str | None, qu
 
     Exit codes: 0 all rules hold, 1 a rule failed, 2 unusable capture or rules.
     """
+    from .check import RulesError, check_rules
+
     rules = _load("check", rules_path)
     analysis = _analyze("check", captures, quiet, _filters(port, host, session_ids, namespace))
     try:
