@@ -58,6 +58,7 @@ class Conn:
         self.cseq = rnd.randrange(1 << 32)
         self.sseq = rnd.randrange(1 << 32)
         self.n = 0
+        self.unacked: list[int] = []  # ack ids of client events the server has still to answer
 
     def c2s(self, payload: bytes, flags: int = 0x18) -> bytes:
         p = ip_tcp(self.cip, self.sip, self.cport, self.sport, self.cseq, self.sseq, flags, payload)
@@ -118,7 +119,8 @@ def main() -> None:
         r = rnd.random()
         if r < 0.45:
             ev = events[c.n % 4]
-            if c.n % 10 == 0:
+            if c.n % 10 == 0:  # every tenth event asks for an ack
+                c.unacked.append(c.n)
                 emit(c.c2s(ws_frame(b'42' + str(c.n).encode() + b'["' + ev + b'",{"n":' +
                                     str(c.n).encode() + b',"v":"' + b"x" * rnd.randrange(5, 60) + b'"}]',
                                     True, rnd)))
@@ -126,8 +128,8 @@ def main() -> None:
                 emit(c.c2s(ws_frame(b'42["' + ev + b'",{"n":' + str(c.n).encode() + b',"v":"' +
                                     b"x" * rnd.randrange(5, 60) + b'"}]', True, rnd)))
         elif r < 0.85:
-            if c.n % 10 == 1:
-                emit(c.s2c(ws_frame(b'43' + str(c.n - 1).encode() + b'[{"ok":true}]', False, rnd)))
+            if c.unacked:  # the server answers pending acks first, as a real one would
+                emit(c.s2c(ws_frame(b'43' + str(c.unacked.pop(0)).encode() + b'[{"ok":true}]', False, rnd)))
             else:
                 emit(c.s2c(ws_frame(b'42["update",{"n":' + str(c.n).encode() + b',"data":"' +
                                     b"y" * rnd.randrange(5, 120) + b'"}]', False, rnd)))

@@ -67,7 +67,7 @@ CUSTOM_PARSER = "custom-parser"  # binary messages of a custom parser (socket.io
 
 # Bounds on per-session state (memory stays bounded whatever the capture holds).
 MAX_ATTACHMENTS = 1000  # socket.io-parser rejects more than 10 by default; allow headroom
-MAX_PENDING_ACKS = 10_000  # per Engine.IO session; the oldest is dropped and counted
+MAX_PENDING_ACKS = 1_000  # per Engine.IO session; the oldest is dropped and counted
 MAX_PENDING_CONNECTS = 256  # namespaces being connected per Engine.IO session
 MAX_ACK_ID_DIGITS = 16  # 2**53 - 1 has 16 digits: beyond that JavaScript cannot hold the id
 MAX_ERROR_CHARS = 200  # CONNECT_ERROR message kept in the handshake detail
