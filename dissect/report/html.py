@@ -175,7 +175,7 @@ def _figures(a: Analysis, summary: dict[str, Any], max_points: int) -> list[tupl
                 sub = h[h["layer"] == layer]
                 if not len(sub):
                     continue
-                ok = sub["ok"].fillna(False).astype(bool).to_numpy()
+                ok = sub["ok"].map(lambda v: v is True or v == 1 or v == "true").to_numpy(dtype=bool)
                 fig.add_trace(
                     go.Bar(
                         y=[labels[s] for s in sub["session_id"]],
