@@ -1,0 +1,1 @@
+"""Mutation fuzzing of dissect: see docs/fuzzing.md."""
