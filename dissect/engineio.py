@@ -38,6 +38,8 @@ from dissect.socketio import (
     MAX_ATTACHMENTS,
     MODE_SIO,
     MODE_UNKNOWN,
+    RESERVED_EVENT_NAME,
+    RESERVED_EVENTS,
     SioResult,
     SocketIOState,
     _join,
@@ -69,6 +71,8 @@ UPGRADE_WITHOUT_PROBE = "upgrade-without-probe"  # upgrade not preceded by 2prob
 EIO_BAD_ENCODING = "eio-bad-encoding"  # polling body whose Content-Encoding does not decode
 
 # Bounds.
+# EngineIOWebSocket.ws_message's fast path for plain EVENTs (tests switch it off to compare).
+_FAST_EVENTS = True
 MAX_CLOSED_SESSIONS = 4096  # closed sessions kept for late packets naming their sid
 MAX_HELD_ROWS = MAX_ATTACHMENTS + 64  # rows held while a packet's attachments arrive
 MAX_LENGTH_DIGITS = 10  # v3 length prefixes: a body longer than 10**10 bytes cannot exist
@@ -770,6 +774,26 @@ class EngineIOWebSocket:
         ``payload`` None: the WebSocket layer could not decode the message (a row says so).
         """
         sess = self._sess
+        # Fast path for the commonest packet, an EVENT on "/" without ack id ('42["name",...'),
+        # in a Socket.IO session with nothing held or expected: the same row the general path
+        # below makes (engineio._packet + socketio.text), without its intermediate tuples.
+        if _FAST_EVENTS and opcode == 1 and payload is not None and payload[:4] == b'42["' and not sess.closed:
+            sio = sess.sio
+            if sio.mode == MODE_SIO and not sio.expect[direction] and sess.held[direction] is None:
+                q = payload.find(b'"', 4)
+                if q > 0 and payload.find(b"\\", 4, q) < 0:
+                    name = payload[4:q].decode("utf-8", "replace")
+                    tcp = self._tcp
+                    eio = self._eio
+                    if eio.app_levels.get(tcp) != "socketio":
+                        eio.app_levels[tcp] = "socketio"
+                    eio.sink.sio_packets.append(SioPacket(
+                        tcp, ts, DIRECTION_NAMES[direction], "websocket", sess.version, "message",
+                        "EVENT", "/", name, None, None, len(payload) - 1, None,
+                        RESERVED_EVENT_NAME if sio.protocol != 4 and name in RESERVED_EVENTS else "",
+                        sess.sid, None,
+                    ))
+                    return
         pkt: _Pkt
         if payload is None:
             pkt = (-1, b"", 0, opcode == 2, 0, WS_UNDECODABLE)

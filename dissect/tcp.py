@@ -154,8 +154,8 @@ class TcpConnection:
             if st.pending:
                 st.ooo += 1  # it fills a hole that later segments had already passed
                 self._drain(d, st, ts)
-            elif not (st.high >= 0 and seq_diff(st.next_seq, st.high) <= 0):
-                st.high = st.next_seq
+            else:
+                st.high = st.next_seq  # nothing held: this is the furthest data seen
             return
         if rel & HALF:  # before next_seq: retransmission, keep-alive or overlap
             rel -= 0x100000000

@@ -1,0 +1,68 @@
+"""Fast paths give exactly the rows of the general code they bypass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import dissect.engineio as engineio
+from dissect.api import run
+from dissect.engineio import EngineIO
+from dissect.records import C2S, S2C, Sink
+from dissect.writers import MemoryCollector
+
+CAPTURES = Path(__file__).resolve().parent.parent / "captures"
+SIO = sorted(str(p) for p in CAPTURES.glob("sio*.pcap*"))
+OPEN = b'0{"sid":"abc","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}'
+
+
+def rows_of(paths: list[str]) -> dict[str, list[tuple]]:
+    m = MemoryCollector()
+    run(paths, [m])
+    return m.rows
+
+
+def test_corpus_rows_identical_with_and_without_fast_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    fast = rows_of(SIO)
+    monkeypatch.setattr(engineio, "_FAST_EVENTS", False)
+    assert rows_of(SIO) == fast
+    assert sum(1 for r in fast["sio_packets"] if r.sio_type == "EVENT") > 50
+
+
+def session_rows(messages: list[bytes], fast: bool) -> list[tuple]:
+    saved = engineio._FAST_EVENTS
+    engineio._FAST_EVENTS = fast
+    try:
+        return _session_rows(messages)
+    finally:
+        engineio._FAST_EVENTS = saved
+
+
+def _session_rows(messages: list[bytes]) -> list[tuple]:
+    sink = Sink()
+    e = EngineIO(sink)
+    ws = e.websocket_opened(1, 10, 20, "/socket.io/?EIO=4&transport=websocket")
+    ws.ws_message(S2C, 30, 1, OPEN)
+    ws.ws_message(C2S, 40, 1, b"40")
+    ws.ws_message(S2C, 50, 1, b'40{"sid":"x"}')
+    for i, m in enumerate(messages):
+        ws.ws_message(C2S if i % 2 else S2C, 100 + i, 1, m)
+    e.finish(10_000)
+    return list(sink.sio_packets)
+
+
+names = st.one_of(st.text(max_size=12), st.sampled_from(["connect", "disconnect", "newListener", "x\\y", 'q"']))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(names, st.sampled_from(["", ",1", "]", ',{"a":[1,"]"]}'])), max_size=8),
+       st.lists(st.binary(max_size=12), max_size=3))
+def test_event_rows_identical(events: list[tuple[str, str]], junk: list[bytes]) -> None:
+    msgs = [b'42["' + name.encode("utf-8", "surrogatepass") + b'"' + tail.encode() for name, tail in events]
+    msgs += [b"42" + j for j in junk]
+    fast = session_rows(msgs, True)
+    assert fast == session_rows(msgs, False)
+    assert len(fast) == 3 + len(msgs)  # one row per Engine.IO packet
