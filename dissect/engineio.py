@@ -71,6 +71,9 @@ UPGRADE_WITHOUT_PROBE = "upgrade-without-probe"  # upgrade not preceded by 2prob
 EIO_BAD_ENCODING = "eio-bad-encoding"  # polling body whose Content-Encoding does not decode
 
 # Bounds.
+# A NamedTuple row without the Python-level __new__ (the field count is fixed by the code).
+_new_row = tuple.__new__
+
 # EngineIOWebSocket.ws_message's fast path for plain EVENTs (tests switch it off to compare).
 _FAST_EVENTS = True
 MAX_CLOSED_SESSIONS = 4096  # closed sessions kept for late packets naming their sid
@@ -787,12 +790,12 @@ class EngineIOWebSocket:
                     eio = self._eio
                     if eio.app_levels.get(tcp) != "socketio":
                         eio.app_levels[tcp] = "socketio"
-                    eio.sink.sio_packets.append(SioPacket(
+                    eio.sink.sio_packets.append(_new_row(SioPacket, (
                         tcp, ts, DIRECTION_NAMES[direction], "websocket", sess.version, "message",
                         "EVENT", "/", name, None, None, len(payload) - 1, None,
                         RESERVED_EVENT_NAME if sio.protocol != 4 and name in RESERVED_EVENTS else "",
                         sess.sid, None,
-                    ))
+                    )))
                     return
         pkt: _Pkt
         if payload is None:

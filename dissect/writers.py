@@ -76,7 +76,9 @@ def _cell(i: int, name: str, hint: str, ts_cols: set[str], digits: int) -> str:
         return f"{{_float({v})}}"
     if name in VOCABULARY_COLUMNS:
         return f"{{'' if {v} is None else {v}}}" if optional else f"{{{v}}}"
-    return f"{{'' if {v} is None else _text({v})}}" if optional else f"{{_text({v})}}"
+    if name in _REPEATING:  # namespaces, event names, sids, anomaly tags: memoised
+        return f"{{'' if not {v} else (_M.get({v}) or _memo({v}))}}"
+    return f"{{'' if not {v} else _text({v})}}"
 
 
 def row_formatter(table: str, digits: int) -> Callable[[tuple], str]:
@@ -97,7 +99,8 @@ def row_formatter(table: str, digits: int) -> Callable[[tuple], str]:
         f"def fmt_batch(rows):\n    out = []\n    app = out.append\n"
         f"    for {names}, in rows:\n        app(f\"{cells}\\n\")\n    return ''.join(out)\n"
     )
-    env: dict[str, Any] = {"_float": float_text, "_text": csv_text, "_B": _BOOL}
+    env: dict[str, Any] = {"_float": float_text, "_text": csv_text, "_memo": _memo_text, "_M": _MEMO,
+                           "_B": _BOOL}
     exec(src, env)  # noqa: S102 - generated from our own record definitions only
     fmt: Callable[[tuple], str] = env["fmt"]
     fmt.batch = env["fmt_batch"]  # type: ignore[attr-defined]
@@ -105,6 +108,19 @@ def row_formatter(table: str, digits: int) -> Callable[[tuple], str]:
 
 
 _BOOL = {True: "true", False: "false", None: ""}
+_MEMO: dict[str, str] = {}
+# Text columns whose values repeat from row to row (not previews, reasons, URLs or details).
+_REPEATING = frozenset({"namespace", "event", "eio_sid", "anomaly", "client_ip", "server_ip", "source_file",
+                        "method", "host", "upgrade"})
+
+
+def _memo_text(s: str) -> str:
+    """:func:`csv_text`, remembered (bounded: forgotten wholesale past 10,000 strings)."""
+    out = csv_text(s)
+    if len(_MEMO) > 10_000:
+        _MEMO.clear()
+    _MEMO[s] = out
+    return out
 
 
 def json_value(name: str, v: Any, ts_cols: set[str]) -> Any:
