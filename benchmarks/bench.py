@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -30,16 +31,50 @@ TSHARK_FIELDS = [
 ]
 
 
+def _tree_rss_kb(pid: int) -> int:
+    """Resident memory of ``pid`` and all its descendants (Linux /proc), in KiB."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+        except (OSError, ValueError):
+            continue
+    return total
+
+
 def measure(cmd: list[str], stdout_path: str | None = None) -> tuple[float, float, int]:
-    """Run ``cmd`` once: (wall seconds, peak RSS in MB, exit status)."""
+    """Run ``cmd`` once: (wall seconds, peak RSS in MB of the process and its children, exit status).
+
+    The peak is the larger of the kernel's ru_maxrss (the main process) and the largest sum over
+    the process tree seen by sampling every 50 ms (worker processes of --jobs).
+    """
     out = open(stdout_path, "wb") if stdout_path else subprocess.DEVNULL  # noqa: SIM115
+    peak = [0]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL)
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _tree_rss_kb(proc.pid))
+            done.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     _pid, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
+    done.set()
+    sampler.join()
     if stdout_path:
         out.close()  # type: ignore[union-attr]
-    return wall, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
+    return wall, max(usage.ru_maxrss, peak[0]) / 1024, os.waitstatus_to_exitcode(status)
 
 
 def count_packets(path: str) -> int:
@@ -94,6 +129,7 @@ def main() -> int:
         print("tshark not installed: no comparison (apt-get install tshark)")
 
     print(f"\n{'command':34s} {'seconds':>8s} {'packets/s':>11s} {'peak RSS MB':>12s} {'vs tshark':>10s}")
+    print("(peak RSS: all processes of the command together)")
     for label, wall, rss, _ in rows:
         ratio = f"{t_wall / wall:.2f}x" if t_wall and not label.startswith("tshark") else ""
         print(f"{label:34s} {wall:8.2f} {packets / wall:11,.0f} {rss:12.0f} {ratio:>10s}")
