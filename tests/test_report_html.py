@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import shutil
 import struct
@@ -288,23 +287,6 @@ def test_dom_has_plots_and_no_injected_elements(evil_report: Path, tmp_path: Pat
     # And nothing tried to load from the network.
     assert "ERR_NAME_NOT_RESOLVED" not in res.stderr.decode(errors="replace")
 
-
-@pytest.mark.skipif(
-    os.environ.get("DISSECT_KEEP_REPORT") is None,
-    reason="set DISSECT_KEEP_REPORT=DIR to keep a report and screenshot to look at",
-)
-def test_keep_report_for_a_person(evil_report: Path) -> None:  # pragma: no cover - manual
-    out = Path(os.environ["DISSECT_KEEP_REPORT"])
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.copy(evil_report, out / "report.html")
-    if CHROMIUM:
-        _chromium(
-            out,
-            f"--screenshot={out / 'shot.png'}",
-            "--window-size=1400,3000",
-            "--virtual-time-budget=5000",
-            (out / "report.html").as_uri(),
-        )
 
 
 def test_one_slow_chain_does_not_squash_the_others(tmp_path: Path) -> None:
