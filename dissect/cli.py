@@ -146,22 +146,19 @@ def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet:
         click.echo(f"dissect: wrote {out_dir}: {listed}", err=True)
 
 
-HTML_ROW_LIMIT = 2_000_000
+# report.html is drawn from at most this many rows per table (a systematic sample beyond), so
+# writing it stays within dissect's memory bound however large the capture.
+HTML_ROWS_PER_TABLE = 50_000
 
 
 def _write_html(out_dir: str, fmt: str, quiet: bool) -> None:
+    from .report.html import render_html
     from .tables import Analysis
 
-    sizes = sum(os.path.getsize(os.path.join(out_dir, n)) for n in os.listdir(out_dir)
-                if n.endswith((".csv", ".jsonl")))
-    if sizes > 200 << 20:
-        if not quiet:
-            click.echo("dissect: report.html skipped: tables over 200 MB (use the CSVs or summary.json)",
-                       err=True)
-        return
-    from .report.html import render_html
-
-    render_html(Analysis.from_dir(out_dir), os.path.join(out_dir, "report.html"))
+    analysis = Analysis.from_dir(out_dir, max_rows=HTML_ROWS_PER_TABLE)
+    if analysis.sampled and not quiet:
+        click.echo("dissect: report.html drawn from a sample of the rows (totals from summary.json)", err=True)
+    render_html(analysis, os.path.join(out_dir, "report.html"))
 
 
 @main.command()

@@ -63,6 +63,8 @@ class Analysis:
     ws_messages: pd.DataFrame = field(default_factory=lambda: empty("ws_messages"))
     sio_packets: pd.DataFrame = field(default_factory=lambda: empty("sio_packets"))
     summary: dict[str, Any] = field(default_factory=dict)
+    # table -> k when only every k-th row was loaded (Analysis.from_dir with max_rows)
+    sampled: dict[str, int] = field(default_factory=dict)
 
     def table(self, name: str) -> pd.DataFrame:
         if name not in TABLE_NAMES:
@@ -75,20 +77,29 @@ class Analysis:
 
     @classmethod
     def from_rows(cls, rows: Mapping[str, Iterable[tuple]], summary: dict[str, Any]) -> Analysis:
-        return cls(**{name: frame(name, rows.get(name, ())) for name in TABLE_NAMES}, summary=summary)
+        tables: dict[str, Any] = {name: frame(name, rows.get(name, ())) for name in TABLE_NAMES}
+        return cls(**tables, summary=summary)
 
     @classmethod
-    def from_dir(cls, directory: str) -> Analysis:
-        """Load a report written by ``dissect report --out DIR`` (CSV or JSON lines)."""
+    def from_dir(cls, directory: str, max_rows: int | None = None) -> Analysis:
+        """Load a report written by ``dissect report --out DIR`` (CSV or JSON lines).
+
+        ``max_rows``: a CSV table with more rows is read in chunks keeping a systematic sample
+        (every k-th row) of at most that many, so memory stays bounded; ``sampled`` then maps
+        the table to its step k.
+        """
         import json
         import os
 
         out: dict[str, Any] = {}
+        sampled: dict[str, int] = {}
         for name in TABLE_NAMES:
             csv_path = os.path.join(directory, f"{name}.csv")
             jsonl_path = os.path.join(directory, f"{name}.jsonl")
             if os.path.exists(csv_path):
-                out[name] = read_csv(csv_path, name)
+                out[name], step = read_csv_sampled(csv_path, name, max_rows)
+                if step > 1:
+                    sampled[name] = step
             elif os.path.exists(jsonl_path):
                 df = pd.read_json(jsonl_path, lines=True, dtype=False)
                 out[name] = _tidy(TABLES[name], df.reindex(columns=list(TABLES[name]._fields)))  # type: ignore[attr-defined]
@@ -99,13 +110,34 @@ class Analysis:
         if os.path.exists(summary_path):
             with open(summary_path, encoding="utf-8") as f:
                 summary = json.load(f)
-        return cls(**out, summary=summary)
+        a = cls(**out, summary=summary)
+        a.sampled = sampled
+        return a
+
+
+def read_csv_sampled(path: str, table: str, max_rows: int | None) -> tuple[pd.DataFrame, int]:
+    """(table, step): the whole CSV, or every ``step``-th row when it has more than ``max_rows``."""
+    if max_rows is None:
+        return read_csv(path, table), 1
+    with open(path, "rb") as f:
+        lines = sum(buf.count(b"\n") for buf in iter(lambda: f.read(1 << 20), b"")) - 1
+    if lines <= max_rows:
+        return read_csv(path, table), 1
+    step = -(-lines // max_rows)
+    parts = []
+    # (no low_memory=False here: with it pandas reads the whole file before the first chunk)
+    for chunk in pd.read_csv(path, keep_default_na=False, na_values=[""], chunksize=20_000):
+        parts.append(chunk.iloc[(-chunk.index[0]) % step :: step].copy())  # a view would pin the chunk
+    return _typed(table, pd.concat(parts, ignore_index=True)), step
 
 
 def read_csv(path: str, table: str) -> pd.DataFrame:
     """Read a table's CSV back with the same dtypes :func:`frame` gives."""
+    return _typed(table, pd.read_csv(path, keep_default_na=False, na_values=[""], low_memory=False))
+
+
+def _typed(table: str, df: pd.DataFrame) -> pd.DataFrame:
     cls = TABLES[table]
-    df = pd.read_csv(path, keep_default_na=False, na_values=[""], low_memory=False)
     for col, text in column_types(cls).items():
         if col in df.columns and text.startswith("str"):
             df[col] = df[col].astype(object).where(df[col].notna(), None)

@@ -103,3 +103,22 @@ def test_report_round_trip_equals_analyze(tmp_path: Path, fmt: str) -> None:
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["totals"]["sio_packets"] == len(direct.sio_packets)
     assert summary["totals"]["ws_frames"] == len(direct.ws_frames)
+
+
+def test_large_tables_are_sampled_for_the_html_report(tmp_path: Path) -> None:
+    """report.html is drawn from a bounded systematic sample; the page says so."""
+    from click.testing import CliRunner
+
+    from dissect.cli import main
+    from dissect.report.html import render_html
+
+    cap = str(CAPTURES / "sio4_polling_upgrade.pcapng")
+    assert CliRunner().invoke(main, ["report", cap, "--out", str(tmp_path), "--no-html", "-q"]).exit_code == 0
+    full = Analysis.from_dir(str(tmp_path))
+    small = Analysis.from_dir(str(tmp_path), max_rows=10)
+    assert not full.sampled and len(full.sio_packets) > 10
+    step = small.sampled["sio_packets"]
+    assert step > 1 and len(small.sio_packets) <= 10
+    assert list(small.sio_packets.ts) == list(full.sio_packets.ts[::step])
+    render_html(small, str(tmp_path / "r.html"))
+    assert "systematic sample" in (tmp_path / "r.html").read_text()

@@ -806,6 +806,11 @@ def render_html(
             f"<p class=note>{esc(_utc(cap['ts_first']))} to {esc(_utc(cap['ts_last']))} UTC "
             f"({float(cap.get('duration_s') or 0):.3f} s)</p>"
         )
+    sampled = getattr(analysis, "sampled", None) or {}
+    if sampled:
+        which = ", ".join(f"{esc(t)} 1 row in {k}" for t, k in sorted(sampled.items()))
+        subtitle += (f"<p class=warn>A large capture: the plots and tables below are drawn from a "
+                     f"systematic sample ({which}); the totals come from summary.json.</p>")
     body = [
         f"<h1>{esc(title, None)}</h1>",
         subtitle,
