@@ -716,6 +716,10 @@ def _compare_tcp_handshake(res: CrossCheckResult, sid: int, st: _Stream,
 def _compare_bytes(res: CrossCheckResult, sid: int, st: _Stream, row: dict[str, Any],
                    client: Endpoint, per_node: dict[Endpoint, int]) -> None:
     server = next((e for e in st.endpoints if e != client), client)
+    if (_opt_int(row.get("lost_bytes")) or 0) > 0:
+        # Wireshark's follow stream leaves out the data behind a hole that never fills, while
+        # dissect delivers it after declaring the hole lost: the counts are not comparable.
+        return
     for col, node in (("bytes_c2s", client), ("bytes_s2c", server)):
         res.count("bytes")
         ws_n = per_node.get(node, 0)

@@ -132,8 +132,10 @@ class Pipeline:
                 l4 = l3 + 20
                 l4end = l3 + ((buf[l3 + 2] << 8) | buf[l3 + 3])
                 if l4end < l4:
-                    counters["ipv4-bad-length"] += 1
-                    continue
+                    if l4end != l3:
+                        counters["ipv4-bad-length"] += 1
+                        continue
+                    l4end = end  # total length 0: a TSO / BIG TCP capture, the frame says
                 key = buf[l3 + 12 : l3 + 24]
                 data = buf
                 alen = 4

@@ -49,6 +49,7 @@ W_CORRUPT = "corrupt-record"
 W_SNAPLEN = "snaplen-cut-packets"
 W_UNKNOWN_BLOCK = "pcapng-unknown-block"
 W_BAD_INTERFACE = "pcapng-bad-interface"
+W_BAD_TIMESTAMP = "invalid-timestamp"
 
 
 class CaptureReader:
@@ -189,6 +190,7 @@ class CaptureReader:
 
     def _pcap(self) -> Iterator[Packet]:
         endian, mult = PCAP_MAGICS[self._magic]
+        frac_limit = 1_000_000_000 // mult  # a fraction of a second must stay below this
         hdr = self._f.read(20)
         self.bytes_read = 24
         if len(hdr) < 20:
@@ -210,7 +212,7 @@ class CaptureReader:
             cut = 0
             while off + 16 <= n:
                 sec, frac, incl, orig = unpack_from(data, off)
-                if incl > MAX_RECORD or (incl > orig and orig) or frac >= 1_000_000_000:
+                if incl > MAX_RECORD or (incl > orig and orig):
                     new = self._resync_pcap(data, off + 1, unpack_from, snaplen, last_sec)
                     self.warn(W_CORRUPT, f"corrupt record header at byte {self.bytes_read + off}")
                     if new < 0:
@@ -223,6 +225,8 @@ class CaptureReader:
                     break
                 if incl < orig:
                     cut += 1
+                if frac >= frac_limit:  # the record is whole; only its timestamp is odd
+                    self.warnings[W_BAD_TIMESTAMP] += 1
                 last_sec = sec
                 count += 1
                 yield sec * 1_000_000_000 + frac * mult, linktype, data, off + 16, incl, orig

@@ -217,3 +217,15 @@ def test_truncated_capture_reports_what_it_read(tmp_path: Path) -> None:
     assert "warning: truncated-file" in r.output
     a = dissect.analyze(str(cut))
     assert len(a.ws_frames) > 5 and a.summary["warnings"]["total"] >= 1
+
+
+def test_ipv4_total_length_zero_tso(tmp_path: Path) -> None:
+    """Captures of TSO / BIG TCP senders carry IPv4 total length 0: the frame gives the length."""
+    frames = []
+    for ts, ip in craft.handshake_and_data([HTTP_REQ], [HTTP_RESP]):
+        if len(ip) > 40:
+            ip = ip[:2] + b"\x00\x00" + ip[4:]
+        frames.append((ts, craft.ethernet(ip)))
+    a = one_session(write(tmp_path, "tso.pcap", frames))
+    assert (a.sessions.bytes_c2s.iloc[0], a.sessions.bytes_s2c.iloc[0]) == (len(HTTP_REQ), len(HTTP_RESP))
+    assert list(a.http.status) == [200]

@@ -168,3 +168,18 @@ def test_large_capture_spans_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     q.write_bytes(craft.pcapng([[("idb", (1, None))] + [("epb", (0, i, f)) for i, (_, f) in enumerate(frames)]]))
     _, pk2 = packets_of(q)
     assert [f for _, _, f, _ in pk2] == [f for _, f in frames]
+
+
+def test_out_of_range_timestamp_fraction_keeps_the_record(tmp_path: Path) -> None:
+    """A whole record whose microsecond field is >= 10^6 is odd, not corrupt: kept and counted."""
+    from dissect.reader import W_BAD_TIMESTAMP
+
+    frames = [(1_700_000_000.0 + i, craft.ethernet(bytes([i]) * 40)) for i in range(3)]
+    data = bytearray(craft.write_pcap(frames))
+    rec = 16 + len(frames[0][1])
+    data[24 + rec + 4 : 24 + rec + 8] = (2_000_000).to_bytes(4, "little")  # second record's usec
+    p = tmp_path / "ts.pcap"
+    p.write_bytes(bytes(data))
+    r, pk = packets_of(p)
+    assert len(pk) == 3
+    assert r.warnings[W_BAD_TIMESTAMP] == 1 and not r.warnings["corrupt-record"]
