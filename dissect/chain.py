@@ -22,7 +22,7 @@ from .flows import Limits
 from .http import HttpDissector, HttpRequest, HttpResponse, looks_like_http_request
 from .records import C2S, Handshake, Sink, ms
 from .tcp import StreamDissector, TcpConnection
-from .websocket import WebSocketDissector, negotiate
+from .websocket import DeflateParams, WebSocketDissector, frames_tile, negotiate
 
 if TYPE_CHECKING:
     from .parallel import Ownership
@@ -114,8 +114,19 @@ class Chain:
             conn.app = app
             conn.level = "http"
             app.feed(direction, ts, data)
-        # Anything else (a server that speaks first, TLS, a capture starting mid-stream) is
-        # counted at the TCP layer only.
+            return
+        ws, rsv1 = frames_tile(data, masked=direction == C2S)
+        if ws:
+            # A capture that starts after the upgrade: WebSocket frames, no handshake to read.
+            # RSV1 means permessage-deflate was negotiated; its parameters are unknown.
+            deflate = DeflateParams(False, False, 15, 15) if rsv1 else None
+            conn.app = WebSocketDissector(conn.session_id, self.sink, deflate, None,
+                                          max_message_bytes=self.limits.max_message_bytes)
+            conn.level = "websocket"
+            conn.anomaly = "websocket-handshake-not-captured"
+            conn.app.feed(direction, ts, data)
+        # Anything else (a server that speaks first, TLS, other protocols) is counted at the
+        # TCP layer only.
 
     def app_level(self, session_id: int) -> str | None:
         """The highest layer Engine.IO/Socket.IO saw on a session, once, when its row is written."""

@@ -251,6 +251,48 @@ def negotiate(
     return ok, " ".join(detail), deflate
 
 
+def frames_tile(data: bytes, masked: bool, max_frames: int = 64) -> tuple[bool, bool]:
+    """Whether ``data`` (the first payload seen on a connection) is WebSocket frames (RFC 6455
+    5.2) from one side: valid opcodes, RSV1 at most (on data frames), the mask bit ``masked``
+    (a client masks, a server does not), minimal length encodings, control frames short and
+    final, and the frames ending exactly at the end of ``data`` (or one frame of 126 bytes or
+    more still arriving). Returns (looks like WebSocket, RSV1 seen). Used to pick up a
+    WebSocket whose opening handshake was not captured."""
+    n, pos, frames, rsv1 = len(data), 0, 0, False
+    while pos < n and frames < max_frames:
+        if n - pos < 2:
+            return False, rsv1
+        b0, b1 = data[pos], data[pos + 1]
+        op = b0 & 0x0F
+        if b0 & 0x30 or op not in (0, 1, 2, 8, 9, 10) or bool(b1 & 0x80) != masked:
+            return False, rsv1
+        if b0 & 0x40:
+            if op >= 8:
+                return False, rsv1
+            rsv1 = True
+        ln, hl = b1 & 0x7F, 2
+        if ln == 126:
+            if n - pos < 4:
+                return False, rsv1
+            ln, hl = int.from_bytes(data[pos + 2 : pos + 4], "big"), 4
+            if ln < 126:
+                return False, rsv1
+        elif ln == 127:
+            if n - pos < 10:
+                return False, rsv1
+            ln, hl = int.from_bytes(data[pos + 2 : pos + 10], "big"), 10
+            if ln < 65536 or ln >> 63:
+                return False, rsv1
+        if op >= 8 and (ln > 125 or not b0 & 0x80):
+            return False, rsv1
+        end = pos + hl + (4 if masked else 0) + ln
+        frames += 1
+        if end > n:  # still arriving: believable only for a lone, long frame
+            return frames == 1 and ln >= 126 and n - pos >= hl + (4 if masked else 0), rsv1
+        pos = end
+    return pos == n and frames > 0, rsv1
+
+
 class WsUpper(Protocol):
     """The layer above WebSocket (e.g. Engine.IO), fed one call per data message."""
 

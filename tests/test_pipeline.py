@@ -229,3 +229,37 @@ def test_ipv4_total_length_zero_tso(tmp_path: Path) -> None:
     a = one_session(write(tmp_path, "tso.pcap", frames))
     assert (a.sessions.bytes_c2s.iloc[0], a.sessions.bytes_s2c.iloc[0]) == (len(HTTP_REQ), len(HTTP_RESP))
     assert list(a.http.status) == [200]
+
+
+def test_websocket_without_captured_handshake(tmp_path: Path) -> None:
+    """ws_basic cut right after the 101: the frames that follow are still dissected."""
+    src = CAPTURES / "ws_basic.pcap"
+    full = dissect.analyze(str(src))
+    t101 = float(full.handshakes[full.handshakes.layer == "websocket"].ts_end.iloc[0])
+    with open(src, "rb") as f:
+        reader = dpkt.pcap.Reader(f)
+        kept = [(ts, bytes(buf)) for ts, buf in reader if ts > t101 + 1e-7]
+    cut = tmp_path / "cut.pcap"
+    with open(cut, "wb") as f:
+        w = dpkt.pcap.Writer(f, linktype=dpkt.pcap.DLT_EN10MB)
+        for ts, buf in kept:
+            w.writepkt(buf, ts=ts)
+    mid = dissect.analyze(str(cut))
+    s = mid.sessions.iloc[0]
+    assert s.app_protocol == "websocket" and "websocket-handshake-not-captured" in s.anomaly
+    later = full.ws_frames[full.ws_frames.ts > t101 + 1e-7]
+    cols = ["direction", "fin", "opcode", "masked", "payload_len"]
+    assert mid.ws_frames[cols].values.tolist() == later[cols].values.tolist()
+    assert (mid.ws_frames.anomaly == "").all()
+
+
+def test_websocket_detection_is_conservative() -> None:
+    from dissect.websocket import frames_tile
+
+    tls_hello = bytes.fromhex("16030100c4010000c00303") + bytes(180)
+    assert frames_tile(tls_hello, masked=True) == (False, False)
+    assert frames_tile(b"SSH-2.0-OpenSSH_9.6\r\n", masked=False)[0] is False
+    assert frames_tile(b"\x81\x05hello", masked=False) == (True, False)
+    assert frames_tile(b"\x81\x05hello", masked=True)[0] is False  # a client must mask
+    assert frames_tile(b"\x81\x05hell", masked=False)[0] is False  # short: not tiled
+    assert frames_tile(b"\xc1\x03abc\x89\x00", masked=False) == (True, True)  # deflate data + ping
