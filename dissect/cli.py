@@ -22,7 +22,7 @@ from .errors import DissectError
 from .flows import Limits
 from .options import filter_options, make_filters
 from .reader import CaptureReader
-from .writers import ReportWriter
+from .writers import ParquetWriter, ReportWriter
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,6 +36,10 @@ def limit_options(f: F) -> F:
     f = click.option("--max-flows", type=int, default=d.max_flows, show_default=True,
                      help="Open flows kept; past it the longest-idle are flushed.")(f)
     return f
+
+
+def _writer(out_dir: str, fmt: str, digits: int) -> ReportWriter | ParquetWriter:
+    return ParquetWriter(out_dir) if fmt == "parquet" else ReportWriter(out_dir, fmt, digits=digits)
 
 
 def any_nanosecond(files: list[str]) -> bool:
@@ -95,7 +99,8 @@ def main() -> None:
 @click.argument("captures", nargs=-1, required=True)
 @click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Directory for the tables, summary.json and report.html.")
-@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "parquet"]), default="csv",
+              show_default=True, help="Table files: CSV, JSON lines, or Parquet (needs pyarrow).")
 @click.option("--html/--no-html", default=True, show_default=True, help="Also write report.html.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, no warning lines.")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=1, show_default=True,
@@ -116,9 +121,11 @@ def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet:
                     max_message_bytes=max_message_bytes)
     files = expand_paths(list(captures))
     digits = 9 if any_nanosecond(files) else 6
+    if fmt == "parquet" and jobs > 1:
+        raise click.UsageError("--format parquet is written by one process: drop --jobs or write CSV")
     if dask_address:
         summary, rows = run_dask(files, dask_address, filters=filters, limits=limits)
-        writer = ReportWriter(out_dir, fmt, digits=digits)
+        writer = _writer(out_dir, fmt, digits)
         for table, table_rows in rows.items():
             writer.add(table, table_rows)
         writer.close()
@@ -129,7 +136,7 @@ def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet:
                                   limits=limits)
         counts = summary.get("totals", {})
     else:
-        writer = ReportWriter(out_dir, fmt, digits=digits)
+        writer = _writer(out_dir, fmt, digits)
         try:
             summary = run(files, [writer], filters=filters, limits=limits, quiet=quiet).summary
         finally:

@@ -103,6 +103,11 @@ class Analysis:
             elif os.path.exists(jsonl_path):
                 df = pd.read_json(jsonl_path, lines=True, dtype=False)
                 out[name] = _tidy(TABLES[name], df.reindex(columns=list(TABLES[name]._fields)))  # type: ignore[attr-defined]
+            elif os.path.exists(os.path.join(directory, f"{name}.parquet")):
+                df, step = read_parquet_sampled(os.path.join(directory, f"{name}.parquet"), max_rows)
+                out[name] = _tidy(TABLES[name], df)
+                if step > 1:
+                    sampled[name] = step
             else:
                 out[name] = empty(name)
         summary_path = os.path.join(directory, "summary.json")
@@ -129,6 +134,25 @@ def read_csv_sampled(path: str, table: str, max_rows: int | None) -> tuple[pd.Da
     for chunk in pd.read_csv(path, keep_default_na=False, na_values=[""], chunksize=20_000):
         parts.append(chunk.iloc[(-chunk.index[0]) % step :: step].copy())  # a view would pin the chunk
     return _typed(table, pd.concat(parts, ignore_index=True)), step
+
+
+def read_parquet_sampled(path: str, max_rows: int | None) -> tuple[pd.DataFrame, int]:
+    """(table, step) from a Parquet file, sampled like :func:`read_csv_sampled`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pa.set_memory_pool(pa.system_memory_pool())  # gives memory back, unlike the default pool
+    f = pq.ParquetFile(path, pre_buffer=False)
+    rows = f.metadata.num_rows
+    if max_rows is None or rows <= max_rows:
+        return f.read().to_pandas(), 1
+    step = -(-rows // max_rows)
+    parts, seen = [], 0
+    for batch in f.iter_batches(batch_size=20_000, use_threads=False):
+        chunk = batch.to_pandas()
+        parts.append(chunk.iloc[(-seen) % step :: step].copy())
+        seen += len(chunk)
+    return pd.concat(parts, ignore_index=True), step
 
 
 def read_csv(path: str, table: str) -> pd.DataFrame:

@@ -76,8 +76,10 @@ def test_every_table_file_written_even_empty(tmp_path: Path) -> None:
         assert header.split(",") == list(dissect.Analysis.__dataclass_fields__[name].default_factory().columns)  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
 def test_report_round_trip_equals_analyze(tmp_path: Path, fmt: str) -> None:
+    if fmt == "parquet":
+        pytest.importorskip("pyarrow", reason="the parquet extra is not installed")
     """What `dissect report` writes reads back to the DataFrames `dissect.analyze` returns."""
     from click.testing import CliRunner
 
