@@ -43,6 +43,7 @@ class Ownership:
         self.count = count
         self.owners: dict[int, int] = {}  # session_id -> owner (or SHARED)
         self.flow_owner: dict[int, int] = {}  # session_id -> owner by 5-tuple hash
+        self.any_shared = False  # a shared session was seen (its rows must wait for the sid)
 
     def new_flow(self, session_id: int, key: bytes, rkey: bytes) -> bool:
         """Register a flow; True when this worker owns it (for now: HTTP may re-decide)."""
@@ -66,6 +67,7 @@ class Ownership:
                 self.owners[session_id] = self.sid_owner(sid)
             elif (query.get("transport") or [""])[0] != "websocket":
                 self.owners[session_id] = SHARED
+                self.any_shared = True
         owner = self.owners[session_id]
         return owner == SHARED or owner == self.index
 
@@ -80,6 +82,11 @@ class OwnedRows:
         self.waiting: dict[int, list[tuple[str, tuple]]] = {}
 
     def add(self, table: str, rows: Iterable[tuple]) -> None:
+        if not self.own.any_shared and table not in ("sessions", "handshakes"):
+            # Foreign flows make no application rows; only flushed flows (sessions and their
+            # TCP handshake) and shared sessions need sorting out.
+            self.inner.add(table, rows)
+            return
         owners = self.own.owners
         me = self.own.index
         keep = []

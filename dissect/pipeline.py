@@ -153,9 +153,16 @@ class Pipeline:
                 if l4 + 20 > end:
                     counters["tcp-truncated"] += 1
                     continue
+                entry = tcp_get(key)
+                if entry is not None:
+                    conn = entry[0]
+                    if conn is None:
+                        continue
+                    if conn.foreign and not data[l4 + 13] & 0x07:
+                        conn.ts_last = ts  # --jobs: another worker's flow, nothing to track
+                        continue
                 sport, dport, seq, ack, doff, flags = tcp_hdr(data, l4)
                 poff = l4 + ((doff >> 4) << 2)
-                entry = tcp_get(key)
                 if entry is None:
                     entry = flows.new_tcp(key, key[:alen], key[alen : 2 * alen], sport, dport, flags, ts)
                 conn, d = entry
