@@ -786,9 +786,12 @@ class HttpDissector:
         self._add_request(ex)
         ex.want = bool(self.upper.want_body(req)) if self.upper is not None else False
         self._begin_body(h, req, ex)
-        framing = self._framing(h, headers, ex)
+        self._apply_framing(h, self._framing(h, headers, ex))
+
+    def _apply_framing(self, h: _Half, framing: int) -> None:
+        """Go on after a header section as its framing says (RFC 9112 section 6.3)."""
         if framing < 0:
-            # RFC 9112 section 6.3 rules 3 and 5: the server answers 400 and closes; so do we
+            # rules 3 and 5: an unusable length; a server answers 400 and closes, so do we
             self._drop(h, None)
             self._kill(h)
         elif framing == _START:
@@ -833,16 +836,9 @@ class HttpDissector:
                 self._kill(half)
             return False
         if method == "HEAD" or status in (204, 304):
-            framing = _START  # rule 1: no body, whatever the fields say
+            self._apply_framing(h, _START)  # rule 1: no body, whatever the fields say
         else:
-            framing = self._framing(h, headers, ex)
-        if framing < 0:
-            self._drop(h, None)
-            self._kill(h)
-        elif framing == _START:
-            self._message_done(h)
-        else:
-            h.state = framing
+            self._apply_framing(h, self._framing(h, headers, ex))
         paused = self._paused
         if paused is not None and (ex is paused or paused.emitted):
             self._resume()  # not switching: the client carries on with HTTP/1.1
