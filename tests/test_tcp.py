@@ -194,3 +194,15 @@ def test_any_order_with_duplicates_reassembles(sizes: list[int], rnd: random.Ran
     c.finish(2)
     assert bytes(rec.data[0]) == data
     assert not rec.gaps
+
+
+def test_zero_window_probe_then_full_segment() -> None:
+    """A zero-window probe carries the next byte alone; when the window opens the sender sends
+    the segment that starts with that byte again: the stream holds it once."""
+    rec = Recorder()
+    c = conn_with(rec)
+    c.data(0, 1, 1001, PAYLOAD[:100])
+    c.data(0, 2, 1101, PAYLOAD[100:101])  # the probe
+    c.data(0, 3, 1101, PAYLOAD[100:600])  # window open: the whole segment from the probe's byte
+    assert bytes(rec.data[0]) == PAYLOAD[:600]
+    assert c.streams[0].retrans == 1 and not rec.gaps
