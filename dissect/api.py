@@ -142,6 +142,33 @@ def _progress_bar(paths: list[str], quiet: bool) -> Any:
                              show_eta=True, show_percent=True)
 
 
+def drive(pipe: Pipeline, files: Sequence[str], quiet: bool = True) -> None:
+    """Run every file through ``pipe`` and finish it, with a progress bar over the files' bytes
+    when stderr is a terminal (and not ``quiet``)."""
+    bar = _progress_bar(list(files), quiet)
+    done_before = 0
+    current = 0
+
+    def progress(pos: int) -> None:
+        nonlocal current
+        bar.update(done_before + pos - current)
+        current = done_before + pos
+
+    pipe.progress = progress if bar is not None else None
+    try:
+        if bar is not None:
+            bar.__enter__()
+        for path in files:
+            reader = CaptureReader(path)
+            pipe.run_reader(reader)
+            done_before += reader.size
+            current = done_before
+        pipe.finish()
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+
+
 def run(paths: str | Sequence[str], consumers: Sequence[Consumer], *, filters: Filters | None = None,
         limits: Limits | None = None, quiet: bool = True) -> RunResult:
     """Dissect ``paths`` and hand every row batch to ``consumers``; returns the summary too.
@@ -153,32 +180,11 @@ def run(paths: str | Sequence[str], consumers: Sequence[Consumer], *, filters: F
     filters = filters or Filters()
     summary = SummaryBuilder()
     wrapped = [filters.wrap(c) for c in consumers] + [filters.wrap(summary)]
-    bar = _progress_bar(files, quiet)
-    done_before = 0
-    current = [0]
-
-    def progress(pos: int) -> None:
-        if bar is not None:
-            bar.update(done_before + pos - current[0])
-            current[0] = done_before + pos
-
     # Open every file first: an unreadable one stops the run before any output is written.
     for f in files:
         CaptureReader(f).close()
-
-    pipe = Pipeline(wrapped, limits, filters.flow_filter(), progress if bar else None)
-    try:
-        if bar is not None:
-            bar.__enter__()
-        for path in files:
-            reader = CaptureReader(path)
-            pipe.run_reader(reader)
-            done_before += reader.size
-            current[0] = done_before
-        pipe.finish()
-    finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
+    pipe = Pipeline(wrapped, limits, filters.flow_filter())
+    drive(pipe, files, quiet)
     st = pipe.stats
     return RunResult(st, _summary(summary, st.files, st.warnings, st.warning_details, st.counters,
                                   st.nanosecond))
@@ -203,8 +209,8 @@ def _summary(builder: SummaryBuilder, files: list[dict[str, Any]], warnings: Map
 
 
 def run_parallel(paths: str | Sequence[str], jobs: int, *, out_dir: str | None = None, fmt: str = "csv",
-                 digits: int = 6, filters: Filters | None = None,
-                 limits: Limits | None = None) -> tuple[dict[str, Any], dict[str, list[tuple]] | None]:
+                 digits: int = 6, filters: Filters | None = None, limits: Limits | None = None,
+                 quiet: bool = True) -> tuple[dict[str, Any], dict[str, list[tuple]] | None]:
     """:func:`run` over ``jobs`` processes (:mod:`dissect.parallel`): with ``out_dir`` the tables are
     written there, else their rows are returned. Returns (summary, rows)."""
     from .parallel import run_jobs
@@ -213,7 +219,7 @@ def run_parallel(paths: str | Sequence[str], jobs: int, *, out_dir: str | None =
     for f in files:
         CaptureReader(f).close()
     builder, first, rows = run_jobs(files, jobs, out_dir=out_dir, fmt=fmt, digits=digits, limits=limits,
-                                    filters=filters or Filters())
+                                    filters=filters or Filters(), quiet=quiet)
     return _summary(builder, first.files, first.warnings, first.warning_details, first.counters,
                     first.nanosecond), rows
 

@@ -133,7 +133,7 @@ def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet:
     elif jobs > 1:
         os.makedirs(out_dir, exist_ok=True)
         summary, _ = run_parallel(files, jobs, out_dir=out_dir, fmt=fmt, digits=digits, filters=filters,
-                                  limits=limits)
+                                  limits=limits, quiet=quiet)
         counts = summary.get("totals", {})
     else:
         writer = _writer(out_dir, fmt, digits)

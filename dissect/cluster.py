@@ -21,15 +21,14 @@ from .summary import SummaryBuilder
 
 def _one_file(path: str, limits: Limits, filters: Any) -> dict[str, Any]:
     """The task: dissect one file, return everything the client needs to merge."""
+    from .api import drive
     from .pipeline import Pipeline
-    from .reader import CaptureReader
     from .writers import MemoryCollector
 
     collector = MemoryCollector()
     summary = SummaryBuilder()
     pipe = Pipeline([filters.wrap(collector), filters.wrap(summary)], limits, filters.flow_filter())
-    pipe.run_reader(CaptureReader(path))
-    pipe.finish()
+    drive(pipe, [path])
     st = pipe.stats
     return {
         "rows": collector.rows,

@@ -131,10 +131,10 @@ class WorkerResult:
     rows: dict[str, list[tuple]] | None  # when collecting in memory (dissect.analyze)
 
 
-def _worker(args: tuple[int, int, list[str], str | None, str, int, Limits, Any]) -> WorkerResult:
-    index, count, files, out_dir, fmt, digits, limits, filters = args
+def _worker(args: tuple[int, int, list[str], str | None, str, int, Limits, Any, bool]) -> WorkerResult:
+    index, count, files, out_dir, fmt, digits, limits, filters, quiet = args
+    from .api import drive
     from .pipeline import Pipeline
-    from .reader import CaptureReader
     from .writers import MemoryCollector, ReportWriter
 
     own = Ownership(index, count)
@@ -142,9 +142,7 @@ def _worker(args: tuple[int, int, list[str], str | None, str, int, Limits, Any])
     sink: Any = ReportWriter(out_dir, fmt, digits) if out_dir else MemoryCollector()
     owned = OwnedRows(_Tee([filters.wrap(sink), filters.wrap(summary)]), own)
     pipe = Pipeline([owned], limits, filters.flow_filter(), None, ownership=own)
-    for path in files:
-        pipe.run_reader(CaptureReader(path))
-    pipe.finish()
+    drive(pipe, files, quiet=quiet or index != 0)  # worker 0 reads everything: its bar is the run's
     owned.finish()
     if out_dir:
         sink.close()
@@ -164,7 +162,8 @@ class _Tee:
 
 
 def run_jobs(files: list[str], jobs: int, *, out_dir: str | None, fmt: str = "csv", digits: int = 6,
-             limits: Limits | None = None, filters: Any = None) -> tuple[SummaryBuilder, WorkerResult,
+             limits: Limits | None = None, filters: Any = None,
+             quiet: bool = True) -> tuple[SummaryBuilder, WorkerResult,
                                                                        dict[str, list[tuple]] | None]:
     """Run ``jobs`` workers over ``files``. With ``out_dir``, their part files are joined into
     ``out_dir/<table>.<fmt>``; without, their rows come back in memory. Returns the merged summary
@@ -175,8 +174,8 @@ def run_jobs(files: list[str], jobs: int, *, out_dir: str | None, fmt: str = "cs
     limits = limits or Limits()
     parts = tempfile.mkdtemp(prefix="dissect-jobs-", dir=out_dir) if out_dir else None
     try:
-        args = [(i, jobs, files, os.path.join(parts, str(i)) if parts else None, fmt, digits, limits, filters)
-                for i in range(jobs)]
+        args = [(i, jobs, files, os.path.join(parts, str(i)) if parts else None, fmt, digits, limits, filters,
+                 quiet) for i in range(jobs)]
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(jobs) as pool:
             results = pool.map(_worker, args)
