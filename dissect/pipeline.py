@@ -13,15 +13,15 @@ no options), and leaves everything rarer to :mod:`dissect.link` and :mod:`dissec
 from __future__ import annotations
 
 import struct
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import link
 from .chain import Chain
 from .flows import FlowTable, Limits
 from .ip import IPLayer
-from .reader import CaptureReader
+from .reader import CaptureReader, Packet
 from .records import Sink
 from .tcp import ACK, FIN, HALF, MASK, SYN
 
@@ -37,6 +37,56 @@ EVICT_EVERY = 1 << 16
 
 class Consumer(Protocol):
     def add(self, table: str, rows: Iterable[tuple]) -> None: ...
+
+
+def _with_injected(reader: Iterable[Packet], inject: deque[Packet]) -> Iterator[Packet]:
+    """The reader's packets, each followed by the inner packets its tunnels handed back."""
+    for p in reader:
+        yield p
+        while inject:
+            yield inject.popleft()
+
+
+def _udp_tunnel(inject: deque[Packet], counters: Counter[str], ts: int, data: bytes, off: int, end: int,
+                port: int) -> None:
+    """VXLAN (RFC 7348: 8-byte header, I flag, inner Ethernet) or Geneve (RFC 8926: 8 bytes plus
+    options, inner protocol by EtherType) on ``data[off:end]``."""
+    if end - off < 8:
+        return
+    if port == 4789:
+        if not data[off] & 0x08:
+            return
+        inner, lt = off + 8, link.LINKTYPE_ETHERNET
+    else:
+        if data[off] >> 6:  # Geneve version 0 only
+            return
+        inner = off + 8 + (data[off] & 0x3F) * 4
+        lt = _BY_ETHERTYPE.get((data[off + 2] << 8) | data[off + 3], -1)
+        if lt < 0:
+            return
+    if inner < end:
+        counters["tunnel-vxlan" if port == 4789 else "tunnel-geneve"] += 1
+        inject.append((ts, lt, data, inner, end - inner, end - inner))
+
+
+def _gre(inject: deque[Packet], counters: Counter[str], ts: int, data: bytes, off: int, end: int) -> None:
+    """GRE version 0 (RFC 2784, RFC 2890 key and sequence number): the payload is a packet."""
+    if end - off < 4:
+        return
+    flags = (data[off] << 8) | data[off + 1]
+    if flags & 0x0007:  # version 1 is PPTP's enhanced GRE: not followed
+        counters["gre-other"] += 1
+        return
+    inner = off + 4 + 4 * (bool(flags & 0x8000) + bool(flags & 0x2000) + bool(flags & 0x1000))
+    lt = _BY_ETHERTYPE.get((data[off + 2] << 8) | data[off + 3], -1)
+    if lt < 0 or inner >= end:
+        counters["gre-other"] += 1
+        return
+    counters["tunnel-gre"] += 1
+    inject.append((ts, lt, data, inner, end - inner, end - inner))
+
+
+_BY_ETHERTYPE = {0x6558: link.LINKTYPE_ETHERNET, 0x0800: link.LINKTYPE_IPV4, 0x86DD: link.LINKTYPE_IPV6}
 
 
 class Stats:
@@ -65,6 +115,8 @@ class Pipeline:
         self.ip = IPLayer()
         self.stats = Stats()
         self.progress = progress
+        # Inner packets of tunnels (VXLAN, Geneve, GRE), read right after their outer packet.
+        self.inject: deque[Packet] = deque()
         self.last_ts = 0
 
     def drain(self) -> None:
@@ -96,7 +148,8 @@ class Pipeline:
         unknown_links: Counter[int] = Counter()
         tcp_hdr = _tcp_hdr
 
-        for ts, lt, buf, off, caplen, _wirelen in reader:
+        inject = self.inject
+        for ts, lt, buf, off, caplen, _wirelen in _with_injected(reader, inject):
             npk += 1
             if not npk % DRAIN_EVERY:
                 if sink.pending():
@@ -210,6 +263,9 @@ class Pipeline:
                 if l4 + 8 > end:
                     counters["udp-truncated"] += 1
                     continue
+                udport = (data[l4 + 2] << 8) | data[l4 + 3]
+                if udport == 4789 or udport == 6081:  # VXLAN, Geneve: the inner frame is a packet too
+                    _udp_tunnel(inject, counters, ts, data, l4 + 8, min(l4end, end), udport)
                 uentry = udp_get(key)
                 if uentry is None:
                     sport, dport = _udp_hdr(data, l4)
@@ -223,6 +279,8 @@ class Pipeline:
                 uflow.packets[d] += 1
                 uflow.nbytes[d] += max(0, l4end - l4 - 8)  # the IP length says, even if cut
                 uflow.ts_last = ts
+            elif proto == 47:
+                _gre(inject, counters, ts, data, l4, min(l4end, end))
             else:
                 counters[f"ip-proto-{proto}"] += 1
 

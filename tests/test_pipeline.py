@@ -263,3 +263,36 @@ def test_websocket_detection_is_conservative() -> None:
     assert frames_tile(b"\x81\x05hello", masked=True)[0] is False  # a client must mask
     assert frames_tile(b"\x81\x05hell", masked=False)[0] is False  # short: not tiled
     assert frames_tile(b"\xc1\x03abc\x89\x00", masked=False) == (True, True)  # deflate data + ping
+
+
+def _outer_udp(payload: bytes, dport: int) -> bytes:
+    udp = struct.pack("!HHHH", 54321, dport, 8 + len(payload), 0) + payload
+    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0,
+                       socket.inet_aton("192.0.2.1"), socket.inet_aton("192.0.2.2")) + udp
+
+
+def _outer_gre(inner_ip: bytes, key: bool) -> bytes:
+    gre = struct.pack("!HH", 0x2000 if key else 0, 0x0800) + (b"\0\0\0\x07" if key else b"") + inner_ip
+    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(gre), 1, 0, 64, 47, 0,
+                       socket.inet_aton("192.0.2.1"), socket.inet_aton("192.0.2.2")) + gre
+
+
+@pytest.mark.parametrize("kind", ["vxlan", "geneve", "gre", "gre-key"])
+def test_tunnelled_traffic_is_dissected(tmp_path: Path, kind: str) -> None:
+    """VXLAN, Geneve and GRE carry whole packets: the inner connection is a session of its own."""
+    frames = []
+    for ts, ip in craft.handshake_and_data([HTTP_REQ], [HTTP_RESP]):
+        if kind == "vxlan":
+            outer = _outer_udp(b"\x08\0\0\0\0\0\x01\0" + craft.ethernet(ip), 4789)
+        elif kind == "geneve":  # one 4-byte option, inner protocol IPv4
+            outer = _outer_udp(bytes([0x01, 0, 0x08, 0x00, 0, 0, 1, 0]) + b"\0\0\0\0" + ip, 6081)
+        else:
+            outer = _outer_gre(ip, key=kind == "gre-key")
+        frames.append((ts, craft.ethernet(outer)))
+    a = dissect.analyze(write(tmp_path, "t.pcap", frames))
+    inner = a.sessions[a.sessions.transport == "tcp"]
+    assert len(inner) == 1 and inner.client_ip.iloc[0] == craft.CLIENT[0]
+    assert (inner.bytes_c2s.iloc[0], inner.bytes_s2c.iloc[0]) == (len(HTTP_REQ), len(HTTP_RESP))
+    assert list(a.http.status) == [200]
+    tunnel = "tunnel-" + kind.split("-")[0]
+    assert a.summary["decode"][tunnel] == len(frames)
