@@ -73,6 +73,7 @@ import click
 
 from .api import analyze
 from .errors import CaptureError, DissectError
+from .summary import _num
 
 __all__ = [
     "CHECKS",
@@ -554,15 +555,8 @@ ENGINES: dict[str, Callable[[str], WiresharkView]] = {"tshark": tshark_view,
 
 def _ns_of(x: Any) -> int | None:
     """A DataFrame timestamp (float epoch seconds, or NaN/None) as integer nanoseconds."""
-    if x is None:
-        return None
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return None
-    if f != f:
-        return None
-    return round(f * 1e9)
+    f = _num(x)
+    return None if f is None else round(f * 1e9)
 
 
 def _same_time(a: int | None, b: int | None) -> bool:

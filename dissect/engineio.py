@@ -97,6 +97,14 @@ _Pkt = tuple[int, bytes, int, bool, int, str]
 # --------------------------------------------------------------------------------------------
 
 
+def _v3_binary_packet(data: bytes) -> _Pkt:
+    """A v3 binary packet: its first byte is the packet type (v3 "Encoding", binary)."""
+    if not data:
+        return (-1, data, 0, True, 0, EIO_EMPTY_PACKET)
+    t = data[0]
+    return (t if t <= 6 else -1, data, 1, True, len(data) - 1, "" if t <= 6 else EIO_BAD_TYPE)
+
+
 def _text_packet(part: bytes, version: int | None) -> _Pkt:
     """One string-encoded packet ``<type>[<data>]``, or ``b...`` base64 binary.
 
@@ -217,12 +225,8 @@ def split_v3_binary(body: bytes) -> list[_Pkt]:
         record = body[start:end]
         if kind == 0:
             pkt = _text_packet(record, 3)
-        elif not record:
-            pkt = (-1, record, 0, True, 0, EIO_EMPTY_PACKET)
         else:
-            t = record[0]
-            pkt = (t if t <= 6 else -1, record, 1, True, len(record) - 1,
-                   "" if t <= 6 else EIO_BAD_TYPE)
+            pkt = _v3_binary_packet(record)
         if truncated:
             t, buf, off, binary, size, anomaly = pkt
             pkt = (t, buf, off, binary, size, _join(anomaly, EIO_TRUNCATED))
@@ -805,12 +809,7 @@ class EngineIOWebSocket:
                 pkt = (MESSAGE, b"", 0, True, 0, WS_UNDECODABLE)
         elif opcode == 2:
             if sess.version == 3:
-                if not payload:
-                    pkt = (-1, payload, 0, True, 0, EIO_EMPTY_PACKET)
-                else:
-                    t = payload[0]
-                    pkt = (t if t <= 6 else -1, payload, 1, True, len(payload) - 1,
-                           "" if t <= 6 else EIO_BAD_TYPE)
+                pkt = _v3_binary_packet(payload)
             else:
                 pkt = (MESSAGE, payload, 0, True, len(payload), "")
         else:
