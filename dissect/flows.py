@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .ip import ntop
 from .records import Session, Sink
@@ -101,17 +101,25 @@ class FlowTable:
             return a, b, True, 0
         return b, a, True, 1
 
+    def _admit(self, table: dict[bytes, Any], key: bytes, rkey: bytes, client: tuple[bytes, int],
+               server: tuple[bytes, int], d: int, ts: int) -> bool:
+        """False for a flow the filters leave out (its keys then map to None, so its packets cost
+        one lookup); else make room in ``table`` if it is full."""
+        if self.accept is not None and not self.accept(client[0], client[1], server[0], server[1]):
+            self.ignored += 1
+            table[key] = (None, d)
+            table[rkey] = (None, 1 - d)
+            return False
+        if len(table) >= 2 * self.limits.max_flows:
+            self.evict(ts, force=True)
+        return True
+
     def new_tcp(self, key: bytes, src: bytes, dst: bytes, sport: int, dport: int, flags: int,
                 ts: int) -> tuple[TcpConnection | None, int]:
         client, server, inferred, d = self._roles(src, sport, dst, dport, flags)
         rkey = _reverse(key, len(src))
-        if self.accept is not None and not self.accept(client[0], client[1], server[0], server[1]):
-            self.ignored += 1
-            self.tcp[key] = (None, d)
-            self.tcp[rkey] = (None, 1 - d)
+        if not self._admit(self.tcp, key, rkey, client, server, d, ts):
             return None, d
-        if len(self.tcp) >= 2 * self.limits.max_flows:
-            self.evict(ts, force=True)
         conn = TcpConnection(self.next_id, client, server, inferred, ts, self.source_file,
                              self.limits.max_reassembly_bytes)
         self.next_id += 1
@@ -139,13 +147,8 @@ class FlowTable:
         a, b = (src, sport), (dst, dport)
         client, server, d = (a, b, 0) if _guess_client(a, b) else (b, a, 1)
         rkey = _reverse(key, len(src))
-        if self.accept is not None and not self.accept(client[0], client[1], server[0], server[1]):
-            self.ignored += 1
-            self.udp[key] = (None, d)
-            self.udp[rkey] = (None, 1 - d)
+        if not self._admit(self.udp, key, rkey, client, server, d, ts):
             return None, d
-        if len(self.udp) >= 2 * self.limits.max_flows:
-            self.evict(ts, force=True)
         flow = UdpFlow(self.next_id, client, server, ts, self.source_file)
         self.next_id += 1
         self.udp[key] = (flow, d)
