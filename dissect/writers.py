@@ -64,9 +64,9 @@ def _cell(i: int, name: str, hint: str, ts_cols: set[str], digits: int) -> str:
     v = f"_{i}"
     optional = "None" in hint
     if name in ts_cols:
-        frac = f"{v} % 1000000000:09d" if digits == 9 else f"{v} // 1000 % 1000000:06d"
-        cell = f"{{{v} // 1000000000}}.{{{frac}}}"
-        return f"{{'' if {v} is None else f'{cell}'}}" if optional else cell
+        # The same packet time appears in several rows and tables: each is formatted once.
+        cell = f"_T.get({v}) or _ts({v})"
+        return f"{{'' if {v} is None else ({cell})}}" if optional else f"{{{cell}}}"
     kind = _kind(hint)
     if kind == "int":
         return f"{{'' if {v} is None else {v}}}" if optional else f"{{{v}}}"
@@ -92,15 +92,43 @@ def row_formatter(table: str, digits: int) -> Callable[[tuple], str]:
     ts_cols = set(ts_columns(cls))
     types = column_types(cls)
     names = ", ".join(f"_{i}" for i in range(len(types)))
-    cells = ",".join(_cell(i, n, h, ts_cols, digits) for i, (n, h) in enumerate(types.items()))
-    src = (
-        f"def fmt(r):\n    {names}, = r\n    return f\"{cells}\\n\"\n"
+    fields = [_cell(i, n, h, ts_cols, digits) for i, (n, h) in enumerate(types.items())]
+    # Runs of columns whose values repeat from row to row (flags, vocabulary, opcodes, tags) are
+    # formatted once per distinct combination: one tuple lookup instead of a cell each.
+    helpers = []
+    cells = []
+    run: list[int] = []
+    groupable = [n in _LOW_CARDINALITY or _kind(h) == "bool" or n in VOCABULARY_COLUMNS
+                 for n, h in types.items()]
+    for i in range(len(fields) + 1):
+        if i < len(fields) and groupable[i]:
+            run.append(i)
+            continue
+        if len(run) >= 2:
+            g = len(helpers)
+            key = "(" + ", ".join(f"_{j}" for j in run) + ",)"
+            inner = ",".join(fields[j] for j in run)
+            helpers.append(
+                f"_G{g} = {{}}\n"
+                f"def _g{g}(k):\n    {key[1:-2]}, = k\n    s = f\"{inner}\"\n"
+                f"    if len(_G{g}) >= 4096:\n        _G{g}.clear()\n    _G{g}[k] = s\n    return s\n"
+            )
+            cells.append(f"{{_G{g}.get({key}) or _g{g}({key})}}")
+        else:
+            cells.extend(fields[j] for j in run)
+        run = []
+        if i < len(fields):
+            cells.append(fields[i])
+    line = ",".join(cells)
+    src = "".join(helpers) + (
+        f"def fmt(r):\n    {names}, = r\n    return f\"{line}\\n\"\n"
         # The batch form loops inside one call: no function call per row.
         f"def fmt_batch(rows):\n    out = []\n    app = out.append\n"
-        f"    for {names}, in rows:\n        app(f\"{cells}\\n\")\n    return ''.join(out)\n"
+        f"    for {names}, in rows:\n        app(f\"{line}\\n\")\n    return ''.join(out)\n"
     )
+    cache = _TS_CACHE[digits]
     env: dict[str, Any] = {"_float": float_text, "_text": csv_text, "_memo": _memo_text, "_M": _MEMO,
-                           "_B": _BOOL}
+                           "_B": _BOOL, "_T": cache, "_ts": _ts_memo(cache, digits)}
     exec(src, env)  # noqa: S102 - generated from our own record definitions only
     fmt: Callable[[tuple], str] = env["fmt"]
     fmt.batch = env["fmt_batch"]  # type: ignore[attr-defined]
@@ -112,6 +140,29 @@ _MEMO: dict[str, str] = {}
 # Text columns whose values repeat from row to row (not previews, reasons, URLs or details).
 _REPEATING = frozenset({"namespace", "event", "eio_sid", "anomaly", "client_ip", "server_ip", "source_file",
                         "method", "host", "upgrade"})
+
+
+# Formatted timestamps by digits (6 or 9), shared by the tables' formatters; bounded.
+_TS_CACHE: dict[int, dict[int, str]] = {6: {}, 9: {}}
+_TS_CACHE_SIZE = 1 << 15
+
+
+def _ts_memo(cache: dict[int, str], digits: int) -> Callable[[int], str]:
+    unit, cut = (1, -9) if digits == 9 else (1000, -6)
+
+    def ts(ns: int) -> str:
+        s = str(ns // unit)
+        # The decimal point placed into the digits: cheaper than dividing a 64-bit number twice.
+        out = s[:cut] + "." + s[cut:] if ns >= 1_000_000_000 else ts_text(ns, digits)
+        if len(cache) >= _TS_CACHE_SIZE:
+            cache.clear()
+        cache[ns] = out
+        return out
+    return ts
+
+# Columns besides flags and vocabulary whose values take few distinct values.
+_LOW_CARDINALITY = frozenset({"opcode", "close_code", "close_reason", "anomaly", "eio_version",
+                              "namespace", "frames", "header_len", "attachment_index", "ok", "layer"})
 
 
 def _memo_text(s: str) -> str:
