@@ -95,8 +95,8 @@ def row_formatter(table: str, digits: int) -> Callable[[tuple], str]:
     fields = [_cell(i, n, h, ts_cols, digits) for i, (n, h) in enumerate(types.items())]
     # Runs of columns whose values repeat from row to row (flags, vocabulary, opcodes, tags) are
     # formatted once per distinct combination: one tuple lookup instead of a cell each.
-    helpers = []
-    cells = []
+    helpers: list[str] = []
+    cells: list[str] = []
     run: list[int] = []
     groupable = [n in _LOW_CARDINALITY or _kind(h) == "bool" or n in VOCABULARY_COLUMNS
                  for n, h in types.items()]
