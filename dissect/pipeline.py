@@ -12,6 +12,7 @@ no options), and leaves everything rarer to :mod:`dissect.link` and :mod:`dissec
 
 from __future__ import annotations
 
+import gc
 import struct
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -33,6 +34,7 @@ _udp_hdr = struct.Struct("!HH").unpack_from
 
 DRAIN_EVERY = 4096
 EVICT_EVERY = 1 << 16
+YOUNG_GC_THRESHOLD = 50_000
 
 
 class Consumer(Protocol):
@@ -132,8 +134,19 @@ class Pipeline:
         if self.flows.evicted:
             self.stats.counters["flows-evicted"] += self.flows.evicted
 
-    def run_reader(self, reader: CaptureReader) -> None:  # noqa: C901 - the hot loop, kept in one piece
+    def run_reader(self, reader: CaptureReader) -> None:
         """Dissect every packet of one capture file."""
+        # Each packet allocates a few row tuples and objects; with the default threshold (700)
+        # the cyclic collector runs every couple of hundred packets to scan them. A larger young
+        # generation keeps collections (and the bound on uncollected cycles) but makes them rare.
+        threshold = gc.get_threshold()
+        gc.set_threshold(max(threshold[0], YOUNG_GC_THRESHOLD), *threshold[1:])
+        try:
+            self._run_reader(reader)
+        finally:
+            gc.set_threshold(*threshold)
+
+    def _run_reader(self, reader: CaptureReader) -> None:  # noqa: C901 - the hot loop, kept in one piece
         flows = self.flows
         flows.source_file = reader.path
         tcp_get = flows.tcp.get
