@@ -4,6 +4,7 @@
     python3 benchmarks/bench.py                       # makes a 500,000-packet capture first
     python3 benchmarks/bench.py --capture big.pcap    # any capture
     python3 benchmarks/bench.py --jobs 2              # also dissect --jobs 2
+    python3 benchmarks/bench.py --jobs 2 --floor      # and floor.py's lower bound for one process
 
 dissect writes every table of REPORTS.md (CSV) plus summary.json; tshark extracts the WebSocket
 frame fields of the issue's job (``-Y websocket -T fields``) to a file. Each command runs once, as a
@@ -91,6 +92,9 @@ def main() -> int:
     ap.add_argument("--connections", type=int, default=50)
     ap.add_argument("--jobs", type=int, default=1, help="also run dissect --jobs N when N > 1")
     ap.add_argument("--keep", action="store_true", help="keep the outputs in the temp directory")
+    ap.add_argument("--floor", action="store_true",
+                    help="also run floor.py: the least one Python process takes for the three big tables "
+                         "(only for captures made by make_capture.py)")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="dissect-bench-"))
@@ -110,6 +114,8 @@ def main() -> int:
     if args.jobs > 1:
         runs.append((f"dissect report --jobs {args.jobs}",
                      dissect_cmd[:-1] + ["--jobs", str(args.jobs), "--out", str(work / "outj"), "--quiet"]))
+    if args.floor:
+        runs.append(("floor.py (lower bound, 3 tables)", [sys.executable, str(HERE / "floor.py"), capture]))
     for label, cmd in runs:
         wall, rss, code = measure(cmd)
         if code:
