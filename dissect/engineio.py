@@ -31,10 +31,12 @@ from urllib.parse import unquote, unquote_plus
 
 from dissect.records import C2S, DIRECTION_NAMES, S2C, Handshake, Sink, SioPacket, ms
 from dissect.socketio import (
+    ACK_WITHOUT_EVENT,
     ATTACHMENTS_MISSING,
     GROUP_END,
     GROUP_MORE,
     GROUP_START,
+    MAX_ACK_ID_DIGITS,
     MAX_ATTACHMENTS,
     MODE_SIO,
     MODE_UNKNOWN,
@@ -74,8 +76,9 @@ EIO_BAD_ENCODING = "eio-bad-encoding"  # polling body whose Content-Encoding doe
 # A NamedTuple row without the Python-level __new__ (the field count is fixed by the code).
 _new_row = tuple.__new__
 
-# EngineIOWebSocket.ws_message's fast path for plain EVENTs (tests switch it off to compare).
+# EngineIOWebSocket.ws_message's fast path for plain EVENTs and ACKs (tests switch it off to compare).
 _FAST_EVENTS = True
+_ACK_DIGITS = re.compile(rb"[0-9]*")
 MAX_CLOSED_SESSIONS = 4096  # closed sessions kept for late packets naming their sid
 MAX_HELD_ROWS = MAX_ATTACHMENTS + 64  # rows held while a packet's attachments arrive
 MAX_LENGTH_DIGITS = 10  # v3 length prefixes: a body longer than 10**10 bytes cannot exist
@@ -781,26 +784,9 @@ class EngineIOWebSocket:
         ``payload`` None: the WebSocket layer could not decode the message (a row says so).
         """
         sess = self._sess
-        # Fast path for the commonest packet, an EVENT on "/" without ack id ('42["name",...'),
-        # in a Socket.IO session with nothing held or expected: the same row the general path
-        # below makes (engineio._packet + socketio.text), without its intermediate tuples.
-        if _FAST_EVENTS and opcode == 1 and payload is not None and payload[:4] == b'42["' and not sess.closed:
-            sio = sess.sio
-            if sio.mode == MODE_SIO and not sio.expect[direction] and sess.held[direction] is None:
-                q = payload.find(b'"', 4)
-                if q > 0 and payload.find(b"\\", 4, q) < 0:
-                    name = payload[4:q].decode("utf-8", "replace")
-                    tcp = self._tcp
-                    eio = self._eio
-                    if eio.app_levels.get(tcp) != "socketio":
-                        eio.app_levels[tcp] = "socketio"
-                    eio.sink.sio_packets.append(_new_row(SioPacket, (
-                        tcp, ts, DIRECTION_NAMES[direction], "websocket", sess.version, "message",
-                        "EVENT", "/", name, None, None, len(payload) - 1, None,
-                        RESERVED_EVENT_NAME if sio.protocol != 4 and name in RESERVED_EVENTS else "",
-                        sess.sid, None,
-                    )))
-                    return
+        if _FAST_EVENTS and opcode == 1 and payload is not None and payload[:1] == b"4" and \
+                self._fast_message(direction, ts, payload):
+            return
         pkt: _Pkt
         if payload is None:
             pkt = (-1, b"", 0, opcode == 2, 0, WS_UNDECODABLE)
@@ -819,6 +805,54 @@ class EngineIOWebSocket:
             if hs_start is not None and direction == S2C:
                 self._hs_start = None
                 self._eio._ws_waiting.pop(id(self), None)
+
+    def _fast_message(self, direction: int, ts: int, payload: bytes) -> bool:
+        """The commonest packets, an EVENT or ACK on "/" (``42["name",...``, ``421["name",...``,
+        ``431[...``), in a Socket.IO session with nothing held or expected: the row the general
+        path (engineio._packet + socketio.text) makes, without its intermediate tuples. False:
+        not such a packet, the general path decides."""
+        sess = self._sess
+        sio = sess.sio
+        if sess.closed or sio.mode != MODE_SIO or sio.expect[direction] or sess.held[direction] is not None:
+            return False
+        t = payload[1:2]
+        i = 2
+        ack_id = None
+        if b"0" <= payload[2:3] <= b"9":
+            i = _ACK_DIGITS.match(payload, 2).end()  # type: ignore[union-attr]  # always matches
+            if i - 2 > MAX_ACK_ID_DIGITS:
+                return False
+            ack_id = int(payload[2:i])
+        if payload[i : i + 1] != b"[":
+            return False
+        latency = None
+        if t == b"2":
+            if payload[i + 1 : i + 2] != b'"':
+                return False
+            q = payload.find(b'"', i + 2)
+            if q < 0 or payload.find(b"\\", i + 2, q) >= 0:
+                return False  # escapes: JSON decoding on the general path
+            name: str | None = payload[i + 2 : q].decode("utf-8", "replace")
+            sio_type = "EVENT"
+            anomaly = RESERVED_EVENT_NAME if sio.protocol != 4 and name in RESERVED_EVENTS else ""
+            if ack_id is not None:
+                anomaly = _join(anomaly, sio.event_sent(direction, "/", ack_id, ts))
+        elif t == b"3":
+            name = None
+            sio_type = "ACK"
+            latency = sio.ack_received(direction, "/", ack_id, ts)
+            anomaly = ACK_WITHOUT_EVENT if latency is None else ""
+        else:
+            return False
+        tcp = self._tcp
+        eio = self._eio
+        if eio.app_levels.get(tcp) != "socketio":
+            eio.app_levels[tcp] = "socketio"
+        eio.sink.sio_packets.append(_new_row(SioPacket, (
+            tcp, ts, DIRECTION_NAMES[direction], "websocket", sess.version, "message", sio_type, "/",
+            name, ack_id, None, len(payload) - 1, latency, anomaly, sess.sid, None,
+        )))
+        return True
 
     def _give_up(self) -> None:
         """No open packet came: the WebSocket-only handshake failed."""

@@ -378,23 +378,11 @@ class SocketIOState:
         group = GROUP_NONE
         if t == EVENT or t == BINARY_EVENT:
             if ack_id is not None:
-                key = (direction, nsp, ack_id)
-                acks = self.pending_acks
-                if key in acks:
-                    anomaly = _join(anomaly, ACK_ID_REUSED)
-                    del acks[key]
-                elif len(acks) >= MAX_PENDING_ACKS:
-                    del acks[next(iter(acks))]
-                    self.counters["acks_dropped"] = self.counters.get("acks_dropped", 0) + 1
-                acks[key] = ts
+                anomaly = _join(anomaly, self.event_sent(direction, nsp, ack_id, ts))
         elif t == ACK or t == BINARY_ACK:
-            sent = None
-            if ack_id is not None:
-                sent = self.pending_acks.pop((1 - direction, nsp, ack_id), None)
-            if sent is None:
+            latency = self.ack_received(direction, nsp, ack_id, ts)
+            if latency is None:
                 anomaly = _join(anomaly, ACK_WITHOUT_EVENT)
-            else:
-                latency = (ts - sent) / 1e6
         elif t == CONNECT:
             anomaly = _join(anomaly, self._connect(direction, ts, nsp, session_id, transport))
         elif t == CONNECT_ERROR:
@@ -422,6 +410,28 @@ class SocketIOState:
             group,
             broken,
         )
+
+    def event_sent(self, direction: int, nsp: str, ack_id: int, ts: int) -> str:
+        """An EVENT asking for an ack (socket.io-protocol "Acknowledgement"): remember when it was
+        sent; ``ack-id-reused`` when the same id is still waiting for its ACK."""
+        key = (direction, nsp, ack_id)
+        acks = self.pending_acks
+        anomaly = ""
+        if key in acks:
+            anomaly = ACK_ID_REUSED
+            del acks[key]
+        elif len(acks) >= MAX_PENDING_ACKS:
+            del acks[next(iter(acks))]
+            self.counters["acks_dropped"] = self.counters.get("acks_dropped", 0) + 1
+        acks[key] = ts
+        return anomaly
+
+    def ack_received(self, direction: int, nsp: str, ack_id: int | None, ts: int) -> float | None:
+        """An ACK: the latency in ms since the EVENT it answers, None when no EVENT waits for it."""
+        if ack_id is None:
+            return None
+        sent = self.pending_acks.pop((1 - direction, nsp, ack_id), None)
+        return None if sent is None else (ts - sent) / 1e6
 
     def binary(self, direction: int, data: bytes, start: int = 0) -> SioResult | None:
         """A binary Engine.IO message ``data[start:]``: an attachment, or a custom parser's packet.

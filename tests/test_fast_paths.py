@@ -61,8 +61,53 @@ names = st.one_of(st.text(max_size=12), st.sampled_from(["connect", "disconnect"
 @given(st.lists(st.tuples(names, st.sampled_from(["", ",1", "]", ',{"a":[1,"]"]}'])), max_size=8),
        st.lists(st.binary(max_size=12), max_size=3))
 def test_event_rows_identical(events: list[tuple[str, str]], junk: list[bytes]) -> None:
+    """EVENTs without ack id, odd names and tails, and junk after "42"."""
     msgs = [b'42["' + name.encode("utf-8", "surrogatepass") + b'"' + tail.encode() for name, tail in events]
     msgs += [b"42" + j for j in junk]
     fast = session_rows(msgs, True)
     assert fast == session_rows(msgs, False)
     assert len(fast) == 3 + len(msgs)  # one row per Engine.IO packet
+
+
+ack_ids = st.one_of(st.just(""), st.sampled_from(["0", "1", "2", "007", "12345678901234567", " 1"]),
+                    st.integers(0, 3).map(str))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["event", "ack", "junk"]), names, ack_ids,
+                          st.sampled_from(["]", ',1]', ' [1]', '"x"]', ""])), max_size=12))
+def test_ack_rows_identical(packets: list[tuple[str, str, str, str]]) -> None:
+    """EVENTs asking for acks and the ACKs answering them (in either direction, reused ids,
+    unanswered, unknown, too long ids, whitespace): the fast path's rows are the general path's,
+    latencies included."""
+    msgs = []
+    for kind, name, ack_id, tail in packets:
+        if kind == "event":
+            msgs.append(b"42" + ack_id.encode() + b'["' + name.encode("utf-8", "surrogatepass") + b'"' + tail.encode())
+        elif kind == "ack":
+            msgs.append(b"43" + ack_id.encode() + b"[" + tail.encode())
+        else:
+            msgs.append(b"4" + ack_id.encode() + tail.encode())
+    fast = session_rows(msgs, True)
+    assert fast == session_rows(msgs, False)
+    assert len(fast) == 3 + len(msgs)
+
+
+def test_fast_path_takes_acks() -> None:
+    """The fast path does handle an EVENT with ack id and its ACK (rows made without socketio.text)."""
+    msgs = [b'421["ask",{"a":1}]', b"431[true]"]
+    calls = []
+    saved = engineio.SocketIOState.text
+
+    def spy(self, *a, **k):  # type: ignore[no-untyped-def]
+        calls.append(a)
+        return saved(self, *a, **k)
+
+    engineio.SocketIOState.text = spy  # type: ignore[method-assign]
+    try:
+        rows = session_rows(msgs, True)
+    finally:
+        engineio.SocketIOState.text = saved  # type: ignore[method-assign]
+    assert [(r.sio_type, r.ack_id) for r in rows[3:]] == [("EVENT", 1), ("ACK", 1)]
+    assert rows[4].ack_latency_ms == (101 - 100) / 1e6 and rows[4].anomaly == ""
+    assert len(calls) == 2  # the CONNECT pair went through the general path; the EVENT/ACK did not
