@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import dissect
 from dissect.records import Handshake, SioPacket, WsMessage
 from dissect.tables import TABLE_NAMES, Analysis
-from dissect.writers import ReportWriter, row_formatter
+from dissect.writers import ReportWriter, _ts_memo, row_formatter, ts_text
 
 CAPTURES = Path(__file__).resolve().parent.parent / "captures"
 
@@ -59,6 +61,31 @@ def test_timestamps_exact_at_capture_precision() -> None:
     row = Handshake(3, "tcp", ns, ns + 1, 0.000001, True, "", None)
     assert parse(row_formatter("handshakes", 9)(row))[2:4] == ["1795469702.802715329", "1795469702.802715330"]
     assert parse(row_formatter("handshakes", 6)(row))[2:4] == ["1795469702.802715", "1795469702.802715"]
+
+
+@given(st.one_of(st.integers(0, 2**64), st.integers(0, 3 * 10**9)), st.sampled_from([6, 9]))
+def test_memoised_times_equal_the_plain_formatting(ns: int, digits: int) -> None:
+    """The writers' cached time cells (digits placed by slicing) equal ts_text, small times too."""
+    cache: dict[int, str] = {}
+    assert _ts_memo(cache, digits)(ns) == ts_text(ns, digits) == cache[ns]
+
+
+def test_grouped_cells_format_each_combination() -> None:
+    """Runs of flag/vocabulary columns are formatted once per combination: changing any one of
+    them changes the line."""
+    fmt = row_formatter("ws_frames", 6)
+    base = (1, 0, 10**18, "c2s", True, False, False, False, 1, "text", True, 5, 6, False, None, None, "")
+    line = fmt(base)
+    assert line == "1,0,1000000000.000000,c2s,true,false,false,false,1,text,true,5,6,false,,,\n"
+    for i in (3, 4, 5, 6, 7, 8, 10, 13, 14, 15, 16):
+        other = list(base)
+        other[i] = {3: "s2c", 8: 8, 14: 1000, 15: "=bye, now", 16: "lost-bytes"}.get(i, not base[i])
+        changed = fmt(tuple(other))
+        assert changed != line, i
+        assert fmt(base) == line
+    close = list(base)
+    close[14:16] = [1000, "=bye, now"]
+    assert fmt(tuple(close)).endswith(",1000,\"'=bye, now\",\n")
 
 
 def test_bools_and_floats() -> None:
