@@ -31,6 +31,7 @@ from urllib.parse import unquote, unquote_plus
 
 from dissect.records import C2S, DIRECTION_NAMES, S2C, Handshake, Sink, SioPacket, ms
 from dissect.socketio import (
+    _DIGITS,
     ACK_WITHOUT_EVENT,
     ATTACHMENTS_MISSING,
     GROUP_END,
@@ -78,7 +79,6 @@ _new_row = tuple.__new__
 
 # EngineIOWebSocket.ws_message's fast path for plain EVENTs and ACKs (tests switch it off to compare).
 _FAST_EVENTS = True
-_ACK_DIGITS = re.compile(rb"[0-9]*")
 MAX_CLOSED_SESSIONS = 4096  # closed sessions kept for late packets naming their sid
 MAX_HELD_ROWS = MAX_ATTACHMENTS + 64  # rows held while a packet's attachments arrive
 MAX_LENGTH_DIGITS = 10  # v3 length prefixes: a body longer than 10**10 bytes cannot exist
@@ -819,7 +819,7 @@ class EngineIOWebSocket:
         i = 2
         ack_id = None
         if b"0" <= payload[2:3] <= b"9":
-            i = _ACK_DIGITS.match(payload, 2).end()  # type: ignore[union-attr]  # always matches
+            i = _DIGITS.match(payload, 2).end()  # type: ignore[union-attr]  # always matches
             if i - 2 > MAX_ACK_ID_DIGITS:
                 return False
             ack_id = int(payload[2:i])
