@@ -126,7 +126,7 @@ class FlowTable:
         self.tcp[key] = (conn, d)
         self.tcp[rkey] = (conn, 1 - d)
         if self.ownership is not None:
-            self.ownership.new_flow(conn.session_id, key, rkey)  # the first payload may re-decide
+            self.ownership.new_flow(conn.session_id)  # the first payload may re-decide
         if self.on_tcp_open is not None:
             self.on_tcp_open(conn)
         return conn, d
@@ -154,7 +154,7 @@ class FlowTable:
         self.udp[key] = (flow, d)
         self.udp[rkey] = (flow, 1 - d)
         if self.ownership is not None:
-            flow.foreign = not self.ownership.new_flow(flow.session_id, key, rkey)
+            flow.foreign = not self.ownership.new_flow(flow.session_id)
         return flow, d
 
     # -- eviction and the end ------------------------------------------------------------------------

@@ -42,14 +42,14 @@ class Ownership:
         self.index = index
         self.count = count
         self.owners: dict[int, int] = {}  # session_id -> owner (or SHARED)
-        self.flow_owner: dict[int, int] = {}  # session_id -> owner by 5-tuple hash
+        self.flow_owner: dict[int, int] = {}  # session_id -> owner when dealt round-robin
         self.any_shared = False  # a shared session was seen (its rows must wait for the sid)
 
-    def new_flow(self, session_id: int, key: bytes, rkey: bytes) -> bool:
+    def new_flow(self, session_id: int) -> bool:
         """Register a flow; True when this worker owns it (for now: HTTP may re-decide).
 
         Flows are dealt round-robin by session id (the same numbering in every worker): an even
-        split of the sessions, where a hash of the 5-tuple left one worker 4 % more of them.
+        split of the sessions.
         """
         owner = session_id % self.count
         self.flow_owner[session_id] = owner
@@ -117,7 +117,7 @@ class OwnedRows:
                 self.inner.add(table, [r])
 
     def finish(self) -> None:
-        """Shared sessions whose sid never showed belong to their 5-tuple's owner."""
+        """Shared sessions whose sid never showed go to the owner they were dealt to."""
         for sid in list(self.waiting):
             owner = self.own.flow_owner.get(sid, 0)
             self.own.owners[sid] = owner

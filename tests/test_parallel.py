@@ -58,15 +58,22 @@ def test_work_is_split() -> None:
     for i in range(2):
         own = Ownership(i, 2)
         for sid in range(1, 200):
-            own.new_flow(sid, sid.to_bytes(12, "big"), (sid * 7).to_bytes(12, "big"))
+            own.new_flow(sid)
         owners |= {o for o in own.owners.values()}
     assert owners == {0, 1}
+
+
+def test_flows_are_dealt_evenly() -> None:
+    """Round-robin by session id: N workers own equal shares of the flows (within one)."""
+    for count in (2, 3):
+        shares = [sum(Ownership(i, count).new_flow(sid) for sid in range(1, 101)) for i in range(count)]
+        assert sum(shares) == 100 and max(shares) - min(shares) <= 1, shares
 
 
 def test_engineio_requests_follow_their_sid() -> None:
     own = Ownership(0, 2)
     for s in (1, 2, 3):
-        own.new_flow(s, bytes([s]) * 12, bytes([s + 1]) * 12)
+        own.new_flow(s)
     assert own.first_request(1, "/socket.io/?EIO=4&transport=polling&t=x") is True
     assert own.owners[1] == SHARED  # the handshake: every worker, rows to the sid's owner
     own.first_request(2, "/socket.io/?EIO=4&transport=polling&sid=abc")
