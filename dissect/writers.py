@@ -160,9 +160,10 @@ def _ts_memo(cache: dict[int, str], digits: int) -> Callable[[int], str]:
         return out
     return ts
 
-# Columns besides flags and vocabulary whose values take few distinct values.
+
+# Columns besides flags (bool) and vocabulary whose values take few distinct values.
 _LOW_CARDINALITY = frozenset({"opcode", "close_code", "close_reason", "anomaly", "eio_version",
-                              "namespace", "frames", "header_len", "attachment_index", "ok", "layer"})
+                              "namespace", "frames", "header_len", "attachment_index"})
 
 
 def _memo_text(s: str) -> str:
