@@ -93,21 +93,18 @@ def test_ack_rows_identical(packets: list[tuple[str, str, str, str]]) -> None:
     assert len(fast) == 3 + len(msgs)
 
 
-def test_fast_path_takes_acks() -> None:
+def test_fast_path_takes_acks(monkeypatch: pytest.MonkeyPatch) -> None:
     """The fast path does handle an EVENT with ack id and its ACK (rows made without socketio.text)."""
     msgs = [b'421["ask",{"a":1}]', b"431[true]"]
     calls = []
-    saved = engineio.SocketIOState.text
+    text = engineio.SocketIOState.text
 
     def spy(self, *a, **k):  # type: ignore[no-untyped-def]
         calls.append(a)
-        return saved(self, *a, **k)
+        return text(self, *a, **k)
 
-    engineio.SocketIOState.text = spy  # type: ignore[method-assign]
-    try:
-        rows = session_rows(msgs, True)
-    finally:
-        engineio.SocketIOState.text = saved  # type: ignore[method-assign]
+    monkeypatch.setattr(engineio.SocketIOState, "text", spy)
+    rows = session_rows(msgs, True)
     assert [(r.sio_type, r.ack_id) for r in rows[3:]] == [("EVENT", 1), ("ACK", 1)]
     assert rows[4].ack_latency_ms == (101 - 100) / 1e6 and rows[4].anomaly == ""
     assert len(calls) == 2  # the CONNECT pair went through the general path; the EVENT/ACK did not

@@ -296,3 +296,33 @@ def test_tunnelled_traffic_is_dissected(tmp_path: Path, kind: str) -> None:
     assert list(a.http.status) == [200]
     tunnel = "tunnel-" + kind.split("-")[0]
     assert a.summary["decode"][tunnel] == len(frames)
+
+
+def test_gc_young_generation_raised_while_dissecting_and_restored() -> None:
+    """run_reader enlarges the collector's young generation for the hot loop only, and gives the
+    caller its own thresholds back, also when a consumer fails."""
+    import gc
+
+    from dissect.pipeline import YOUNG_GC_THRESHOLD, Pipeline
+    from dissect.reader import CaptureReader
+
+    capture = str(Path(__file__).resolve().parent.parent / "captures" / "sio4_websocket.pcap")
+    seen: list[int] = []
+
+    class Probe:
+        fail = False
+
+        def add(self, table: str, rows: object) -> None:
+            seen.append(gc.get_threshold()[0])
+            if self.fail:
+                raise RuntimeError("consumer failed")
+
+    before = gc.get_threshold()
+    probe = Probe()
+    Pipeline([probe]).run_reader(CaptureReader(capture))
+    assert seen and min(seen) >= YOUNG_GC_THRESHOLD
+    assert gc.get_threshold() == before
+    probe.fail = True
+    with pytest.raises(RuntimeError):
+        Pipeline([probe]).run_reader(CaptureReader(capture))
+    assert gc.get_threshold() == before
