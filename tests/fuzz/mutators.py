@@ -23,7 +23,19 @@ import re
 import struct
 from collections.abc import Callable, Sequence
 
-from tests.fuzz.capfile import EPB, IDB, SPB, Capture, Layout, Record, parse, replace_payload, serialize, tcp_span
+from tests.fuzz.capfile import (
+    EPB,
+    IDB,
+    SPB,
+    Capture,
+    Layout,
+    Record,
+    TcpSpan,
+    parse,
+    replace_payload,
+    serialize,
+    tcp_span,
+)
 from tests.fuzz.traffic import ws_frame
 
 MAX_MUTANT = 4 << 20  # keep every case small: speed, not size, finds bugs
@@ -243,6 +255,16 @@ def _payload_packets(cap: Capture) -> list[int]:
     return out
 
 
+def _tcp_packets(cap: Capture) -> list[tuple[int, TcpSpan]]:
+    """(record index, its TCP span) of every packet whose IP and TCP headers parse."""
+    out = []
+    for i in cap.packets:
+        s = tcp_span(cap.records[i].linktype, cap.records[i].data)
+        if s is not None:
+            out.append((i, s))
+    return out
+
+
 def m_payload(rng: random.Random, cap: Capture, others: Sequence[Capture]) -> str:
     """TCP payload only: IP and TCP headers stay valid (the IP length follows the new size)."""
     cands = _payload_packets(cap)
@@ -271,11 +293,7 @@ def m_payload(rng: random.Random, cap: Capture, others: Sequence[Capture]) -> st
 
 
 def m_tcp_header(rng: random.Random, cap: Capture, others: Sequence[Capture]) -> str:
-    tcp = []
-    for i in cap.packets:
-        s = tcp_span(cap.records[i].linktype, cap.records[i].data)
-        if s is not None:
-            tcp.append((i, s))
+    tcp = _tcp_packets(cap)
     if not tcp:
         return m_drop(rng, cap, others)
     i, s = rng.choice(tcp)
@@ -304,11 +322,7 @@ def m_tcp_header(rng: random.Random, cap: Capture, others: Sequence[Capture]) ->
 
 
 def m_ip_header(rng: random.Random, cap: Capture, others: Sequence[Capture]) -> str:
-    tcp = []
-    for i in cap.packets:
-        s = tcp_span(cap.records[i].linktype, cap.records[i].data)
-        if s is not None:
-            tcp.append((i, s))
+    tcp = _tcp_packets(cap)
     if not tcp:
         return m_drop(rng, cap, others)
     i, s = rng.choice(tcp)
