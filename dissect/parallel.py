@@ -26,7 +26,6 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from .flows import Limits
 from .records import TABLES
@@ -62,14 +61,15 @@ class Ownership:
     def first_request(self, session_id: int, target: str) -> bool:
         """Re-decide a connection's owner from its first HTTP request; True when it is ours
         (or shared)."""
-        from .engineio import EngineIO
+        from .engineio import EngineIO, _query
 
         if EngineIO.is_engineio_target(target):
-            query = parse_qs(urlsplit(target).query)
-            sid = (query.get("sid") or [""])[0]
+            # Read as the Engine.IO tracker reads it, so the sid hashed here is the one it names.
+            query = _query(target)
+            sid = query.get("sid", "")
             if sid:
                 self.owners[session_id] = self.sid_owner(sid)
-            elif (query.get("transport") or [""])[0] != "websocket":
+            elif query.get("transport", "") != "websocket":
                 self.owners[session_id] = SHARED
                 self.any_shared = True
         owner = self.owners[session_id]

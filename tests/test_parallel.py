@@ -79,3 +79,16 @@ def test_engineio_requests_follow_their_sid() -> None:
     own.first_request(2, "/socket.io/?EIO=4&transport=polling&sid=abc")
     own.first_request(3, "/socket.io/?EIO=4&transport=websocket&sid=abc")
     assert own.owners[2] == own.owners[3] == own.sid_owner("abc")
+
+
+def test_sid_read_as_the_engineio_tracker_reads_it() -> None:
+    """A sid with "+" (kept as is by Engine.IO, a space to form decoding) and an escape: the
+    connection goes to the owner of the sid the tracker names, where the session's rows go."""
+    from dissect.engineio import _query
+
+    target = "/socket.io/?EIO=3&transport=polling&sid=ab+cd%2Fef"
+    own = Ownership(0, 64)
+    own.new_flow(1)
+    own.first_request(1, target)
+    assert _query(target)["sid"] == "ab+cd/ef"
+    assert own.owners[1] == own.sid_owner("ab+cd/ef") != own.sid_owner("ab cd/ef")
