@@ -23,7 +23,7 @@ from .flows import Limits
 from .pipeline import Consumer, Pipeline, Stats
 from .reader import CaptureReader
 from .summary import SummaryBuilder
-from .writers import MemoryCollector
+from .writers import Blocks, MemoryCollector
 
 if TYPE_CHECKING:
     from .tables import Analysis
@@ -210,16 +210,18 @@ def _summary(builder: SummaryBuilder, files: list[dict[str, Any]], warnings: Map
 
 def run_parallel(paths: str | Sequence[str], jobs: int, *, out_dir: str | None = None, fmt: str = "csv",
                  digits: int = 6, filters: Filters | None = None, limits: Limits | None = None,
-                 quiet: bool = True) -> tuple[dict[str, Any], dict[str, list[tuple]] | None]:
+                 quiet: bool = True, blocks: dict[str, Blocks] | None = None,
+                 ) -> tuple[dict[str, Any], dict[str, list[tuple]] | None]:
     """:func:`run` over ``jobs`` processes (:mod:`dissect.parallel`): with ``out_dir`` the tables are
-    written there, else their rows are returned. Returns (summary, rows)."""
+    written there, else their rows are returned. Returns (summary, rows); ``blocks`` (a dict)
+    receives where the written tables' blocks of rows are (see ``ReportWriter.blocks``)."""
     from .parallel import run_jobs
 
     files = expand_paths(paths)
     for f in files:
         CaptureReader(f).close()
     builder, first, rows = run_jobs(files, jobs, out_dir=out_dir, fmt=fmt, digits=digits, limits=limits,
-                                    filters=filters or Filters(), quiet=quiet)
+                                    filters=filters or Filters(), quiet=quiet, blocks=blocks)
     return _summary(builder, first.files, first.warnings, first.warning_details, first.counters,
                     first.nanosecond), rows
 

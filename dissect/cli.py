@@ -22,7 +22,7 @@ from .errors import DissectError
 from .flows import Limits
 from .options import filter_options, make_filters
 from .reader import CaptureReader
-from .writers import ParquetWriter, ReportWriter
+from .writers import Blocks, ParquetWriter, ReportWriter
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -123,6 +123,8 @@ def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet:
     digits = 9 if any_nanosecond(files) else 6
     if fmt == "parquet" and jobs > 1:
         raise click.UsageError("--format parquet is written by one process: drop --jobs or write CSV")
+    # Where each table's blocks of rows were written: report.html reads back a sample of them.
+    blocks: dict[str, Blocks] = {}
     if dask_address:
         summary, rows = run_dask(files, dask_address, filters=filters, limits=limits)
         writer = _writer(out_dir, fmt, digits)
@@ -130,10 +132,11 @@ def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet:
             writer.add(table, table_rows)
         writer.close()
         counts = writer.counts
+        blocks = getattr(writer, "blocks", {})
     elif jobs > 1:
         os.makedirs(out_dir, exist_ok=True)
         summary, _ = run_parallel(files, jobs, out_dir=out_dir, fmt=fmt, digits=digits, filters=filters,
-                                  limits=limits, quiet=quiet)
+                                  limits=limits, quiet=quiet, blocks=blocks)
         counts = summary.get("totals", {})
     else:
         writer = _writer(out_dir, fmt, digits)
@@ -142,27 +145,29 @@ def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet:
         finally:
             writer.close()
         counts = writer.counts
+        blocks = getattr(writer, "blocks", {})
     with open(os.path.join(out_dir, "summary.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2, sort_keys=False)
         f.write("\n")
     if html:
-        _write_html(out_dir, fmt, quiet)
+        _write_html(out_dir, blocks, quiet)
     warn_lines(summary, quiet)
     if not quiet:
         listed = ", ".join(f"{counts.get(t, 0)} {t}" for t in ReportWriter.TABLES)
         click.echo(f"dissect: wrote {out_dir}: {listed}", err=True)
 
 
-# report.html is drawn from at most this many rows per table (a systematic sample beyond), so
-# writing it stays within dissect's memory bound however large the capture.
-HTML_ROWS_PER_TABLE = 50_000
+# report.html is drawn from at most this many rows per table (beyond, every k-th block of rows
+# as the writer recorded them; its plot over time still counts every row), so writing it stays
+# within dissect's memory bound however large the capture.
+HTML_ROWS_PER_TABLE = 10_000
 
 
-def _write_html(out_dir: str, fmt: str, quiet: bool) -> None:
+def _write_html(out_dir: str, blocks: dict[str, Blocks], quiet: bool) -> None:
     from .report.html import render_html
     from .tables import Analysis
 
-    analysis = Analysis.from_dir(out_dir, max_rows=HTML_ROWS_PER_TABLE)
+    analysis = Analysis.from_dir(out_dir, max_rows=HTML_ROWS_PER_TABLE, blocks=blocks)
     if analysis.sampled and not quiet:
         click.echo("dissect: report.html drawn from a sample of the rows (totals from summary.json)", err=True)
     render_html(analysis, os.path.join(out_dir, "report.html"))

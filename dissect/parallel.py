@@ -30,6 +30,7 @@ from typing import Any
 from .flows import Limits
 from .records import TABLES
 from .summary import SummaryBuilder
+from .writers import Blocks
 
 SHARED = -1
 
@@ -133,6 +134,7 @@ class WorkerResult:
     counters: dict[str, int]
     nanosecond: bool
     rows: dict[str, list[tuple]] | None  # when collecting in memory (dissect.analyze)
+    blocks: dict[str, Blocks] | None  # where the part files' blocks of rows are (ReportWriter.blocks)
 
 
 def _worker(args: tuple[int, int, list[str], str | None, str, int, Limits, Any, bool]) -> WorkerResult:
@@ -152,7 +154,7 @@ def _worker(args: tuple[int, int, list[str], str | None, str, int, Limits, Any, 
         sink.close()
     st = pipe.stats
     return WorkerResult(summary, st.files, dict(st.warnings), st.warning_details, dict(st.counters),
-                        st.nanosecond, None if out_dir else sink.rows)
+                        st.nanosecond, None if out_dir else sink.rows, sink.blocks if out_dir else None)
 
 
 class _Tee:
@@ -166,11 +168,12 @@ class _Tee:
 
 
 def run_jobs(files: list[str], jobs: int, *, out_dir: str | None, fmt: str = "csv", digits: int = 6,
-             limits: Limits | None = None, filters: Any = None,
-             quiet: bool = True) -> tuple[SummaryBuilder, WorkerResult,
-                                                                       dict[str, list[tuple]] | None]:
+             limits: Limits | None = None, filters: Any = None, quiet: bool = True,
+             blocks: dict[str, Blocks] | None = None,
+             ) -> tuple[SummaryBuilder, WorkerResult, dict[str, list[tuple]] | None]:
     """Run ``jobs`` workers over ``files``. With ``out_dir``, their part files are joined into
-    ``out_dir/<table>.<fmt>``; without, their rows come back in memory. Returns the merged summary
+    ``out_dir/<table>.<fmt>`` (and ``blocks``, when given, receives where their blocks of rows are
+    in the joined files); without, their rows come back in memory. Returns the merged summary
     builder, worker 0's result (files, warnings: the same in every worker) and the rows."""
     from .api import Filters
 
@@ -190,12 +193,17 @@ def run_jobs(files: list[str], jobs: int, *, out_dir: str | None, fmt: str = "cs
         if parts and out_dir:
             for table in TABLES:
                 name = f"{table}.{fmt}"
+                joined = Blocks(table)
                 with open(os.path.join(out_dir, name), "wb") as out:
                     for i in range(jobs):
                         with open(os.path.join(parts, str(i), name), "rb") as part:
-                            if i and fmt == "csv":
-                                part.readline()  # each part starts with the header
+                            skipped = len(part.readline()) if i and fmt == "csv" else 0  # each part's header
+                            part_blocks = results[i].blocks
+                            if part_blocks is not None:
+                                joined.extend(part_blocks[table], out.tell() - skipped)
                             shutil.copyfileobj(part, out, 1 << 20)
+                if blocks is not None:
+                    blocks[table] = joined
         else:
             rows = {t: [r for res in results for r in (res.rows or {}).get(t, [])] for t in TABLES}
         return summary, results[0], rows

@@ -7,13 +7,17 @@ epoch, so the exact nanosecond values are written to CSV by :mod:`dissect.writer
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from .records import TABLES, VOCABULARY_COLUMNS, column_types, ts_columns
+
+if TYPE_CHECKING:
+    from .writers import Blocks
 
 TABLE_NAMES = tuple(TABLES)
 
@@ -65,6 +69,8 @@ class Analysis:
     summary: dict[str, Any] = field(default_factory=dict)
     # table -> k when only every k-th row was loaded (Analysis.from_dir with max_rows)
     sampled: dict[str, int] = field(default_factory=dict)
+    # table -> where its writer put its blocks of rows, with their times (from_dir with blocks)
+    blocks: dict[str, Blocks] = field(default_factory=dict)
 
     def table(self, name: str) -> pd.DataFrame:
         if name not in TABLE_NAMES:
@@ -81,22 +87,28 @@ class Analysis:
         return cls(**tables, summary=summary)
 
     @classmethod
-    def from_dir(cls, directory: str, max_rows: int | None = None) -> Analysis:
+    def from_dir(cls, directory: str, max_rows: int | None = None,
+                 blocks: Mapping[str, Blocks] | None = None) -> Analysis:
         """Load a report written by ``dissect report --out DIR`` (CSV or JSON lines).
 
         ``max_rows``: a CSV table with more rows is read in chunks keeping a systematic sample
         (every k-th row) of at most that many, so memory stays bounded; ``sampled`` then maps
-        the table to its step k.
+        the table to its step k. With the ``blocks`` its writer recorded (``ReportWriter.blocks``)
+        a table is sampled by whole blocks instead (every k-th block of consecutive rows, read
+        by seeking to it: nothing else of the file is parsed).
         """
         import json
-        import os
 
         out: dict[str, Any] = {}
         sampled: dict[str, int] = {}
         for name in TABLE_NAMES:
             csv_path = os.path.join(directory, f"{name}.csv")
             jsonl_path = os.path.join(directory, f"{name}.jsonl")
-            if os.path.exists(csv_path):
+            table_blocks = (blocks or {}).get(name)
+            if table_blocks is not None and max_rows is not None and sum(table_blocks.rows) > max_rows:
+                path = csv_path if os.path.exists(csv_path) else jsonl_path
+                out[name], sampled[name] = read_blocks(path, name, table_blocks, max_rows)
+            elif os.path.exists(csv_path):
                 out[name], step = read_csv_sampled(csv_path, name, max_rows)
                 if step > 1:
                     sampled[name] = step
@@ -117,6 +129,7 @@ class Analysis:
                 summary = json.load(f)
         a = cls(**out, summary=summary)
         a.sampled = sampled
+        a.blocks = dict(blocks or {})
         return a
 
 
@@ -134,6 +147,34 @@ def read_csv_sampled(path: str, table: str, max_rows: int | None) -> tuple[pd.Da
     for chunk in pd.read_csv(path, keep_default_na=False, na_values=[""], chunksize=20_000):
         parts.append(chunk.iloc[(-chunk.index[0]) % step :: step].copy())  # a view would pin the chunk
     return _typed(table, pd.concat(parts, ignore_index=True)), step
+
+
+def read_blocks(path: str, table: str, blocks: Blocks, max_rows: int) -> tuple[pd.DataFrame, int]:
+    """(table, step): every ``step``-th of the ``blocks`` of a CSV or JSON-lines table with more
+    than ``max_rows`` rows (at most ``max_rows`` rows), each read from its byte offset to the
+    next block's."""
+    import io
+
+    rows = blocks.rows
+    step = max(2, -(-sum(rows) // max_rows))
+    while len(rows) > step and sum(rows[::step]) > max_rows:  # blocks differ in size
+        step += 1
+    csv = path.endswith(".csv")
+    offsets = blocks.offsets
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        parts = [f.readline()] if csv else []  # the header
+        for i in range(0, len(offsets), step):
+            end = offsets[i + 1] if i + 1 < len(offsets) else size
+            f.seek(offsets[i])
+            parts.append(f.read(end - offsets[i]))
+    data = io.BytesIO(b"".join(parts))
+    if csv:
+        df = _typed(table, pd.read_csv(data, keep_default_na=False, na_values=[""], low_memory=False))
+    else:
+        df = pd.read_json(data, lines=True, dtype=False)
+        df = _tidy(TABLES[table], df.reindex(columns=list(TABLES[table]._fields)))  # type: ignore[attr-defined]
+    return df.iloc[:max_rows], step  # one block may hold more than a tiny max_rows
 
 
 def read_parquet_sampled(path: str, max_rows: int | None) -> tuple[pd.DataFrame, int]:

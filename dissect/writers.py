@@ -9,10 +9,13 @@ a spreadsheet would run as a formula (starting with = + - @, tab or CR) get a le
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
+from array import array
 from collections.abc import Callable, Iterable
+from operator import itemgetter
 from typing import IO, Any
 
 from .records import TABLES, VOCABULARY_COLUMNS, column_types, ts_columns
@@ -189,7 +192,10 @@ class ReportWriter:
     """Writes each table to ``DIR/<table>.csv`` (or ``.jsonl``), appending batches as they come.
 
     Every table's file is created (with its header) even when it stays empty, so a consumer
-    always finds the same set of files.
+    always finds the same set of files. Rows are written in blocks of at most
+    :data:`BLOCK_ROWS`; ``blocks[table]`` holds where each block starts in the file and how many
+    rows it has (two compact arrays), so that report.html can later read back a sample of
+    whole blocks without parsing the rest (:func:`dissect.tables.read_blocks`).
     """
 
     TABLES = tuple(TABLES)
@@ -201,38 +207,107 @@ class ReportWriter:
         self.directory = directory
         self.fmt = fmt
         self.digits = digits
-        self.files: dict[str, IO[str]] = {}
+        self.files: dict[str, IO[bytes]] = {}
         self.formatters: dict[str, Callable[[tuple], str]] = {}
         self.counts: dict[str, int] = dict.fromkeys(TABLES, 0)
+        self.blocks: dict[str, Blocks] = {}
+        self._offset: dict[str, int] = {}
         for table in TABLES:
             path = os.path.join(directory, f"{table}.{fmt}")
-            f = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed in close()
+            f = open(path, "wb")  # noqa: SIM115 - closed in close()
             self.files[table] = f
+            header = b""
             if fmt == "csv":
-                f.write(",".join(TABLES[table]._fields) + "\n")  # type: ignore[attr-defined]
+                header = (",".join(TABLES[table]._fields) + "\n").encode()  # type: ignore[attr-defined]
+                f.write(header)
+            self._offset[table] = len(header)
+            self.blocks[table] = Blocks(table)
 
     def add(self, table: str, rows: Iterable[tuple]) -> None:
         f = self.files[table]
-        rows = list(rows)
-        self.counts[table] += len(rows)
+        rows = rows if isinstance(rows, list) else list(rows)
+        n = len(rows)
+        self.counts[table] += n
         if self.fmt == "csv":
             fmt = self.formatters.get(table)
             if fmt is None:
                 fmt = self.formatters[table] = row_formatter(table, self.digits)
-            f.write(fmt.batch(rows))  # type: ignore[attr-defined]
+            batch = fmt.batch  # type: ignore[attr-defined]
         else:
-            cls = TABLES[table]
-            names = cls._fields  # type: ignore[attr-defined]
-            ts_cols = set(ts_columns(cls))
-            dumps = json.dumps
-            f.write("".join(
-                dumps({n: json_value(n, v, ts_cols) for n, v in zip(names, r, strict=True)}, ensure_ascii=False) + "\n"
-                for r in rows
-            ))
-
+            batch = functools.partial(_json_lines, TABLES[table])
+        blocks = self.blocks[table]
+        offset = self._offset[table]
+        for i in range(0, n, BLOCK_ROWS):
+            block = rows[i : i + BLOCK_ROWS] if n > BLOCK_ROWS else rows
+            data = batch(block).encode()
+            blocks.add(offset, block)
+            offset += len(data)
+            f.write(data)
+        self._offset[table] = offset
     def close(self) -> None:
         for f in self.files.values():
             f.close()
+
+
+# Rows per block of a written table: the unit report.html samples (see ReportWriter).
+BLOCK_ROWS = 256
+# The tables whose activity over time report.html plots, and their time column.
+ACTIVITY_COLUMNS = {"ws_frames": "ts", "ws_messages": "ts_first", "sio_packets": "ts"}
+
+
+class Blocks:
+    """The blocks of one written table: where each starts in the file (byte offset) and its
+    row count; for the tables of :data:`ACTIVITY_COLUMNS` also the first and last time (UNIX
+    seconds, as floats: a capture's timestamps may be anything) of
+    the block's rows and how many of them go client to server, so that a plot of the activity
+    over time can count every row, not just a sample."""
+
+    __slots__ = ("offsets", "rows", "t_first", "t_last", "c2s", "_ts", "_dir")
+
+    def __init__(self, table: str | None = None) -> None:
+        self.offsets = array("q")
+        self.rows = array("q")
+        self.t_first = array("d")
+        self.t_last = array("d")
+        self.c2s = array("q")
+        cls = TABLES.get(table or "")
+        fields = cls._fields if cls is not None and table in ACTIVITY_COLUMNS else ()  # type: ignore[attr-defined]
+        self._ts = fields.index(ACTIVITY_COLUMNS[table]) if fields else -1  # type: ignore[index]
+        self._dir = fields.index("direction") if fields else -1
+
+    def add(self, offset: int, rows: list[tuple]) -> None:
+        self.offsets.append(offset)
+        self.rows.append(len(rows))
+        if self._ts >= 0:
+            self.t_first.append(min(map(itemgetter(self._ts), rows)) / 1e9)  # never None (records.py)
+            self.t_last.append(max(map(itemgetter(self._ts), rows)) / 1e9)
+            self.c2s.append(list(map(itemgetter(self._dir), rows)).count("c2s"))
+
+    def extend(self, other: Blocks, shift: int) -> None:
+        """Append ``other``'s blocks, their offsets moved by ``shift`` bytes."""
+        self.offsets.extend(o + shift for o in other.offsets)
+        for name in ("rows", "t_first", "t_last", "c2s"):
+            getattr(self, name).extend(getattr(other, name))
+
+    def __getstate__(self) -> tuple[bytes, ...]:
+        return tuple(getattr(self, n).tobytes() for n in ("offsets", "rows", "t_first", "t_last", "c2s"))
+
+    def __setstate__(self, state: tuple[bytes, ...]) -> None:
+        for name, data in zip(("offsets", "rows", "t_first", "t_last", "c2s"), state, strict=True):
+            a = array("d" if name.startswith("t_") else "q")
+            a.frombytes(data)
+            setattr(self, name, a)
+        self._ts = self._dir = -1
+
+
+def _json_lines(cls: Any, rows: list[tuple]) -> str:
+    names = cls._fields
+    ts_cols = set(ts_columns(cls))
+    dumps = json.dumps
+    return "".join(
+        dumps({n: json_value(n, v, ts_cols) for n, v in zip(names, r, strict=True)}, ensure_ascii=False) + "\n"
+        for r in rows
+    )
 
 
 class ParquetWriter:

@@ -14,9 +14,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import dissect
+from dissect import writers
+from dissect.api import run, run_parallel
 from dissect.records import Handshake, SioPacket, WsMessage
-from dissect.tables import TABLE_NAMES, Analysis
-from dissect.writers import ReportWriter, _ts_memo, row_formatter, ts_text
+from dissect.tables import TABLE_NAMES, Analysis, _typed, read_blocks
+from dissect.writers import Blocks, ReportWriter, _ts_memo, row_formatter, ts_text
 
 CAPTURES = Path(__file__).resolve().parent.parent / "captures"
 
@@ -151,3 +153,112 @@ def test_large_tables_are_sampled_for_the_html_report(tmp_path: Path) -> None:
     assert list(small.sio_packets.ts) == list(full.sio_packets.ts[::step])
     render_html(small, str(tmp_path / "r.html"))
     assert "systematic sample" in (tmp_path / "r.html").read_text()
+
+
+def _block_frames(path: Path, table: str, blocks: Blocks, fmt: str) -> list[pd.DataFrame]:
+    """Each recorded block parsed on its own, from its offset to the next block's."""
+    raw = path.read_bytes()
+    header = raw[: raw.index(b"\n") + 1] if fmt == "csv" else b""
+    ends = list(blocks.offsets[1:]) + [len(raw)]
+    out = []
+    for start, end in zip(blocks.offsets, ends, strict=True):
+        data = io.BytesIO(header + raw[start:end])
+        if fmt == "csv":
+            out.append(pd.read_csv(data, keep_default_na=False, na_values=[""]))
+        else:
+            out.append(pd.read_json(data, lines=True, dtype=False))
+    return out
+
+
+def _norm(v: object) -> str:
+    """A cell as text whatever dtype pandas gave its column (41, 41.0 and "41" alike)."""
+    if v is None or (not isinstance(v, str) and pd.isna(v)):  # type: ignore[call-overload]
+        return ""
+    try:
+        return repr(float(v))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def _cells(df: pd.DataFrame) -> list[list[str]]:
+    return [[_norm(v) for v in row] for row in df.astype(object).itertuples(index=False)]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_blocks_locate_every_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
+    """ReportWriter.blocks: each block's bytes hold exactly its rows, in order; its times and
+    client-to-server count are those of its rows; read_blocks returns whole chosen blocks."""
+    monkeypatch.setattr(writers, "BLOCK_ROWS", 3)
+    w = ReportWriter(str(tmp_path), fmt)
+    run(str(CAPTURES / "sio4_polling_upgrade.pcapng"), [w])
+    w.close()
+    full = Analysis.from_dir(str(tmp_path))
+    for table in TABLE_NAMES:
+        blocks, df = w.blocks[table], full.table(table)
+        assert sum(blocks.rows) == len(df) and max(blocks.rows, default=0) <= 3
+        parts = _block_frames(tmp_path / f"{table}.{fmt}", table, blocks, fmt)
+        assert [len(p) for p in parts] == list(blocks.rows)
+        if not len(df):
+            continue
+        joined = pd.concat(parts, ignore_index=True)
+        assert _cells(joined[list(df.columns)]) == _cells(df)
+        if table in writers.ACTIVITY_COLUMNS:
+            col = writers.ACTIVITY_COLUMNS[table]
+            starts = [sum(blocks.rows[:i]) for i in range(len(blocks.rows))]
+            for i, (s, n) in enumerate(zip(starts, blocks.rows, strict=True)):
+                rows = df.iloc[s : s + n]
+                assert abs(blocks.t_first[i] - rows[col].min()) < 1e-6
+                assert abs(blocks.t_last[i] - rows[col].max()) < 1e-6
+                assert blocks.c2s[i] == int((rows["direction"] == "c2s").sum())
+    # Sampled by whole blocks: every step-th block, at most max_rows rows.
+    table = "sio_packets"
+    blocks, df = w.blocks[table], full.table(table)
+    assert len(df) > 12
+    sample, step = read_blocks(str(tmp_path / f"{table}.{fmt}"), table, blocks, max_rows=len(df) // 3)
+    assert step >= 3 and len(sample) <= len(df) // 3
+    starts = [sum(blocks.rows[:i]) for i in range(len(blocks.rows))]
+    chosen = [j for i in range(0, len(starts), step) for j in range(starts[i], starts[i] + blocks.rows[i])]
+    assert _cells(sample) == _cells(df.iloc[chosen])
+
+
+def test_jobs_blocks_point_into_the_joined_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With --jobs the part files are joined; the blocks are moved to where their rows landed."""
+    monkeypatch.setattr(writers, "BLOCK_ROWS", 2)  # the forked workers inherit it
+    blocks: dict[str, Blocks] = {}
+    run_parallel([str(CAPTURES / "sio4_polling_upgrade.pcapng"), str(CAPTURES / "ws_multi.pcapng")], 2,
+                         out_dir=str(tmp_path), blocks=blocks)
+    full = Analysis.from_dir(str(tmp_path))
+    for table in TABLE_NAMES:
+        df = full.table(table)
+        parts = _block_frames(tmp_path / f"{table}.csv", table, blocks[table], "csv")
+        assert [len(p) for p in parts] == list(blocks[table].rows) and sum(map(len, parts)) == len(df)
+        if len(df):
+            assert _cells(_typed(table, pd.concat(parts, ignore_index=True))) == _cells(df)
+        if table in writers.ACTIVITY_COLUMNS and len(df):
+            assert sum(blocks[table].c2s) == int((df["direction"] == "c2s").sum())
+
+
+def test_html_activity_counts_every_row_of_sampled_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`dissect report`: report.html reads back a sample of blocks, but its plot over time
+    counts every row (from the blocks' times), per direction."""
+    import re
+
+    from click.testing import CliRunner
+
+    from dissect import cli
+
+    monkeypatch.setattr(writers, "BLOCK_ROWS", 4)
+    monkeypatch.setattr(cli, "HTML_ROWS_PER_TABLE", 12)
+    cap = str(CAPTURES / "sio4_polling_upgrade.pcapng")
+    assert CliRunner().invoke(cli.main, ["report", cap, "--out", str(tmp_path), "-q"]).exit_code == 0
+    full = Analysis.from_dir(str(tmp_path))
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "systematic sample" in page and "sio_packets 1 row in" in page
+    fig = json.loads(re.search(r'<h2 id="over-time">.*?var f=(\{.*?\});Plotly', page).group(1))  # type: ignore[union-attr]
+    totals = {t["name"]: sum(t["y"]) for t in fig["data"]}
+    sio = full.sio_packets
+    assert len(sio) > 12
+    assert totals["sio packets c2s"] == int((sio["direction"] == "c2s").sum())
+    assert totals["sio packets s2c"] == int((sio["direction"] == "s2c").sum())
+    assert fig["layout"]["template"]["layout"]  # plotly_white, as plain JSON
+    assert fig["layout"]["xaxis"]["title"] == {"text": "time (UTC)"}

@@ -16,6 +16,7 @@ sampled to ``max_points`` per trace, and the drill-down tables are cut to ``max_
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import html
 import json
 import math
@@ -101,13 +102,120 @@ def _fmt(v: Any) -> str:
 # -- figures --------------------------------------------------------------------------------------
 
 
-def _figures(a: Analysis, summary: dict[str, Any], max_points: int) -> list[tuple[str, str, Any]]:
-    """(anchor, title, figure) for every plot that has data."""
-    import plotly.graph_objects as go
+class _Figure:
+    """A plotly figure as the plain ``{"data", "layout"}`` dict that plotly.js draws.
 
-    out: list[tuple[str, str, Any]] = []
+    plotly's Python graph objects would validate every property (and load the template through
+    them): more time and about 40 MB more memory than the whole report page needs.
+    """
+
+    __slots__ = ("data", "layout")
+
+    def __init__(self) -> None:
+        self.data: list[dict[str, Any]] = []
+        self.layout: dict[str, Any] = {}
+
+    def add_trace(self, trace: dict[str, Any]) -> None:
+        self.data.append(trace)
+
+    def update_layout(self, **props: Any) -> None:
+        _merge(self.layout, props)
+
+    def to_dict(self) -> dict[str, Any]:
+        layout = dict(self.layout)
+        for key, axis in layout.items():
+            # plotly.js 3 takes an axis title only as {"text": ...}
+            if key[1:5] == "axis" and isinstance(axis, dict) and isinstance(axis.get("title"), str):
+                layout[key] = {**axis, "title": {"text": axis["title"]}}
+        return {"data": _plain(self.data), "layout": _plain(layout)}
+
+
+def _trace(kind: str, **props: Any) -> dict[str, Any]:
+    return {"type": kind, **props}
+
+
+def _merge(into: dict[str, Any], props: dict[str, Any]) -> None:
+    """Nested dicts are merged, as plotly's ``update_layout`` does; other values replaced."""
+    for k, v in props.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict) and k != "template":
+            into[k] = dict(into[k])
+            _merge(into[k], v)
+        else:
+            into[k] = v
+
+
+def _plain(v: Any) -> Any:
+    """JSON values: NaN and infinities as null, numpy scalars as Python numbers."""
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_plain(x) for x in v]
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _plotly_file(name: str) -> bytes | None:
+    """A file of plotly's package data (plotly.js, templates), or None without plotly."""
+    import importlib.resources
+
+    try:
+        import plotly  # noqa: F401 - only its package data is used
+    except ImportError:
+        return None
+    try:
+        return (importlib.resources.files("plotly") / "package_data" / name).read_bytes()
+    except OSError:
+        return None
+
+
+@functools.lru_cache(maxsize=4)
+def _template(name: str) -> dict[str, Any]:
+    text = _plotly_file(f"templates/{name}.json")
+    return json.loads(text) if text else {}
+
+
+# Points per block when the activity plot spreads a block's rows over its time span.
+_BLOCK_POINTS = 8
+
+
+def _activity(a: Analysis, table: str) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """direction -> (times in seconds, weights or None) of every row of ``table`` for a plot
+    over time. From the rows when the table was read whole; when it was sampled, from the
+    blocks its writer recorded (``ReportWriter.blocks``: each block's rows spread evenly over
+    its first to last time, its client-to-server count apart)."""
+    from ..writers import ACTIVITY_COLUMNS
+
+    blocks = a.blocks.get(table)
+    if table in a.sampled and blocks is not None and len(blocks.t_first) == len(blocks.rows):
+        t0 = np.frombuffer(blocks.t_first, dtype=np.float64)
+        t1 = np.frombuffer(blocks.t_last, dtype=np.float64)
+        rows = np.frombuffer(blocks.rows, dtype=np.int64)
+        c2s = np.frombuffer(blocks.c2s, dtype=np.int64)
+        k = np.arange(_BLOCK_POINTS)
+        t = (t0[:, None] + (t1 - t0)[:, None] * ((k + 0.5) / _BLOCK_POINTS)).ravel()
+
+        def spread(n: np.ndarray) -> np.ndarray:
+            # n rows over the block's points in whole rows (the first n % K points one more).
+            return (n[:, None] // _BLOCK_POINTS + (k[None, :] < (n % _BLOCK_POINTS)[:, None])).ravel()
+
+        return {"c2s": (t, spread(c2s)), "s2c": (t, spread(rows - c2s))}
+    df = a.table(table)
+    out: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    if len(df):
+        for direction in ("c2s", "s2c"):
+            t = _num(df.loc[df["direction"] == direction, ACTIVITY_COLUMNS[table]])
+            out[direction] = (t[~np.isnan(t)], None)
+    return out
+
+
+def _figures(a: Analysis, summary: dict[str, Any], max_points: int) -> list[tuple[str, str, _Figure]]:
+    """(anchor, title, figure) for every plot that has data."""
+    out: list[tuple[str, str, _Figure]] = []
     base_layout: dict[str, Any] = {
-        "template": "plotly_white",
+        "template": _template("plotly_white"),
         "margin": {"l": 60, "r": 20, "t": 40, "b": 50},
         "height": 420,
         "legend": {"orientation": "h", "y": -0.15},
@@ -116,7 +224,7 @@ def _figures(a: Analysis, summary: dict[str, Any], max_points: int) -> list[tupl
     # Handshake durations per layer.
     hs = a.handshakes
     if len(hs):
-        fig = go.Figure()
+        fig = _Figure()
         dur_all = _num(hs["duration_ms"])
         positive = dur_all[dur_all > 0]
         for layer in list(LAYERS) + sorted(set(hs["layer"].dropna().astype(str)) - set(LAYERS)):
@@ -127,7 +235,7 @@ def _figures(a: Analysis, summary: dict[str, Any], max_points: int) -> list[tupl
                 continue
             pts = d if len(d) <= max_points else np.random.default_rng(0).choice(d, max_points, replace=False)
             fig.add_trace(
-                go.Box(
+                _trace("box",
                     x=pts.round(6).tolist(),
                     name=plot_text(layer, 20),
                     boxpoints="all",
@@ -170,14 +278,14 @@ def _figures(a: Analysis, summary: dict[str, Any], max_points: int) -> list[tupl
             dur = np.where(np.isnan(dur), (end - h["t0"].to_numpy()) * 1000.0, dur)
             h["dur"] = np.nan_to_num(dur, nan=0.0)
             labels = {sid: f"session {sid}" for sid in chosen}
-            fig = go.Figure()
+            fig = _Figure()
             for layer in list(LAYERS) + sorted(set(h["layer"].astype(str)) - set(LAYERS)):
                 sub = h[h["layer"] == layer]
                 if not len(sub):
                     continue
                 ok = sub["ok"].map(lambda v: v is True or v == 1 or v == "true").to_numpy(dtype=bool)
                 fig.add_trace(
-                    go.Bar(
+                    _trace("bar",
                         y=[labels[s] for s in sub["session_id"]],
                         x=sub["dur"].round(6).tolist(),
                         base=sub["start_ms"].round(6).tolist(),
@@ -220,7 +328,7 @@ def _figures(a: Analysis, summary: dict[str, Any], max_points: int) -> list[tupl
             if typical > 0 and longest > 4 * typical:
                 zoom = [0.0, typical * 1.3]
                 fig.update_layout(
-                    xaxis_range=zoom,
+                    xaxis={"range": zoom},
                     updatemenus=[
                         {
                             "type": "buttons",
@@ -246,15 +354,11 @@ def _figures(a: Analysis, summary: dict[str, Any], max_points: int) -> list[tupl
                 title += f" (the {len(chosen)} of {len(order)} sessions with the longest chains)"
             out.append(("chain", title, fig))
 
-    # Frames and messages over time, binned by direction.
-    series: list[tuple[str, pd.DataFrame, str]] = [
-        ("frames", a.ws_frames, "ts"),
-        ("messages", a.ws_messages, "ts_first"),
-        ("sio packets", a.sio_packets, "ts"),
-    ]
-    all_ts = [_num(df[col]) for _, df, col in series if len(df)]
-    all_ts = [t[~np.isnan(t)] for t in all_ts]
-    all_ts = [t for t in all_ts if len(t)]
+    # Frames and messages over time, binned by direction: every row counts, also when the
+    # tables were sampled (then from the writer's blocks, see _activity).
+    series = [(name, _activity(a, table)) for name, table in
+              (("frames", "ws_frames"), ("messages", "ws_messages"), ("sio packets", "sio_packets"))]
+    all_ts = [t for _, by_dir in series for t, _w in by_dir.values() if len(t)]
     if all_ts:
         lo = min(float(t.min()) for t in all_ts)
         hi = max(float(t.max()) for t in all_ts)
@@ -262,20 +366,16 @@ def _figures(a: Analysis, summary: dict[str, Any], max_points: int) -> list[tupl
         edges = np.linspace(lo, hi if hi > lo else lo + 1.0, nbins + 1)
         width = edges[1] - edges[0]
         centers = [_utc(x) for x in (edges[:-1] + width / 2)]
-        fig = go.Figure()
-        for name, df, col in series:
-            if not len(df):
-                continue
-            for direction in ("c2s", "s2c"):
-                t = _num(df.loc[df["direction"] == direction, col])
-                t = t[~np.isnan(t)]
+        fig = _Figure()
+        for name, by_dir in series:
+            for direction, (t, weights) in by_dir.items():
                 if not len(t):
                     continue
-                counts, _ = np.histogram(t, bins=edges)
+                counts, _ = np.histogram(t, bins=edges, weights=weights)
                 fig.add_trace(
-                    go.Scatter(
+                    _trace("scatter",
                         x=centers,
-                        y=counts.tolist(),
+                        y=np.rint(counts).astype(np.int64).tolist(),
                         mode="lines",
                         line={
                             "shape": "hv",
@@ -305,14 +405,14 @@ def _figures(a: Analysis, summary: dict[str, Any], max_points: int) -> list[tupl
             dirs = msg["direction"].astype(str).to_numpy()[ok]
             kmin, kmax = int(b.min()), int(b.max())
             labels_ = [_size_bin_label(k) for k in range(kmin, kmax + 1)]
-            fig = go.Figure()
+            fig = _Figure()
             for direction in ("c2s", "s2c"):
                 sel = b[dirs == direction]
                 if not len(sel):
                     continue
                 counts = np.bincount(sel - kmin, minlength=kmax - kmin + 1)
                 fig.add_trace(
-                    go.Bar(
+                    _trace("bar",
                         x=labels_,
                         y=counts.tolist(),
                         name=direction,
@@ -333,7 +433,7 @@ def _figures(a: Analysis, summary: dict[str, Any], max_points: int) -> list[tupl
         lat = _num(sio["ack_latency_ms"])
         has = ~np.isnan(lat)
         if has.any():
-            fig = go.Figure()
+            fig = _Figure()
             ns = sio["namespace"].where(sio["namespace"].notna(), "/").astype(str).to_numpy()[has]
             vals = lat[has]
             groups = [("all", vals)]
@@ -344,7 +444,7 @@ def _figures(a: Analysis, summary: dict[str, Any], max_points: int) -> list[tupl
             for gname, v in groups:
                 q = np.percentile(v, [50, 90, 99]).tolist() + [float(v.max())]
                 fig.add_trace(
-                    go.Bar(
+                    _trace("bar",
                         x=["p50", "p90", "p99", "max"],
                         y=[round(x, 6) for x in q],
                         name=plot_text(f"{gname} (n={len(v)})", 60),
@@ -359,12 +459,12 @@ def _figures(a: Analysis, summary: dict[str, Any], max_points: int) -> list[tupl
     if len(fr):
         g = fr.groupby([fr["opcode_name"].astype(str), fr["direction"].astype(str)]).size()
         names = sorted({k[0] for k in g.index})
-        fig = go.Figure()
+        fig = _Figure()
         for direction in ("c2s", "s2c"):
             ys = [int(g.get((n, direction), 0)) for n in names]
             if any(ys):
                 fig.add_trace(
-                    go.Bar(
+                    _trace("bar",
                         x=[plot_text(n, 30) for n in names],
                         y=ys,
                         name=direction,
@@ -388,13 +488,13 @@ def _figures(a: Analysis, summary: dict[str, Any], max_points: int) -> list[tupl
             key = nsp + "  " + name
             top = key.value_counts().head(25)
             cats = [plot_text(k, 80) for k in top.index]
-            fig = go.Figure()
+            fig = _Figure()
             for direction in ("c2s", "s2c"):
                 kd = key[ev["direction"] == direction].value_counts()
                 xs = [int(kd.get(k, 0)) for k in top.index]
                 if any(xs):
                     fig.add_trace(
-                        go.Bar(
+                        _trace("bar",
                             y=cats,
                             x=xs,
                             name=direction,
@@ -422,10 +522,10 @@ def _figures(a: Analysis, summary: dict[str, Any], max_points: int) -> list[tupl
             for k, n in counts.items():
                 kinds[k] = kinds.get(k, 0) + int(n)
         top_kinds = sorted(kinds, key=lambda k: (-kinds[k], k))[:30]
-        fig = go.Figure()
+        fig = _Figure()
         for table, counts in by_table.items():
             fig.add_trace(
-                go.Bar(
+                _trace("bar",
                     y=[plot_text(k, 60) for k in top_kinds],
                     x=[int(counts.get(k, 0)) for k in top_kinds],
                     name=plot_text(table, 20),
@@ -752,23 +852,21 @@ def render_html(
 ) -> None:
     """Write one self-contained HTML report of ``analysis`` to ``path``."""
     summary = summary_of(analysis)
-    try:
-        import plotly.io as pio
-        from plotly.offline import get_plotlyjs
-    except ImportError:
-        pio = None
+    plotly_js = _plotly_file("plotly.min.js")
 
     plots_html: list[str] = []
     nav: list[tuple[str, str]] = []
-    head_script = ""
-    if pio is not None:
+    # plotly.js (~5 MB, not all ASCII) is copied from its file to the page as bytes: as a str
+    # it would take up to four bytes a character in every copy made while building the page.
+    head_script = b""
+    if plotly_js is not None:
         figs = _figures(analysis, summary, max_points)
         if figs:
-            head_script = f"<script>{get_plotlyjs()}</script>"
+            head_script = plotly_js
         for i, (anchor, ftitle, fig) in enumerate(figs):
             div = f"plot-{i}"
-            data = script_json(pio.to_json(fig, validate=False))
-            height = int(fig.layout.height or 420)
+            data = script_json(fig.to_dict())
+            height = int(fig.layout.get("height") or 420)
             plots_html.append(
                 f'<h2 id="{esc(anchor)}">{esc(ftitle, None)}</h2>'
                 f'<div id="{div}" class="plot" style="height:{height}px"></div>'
@@ -819,11 +917,15 @@ def render_html(
         *plots_html,
         *(f'<h2 id="{esc(a_)}">{esc(t, None)}</h2>{content}' for a_, t, content in sections),
     ]
-    page = (
+    head = (
         "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{esc(title, None)}</title><style>{CSS}</style>{head_script}</head>"
-        "<body>" + "".join(body) + "</body></html>\n"
+        f"<title>{esc(title, None)}</title><style>{CSS}</style>"
     )
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(page)
+    with open(path, "wb") as f:
+        f.write(head.encode())
+        if head_script:
+            f.write(b"<script>")
+            f.write(head_script)
+            f.write(b"</script>")
+        f.write(("</head><body>" + "".join(body) + "</body></html>\n").encode())
