@@ -38,8 +38,9 @@ def limit_options(f: F) -> F:
     return f
 
 
-def _writer(out_dir: str, fmt: str, digits: int) -> ReportWriter | ParquetWriter:
-    return ParquetWriter(out_dir) if fmt == "parquet" else ReportWriter(out_dir, fmt, digits=digits)
+def _writer(out_dir: str, fmt: str, digits: int, blocks: bool) -> ReportWriter | ParquetWriter:
+    """The tables' writer; ``blocks``: record where its blocks of rows go (for report.html)."""
+    return ParquetWriter(out_dir) if fmt == "parquet" else ReportWriter(out_dir, fmt, digits, blocks)
 
 
 def any_nanosecond(files: list[str]) -> bool:
@@ -127,7 +128,7 @@ def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet:
     blocks: dict[str, Blocks] = {}
     if dask_address:
         summary, rows = run_dask(files, dask_address, filters=filters, limits=limits)
-        writer = _writer(out_dir, fmt, digits)
+        writer = _writer(out_dir, fmt, digits, html)
         for table, table_rows in rows.items():
             writer.add(table, table_rows)
         writer.close()
@@ -136,10 +137,10 @@ def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet:
     elif jobs > 1:
         os.makedirs(out_dir, exist_ok=True)
         summary, _ = run_parallel(files, jobs, out_dir=out_dir, fmt=fmt, digits=digits, filters=filters,
-                                  limits=limits, quiet=quiet, blocks=blocks)
+                                  limits=limits, quiet=quiet, blocks=blocks if html else None)
         counts = summary.get("totals", {})
     else:
-        writer = _writer(out_dir, fmt, digits)
+        writer = _writer(out_dir, fmt, digits, html)
         try:
             summary = run(files, [writer], filters=filters, limits=limits, quiet=quiet).summary
         finally:

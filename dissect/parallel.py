@@ -137,15 +137,15 @@ class WorkerResult:
     blocks: dict[str, Blocks] | None  # where the part files' blocks of rows are (ReportWriter.blocks)
 
 
-def _worker(args: tuple[int, int, list[str], str | None, str, int, Limits, Any, bool]) -> WorkerResult:
-    index, count, files, out_dir, fmt, digits, limits, filters, quiet = args
+def _worker(args: tuple[int, int, list[str], str | None, str, int, Limits, Any, bool, bool]) -> WorkerResult:
+    index, count, files, out_dir, fmt, digits, limits, filters, quiet, blocks = args
     from .api import drive
     from .pipeline import Pipeline
     from .writers import MemoryCollector, ReportWriter
 
     own = Ownership(index, count)
     summary = SummaryBuilder()
-    sink: Any = ReportWriter(out_dir, fmt, digits) if out_dir else MemoryCollector()
+    sink: Any = ReportWriter(out_dir, fmt, digits, blocks) if out_dir else MemoryCollector()
     owned = OwnedRows(_Tee([filters.wrap(sink), filters.wrap(summary)]), own)
     pipe = Pipeline([owned], limits, filters.flow_filter(), None, ownership=own)
     drive(pipe, files, quiet=quiet or index != 0)  # worker 0 reads everything: its bar is the run's
@@ -154,7 +154,7 @@ def _worker(args: tuple[int, int, list[str], str | None, str, int, Limits, Any, 
         sink.close()
     st = pipe.stats
     return WorkerResult(summary, st.files, dict(st.warnings), st.warning_details, dict(st.counters),
-                        st.nanosecond, None if out_dir else sink.rows, sink.blocks if out_dir else None)
+                        st.nanosecond, None if out_dir else sink.rows, sink.blocks if out_dir and blocks else None)
 
 
 class _Tee:
@@ -182,7 +182,7 @@ def run_jobs(files: list[str], jobs: int, *, out_dir: str | None, fmt: str = "cs
     parts = tempfile.mkdtemp(prefix="dissect-jobs-", dir=out_dir) if out_dir else None
     try:
         args = [(i, jobs, files, os.path.join(parts, str(i)) if parts else None, fmt, digits, limits, filters,
-                 quiet) for i in range(jobs)]
+                 quiet, blocks is not None) for i in range(jobs)]
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(jobs) as pool:
             results = pool.map(_worker, args)

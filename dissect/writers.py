@@ -15,7 +15,7 @@ import math
 import os
 from array import array
 from collections.abc import Callable, Iterable
-from operator import itemgetter
+from operator import countOf, itemgetter
 from typing import IO, Any
 
 from .records import TABLES, VOCABULARY_COLUMNS, column_types, ts_columns
@@ -192,15 +192,15 @@ class ReportWriter:
     """Writes each table to ``DIR/<table>.csv`` (or ``.jsonl``), appending batches as they come.
 
     Every table's file is created (with its header) even when it stays empty, so a consumer
-    always finds the same set of files. Rows are written in blocks of at most
-    :data:`BLOCK_ROWS`; ``blocks[table]`` holds where each block starts in the file and how many
-    rows it has (two compact arrays), so that report.html can later read back a sample of
-    whole blocks without parsing the rest (:func:`dissect.tables.read_blocks`).
+    always finds the same set of files. Unless ``blocks`` is False, rows are written in blocks of
+    at most :data:`BLOCK_ROWS` and ``blocks[table]`` records where each block starts in the
+    file, how many rows it has and when (compact arrays), so that report.html can later read
+    back a sample of whole blocks without parsing the rest (:func:`dissect.tables.read_blocks`).
     """
 
     TABLES = tuple(TABLES)
 
-    def __init__(self, directory: str, fmt: str = "csv", digits: int = 6) -> None:
+    def __init__(self, directory: str, fmt: str = "csv", digits: int = 6, blocks: bool = True) -> None:
         if fmt not in ("csv", "jsonl"):
             raise ValueError(f"unknown format {fmt!r}")
         os.makedirs(directory, exist_ok=True)
@@ -221,7 +221,8 @@ class ReportWriter:
                 header = (",".join(TABLES[table]._fields) + "\n").encode()  # type: ignore[attr-defined]
                 f.write(header)
             self._offset[table] = len(header)
-            self.blocks[table] = Blocks(table)
+            if blocks:
+                self.blocks[table] = Blocks(table)
 
     def add(self, table: str, rows: Iterable[tuple]) -> None:
         f = self.files[table]
@@ -235,14 +236,19 @@ class ReportWriter:
             batch = fmt.batch  # type: ignore[attr-defined]
         else:
             batch = functools.partial(_json_lines, TABLES[table])
-        blocks = self.blocks[table]
+        blocks = self.blocks.get(table)
+        if blocks is None or not n:  # no blocks wanted (no report.html): one piece
+            f.write(batch(rows).encode())
+            return
         offset = self._offset[table]
+        out: list[bytes] = []
         for i in range(0, n, BLOCK_ROWS):
             block = rows[i : i + BLOCK_ROWS] if n > BLOCK_ROWS else rows
             data = batch(block).encode()
             blocks.add(offset, block)
             offset += len(data)
-            f.write(data)
+            out.append(data)
+        f.write(b"".join(out) if len(out) > 1 else out[0])  # one write a batch
         self._offset[table] = offset
     def close(self) -> None:
         for f in self.files.values():
@@ -279,9 +285,12 @@ class Blocks:
         self.offsets.append(offset)
         self.rows.append(len(rows))
         if self._ts >= 0:
-            self.t_first.append(min(map(itemgetter(self._ts), rows)) / 1e9)  # never None (records.py)
-            self.t_last.append(max(map(itemgetter(self._ts), rows)) / 1e9)
-            self.c2s.append(list(map(itemgetter(self._dir), rows)).count("c2s"))
+            # Rows come (nearly) in time order: the first and last row's times stand for the
+            # block's span (never None: records.py).
+            a, b = rows[0][self._ts] / 1e9, rows[-1][self._ts] / 1e9
+            self.t_first.append(min(a, b))
+            self.t_last.append(max(a, b))
+            self.c2s.append(countOf(map(itemgetter(self._dir), rows), "c2s"))
 
     def extend(self, other: Blocks, shift: int) -> None:
         """Append ``other``'s blocks, their offsets moved by ``shift`` bytes."""
