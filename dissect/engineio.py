@@ -777,20 +777,61 @@ class EngineIOWebSocket:
         self._tcp = session_id
         self._hs_start = hs_start  # ts of the GET when this WebSocket is the session's handshake
         self.probed = False  # s2c "3probe" seen (v4 "Upgrade")
+        self._level = False  # this connection's app level set to "socketio" by the fast path
 
     def ws_message(self, direction: int, ts: int, opcode: int, payload: bytes | None) -> None:
         """One complete WebSocket data message: opcode 1 text (UTF-8 bytes) or 2 binary.
 
         ``payload`` None: the WebSocket layer could not decode the message (a row says so).
+
+        The commonest packets, an EVENT or ACK on "/" (``42["name",...``, ``421["name",...``,
+        ``431[...``) in a Socket.IO session with nothing held or expected, take a fast path
+        first (inline: a call per message is measurable): the row the general path
+        (engineio._packet + socketio.text) makes, without its intermediate tuples. Anything else
+        falls through to the general path.
         """
         sess = self._sess
-        if _FAST_EVENTS and opcode == 1 and payload is not None and payload[:1] == b"4" and \
-                self._fast_message(direction, ts, payload):
-            return
+        sio = sess.sio
+        if _FAST_EVENTS and opcode == 1 and payload is not None and payload[:1] == b"4" and not sess.closed \
+                and sio.mode == MODE_SIO and not sio.expect[direction] and sess.held[direction] is None:
+            t = payload[1:2]
+            i = 2
+            ack_id = None
+            if b"0" <= payload[2:3] <= b"9":
+                i = _DIGITS.match(payload, 2).end()  # type: ignore[union-attr]  # always matches
+                ack_id = int(payload[2:i]) if i - 2 <= MAX_ACK_ID_DIGITS else -1
+            sio_type = ""
+            if payload[i : i + 1] == b"[" and ack_id != -1:
+                if t == b"2":
+                    q = payload.find(b'"', i + 2)
+                    # (escapes: JSON decoding on the general path)
+                    if payload[i + 1 : i + 2] == b'"' and q >= 0 and payload.find(b"\\", i + 2, q) < 0:
+                        name: str | None = payload[i + 2 : q].decode("utf-8", "replace")
+                        sio_type = "EVENT"
+                        latency = None
+                        anomaly = RESERVED_EVENT_NAME if sio.protocol != 4 and name in RESERVED_EVENTS else ""
+                        if ack_id is not None:
+                            anomaly = _join(anomaly, sio.event_sent(direction, "/", ack_id, ts))
+                elif t == b"3":
+                    name = None
+                    sio_type = "ACK"
+                    latency = sio.ack_received(direction, "/", ack_id, ts)
+                    anomaly = ACK_WITHOUT_EVENT if latency is None else ""
+            if sio_type:
+                tcp = self._tcp
+                eio = self._eio
+                if not self._level:
+                    eio.app_levels[tcp] = "socketio"
+                    self._level = True
+                eio.sink.sio_packets.append(_new_row(SioPacket, (
+                    tcp, ts, DIRECTION_NAMES[direction], "websocket", sess.version, "message", sio_type,
+                    "/", name, ack_id, None, len(payload) - 1, latency, anomaly, sess.sid, None,
+                )))
+                return
         pkt: _Pkt
         if payload is None:
             pkt = (-1, b"", 0, opcode == 2, 0, WS_UNDECODABLE)
-            if opcode == 2 and sess.sio.expect[direction]:
+            if opcode == 2 and sio.expect[direction]:
                 # Most likely the attachment that was expected: count it as one.
                 pkt = (MESSAGE, b"", 0, True, 0, WS_UNDECODABLE)
         elif opcode == 2:
@@ -805,54 +846,6 @@ class EngineIOWebSocket:
             if hs_start is not None and direction == S2C:
                 self._hs_start = None
                 self._eio._ws_waiting.pop(id(self), None)
-
-    def _fast_message(self, direction: int, ts: int, payload: bytes) -> bool:
-        """The commonest packets, an EVENT or ACK on "/" (``42["name",...``, ``421["name",...``,
-        ``431[...``), in a Socket.IO session with nothing held or expected: the row the general
-        path (engineio._packet + socketio.text) makes, without its intermediate tuples. False:
-        not such a packet, the general path decides."""
-        sess = self._sess
-        sio = sess.sio
-        if sess.closed or sio.mode != MODE_SIO or sio.expect[direction] or sess.held[direction] is not None:
-            return False
-        t = payload[1:2]
-        i = 2
-        ack_id = None
-        if b"0" <= payload[2:3] <= b"9":
-            i = _DIGITS.match(payload, 2).end()  # type: ignore[union-attr]  # always matches
-            if i - 2 > MAX_ACK_ID_DIGITS:
-                return False
-            ack_id = int(payload[2:i])
-        if payload[i : i + 1] != b"[":
-            return False
-        latency = None
-        if t == b"2":
-            if payload[i + 1 : i + 2] != b'"':
-                return False
-            q = payload.find(b'"', i + 2)
-            if q < 0 or payload.find(b"\\", i + 2, q) >= 0:
-                return False  # escapes: JSON decoding on the general path
-            name: str | None = payload[i + 2 : q].decode("utf-8", "replace")
-            sio_type = "EVENT"
-            anomaly = RESERVED_EVENT_NAME if sio.protocol != 4 and name in RESERVED_EVENTS else ""
-            if ack_id is not None:
-                anomaly = _join(anomaly, sio.event_sent(direction, "/", ack_id, ts))
-        elif t == b"3":
-            name = None
-            sio_type = "ACK"
-            latency = sio.ack_received(direction, "/", ack_id, ts)
-            anomaly = ACK_WITHOUT_EVENT if latency is None else ""
-        else:
-            return False
-        tcp = self._tcp
-        eio = self._eio
-        if eio.app_levels.get(tcp) != "socketio":
-            eio.app_levels[tcp] = "socketio"
-        eio.sink.sio_packets.append(_new_row(SioPacket, (
-            tcp, ts, DIRECTION_NAMES[direction], "websocket", sess.version, "message", sio_type, "/",
-            name, ack_id, None, len(payload) - 1, latency, anomaly, sess.sid, None,
-        )))
-        return True
 
     def _give_up(self) -> None:
         """No open packet came: the WebSocket-only handshake failed."""

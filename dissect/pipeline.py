@@ -261,7 +261,15 @@ class Pipeline:
                     if flags & SYN:
                         seq = (seq + 1) & MASK  # data on a SYN (TCP Fast Open) follows the ISN
                     if l4end <= end:
-                        conn.data(d, ts, seq, data[poff:l4end])
+                        stream = conn.streams[d]
+                        app = conn.app
+                        if seq == stream.next_seq and app is not None and not stream.pending:
+                            # TcpConnection.data's in-order case, the commonest segment, inline
+                            stream.next_seq = stream.high = (l4end - poff + seq) & MASK
+                            stream.delivered += l4end - poff
+                            app.feed(d, ts, data[poff:l4end])
+                        else:
+                            conn.data(d, ts, seq, data[poff:l4end])
                     else:  # cut by the snaplen: use what was captured, the rest is lost
                         counters["tcp-snaplen-cut"] += 1
                         have = max(0, end - poff)
