@@ -188,7 +188,7 @@ def _activity(a: Analysis, table: str) -> dict[str, tuple[np.ndarray, np.ndarray
     its first to last time, its client-to-server count apart)."""
     from ..writers import ACTIVITY_COLUMNS
 
-    blocks = a.blocks.get(table)
+    blocks = (getattr(a, "blocks", None) or {}).get(table)
     if table in a.sampled and blocks is not None and len(blocks.t_first) == len(blocks.rows):
         t0 = np.frombuffer(blocks.t_first, dtype=np.float64)
         t1 = np.frombuffer(blocks.t_last, dtype=np.float64)
@@ -907,8 +907,13 @@ def render_html(
     sampled = getattr(analysis, "sampled", None) or {}
     if sampled:
         which = ", ".join(f"{esc(t)} 1 row in {k}" for t, k in sorted(sampled.items()))
+        every_row = any(t in (getattr(analysis, "blocks", None) or {}) for t in sampled)
         subtitle += (f"<p class=warn>A large capture: the plots and tables below are drawn from a "
-                     f"systematic sample ({which}); the totals come from summary.json.</p>")
+                     f"systematic sample ({which}"
+                     + ("; whole runs of consecutive rows" if every_row else "")
+                     + "); the totals come from summary.json"
+                     + (", and the plot over time counts every row" if every_row else "")
+                     + ".</p>")
     body = [
         f"<h1>{esc(title, None)}</h1>",
         subtitle,
