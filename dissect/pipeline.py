@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 _tcp_hdr = struct.Struct("!HHIIBB").unpack_from
 _udp_hdr = struct.Struct("!HH").unpack_from
+# RFC 791 3.1: version/IHL, total length, flags/fragment offset, protocol
+_ip4_hdr = struct.Struct("!BxHxxHxB").unpack_from
 
 DRAIN_EVERY = 4096
 EVICT_EVERY = 1 << 16
@@ -160,6 +162,7 @@ class Pipeline:
         npk = 0
         unknown_links: Counter[int] = Counter()
         tcp_hdr = _tcp_hdr
+        ip4_hdr = _ip4_hdr
 
         inject = self.inject
         for ts, lt, buf, off, caplen, _wirelen in _with_injected(reader, inject):
@@ -191,12 +194,13 @@ class Pipeline:
                 etype, l3 = dec(buf, off, end)
 
             # -- IP: IPv4 without options or fragments inline
-            if etype == 0x0800 and l3 + 20 <= end and buf[l3] == 0x45 and not (
-                ((buf[l3 + 6] << 8) | buf[l3 + 7]) & 0x3FFF
-            ):
-                proto = buf[l3 + 9]
+            plain4 = etype == 0x0800 and l3 + 20 <= end
+            if plain4:
+                vihl, l4end, frag, proto = ip4_hdr(buf, l3)
+                plain4 = vihl == 0x45 and not frag & 0x3FFF
+            if plain4:
                 l4 = l3 + 20
-                l4end = l3 + ((buf[l3 + 2] << 8) | buf[l3 + 3])
+                l4end += l3
                 if l4end < l4:
                     if l4end != l3:
                         counters["ipv4-bad-length"] += 1
