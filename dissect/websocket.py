@@ -479,6 +479,7 @@ class WebSocketDissector:
         sid = self.session_id
         dname = st.name
         mask_bit = st.mask_bit
+        masked = mask_bit != 0
         while n - pos >= 2:
             b0 = src[pos]
             b1 = src[pos + 1]
@@ -542,18 +543,18 @@ class WebSocketDissector:
                             anomaly = INVALID_UTF8
                 fi = self._frame_index
                 self._frame_index = fi + 1
+                opname = OPCODE_NAMES[op]
                 sink_frames.append(_row(WsFrame, (
-                    sid, fi, ts, dname, True, False, False, False, op, OPCODE_NAMES[op],
-                    bool(mask_bit), ln, hl, False, None, None, "",
+                    sid, fi, ts, dname, True, False, False, False, op, opname,
+                    masked, ln, hl, False, None, None, "",
                 )))
                 mi = self._message_index
                 self._message_index = mi + 1
                 sink_msgs.append(_row(WsMessage, (
-                    sid, mi, ts, ts, dname, OPCODE_NAMES[op], 1, hl + ln, ln, False, preview,
-                    anomaly,
+                    sid, mi, ts, ts, dname, opname, 1, hl + ln, ln, False, preview, anomaly,
                 )))
                 if upper is not None:
-                    upper.ws_message(st.d, ts, op, payload)
+                    upper.ws_message(direction, ts, op, payload)
                 pos = end
                 continue
             self._begin_frame(st, b0, b1, hl, ln, odd, bytes(src[a - 4 : a]) if b1 & 0x80 else None)
