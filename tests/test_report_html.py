@@ -311,3 +311,18 @@ def test_one_slow_chain_does_not_squash_the_others(tmp_path: Path) -> None:
     render_html(Analysis.from_rows(synthetic_rows(n_sessions=30), {}), str(path))
     m = re.search(r'<h2 id="chain">.*?var f=(\{.*?\});Plotly', path.read_text())
     assert m and "range" not in json.loads(m.group(1))["layout"].get("xaxis", {})
+
+
+def test_timestamps_beyond_datetime_render(tmp_path: Path) -> None:
+    """A capture's timestamps may be anything (a pcapng with a 1 s resolution and a 64-bit
+    count): times past what datetime can show are written as seconds, never a traceback."""
+    from dissect.records import ts_columns
+
+    rows = {
+        t: [r._replace(**{c: 10**28 for c in ts_columns(type(r)) if getattr(r, c) is not None}) for r in rs]
+        for t, rs in synthetic_rows(n_sessions=3).items()
+    }
+    path = tmp_path / "r.html"
+    render_html(Analysis.from_rows(rows, {}), str(path))
+    page = path.read_text(encoding="utf-8")
+    assert "Plotly.newPlot" in page and "1e+19 s" in page

@@ -85,7 +85,10 @@ def _sample(df: pd.DataFrame, n: int) -> pd.DataFrame:
 def _utc(ts: float | None) -> str:
     if ts is None or (isinstance(ts, float) and math.isnan(ts)):
         return ""
-    t = _dt.datetime.fromtimestamp(float(ts), tz=_dt.timezone.utc)
+    try:
+        t = _dt.datetime.fromtimestamp(float(ts), tz=_dt.timezone.utc)
+    except (OverflowError, ValueError, OSError):  # a capture's timestamps may be anything
+        return f"{float(ts):.6g} s"
     return t.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
