@@ -94,8 +94,25 @@ def _key(x: Any) -> str:
 
 
 def _counts(values: Iterable[Any]) -> Counter[Any]:
-    """Raw cell values counted in C; callers normalise only the distinct keys."""
+    """Raw cell values counted in C; callers normalise only the distinct keys.
+
+    A column holding one value throughout the batch (a transport, an empty anomaly, a missing
+    close code: the common case) is counted by ``list.count``, which compares the same object
+    by identity, instead of hashing every cell.
+    """
+    if type(values) is list and values:
+        first = values[0]
+        n = len(values)
+        if values[-1] is first and values[n >> 1] is first and values.count(first) == n:
+            return Counter({first: n})
     return Counter(values)
+
+
+def _counts_of(*cols: Sequence[Any]) -> Counter[tuple[Any, ...]]:
+    """:func:`_counts` of the rows' combinations of ``cols`` (equal-length columns)."""
+    if all(type(c) is list and c and c[-1] is c[0] and c.count(c[0]) == len(c) for c in cols):
+        return Counter({tuple(c[0] for c in cols): len(cols[0])})
+    return Counter(zip(*cols, strict=False))
 
 
 def _total(col: Sequence[Any]) -> int:
@@ -176,7 +193,7 @@ class CappedCounter:
 
     def update_cells(self, cells: Iterable[Any], missing: str = "") -> None:
         """Count raw cells under their :func:`_key` (``missing`` for empty ones)."""
-        for raw, n in Counter(cells).items():
+        for raw, n in _counts(cells).items():
             self.add(_key(raw) or missing, n)
 
     def total(self) -> int:
@@ -542,7 +559,7 @@ class SummaryBuilder:
     def _by_direction(self, target: dict[str, CappedCounter], c: Mapping[str, Sequence[Any]]) -> CappedCounter:
         """Opcode names counted overall (returned) and per direction (into ``target``)."""
         overall = self._counter()
-        for (d, name), n in _counts(zip(c["direction"], c["opcode_name"], strict=False)).items():
+        for (d, name), n in _counts_of(c["direction"], c["opcode_name"]).items():
             dk, nk = _key(d), _key(name)
             counter = target.get(dk)
             if counter is None:
@@ -570,7 +587,7 @@ class SummaryBuilder:
     def _add_sio_packets(self, c: Mapping[str, Sequence[Any]], ts_divisor: float) -> None:
         self._eio_type.update_cells(c["eio_type"])
         self._sio_transport.update_cells(c["transport"])
-        for (raw_t, ns, ev), n in _counts(zip(c["sio_type"], c["namespace"], c["event"], strict=False)).items():
+        for (raw_t, ns, ev), n in _counts_of(c["sio_type"], c["namespace"], c["event"]).items():
             t = _key(raw_t)
             if not t:
                 continue
