@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dissect import records, summary, tables
 from dissect.records import (
@@ -544,3 +546,18 @@ def test_from_analysis_on_loaded_frames_handles_missing_columns() -> None:
     # frame() gives float seconds; the file span comes out in seconds either way.
     assert s["capture"]["ts_first"] == pytest.approx(T0 / 1e9 + 1)
     assert tables.frame("sessions", rows["sessions"]).ts_first.iloc[0] == pytest.approx(T0 / 1e9 + 1)
+
+
+_NAN = float("nan")
+_cells = st.lists(st.sampled_from([None, "", "a", "b", 1, True, 1.0, 0, _NAN, "c2s"]), max_size=40)
+
+
+@given(_cells, st.booleans())
+def test_counts_equal_counter(cells: list[Any], constant: bool) -> None:
+    """summary._counts (its one-value shortcut included) counts exactly as Counter does."""
+    from collections import Counter
+
+    if constant and cells:
+        cells = [cells[0]] * len(cells)
+    assert summary._counts(cells) == Counter(cells)
+    assert summary._counts_of(cells, cells[::-1]) == Counter(zip(cells, cells[::-1], strict=True))
