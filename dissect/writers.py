@@ -192,15 +192,16 @@ class ReportWriter:
     """Writes each table to ``DIR/<table>.csv`` (or ``.jsonl``), appending batches as they come.
 
     Every table's file is created (with its header) even when it stays empty, so a consumer
-    always finds the same set of files. Unless ``blocks`` is False, rows are written in blocks of
-    at most :data:`BLOCK_ROWS` and ``blocks[table]`` records where each block starts in the
-    file, how many rows it has and when (compact arrays), so that report.html can later read
-    back a sample of whole blocks without parsing the rest (:func:`dissect.tables.read_blocks`).
+    always finds the same set of files. With ``blocks`` (report.html wants them), rows are
+    written in blocks of at most :data:`BLOCK_ROWS` and ``blocks[table]`` records where each
+    block starts in the file, how many rows it has and when (compact arrays), so that
+    report.html can later read back a sample of whole blocks without parsing the rest
+    (:func:`dissect.tables.read_blocks`).
     """
 
     TABLES = tuple(TABLES)
 
-    def __init__(self, directory: str, fmt: str = "csv", digits: int = 6, blocks: bool = True) -> None:
+    def __init__(self, directory: str, fmt: str = "csv", digits: int = 6, blocks: bool = False) -> None:
         if fmt not in ("csv", "jsonl"):
             raise ValueError(f"unknown format {fmt!r}")
         os.makedirs(directory, exist_ok=True)

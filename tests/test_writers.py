@@ -189,7 +189,7 @@ def test_blocks_locate_every_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     """ReportWriter.blocks: each block's bytes hold exactly its rows, in order; its times and
     client-to-server count are those of its rows; read_blocks returns whole chosen blocks."""
     monkeypatch.setattr(writers, "BLOCK_ROWS", 3)
-    w = ReportWriter(str(tmp_path), fmt)
+    w = ReportWriter(str(tmp_path), fmt, blocks=True)
     run(str(CAPTURES / "sio4_polling_upgrade.pcapng"), [w])
     w.close()
     full = Analysis.from_dir(str(tmp_path))
