@@ -238,9 +238,12 @@ def test_jobs_blocks_point_into_the_joined_files(tmp_path: Path, monkeypatch: py
             assert sum(blocks[table].c2s) == int((df["direction"] == "c2s").sum())
 
 
-def test_html_activity_counts_every_row_of_sampled_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("extra", [[], ["--jobs", "2"], ["--format", "jsonl"]])
+def test_html_activity_counts_every_row_of_sampled_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          extra: list[str]) -> None:
     """`dissect report`: report.html reads back a sample of blocks, but its plot over time
-    counts every row (from the blocks' times), per direction."""
+    counts every row (from the blocks' times), per direction; also when --jobs joined the
+    workers' parts, and for JSON lines."""
     import re
 
     from click.testing import CliRunner
@@ -250,7 +253,7 @@ def test_html_activity_counts_every_row_of_sampled_tables(tmp_path: Path, monkey
     monkeypatch.setattr(writers, "BLOCK_ROWS", 4)
     monkeypatch.setattr(cli, "HTML_ROWS_PER_TABLE", 12)
     cap = str(CAPTURES / "sio4_polling_upgrade.pcapng")
-    assert CliRunner().invoke(cli.main, ["report", cap, "--out", str(tmp_path), "-q"]).exit_code == 0
+    assert CliRunner().invoke(cli.main, ["report", cap, "--out", str(tmp_path), "-q", *extra]).exit_code == 0
     full = Analysis.from_dir(str(tmp_path))
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "systematic sample" in page and "sio_packets 1 row in" in page
