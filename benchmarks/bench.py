@@ -5,6 +5,7 @@
     python3 benchmarks/bench.py --capture big.pcap    # any capture
     python3 benchmarks/bench.py --jobs 2              # also dissect --jobs 2
     python3 benchmarks/bench.py --jobs 2 --floor      # and floor.py's lower bound for one process
+    python3 benchmarks/bench.py --html                # also the default report, with report.html
 
 dissect writes every table of REPORTS.md (CSV) plus summary.json; tshark extracts the WebSocket
 frame fields of the issue's job (``-Y websocket -T fields``) to a file. Each command runs once, as a
@@ -91,6 +92,8 @@ def main() -> int:
     ap.add_argument("--packets", type=int, default=500_000, help="size of the capture to make")
     ap.add_argument("--connections", type=int, default=50)
     ap.add_argument("--jobs", type=int, default=1, help="also run dissect --jobs N when N > 1")
+    ap.add_argument("--html", action="store_true",
+                    help="also run the default dissect report, which writes report.html as well")
     ap.add_argument("--keep", action="store_true", help="keep the outputs in the temp directory")
     ap.add_argument("--floor", action="store_true",
                     help="also run floor.py: the least one Python process takes for the three big tables "
@@ -114,6 +117,9 @@ def main() -> int:
     if args.jobs > 1:
         runs.append((f"dissect report --jobs {args.jobs}",
                      dissect_cmd[:-1] + ["--jobs", str(args.jobs), "--out", str(work / "outj"), "--quiet"]))
+    if args.html:
+        runs.append(("dissect report (+ report.html)",
+                     dissect_cmd[:-2] + ["--quiet", "--out", str(work / "outh")]))
     if args.floor:
         runs.append(("floor.py (lower bound, 3 tables)", [sys.executable, str(HERE / "floor.py"), capture]))
     for label, cmd in runs:
