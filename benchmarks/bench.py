@@ -3,11 +3,13 @@
 
     python3 benchmarks/bench.py                       # makes a 500,000-packet capture first
     python3 benchmarks/bench.py --capture big.pcap    # any capture
-    python3 benchmarks/bench.py --jobs 2              # also dissect --jobs 2
-    python3 benchmarks/bench.py --jobs 2 --floor      # and floor.py's lower bound for one process
+    python3 benchmarks/bench.py --floor               # and floor.py's lower bound for one process
     python3 benchmarks/bench.py --html                # also the default report, with report.html
+    python3 benchmarks/bench.py --jobs 4              # also --jobs 4 (workers sharing the sessions)
 
-dissect writes every table of REPORTS.md (CSV) plus summary.json; tshark extracts the WebSocket
+``dissect report`` runs with its default ``--jobs`` (2 on two cores or more: one process dissects,
+one writes) and with ``--jobs 1`` (one process). dissect writes every table of REPORTS.md (CSV)
+plus summary.json; tshark extracts the WebSocket
 frame fields of the issue's job (``-Y websocket -T fields``) to a file. Each command runs once, as a
 child process; wall time and the child's peak RSS (``os.wait4``) are printed with the ratio.
 This is a measurement to read, not a test: nothing here passes or fails.
@@ -79,6 +81,11 @@ def measure(cmd: list[str], stdout_path: str | None = None) -> tuple[float, floa
     return wall, max(usage.ru_maxrss, peak[0]) / 1024, os.waitstatus_to_exitcode(status)
 
 
+def _default_jobs() -> int:
+    """What ``dissect report`` picks without --jobs (see dissect.cli)."""
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
 def count_packets(path: str) -> int:
     sys.path.insert(0, str(HERE.parent))
     from dissect.reader import CaptureReader
@@ -91,7 +98,8 @@ def main() -> int:
     ap.add_argument("--capture", help="capture to measure (default: make one)")
     ap.add_argument("--packets", type=int, default=500_000, help="size of the capture to make")
     ap.add_argument("--connections", type=int, default=50)
-    ap.add_argument("--jobs", type=int, default=1, help="also run dissect --jobs N when N > 1")
+    ap.add_argument("--jobs", type=int, default=0,
+                    help="also run dissect --jobs N when N > 2 (workers sharing the sessions)")
     ap.add_argument("--html", action="store_true",
                     help="also run the default dissect report, which writes report.html as well")
     ap.add_argument("--keep", action="store_true", help="keep the outputs in the temp directory")
@@ -113,12 +121,13 @@ def main() -> int:
     rows: list[tuple[str, float, float, int]] = []
     dissect_cmd = [sys.executable, "-m", "dissect", "report", capture, "--out", str(work / "out"),
                    "--no-html", "--quiet"]
-    runs = [("dissect report", dissect_cmd)]
-    if args.jobs > 1:
+    runs = [("dissect report --jobs 1", dissect_cmd + ["--jobs", "1"]),
+            (f"dissect report (--jobs {_default_jobs()})", dissect_cmd + ["--out", str(work / "outd")])]
+    if args.jobs > 2:
         runs.append((f"dissect report --jobs {args.jobs}",
-                     dissect_cmd[:-1] + ["--jobs", str(args.jobs), "--out", str(work / "outj"), "--quiet"]))
+                     dissect_cmd + ["--jobs", str(args.jobs), "--out", str(work / "outj")]))
     if args.html:
-        runs.append(("dissect report (+ report.html)",
+        runs.append((f"... + report.html (--jobs {_default_jobs()})",
                      dissect_cmd[:-2] + ["--quiet", "--out", str(work / "outh")]))
     if args.floor:
         runs.append(("floor.py (lower bound, 3 tables)", [sys.executable, str(HERE / "floor.py"), capture]))

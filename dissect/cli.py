@@ -104,14 +104,16 @@ def main() -> None:
               show_default=True, help="Table files: CSV, JSON lines, or Parquet (needs pyarrow).")
 @click.option("--html/--no-html", default=True, show_default=True, help="Also write report.html.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, no warning lines.")
-@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Worker processes sharing the sessions of the captures.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None,
+              help="Processes. 1: one. 2 (the default with two cores or more): one dissects, one writes "
+                   "the tables; the files are those of one process, byte for byte. 3 or more: workers "
+                   "sharing the sessions (the same rows, not in the same order).")
 @click.option("--dask", "dask_address", metavar="ADDRESS",
               help="Run one task per capture file on the Dask cluster at ADDRESS (needs the dask extra).")
 @filter_options
 @limit_options
 @guarded
-def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet: bool, jobs: int,
+def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet: bool, jobs: int | None,
            dask_address: str | None,
            port: tuple[int, ...], host: tuple[str, ...], session_ids: tuple[int, ...],
            namespace: tuple[str, ...], max_flows: int, max_reassembly_bytes: int,
@@ -122,8 +124,10 @@ def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet:
                     max_message_bytes=max_message_bytes)
     files = expand_paths(list(captures))
     digits = 9 if any_nanosecond(files) else 6
-    if fmt == "parquet" and jobs > 1:
-        raise click.UsageError("--format parquet is written by one process: drop --jobs or write CSV")
+    if jobs is None:
+        jobs = 2 if (os.cpu_count() or 1) >= 2 else 1
+    if fmt == "parquet" and jobs > 2:
+        raise click.UsageError("--format parquet is written by one process: use --jobs 1 or 2, or write CSV")
     # Where each table's blocks of rows were written: report.html reads back a sample of them.
     blocks: dict[str, Blocks] = {}
     if dask_address:
@@ -134,7 +138,14 @@ def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet:
         writer.close()
         counts = writer.counts
         blocks = getattr(writer, "blocks", {})
-    elif jobs > 1:
+    elif jobs == 2:
+        from .stages import run_two_stages
+
+        os.makedirs(out_dir, exist_ok=True)
+        result, counts, blocks = run_two_stages(files, functools.partial(_writer, out_dir, fmt, digits, html),
+                                                filters=filters, limits=limits, quiet=quiet)
+        summary = result.summary
+    elif jobs > 2:
         os.makedirs(out_dir, exist_ok=True)
         summary, _ = run_parallel(files, jobs, out_dir=out_dir, fmt=fmt, digits=digits, filters=filters,
                                   limits=limits, quiet=quiet, blocks=blocks if html else None)

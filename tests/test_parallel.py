@@ -92,3 +92,62 @@ def test_sid_read_as_the_engineio_tracker_reads_it() -> None:
     own.first_request(1, target)
     assert _query(target)["sid"] == "ab+cd/ef"
     assert own.owners[1] == own.sid_owner("ab+cd/ef") != own.sid_owner("ab cd/ef")
+
+
+@pytest.mark.parametrize("extra", [[], ["--format", "jsonl"], ["--namespace", "/", "--host", "127.0.0.1"]])
+def test_two_stages_write_the_same_bytes(tmp_path: Path, extra: list[str]) -> None:
+    """--jobs 2 (one process dissects, one writes): every file is byte for byte that of one
+    process, rows in the same order; filters included."""
+    r = CliRunner()
+    for jobs in ("1", "2"):
+        res = r.invoke(main, ["report", *ALL, "--out", str(tmp_path / jobs), "-q", "--jobs", jobs, *extra])
+        assert res.exit_code == 0, res.output
+    names = sorted(p.name for p in (tmp_path / "1").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "2").iterdir())
+    assert "summary.json" in names and "report.html" in names and len(names) == 8
+    for name in names:  # report.html included
+        assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes(), name
+    assert sum(1 for _ in (tmp_path / "2" / names[-1]).open()) > 100  # ws_messages: many rows
+
+
+def test_two_stages_parquet(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    r = CliRunner()
+    for jobs in ("1", "2"):
+        res = r.invoke(main, ["report", *ALL, "--out", str(tmp_path / jobs), "-q", "--no-html", "--jobs", jobs,
+                              "--format", "parquet"])
+        assert res.exit_code == 0, res.output
+    for name in ("sessions", "ws_frames", "sio_packets"):
+        a = pd.read_parquet(tmp_path / "1" / f"{name}.parquet")
+        b = pd.read_parquet(tmp_path / "2" / f"{name}.parquet")
+        assert len(a) > 0 and a.equals(b), name
+
+
+class _FailingWriter:
+    def __init__(self, after: int) -> None:
+        self.after = after
+        self.rows = 0
+
+    def add(self, table: str, rows: list[tuple]) -> None:
+        self.rows += len(rows)
+        if self.rows > self.after:
+            raise OSError(28, "No space left on device")
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("after", [-1, 0, 500])
+def test_two_stages_writer_failure_is_one_message(after: int) -> None:
+    """The writing side failing (at its start, on the first rows, later) stops the run with
+    one clear message, never a hang or a traceback from the child."""
+    from dissect.errors import DissectError
+    from dissect.stages import run_two_stages
+
+    def make() -> _FailingWriter:
+        if after < 0:
+            raise PermissionError(13, "Permission denied", "/out")
+        return _FailingWriter(after)
+
+    with pytest.raises(DissectError, match="writing the tables failed: (PermissionError|OSError)"):
+        run_two_stages(ALL, make)

@@ -1,0 +1,147 @@
+"""``--jobs 2``: one analysis in two processes, one after the other on the same rows.
+
+This process reads and dissects, as with one process; a child process formats and writes the
+tables and builds the summary from the rows it is handed. Row batches cross a pipe as marshalled
+columns (a NamedTuple is not marshallable; ``zip(*rows)`` and back are done in C), and the child
+takes them in the order they were made: the files are byte for byte those of one process. The
+pipe's buffer bounds what is in flight: a slow writer holds the dissector back, memory stays flat.
+
+Measured on the benchmark capture: the dissecting side is about 1.85 s plus 0.35 s handing rows
+over, the writing side about 1.75 s, where one process took 3.4 s for both.
+"""
+
+from __future__ import annotations
+
+import marshal
+import multiprocessing
+import pickle
+import signal
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from .api import Filters, RunResult, _summary, drive
+from .errors import DissectError
+from .flows import Limits
+from .pipeline import Pipeline
+from .reader import CaptureReader
+from .summary import SummaryBuilder
+
+_END = b""
+
+
+class _Handover:
+    """The consumer on the dissecting side: row batches, as columns, to the writing side.
+
+    Batches go over in messages of about :data:`HANDOVER_ROWS` rows: a message per table
+    would make the dissector wait for the writer at every table (the pipe holds little), one
+    message per few thousand packets lets both sides work at once.
+    """
+
+    def __init__(self, conn: Any, proc: Any) -> None:
+        self.conn = conn
+        self.proc = proc
+        self.pending: list[tuple[str, list[tuple]]] = []
+        self.rows = 0
+
+    def add(self, table: str, rows: Iterable[tuple]) -> None:
+        rows = rows if isinstance(rows, list) else list(rows)
+        if rows:
+            self.pending.append((table, list(zip(*rows, strict=True))))
+            self.rows += len(rows)
+            if self.rows >= HANDOVER_ROWS:
+                self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        batch, self.pending, self.rows = self.pending, [], 0
+        try:
+            data = b"M" + marshal.dumps(batch)
+        except ValueError:  # a value marshal does not take (none of the records' types today)
+            data = b"P" + pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)
+        try:
+            self.conn.send_bytes(data)
+        except (OSError, EOFError):
+            raise _writer_failed(self.conn, self.proc) from None
+
+
+HANDOVER_ROWS = 8192
+
+
+def _writer_failed(conn: Any, proc: Any) -> DissectError:
+    """The writing side stopped: its own message when it sent one."""
+    try:
+        if conn.poll(1.0):
+            kind, detail = conn.recv()
+            if kind == "error":
+                return DissectError(f"writing the tables failed: {detail}")
+    except (OSError, EOFError, ValueError):
+        pass
+    proc.join(1.0)
+    return DissectError(f"the process writing the tables ended unexpectedly (exit code {proc.exitcode})")
+
+
+def _writing_side(conn: Any, make_writer: Callable[[], Any]) -> None:
+    """The child: rows in, tables and summary out; then (summary, counts, blocks) back."""
+    import gc
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    gc.set_threshold(50_000, *gc.get_threshold()[1:])  # as the pipeline does: rows are many objects
+    try:
+        writer = make_writer()
+        summary = SummaryBuilder()
+        loads = marshal.loads
+        recv = conn.recv_bytes
+        while True:
+            data = recv()
+            if data == _END:
+                break
+            for table, cols in loads(data[1:]) if data[:1] == b"M" else pickle.loads(data[1:]):
+                rows = list(zip(*cols, strict=True))
+                writer.add(table, rows)
+                summary.add(table, rows)
+        writer.close()
+        conn.send(("done", (summary, getattr(writer, "counts", {}), getattr(writer, "blocks", {}))))
+    except Exception as e:  # noqa: BLE001 - reported by the parent as one line
+        conn.send(("error", f"{type(e).__name__}: {e}"))
+    finally:
+        conn.close()
+
+
+def run_two_stages(paths: Sequence[str], make_writer: Callable[[], Any], *, filters: Filters | None = None,
+                   limits: Limits | None = None, quiet: bool = True,
+                   ) -> tuple[RunResult, dict[str, int], dict[str, Any]]:
+    """:func:`dissect.api.run` with one writer, in two processes: ``make_writer()`` runs in the
+    child. Returns the run's result (with the summary), the writer's row counts and blocks."""
+    filters = filters or Filters()
+    for f in paths:
+        CaptureReader(f).close()  # an unreadable file stops the run before any output
+    ctx = multiprocessing.get_context("fork")
+    conn, child_conn = ctx.Pipe()
+    proc = ctx.Process(target=_writing_side, args=(child_conn, make_writer), daemon=True)
+    proc.start()
+    child_conn.close()
+    finished = False
+    try:
+        handover = _Handover(conn, proc)
+        pipe = Pipeline([filters.wrap(handover)], limits, filters.flow_filter())
+        drive(pipe, list(paths), quiet)
+        handover.flush()
+        try:
+            conn.send_bytes(_END)
+            kind, detail = conn.recv()
+        except (OSError, EOFError):
+            raise _writer_failed(conn, proc) from None
+        if kind == "error":
+            raise DissectError(f"writing the tables failed: {detail}")
+        proc.join()
+        finished = True
+    finally:
+        if not finished:
+            proc.terminate()
+            proc.join()
+        conn.close()
+    builder, counts, blocks = detail
+    st = pipe.stats
+    return (RunResult(st, _summary(builder, st.files, st.warnings, st.warning_details, st.counters,
+                                   st.nanosecond)), counts, blocks)
