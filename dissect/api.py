@@ -186,11 +186,11 @@ def run(paths: str | Sequence[str], consumers: Sequence[Consumer], *, filters: F
     pipe = Pipeline(wrapped, limits, filters.flow_filter())
     drive(pipe, files, quiet)
     st = pipe.stats
-    return RunResult(st, _summary(summary, st.files, st.warnings, st.warning_details, st.counters,
+    return RunResult(st, run_summary(summary, st.files, st.warnings, st.warning_details, st.counters,
                                   st.nanosecond))
 
 
-def _summary(builder: SummaryBuilder, files: list[dict[str, Any]], warnings: Mapping[str, int],
+def run_summary(builder: SummaryBuilder, files: list[dict[str, Any]], warnings: Mapping[str, int],
              details: list[tuple[str, str]], counters: Mapping[str, int], nanosecond: bool) -> dict[str, Any]:
     """summary.json: the rows' figures plus what the readers and decoders counted."""
     for info in files:
@@ -222,7 +222,7 @@ def run_parallel(paths: str | Sequence[str], jobs: int, *, out_dir: str | None =
         CaptureReader(f).close()
     builder, first, rows = run_jobs(files, jobs, out_dir=out_dir, fmt=fmt, digits=digits, limits=limits,
                                     filters=filters or Filters(), quiet=quiet, blocks=blocks)
-    return _summary(builder, first.files, first.warnings, first.warning_details, first.counters,
+    return run_summary(builder, first.files, first.warnings, first.warning_details, first.counters,
                     first.nanosecond), rows
 
 
@@ -236,7 +236,7 @@ def run_dask(paths: str | Sequence[str], address: Any, *, filters: Filters | Non
     for f in files:
         CaptureReader(f).close()
     rows, builder, st = run_on_dask(files, address, limits=limits, filters=filters or Filters())
-    return _summary(builder, st["files"], st["warnings"], st["details"], st["counters"], st["nanosecond"]), rows
+    return run_summary(builder, st["files"], st["warnings"], st["details"], st["counters"], st["nanosecond"]), rows
 
 
 _SORT_KEYS = {

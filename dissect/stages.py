@@ -19,7 +19,7 @@ import signal
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from .api import Filters, RunResult, _summary, drive
+from .api import Filters, RunResult, drive, run_summary
 from .errors import DissectError
 from .flows import Limits
 from .pipeline import Pipeline
@@ -139,5 +139,5 @@ def run_two_stages(paths: Sequence[str], make_writer: Callable[[], Any], *, filt
         conn.close()
     builder, counts, blocks = detail
     st = pipe.stats
-    return (RunResult(st, _summary(builder, st.files, st.warnings, st.warning_details, st.counters,
+    return (RunResult(st, run_summary(builder, st.files, st.warnings, st.warning_details, st.counters,
                                    st.nanosecond)), counts, blocks)
