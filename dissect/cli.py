@@ -43,6 +43,18 @@ def _writer(out_dir: str, fmt: str, digits: int, blocks: bool) -> ReportWriter |
     return ParquetWriter(out_dir) if fmt == "parquet" else ReportWriter(out_dir, fmt, digits, blocks)
 
 
+def _can_fork() -> bool:
+    import multiprocessing
+
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+def default_jobs() -> int:
+    """``report`` without --jobs: two processes (dissect, write) when the machine has two cores
+    or more and can fork; else one."""
+    return 2 if (os.cpu_count() or 1) >= 2 and _can_fork() else 1
+
+
 def any_nanosecond(files: list[str]) -> bool:
     """Whether any capture has sub-microsecond timestamps: then every CSV time gets 9 digits."""
     fine = False
@@ -125,7 +137,9 @@ def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet:
     files = expand_paths(list(captures))
     digits = 9 if any_nanosecond(files) else 6
     if jobs is None:
-        jobs = 2 if (os.cpu_count() or 1) >= 2 else 1
+        jobs = default_jobs()
+    elif jobs > 1 and not _can_fork():
+        raise click.UsageError("--jobs above 1 needs the fork start method (Linux, macOS): use --jobs 1")
     if fmt == "parquet" and jobs > 2:
         raise click.UsageError("--format parquet is written by one process: use --jobs 1 or 2, or write CSV")
     # Where each table's blocks of rows were written: report.html reads back a sample of them.

@@ -151,3 +151,19 @@ def test_two_stages_writer_failure_is_one_message(after: int) -> None:
 
     with pytest.raises(DissectError, match="writing the tables failed: (PermissionError|OSError)"):
         run_two_stages(ALL, make)
+
+
+def test_default_jobs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Without --jobs: two processes on two cores or more where fork exists, else one; --jobs 2
+    where fork does not exist is a usage error, not a traceback."""
+    from dissect import cli
+
+    monkeypatch.setattr(cli.os, "cpu_count", lambda: 2)
+    assert cli.default_jobs() == (2 if cli._can_fork() else 1)
+    monkeypatch.setattr(cli.os, "cpu_count", lambda: 1)
+    assert cli.default_jobs() == 1
+    monkeypatch.setattr(cli.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(cli, "_can_fork", lambda: False)
+    assert cli.default_jobs() == 1
+    res = CliRunner().invoke(main, ["report", ALL[0], "--out", str(tmp_path), "-q", "--jobs", "2"])
+    assert res.exit_code == 2 and "fork" in res.output
