@@ -13,6 +13,7 @@ rows over, the writing side about 1.5 s, where one process took 3.4 s for both.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import pickle
 import signal
@@ -77,9 +78,13 @@ def _writer_failed(conn: Any, proc: Any) -> DissectError:
     return DissectError(f"the process writing the tables ended unexpectedly (exit code {proc.exitcode})")
 
 
-def _writing_side(conn: Any, make_writer: Callable[[], Any]) -> None:
+def _writing_side(conn: Any, parent_end: Any, make_writer: Callable[[], Any]) -> None:
     """The child: rows in, tables and summary out; then (summary, counts, blocks) back."""
     import gc
+
+    # The fork copied the parent's end of the pipe too: closed here, the pipe reports the end of
+    # the parent (even a killed one) as EOF instead of waiting forever.
+    parent_end.close()
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     gc.set_threshold(50_000, *gc.get_threshold()[1:])  # as the pipeline does: rows are many objects
@@ -99,7 +104,8 @@ def _writing_side(conn: Any, make_writer: Callable[[], Any]) -> None:
         writer.close()
         conn.send(("done", (summary, getattr(writer, "counts", {}), getattr(writer, "blocks", {}))))
     except Exception as e:  # noqa: BLE001 - reported by the parent as one line
-        conn.send(("error", f"{type(e).__name__}: {e}"))
+        with contextlib.suppress(OSError):  # the parent may be gone already
+            conn.send(("error", f"{type(e).__name__}: {e}"))
     finally:
         conn.close()
 
@@ -114,7 +120,7 @@ def run_two_stages(paths: Sequence[str], make_writer: Callable[[], Any], *, filt
         CaptureReader(f).close()  # an unreadable file stops the run before any output
     ctx = multiprocessing.get_context("fork")
     conn, child_conn = ctx.Pipe()
-    proc = ctx.Process(target=_writing_side, args=(child_conn, make_writer), daemon=True)
+    proc = ctx.Process(target=_writing_side, args=(child_conn, conn, make_writer), daemon=True)
     proc.start()
     child_conn.close()
     finished = False

@@ -167,3 +167,56 @@ def test_default_jobs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert cli.default_jobs() == 1
     res = CliRunner().invoke(main, ["report", ALL[0], "--out", str(tmp_path), "-q", "--jobs", "2"])
     assert res.exit_code == 2 and "fork" in res.output
+
+
+_ORPHAN_SCRIPT = """
+import os, sys, time
+from dissect.stages import run_two_stages
+
+class SlowWriter:
+    def add(self, table, rows):
+        time.sleep(0.2)
+    def close(self):
+        pass
+
+def make():
+    with open(sys.argv[2], "w") as f:
+        f.write(str(os.getpid()))
+    return SlowWriter()
+
+run_two_stages([sys.argv[1]] * 10000, make)  # a few seconds of dissecting
+"""
+
+
+def test_two_stages_child_ends_with_a_killed_parent(tmp_path: Path) -> None:
+    """The writing side never outlives the dissecting side, even one killed outright (the child
+    must not hold the parent's end of the pipe open)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pid_file = tmp_path / "child.pid"
+    parent = subprocess.Popen([sys.executable, "-c", _ORPHAN_SCRIPT, ALL[0], str(pid_file)],
+                              stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline and parent.poll() is None, parent.stderr.read() if parent.stderr else ""
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    time.sleep(0.3)  # mid-run: the slow writer holds the parent back
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    while True:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break  # gone (reaped by init)
+        with open(f"/proc/{child}/stat") as f:
+            if f.read().split(") ")[1].startswith("Z"):
+                break  # a zombie waiting for init: it has ended
+        assert time.monotonic() < deadline, "the writing side outlived its parent"
+        time.sleep(0.1)
+    assert parent.stderr is not None
+    assert b"Traceback" not in parent.stderr.read()
