@@ -114,9 +114,10 @@ class _Figure:
 
     __slots__ = ("data", "layout")
 
-    def __init__(self) -> None:
+    def __init__(self, layout: dict[str, Any]) -> None:
         self.data: list[dict[str, Any]] = []
         self.layout: dict[str, Any] = {}
+        _merge(self.layout, layout)
 
     def add_trace(self, trace: dict[str, Any]) -> None:
         self.data.append(trace)
@@ -135,6 +136,16 @@ class _Figure:
 
 def _trace(kind: str, **props: Any) -> dict[str, Any]:
     return {"type": kind, **props}
+
+
+def _direction_bars(fig: _Figure, categories: list[str], counts: dict[str, list[int]],
+                    horizontal: bool = False) -> None:
+    """One bar trace per direction (in its colour) with any count, over ``categories``."""
+    for direction, values in counts.items():
+        if any(values):
+            cells = {"y": categories, "x": values, "orientation": "h"} if horizontal else \
+                {"x": categories, "y": values}
+            fig.add_trace(_trace("bar", **cells, name=direction, marker={"color": DIR_COLORS[direction]}))
 
 
 def _merge(into: dict[str, Any], props: dict[str, Any]) -> None:
@@ -227,7 +238,7 @@ def _figures(a: Analysis, summary: dict[str, Any], max_points: int) -> list[tupl
     # Handshake durations per layer.
     hs = a.handshakes
     if len(hs):
-        fig = _Figure()
+        fig = _Figure(base_layout)
         dur_all = _num(hs["duration_ms"])
         positive = dur_all[dur_all > 0]
         for layer in list(LAYERS) + sorted(set(hs["layer"].dropna().astype(str)) - set(LAYERS)):
@@ -251,7 +262,6 @@ def _figures(a: Analysis, summary: dict[str, Any], max_points: int) -> list[tupl
                 )
             )
         use_log = len(positive) > 0 and positive.max() / max(positive.min(), 1e-9) > 1000
-        fig.update_layout(**base_layout)
         fig.update_layout(
             xaxis={
                 "title": "duration (ms)" + (", log scale" if use_log else ""),
@@ -281,7 +291,7 @@ def _figures(a: Analysis, summary: dict[str, Any], max_points: int) -> list[tupl
             dur = np.where(np.isnan(dur), (end - h["t0"].to_numpy()) * 1000.0, dur)
             h["dur"] = np.nan_to_num(dur, nan=0.0)
             labels = {sid: f"session {sid}" for sid in chosen}
-            fig = _Figure()
+            fig = _Figure(base_layout)
             for layer in list(LAYERS) + sorted(set(h["layer"].astype(str)) - set(LAYERS)):
                 sub = h[h["layer"] == layer]
                 if not len(sub):
@@ -311,7 +321,6 @@ def _figures(a: Analysis, summary: dict[str, Any], max_points: int) -> list[tupl
                         ),
                     )
                 )
-            fig.update_layout(**base_layout)
             fig.update_layout(
                 barmode="overlay",
                 height=max(300, 22 * len(chosen) + 120),
@@ -369,7 +378,7 @@ def _figures(a: Analysis, summary: dict[str, Any], max_points: int) -> list[tupl
         edges = np.linspace(lo, hi if hi > lo else lo + 1.0, nbins + 1)
         width = edges[1] - edges[0]
         centers = [_utc(x) for x in (edges[:-1] + width / 2)]
-        fig = _Figure()
+        fig = _Figure(base_layout)
         for name, by_dir in series:
             for direction, (t, weights) in by_dir.items():
                 if not len(t):
@@ -388,7 +397,6 @@ def _figures(a: Analysis, summary: dict[str, Any], max_points: int) -> list[tupl
                         name=f"{name} {direction}",
                     )
                 )
-        fig.update_layout(**base_layout)
         fig.update_layout(
             xaxis={"title": "time (UTC)", "type": "date"},
             yaxis={"title": f"count per {width:.3g} s"},
@@ -408,21 +416,10 @@ def _figures(a: Analysis, summary: dict[str, Any], max_points: int) -> list[tupl
             dirs = msg["direction"].astype(str).to_numpy()[ok]
             kmin, kmax = int(b.min()), int(b.max())
             labels_ = [_size_bin_label(k) for k in range(kmin, kmax + 1)]
-            fig = _Figure()
-            for direction in ("c2s", "s2c"):
-                sel = b[dirs == direction]
-                if not len(sel):
-                    continue
-                counts = np.bincount(sel - kmin, minlength=kmax - kmin + 1)
-                fig.add_trace(
-                    _trace("bar",
-                        x=labels_,
-                        y=counts.tolist(),
-                        name=direction,
-                        marker={"color": DIR_COLORS[direction]},
-                    )
-                )
-            fig.update_layout(**base_layout)
+            fig = _Figure(base_layout)
+            _direction_bars(fig, labels_, {
+                d: np.bincount(b[dirs == d] - kmin, minlength=kmax - kmin + 1).tolist() for d in ("c2s", "s2c")
+            })
             fig.update_layout(
                 barmode="group",
                 xaxis={"title": "payload size (log2 bins)", "type": "category"},
@@ -436,7 +433,7 @@ def _figures(a: Analysis, summary: dict[str, Any], max_points: int) -> list[tupl
         lat = _num(sio["ack_latency_ms"])
         has = ~np.isnan(lat)
         if has.any():
-            fig = _Figure()
+            fig = _Figure(base_layout)
             ns = sio["namespace"].where(sio["namespace"].notna(), "/").astype(str).to_numpy()[has]
             vals = lat[has]
             groups = [("all", vals)]
@@ -453,7 +450,6 @@ def _figures(a: Analysis, summary: dict[str, Any], max_points: int) -> list[tupl
                         name=plot_text(f"{gname} (n={len(v)})", 60),
                     )
                 )
-            fig.update_layout(**base_layout)
             fig.update_layout(barmode="group", yaxis={"title": "ack latency (ms)"}, xaxis={"type": "category"})
             out.append(("ack-latency", "Socket.IO ack latency", fig))
 
@@ -462,19 +458,9 @@ def _figures(a: Analysis, summary: dict[str, Any], max_points: int) -> list[tupl
     if len(fr):
         g = fr.groupby([fr["opcode_name"].astype(str), fr["direction"].astype(str)]).size()
         names = sorted({k[0] for k in g.index})
-        fig = _Figure()
-        for direction in ("c2s", "s2c"):
-            ys = [int(g.get((n, direction), 0)) for n in names]
-            if any(ys):
-                fig.add_trace(
-                    _trace("bar",
-                        x=[plot_text(n, 30) for n in names],
-                        y=ys,
-                        name=direction,
-                        marker={"color": DIR_COLORS[direction]},
-                    )
-                )
-        fig.update_layout(**base_layout)
+        fig = _Figure(base_layout)
+        _direction_bars(fig, [plot_text(n, 30) for n in names],
+                        {d: [int(g.get((n, d), 0)) for n in names] for d in ("c2s", "s2c")})
         fig.update_layout(
             barmode="group",
             xaxis={"type": "category", "title": "opcode"},
@@ -491,21 +477,10 @@ def _figures(a: Analysis, summary: dict[str, Any], max_points: int) -> list[tupl
             key = nsp + "  " + name
             top = key.value_counts().head(25)
             cats = [plot_text(k, 80) for k in top.index]
-            fig = _Figure()
-            for direction in ("c2s", "s2c"):
-                kd = key[ev["direction"] == direction].value_counts()
-                xs = [int(kd.get(k, 0)) for k in top.index]
-                if any(xs):
-                    fig.add_trace(
-                        _trace("bar",
-                            y=cats,
-                            x=xs,
-                            name=direction,
-                            orientation="h",
-                            marker={"color": DIR_COLORS[direction]},
-                        )
-                    )
-            fig.update_layout(**base_layout)
+            fig = _Figure(base_layout)
+            per_dir = {d: key[ev["direction"] == d].value_counts() for d in ("c2s", "s2c")}
+            _direction_bars(fig, cats, {d: [int(vc.get(k, 0)) for k in top.index] for d, vc in per_dir.items()},
+                            horizontal=True)
             fig.update_layout(
                 barmode="stack",
                 height=max(300, 22 * len(cats) + 120),
@@ -525,7 +500,7 @@ def _figures(a: Analysis, summary: dict[str, Any], max_points: int) -> list[tupl
             for k, n in counts.items():
                 kinds[k] = kinds.get(k, 0) + int(n)
         top_kinds = sorted(kinds, key=lambda k: (-kinds[k], k))[:30]
-        fig = _Figure()
+        fig = _Figure(base_layout)
         for table, counts in by_table.items():
             fig.add_trace(
                 _trace("bar",
@@ -535,7 +510,6 @@ def _figures(a: Analysis, summary: dict[str, Any], max_points: int) -> list[tupl
                     orientation="h",
                 )
             )
-        fig.update_layout(**base_layout)
         fig.update_layout(
             barmode="stack",
             height=max(300, 22 * len(top_kinds) + 120),
