@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -113,8 +113,7 @@ class Analysis:
                 if step > 1:
                     sampled[name] = step
             elif os.path.exists(jsonl_path):
-                df = pd.read_json(jsonl_path, lines=True, dtype=False)
-                out[name] = _tidy(TABLES[name], df.reindex(columns=list(TABLES[name]._fields)))  # type: ignore[attr-defined]
+                out[name] = read_jsonl(jsonl_path, name)
             elif os.path.exists(os.path.join(directory, f"{name}.parquet")):
                 df, step = read_parquet_sampled(os.path.join(directory, f"{name}.parquet"), max_rows)
                 out[name] = _tidy(TABLES[name], df)
@@ -169,11 +168,7 @@ def read_blocks(path: str, table: str, blocks: Blocks, max_rows: int) -> tuple[p
             f.seek(offsets[i])
             parts.append(f.read(end - offsets[i]))
     data = io.BytesIO(b"".join(parts))
-    if csv:
-        df = _typed(table, pd.read_csv(data, keep_default_na=False, na_values=[""], low_memory=False))
-    else:
-        df = pd.read_json(data, lines=True, dtype=False)
-        df = _tidy(TABLES[table], df.reindex(columns=list(TABLES[table]._fields)))  # type: ignore[attr-defined]
+    df = read_csv(data, table) if csv else read_jsonl(data, table)
     return df.iloc[:max_rows], step  # one block may hold more than a tiny max_rows
 
 
@@ -196,9 +191,15 @@ def read_parquet_sampled(path: str, max_rows: int | None) -> tuple[pd.DataFrame,
     return pd.concat(parts, ignore_index=True), step
 
 
-def read_csv(path: str, table: str) -> pd.DataFrame:
-    """Read a table's CSV back with the same dtypes :func:`frame` gives."""
-    return _typed(table, pd.read_csv(path, keep_default_na=False, na_values=[""], low_memory=False))
+def read_csv(source: str | IO[bytes], table: str) -> pd.DataFrame:
+    """Read a table's CSV (a path or bytes) back with the same dtypes :func:`frame` gives."""
+    return _typed(table, pd.read_csv(source, keep_default_na=False, na_values=[""], low_memory=False))
+
+
+def read_jsonl(source: str | IO[bytes], table: str) -> pd.DataFrame:
+    """Read a table's JSON lines (a path or bytes) back with the contract's columns."""
+    df = pd.read_json(source, lines=True, dtype=False)
+    return _tidy(TABLES[table], df.reindex(columns=list(TABLES[table]._fields)))  # type: ignore[attr-defined]
 
 
 def _typed(table: str, df: pd.DataFrame) -> pd.DataFrame:
