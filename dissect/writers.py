@@ -272,6 +272,7 @@ class Blocks:
     __slots__ = ("offsets", "rows", "t_first", "t_last", "c2s", "_ts", "_dir")
 
     def __init__(self, table: str | None = None) -> None:
+        # (arrays pickle as their bytes: blocks cross from --jobs workers to the parent)
         self.offsets = array("q")
         self.rows = array("q")
         self.t_first = array("d")
@@ -298,16 +299,6 @@ class Blocks:
         self.offsets.extend(o + shift for o in other.offsets)
         for name in ("rows", "t_first", "t_last", "c2s"):
             getattr(self, name).extend(getattr(other, name))
-
-    def __getstate__(self) -> tuple[bytes, ...]:
-        return tuple(getattr(self, n).tobytes() for n in ("offsets", "rows", "t_first", "t_last", "c2s"))
-
-    def __setstate__(self, state: tuple[bytes, ...]) -> None:
-        for name, data in zip(("offsets", "rows", "t_first", "t_last", "c2s"), state, strict=True):
-            a = array("d" if name.startswith("t_") else "q")
-            a.frombytes(data)
-            setattr(self, name, a)
-        self._ts = self._dir = -1
 
 
 def _json_lines(cls: Any, rows: list[tuple]) -> str:
