@@ -31,7 +31,7 @@ from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from .records import TABLES
 
@@ -100,19 +100,24 @@ def _counts(values: Iterable[Any]) -> Counter[Any]:
     close code: the common case) is counted by ``list.count``, which compares the same object
     by identity, instead of hashing every cell.
     """
-    if type(values) is list and values:
-        first = values[0]
-        n = len(values)
-        if values[-1] is first and values[n >> 1] is first and values.count(first) == n:
-            return Counter({first: n})
+    if _one_value(values):
+        return Counter({values[0]: len(values)})
     return Counter(values)
 
 
 def _counts_of(*cols: Sequence[Any]) -> Counter[tuple[Any, ...]]:
     """:func:`_counts` of the rows' combinations of ``cols`` (equal-length columns)."""
-    if all(type(c) is list and c and c[-1] is c[0] and c.count(c[0]) == len(c) for c in cols):
+    if all(_one_value(c) for c in cols):
         return Counter({tuple(c[0] for c in cols): len(cols[0])})
     return Counter(zip(*cols, strict=False))
+
+
+def _one_value(col: Iterable[Any]) -> TypeGuard[list[Any]]:
+    """A non-empty list whose cells are all the first one (three probes by identity first)."""
+    if type(col) is not list or not col:
+        return False
+    first = col[0]
+    return col[-1] is first and col[len(col) >> 1] is first and col.count(first) == len(col)
 
 
 def _total(col: Sequence[Any]) -> int:
