@@ -120,6 +120,15 @@ def expand_paths(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]
     return out
 
 
+def capture_files(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[str]:
+    """The capture files of ``paths`` (:func:`expand_paths`), each opened once first: an
+    unreadable one stops the run (:class:`CaptureError`) before any output is written."""
+    files = expand_paths(paths)
+    for f in files:
+        CaptureReader(f).close()
+    return files
+
+
 @dataclass
 class RunResult:
     stats: Stats
@@ -176,18 +185,15 @@ def run(paths: str | Sequence[str], consumers: Sequence[Consumer], *, filters: F
     Raises :class:`CaptureError` when a capture cannot be read at all; damage inside a readable
     capture is a warning in the summary.
     """
-    files = expand_paths(paths)
+    files = capture_files(paths)
     filters = filters or Filters()
     summary = SummaryBuilder()
     wrapped = [filters.wrap(c) for c in consumers] + [filters.wrap(summary)]
-    # Open every file first: an unreadable one stops the run before any output is written.
-    for f in files:
-        CaptureReader(f).close()
     pipe = Pipeline(wrapped, limits, filters.flow_filter())
     drive(pipe, files, quiet)
     st = pipe.stats
     return RunResult(st, run_summary(summary, st.files, st.warnings, st.warning_details, st.counters,
-                                  st.nanosecond))
+                                     st.nanosecond))
 
 
 def run_summary(builder: SummaryBuilder, files: list[dict[str, Any]], warnings: Mapping[str, int],
@@ -217,13 +223,11 @@ def run_parallel(paths: str | Sequence[str], jobs: int, *, out_dir: str | None =
     receives where the written tables' blocks of rows are (see ``ReportWriter.blocks``)."""
     from .parallel import run_jobs
 
-    files = expand_paths(paths)
-    for f in files:
-        CaptureReader(f).close()
+    files = capture_files(paths)
     builder, first, rows = run_jobs(files, jobs, out_dir=out_dir, fmt=fmt, digits=digits, limits=limits,
                                     filters=filters or Filters(), quiet=quiet, blocks=blocks)
     return run_summary(builder, first.files, first.warnings, first.warning_details, first.counters,
-                    first.nanosecond), rows
+                       first.nanosecond), rows
 
 
 def run_dask(paths: str | Sequence[str], address: Any, *, filters: Filters | None = None,
@@ -232,9 +236,7 @@ def run_dask(paths: str | Sequence[str], address: Any, *, filters: Filters | Non
     Returns (summary, rows by table)."""
     from .cluster import run_on_dask
 
-    files = expand_paths(paths)
-    for f in files:
-        CaptureReader(f).close()
+    files = capture_files(paths)
     rows, builder, st = run_on_dask(files, address, limits=limits, filters=filters or Filters())
     return run_summary(builder, st["files"], st["warnings"], st["details"], st["counters"], st["nanosecond"]), rows
 

@@ -20,11 +20,10 @@ import signal
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from .api import Filters, RunResult, drive, run_summary
+from .api import Filters, RunResult, capture_files, drive, run_summary
 from .errors import DissectError
 from .flows import Limits
 from .pipeline import Pipeline
-from .reader import CaptureReader
 from .summary import SummaryBuilder
 
 _END = b""
@@ -116,8 +115,7 @@ def run_two_stages(paths: Sequence[str], make_writer: Callable[[], Any], *, filt
     """:func:`dissect.api.run` with one writer, in two processes: ``make_writer()`` runs in the
     child. Returns the run's result (with the summary), the writer's row counts and blocks."""
     filters = filters or Filters()
-    for f in paths:
-        CaptureReader(f).close()  # an unreadable file stops the run before any output
+    files = capture_files(paths)
     ctx = multiprocessing.get_context("fork")
     conn, child_conn = ctx.Pipe()
     proc = ctx.Process(target=_writing_side, args=(child_conn, conn, make_writer), daemon=True)
@@ -127,7 +125,7 @@ def run_two_stages(paths: Sequence[str], make_writer: Callable[[], Any], *, filt
     try:
         handover = _Handover(conn, proc)
         pipe = Pipeline([filters.wrap(handover)], limits, filters.flow_filter())
-        drive(pipe, list(paths), quiet)
+        drive(pipe, files, quiet)
         handover.flush()
         try:
             conn.send_bytes(_END)
@@ -146,4 +144,4 @@ def run_two_stages(paths: Sequence[str], make_writer: Callable[[], Any], *, filt
     builder, counts, blocks = detail
     st = pipe.stats
     return (RunResult(st, run_summary(builder, st.files, st.warnings, st.warning_details, st.counters,
-                                   st.nanosecond)), counts, blocks)
+                                      st.nanosecond)), counts, blocks)
