@@ -13,18 +13,18 @@ __all__ = ["Analysis", "analyze", "__version__"]
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .api import analyze
-    from .tables import Analysis
+    from dissect.api import analyze
+    from dissect.output.tables import Analysis
 
 
 def __getattr__(name: str) -> Any:
     # Imported on first use: the command line does not pay for pandas unless it needs DataFrames.
     if name == "analyze":
-        from .api import analyze
+        from dissect.api import analyze
 
         return analyze
     if name == "Analysis":
-        from .tables import Analysis
+        from dissect.output.tables import Analysis
 
         return Analysis
     raise AttributeError(f"module 'dissect' has no attribute {name!r}")

@@ -1,3 +1,3 @@
-from .cli import main
+from dissect.cli import main
 
 main()

@@ -28,7 +28,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .api import CAPTURE_SUFFIXES
+from dissect.api import CAPTURE_SUFFIXES
 
 ROOT = Path(__file__).resolve().parents[1]
 CAPTURES_DIR = ROOT / "captures"
@@ -91,7 +91,7 @@ def generate(capture: Path, out_dir: Path) -> None:
     Runs the ``dissect report`` command in this process, from the repository root with the
     capture's path relative to it. Raises RuntimeError when the command fails.
     """
-    from .cli import main
+    from dissect.cli import main
 
     capture = Path(capture).resolve()
     try:

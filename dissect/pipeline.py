@@ -1,13 +1,14 @@
 """The pipeline, in the order the data flows:
 
 reader (pcap/pcapng chunks) -> link layer -> IP -> TCP/UDP -> flow table and TCP reassembly ->
-application dissectors chained per session (:mod:`dissect.chain`) -> rows in a :class:`Sink` ->
+application dissectors per session, chosen by :mod:`dissect.protocols.registry` -> rows in an
+:class:`~dissect.records.Outbox` ->
 consumers (report writers, the summary, the in-memory collector of :func:`dissect.analyze`).
 
 The per-packet loop is the hot path: it decodes the common case (Ethernet or cooked Linux, IPv4
 without options, TCP) inline with ``struct.unpack_from`` on the read chunk, builds the flow key as
 one slice of the packet (the IPv4 addresses and the TCP ports are contiguous when the header has
-no options), and leaves everything rarer to :mod:`dissect.link` and :mod:`dissect.ip`.
+no options), and leaves everything rarer to :mod:`dissect.capture.link` and :mod:`dissect.capture.ip`.
 """
 
 from __future__ import annotations
@@ -15,19 +16,19 @@ from __future__ import annotations
 import gc
 import struct
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
 
-from . import link
-from .chain import Chain
-from .flows import FlowTable, Limits
-from .ip import IPLayer
-from .reader import CaptureReader, Packet
-from .records import Sink
-from .tcp import ACK, FIN, HALF, MASK, SYN
-
-if TYPE_CHECKING:
-    from .parallel import Ownership
+from dissect.capture import link
+from dissect.capture.ip import IPLayer
+from dissect.capture.reader import CaptureReader, Packet
+from dissect.capture.tunnels import gre, udp_tunnel, with_injected
+from dissect.protocols.registry import Dispatcher
+from dissect.records import Outbox
+from dissect.transport.flows import FlowTable
+from dissect.transport.limits import Limits
+from dissect.transport.ownership import Ownership
+from dissect.transport.tcp import ACK, FIN, HALF, MASK, SYN
 
 _tcp_hdr = struct.Struct("!HHIIBB").unpack_from
 _udp_hdr = struct.Struct("!HH").unpack_from
@@ -43,62 +44,14 @@ class Consumer(Protocol):
     def add(self, table: str, rows: Iterable[tuple]) -> None: ...
 
 
-def _with_injected(reader: Iterable[Packet], inject: deque[Packet]) -> Iterator[Packet]:
-    """The reader's packets, each followed by the inner packets its tunnels handed back."""
-    for p in reader:
-        yield p
-        while inject:
-            yield inject.popleft()
-
-
-def _udp_tunnel(inject: deque[Packet], counters: Counter[str], ts: int, data: bytes, off: int, end: int,
-                port: int) -> None:
-    """VXLAN (RFC 7348: 8-byte header, I flag, inner Ethernet) or Geneve (RFC 8926: 8 bytes plus
-    options, inner protocol by EtherType) on ``data[off:end]``."""
-    if end - off < 8:
-        return
-    if port == 4789:
-        if not data[off] & 0x08:
-            return
-        inner, lt = off + 8, link.LINKTYPE_ETHERNET
-    else:
-        if data[off] >> 6:  # Geneve version 0 only
-            return
-        inner = off + 8 + (data[off] & 0x3F) * 4
-        lt = _BY_ETHERTYPE.get((data[off + 2] << 8) | data[off + 3], -1)
-        if lt < 0:
-            return
-    if inner < end:
-        counters["tunnel-vxlan" if port == 4789 else "tunnel-geneve"] += 1
-        inject.append((ts, lt, data, inner, end - inner, end - inner))
-
-
-def _gre(inject: deque[Packet], counters: Counter[str], ts: int, data: bytes, off: int, end: int) -> None:
-    """GRE version 0 (RFC 2784, RFC 2890 key and sequence number): the payload is a packet."""
-    if end - off < 4:
-        return
-    flags = (data[off] << 8) | data[off + 1]
-    if flags & 0x0007:  # version 1 is PPTP's enhanced GRE: not followed
-        counters["gre-other"] += 1
-        return
-    inner = off + 4 + 4 * (bool(flags & 0x8000) + bool(flags & 0x2000) + bool(flags & 0x1000))
-    lt = _BY_ETHERTYPE.get((data[off + 2] << 8) | data[off + 3], -1)
-    if lt < 0 or inner >= end:
-        counters["gre-other"] += 1
-        return
-    counters["tunnel-gre"] += 1
-    inject.append((ts, lt, data, inner, end - inner, end - inner))
-
-
-_BY_ETHERTYPE = {0x6558: link.LINKTYPE_ETHERNET, 0x0800: link.LINKTYPE_IPV4, 0x86DD: link.LINKTYPE_IPV6}
-
-
 class Stats:
-    """What the pipeline counted besides rows: per file, link types, decode failures."""
+    """What the pipeline counted besides rows: per file, link types, decode failures
+    (``counters``), and what the dissectors counted (``protocol``, the outbox's counters)."""
 
     def __init__(self) -> None:
         self.files: list[dict[str, Any]] = []
         self.counters: Counter[str] = Counter()
+        self.protocol: Counter[str] = Counter()
         self.warnings: Counter[str] = Counter()
         self.warning_details: list[tuple[str, str]] = []
         self.nanosecond = False
@@ -109,13 +62,12 @@ class Pipeline:
                  accept: Callable[[bytes, int, bytes, int], bool] | None = None,
                  progress: Callable[[int], None] | None = None,
                  ownership: Ownership | None = None) -> None:
-        self.sink = Sink()
+        self.outbox = Outbox()
         self.limits = limits or Limits()
         self.consumers = consumers
-        self.chain = Chain(self.sink, self.limits)
-        self.flows = FlowTable(self.sink, self.limits, accept, self.chain.app_level)
-        self.flows.on_tcp_open = self.chain.attach
-        self.flows.ownership = self.chain.ownership = ownership
+        self.dispatcher = Dispatcher(self.outbox, self.limits, ownership)
+        self.flows = FlowTable(self.outbox, self.limits, accept, self.dispatcher.first_data,
+                               self.dispatcher.app_protocol, ownership)
         self.ip = IPLayer()
         self.stats = Stats()
         self.progress = progress
@@ -124,17 +76,21 @@ class Pipeline:
         self.last_ts = 0
 
     def drain(self) -> None:
-        for table, rows in self.sink.drain().items():
+        for table, rows in self.outbox.drain().items():
             for c in self.consumers:
                 c.add(table, rows)
 
     def finish(self) -> None:
         self.flows.flush_all(self.last_ts)
-        self.chain.finish(self.last_ts)
+        self.dispatcher.finish(self.last_ts)
         self.drain()
-        self.stats.counters.update(self.ip.counters)
+        st = self.stats
+        st.counters.update(self.ip.counters)
         if self.flows.evicted:
-            self.stats.counters["flows-evicted"] += self.flows.evicted
+            st.counters["flows-evicted"] += self.flows.evicted
+        if self.flows.filtered:
+            st.counters["flows-filtered-out"] += self.flows.filtered
+        st.protocol.update(self.outbox.counters)
 
     def run_reader(self, reader: CaptureReader) -> None:
         """Dissect every packet of one capture file."""
@@ -156,7 +112,7 @@ class Pipeline:
         decoders = link.DECODERS
         ipdecode = self.ip.decode
         counters = self.stats.counters
-        sink = self.sink
+        outbox = self.outbox
         progress = self.progress
         last_ts = self.last_ts
         npk = 0
@@ -165,10 +121,10 @@ class Pipeline:
         ip4_hdr = _ip4_hdr
 
         inject = self.inject
-        for ts, lt, buf, off, caplen, _wirelen in _with_injected(reader, inject):
+        for ts, lt, buf, off, caplen, _wirelen in with_injected(reader, inject):
             npk += 1
             if not npk % DRAIN_EVERY:
-                if sink.pending():
+                if outbox.pending():
                     self.drain()
                 if not npk % EVICT_EVERY:
                     flows.evict(ts)
@@ -180,7 +136,7 @@ class Pipeline:
                 last_ts = ts
             end = off + caplen
 
-            # -- link layer: Ethernet without tags inline, the rest in dissect.link
+            # -- link layer: Ethernet without tags inline, the rest in dissect.capture.link
             if lt == 1 and caplen >= 34:
                 etype = (buf[off + 12] << 8) | buf[off + 13]
                 l3 = off + 14
@@ -290,7 +246,7 @@ class Pipeline:
                     continue
                 udport = (data[l4 + 2] << 8) | data[l4 + 3]
                 if udport == 4789 or udport == 6081:  # VXLAN, Geneve: the inner frame is a packet too
-                    _udp_tunnel(inject, counters, ts, data, l4 + 8, min(l4end, end), udport)
+                    udp_tunnel(inject, counters, ts, data, l4 + 8, min(l4end, end), udport)
                 uentry = udp_get(key)
                 if uentry is None:
                     sport, dport = _udp_hdr(data, l4)
@@ -305,7 +261,7 @@ class Pipeline:
                 uflow.nbytes[d] += max(0, l4end - l4 - 8)  # the IP length says, even if cut
                 uflow.ts_last = ts
             elif proto == 47:
-                _gre(inject, counters, ts, data, l4, min(l4end, end))
+                gre(inject, counters, ts, data, l4, min(l4end, end))
             else:
                 counters[f"ip-proto-{proto}"] += 1
 

@@ -4,15 +4,16 @@ Every table row is a NamedTuple whose fields are the contract's columns, in the 
 Extra columns (allowed by the contract) come after the contract's own.
 
 Inside dissect, timestamps are integer nanoseconds since the UNIX epoch (fields ``ts*`` and
-``*_ts``); the adapters at the edge (:mod:`dissect.tables`, the CSV writer) turn them into epoch
+``*_ts``); the adapters at the edge (:mod:`dissect.output.tables`, the CSV writer) turn them into epoch
 seconds. Durations (``*_ms``) are already float milliseconds. A missing value is ``None``.
 
-Dissectors append rows to a :class:`Sink`, one list per table; the pipeline drains the lists to
+Dissectors append rows to an :class:`Outbox`, one list per table; the pipeline drains the lists to
 the writers in batches, so memory stays bounded however long the capture is.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import NamedTuple
 
 # Directions are small ints on the hot path; rows carry the contract's strings.
@@ -182,16 +183,19 @@ def ts_columns(table: type[tuple]) -> tuple[str, ...]:
     )
 
 
-class Sink:
-    """Where dissectors put their rows: one plain list per table.
+class Outbox:
+    """Where dissectors put their rows: one plain list per table, and ``counters`` for what they
+    count without a row (bytes not parsed, acks dropped...), which reach summary.json's ``decode``.
 
     The pipeline empties the lists (``drain``) into the writers every so often; a dissector only
-    ever appends. Counters of anomalies and reader warnings live in the summary, not here.
+    ever appends.
     """
 
-    __slots__ = ("sessions", "handshakes", "http", "ws_frames", "ws_messages", "sio_packets")
+    __slots__ = ("sessions", "handshakes", "http", "ws_frames", "ws_messages", "sio_packets", "counters")
+    TABLES = ("sessions", "handshakes", "http", "ws_frames", "ws_messages", "sio_packets")
 
     def __init__(self) -> None:
+        self.counters: Counter[str] = Counter()
         self.sessions: list[Session] = []
         self.handshakes: list[Handshake] = []
         self.http: list[HttpExchange] = []
@@ -202,7 +206,7 @@ class Sink:
     def drain(self) -> dict[str, list[tuple]]:
         """Hand over every row collected so far and start empty lists."""
         out: dict[str, list[tuple]] = {}
-        for name in self.__slots__:
+        for name in self.TABLES:
             rows = getattr(self, name)
             if rows:
                 out[name] = rows
@@ -210,7 +214,7 @@ class Sink:
         return out
 
     def pending(self) -> int:
-        return sum(len(getattr(self, n)) for n in self.__slots__)
+        return sum(len(getattr(self, n)) for n in self.TABLES)
 
 
 def ms(a: int | None, b: int | None) -> float | None:

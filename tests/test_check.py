@@ -11,6 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 import dissect
+from dissect.cli.checks import check as check_cmd
+from dissect.output.tables import Analysis
 from dissect.report.check import (
     RuleResult,
     RulesError,
@@ -22,8 +24,6 @@ from dissect.report.check import (
     load_rules,
     parse_rules,
 )
-from dissect.report.commands import check as check_cmd
-from dissect.tables import Analysis
 from tests.test_summary import synthetic_analysis
 
 # Synthetic data (tests/test_summary.py): sessions 1..9; id % 3 == 0 HTTP, 1 WebSocket,

@@ -21,9 +21,10 @@ import pytest
 from click.testing import CliRunner
 
 import dissect
-from dissect import crosscheck as cc
+from dissect.cli.crosscheck import crosscheck as crosscheck_cmd
 from dissect.golden import corpus
-from dissect.tables import Analysis
+from dissect.output.tables import Analysis
+from dissect.report import crosscheck as cc
 
 from . import craft
 
@@ -321,22 +322,22 @@ def test_dropped_frame_is_named(monkeypatch: pytest.MonkeyPatch, crafted: str) -
 @needs_tshark
 def test_cli_exit_codes(monkeypatch: pytest.MonkeyPatch, crafted: str, tmp_path: Path) -> None:
     runner = CliRunner()
-    ok = runner.invoke(cc.crosscheck, [crafted])
+    ok = runner.invoke(crosscheck_cmd, [crafted])
     assert ok.exit_code == 0, ok.output
     assert "no disagreement" in ok.output and "compared:" in ok.output
 
-    as_json = runner.invoke(cc.crosscheck, [crafted, "--json"])
+    as_json = runner.invoke(crosscheck_cmd, [crafted, "--json"])
     assert as_json.exit_code == 0
     data = json.loads(as_json.output)
     assert data[0]["disagreements"] == [] and data[0]["compared"]["ws_frames"] == len(CRAFTED_FRAMES)
 
     junk = tmp_path / "junk.pcap"
     junk.write_bytes(b"not a capture at all")
-    bad = runner.invoke(cc.crosscheck, [str(junk)])
+    bad = runner.invoke(crosscheck_cmd, [str(junk)])
     assert bad.exit_code == 2
 
     _perturbed(monkeypatch, extra_byte)
-    differ = runner.invoke(cc.crosscheck, [crafted, "--json"])
+    differ = runner.invoke(crosscheck_cmd, [crafted, "--json"])
     assert differ.exit_code == 1
     assert json.loads(differ.output)[0]["disagreements"][0]["check"] == "bytes"
 
@@ -345,7 +346,7 @@ def test_cli_without_tshark(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     monkeypatch.setattr(cc.shutil, "which", lambda name: None)
     path = tmp_path / "x.pcap"
     path.write_bytes(craft.write_pcap(crafted_packets()))
-    result = CliRunner().invoke(cc.crosscheck, [str(path)])
+    result = CliRunner().invoke(crosscheck_cmd, [str(path)])
     assert result.exit_code == 2
     assert "tshark is not installed" in result.output
     assert len(result.output.strip().splitlines()) == 1

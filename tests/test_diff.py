@@ -11,12 +11,12 @@ import pytest
 from click.testing import CliRunner
 
 import dissect
+from dissect.cli.checks import diff as diff_cmd
+from dissect.output.summary import SummaryBuilder
+from dissect.output.tables import Analysis
 from dissect.records import TABLES, WsFrame
 from dissect.report.check import DiffConfig, RuleResult, RulesError, parse_rules
-from dissect.report.commands import diff as diff_cmd
 from dissect.report.diff import diff_reports, keyed_counts
-from dissect.summary import SummaryBuilder
-from dissect.tables import Analysis
 from tests.test_summary import synthetic_rows
 
 DAY_NS = 86_400 * 10**9
@@ -46,7 +46,7 @@ def shifted(rows: dict[str, list[Any]], ns: int, id_offset: int) -> dict[str, li
 
 def write_report(rows: dict[str, list[Any]], directory: Path) -> None:
     """A baseline directory as ``dissect report --out`` writes it (the lead's CSV writer)."""
-    from dissect.writers import ReportWriter
+    from dissect.output.writers import ReportWriter
 
     w = ReportWriter(str(directory), "csv")
     b = SummaryBuilder()

@@ -1,4 +1,4 @@
-"""Engine.IO payloads, sessions, handshakes and the rows they give (dissect.engineio).
+"""Engine.IO payloads, sessions, handshakes and the rows they give (dissect.protocols.engineio).
 
 Examples come from socketio/engine.io-protocol (v4 on ``main``, v3 on branch ``v3``) and the
 Socket.IO protocol's sample sessions; real encodings from engine.io-parser 2.2.1 (v3) and 5.2.3
@@ -17,9 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dissect import engineio as eio_mod
-from dissect import socketio as sio_mod
-from dissect.engineio import (
+from dissect.protocols import engineio as eio_mod
+from dissect.protocols import socketio as sio_mod
+from dissect.protocols.engineio import (
     EIO_BAD_BASE64,
     EIO_BAD_ENCODING,
     EIO_BAD_LENGTH,
@@ -42,14 +42,14 @@ from dissect.engineio import (
     split_v4,
     utf16_prefix_end,
 )
-from dissect.records import C2S, S2C, Sink
-from dissect.socketio import (
+from dissect.protocols.socketio import (
     ACK_WITHOUT_EVENT,
     ATTACHMENT_UNEXPECTED,
     ATTACHMENTS_INVALID,
     ATTACHMENTS_MISSING,
     CUSTOM_PARSER,
 )
+from dissect.records import C2S, S2C, Outbox
 
 S = 1_000_000_000  # one second in ns
 SID = "lv_VI97HAXpY6yYWAAAC"
@@ -71,20 +71,20 @@ def q(version: int, sid: str | None = SID, transport: str = "polling",
     return target + (f"&sid={sid}" if sid else "")
 
 
-def rows(sink: Sink) -> list[tuple]:
+def rows(outbox: Outbox) -> list[tuple]:
     """The interesting columns of every sio_packets row."""
     return [(r.session_id, r.ts, r.direction, r.transport, r.eio_version, r.eio_type, r.sio_type,
              r.namespace, r.event, r.ack_id, r.attachments, r.payload_bytes, r.ack_latency_ms,
-             r.anomaly, r.eio_sid) for r in sink.sio_packets]
+             r.anomaly, r.eio_sid) for r in outbox.sio_packets]
 
 
-def short(sink: Sink) -> list[tuple]:
-    return [(r.direction, r.eio_type, r.sio_type, r.anomaly) for r in sink.sio_packets]
+def short(outbox: Outbox) -> list[tuple]:
+    return [(r.direction, r.eio_type, r.sio_type, r.anomaly) for r in outbox.sio_packets]
 
 
-def tags(sink: Sink) -> set[str]:
+def tags(outbox: Outbox) -> set[str]:
     out: set[str] = set()
-    for r in sink.sio_packets:
+    for r in outbox.sio_packets:
         if r.anomaly:
             out.update(r.anomaly.split(";"))
     return out
@@ -261,8 +261,8 @@ def test_python_engineio_payloads_roundtrip(items: list) -> None:
 
 def test_v4_sample_session() -> None:
     """socket.io-protocol v5 "Sample session" (on Engine.IO 4), with the v4 heartbeat."""
-    sink = Sink()
-    e = EngineIO(sink)
+    outbox = Outbox()
+    e = EngineIO(outbox)
     open_polling(e, 4)
     e.polling_request(1, 3 * S, "POST", q(4), {}, b"40")
     e.polling_response(2, 3 * S, 4 * S, "GET", q(4), 200, {}, b'40{"sid":"wZX3oN0bSVIhsaknAAAI"}')
@@ -284,7 +284,7 @@ def test_v4_sample_session() -> None:
     e.finish(20 * S)
 
     hs = [(h.session_id, h.layer, h.ts_start, h.ts_end, h.ok, h.detail, h.transport)
-          for h in sink.handshakes]
+          for h in outbox.handshakes]
     assert hs == [
         (1, "engineio", 1 * S, 2 * S, True,
          f"sid={SID} eio=4 pingInterval=25000 pingTimeout=20000 upgrades=websocket "
@@ -292,7 +292,7 @@ def test_v4_sample_session() -> None:
         (2, "socketio", 3 * S, 4 * S, True, "namespace=/", "polling"),
         (3, "socketio", 11 * S, 12 * S, True, "namespace=/admin", "websocket"),
     ]
-    assert rows(sink) == [
+    assert rows(outbox) == [
         (1, 2 * S, "s2c", "polling", 4, "open", "", None, None, None, None, len(OPEN_V4) - 1, None,
          "", SID),
         (1, 3 * S, "c2s", "polling", 4, "message", "CONNECT", "/", None, None, None, 1, None, "",
@@ -324,15 +324,15 @@ def test_v4_sample_session() -> None:
          SID),
         (3, 16 * S, "c2s", "websocket", 4, "close", "", None, None, None, None, 0, None, "", SID),
     ]
-    marks = [r.attachment_index for r in sink.sio_packets]
+    marks = [r.attachment_index for r in outbox.sio_packets]
     assert marks == [None] * 14 + [0] + [None] * 3
-    assert e.app_levels == {1: "socketio", 2: "socketio", 3: "socketio"}
+    assert e.app_protocols == {1: "socketio", 2: "socketio", 3: "socketio"}
 
 
 def test_v3_sample_session() -> None:
     """socket.io-protocol v4 "Sample session" (on Engine.IO 3): unprompted CONNECT for "/"."""
-    sink = Sink()
-    e = EngineIO(sink)
+    outbox = Outbox()
+    e = EngineIO(outbox)
     open_polling(e, 3, body=b"96:" + OPEN_V3 + b"2:40")
     e.polling_response(1, 3 * S, 4 * S, "GET", q(3), 200, {}, b'16:42["hey","Jude"]')
     e.polling_request(1, 5 * S, "POST", q(3), {}, b'11:42["hello"]11:42["world"]')
@@ -349,16 +349,16 @@ def test_v3_sample_session() -> None:
     ws.ws_message(S2C, 12 * S + 1, 1, b"3")
     ws.ws_message(C2S, 13 * S, 1, b"1")
     e.finish(20 * S)
-    hs = [(h.layer, h.ts_start, h.ts_end, h.ok, h.detail, h.transport) for h in sink.handshakes]
+    hs = [(h.layer, h.ts_start, h.ts_end, h.ok, h.detail, h.transport) for h in outbox.handshakes]
     assert hs == [
         ("engineio", 1 * S, 2 * S, True,
          f"sid={SID} eio=3 pingInterval=25000 pingTimeout=5000 upgrades=websocket", "polling"),
         ("socketio", 2 * S, 2 * S, True, "namespace=/", "polling"),
         ("socketio", 8 * S, 9 * S, True, "namespace=/admin", "websocket"),
     ]
-    assert tags(sink) == set()
+    assert tags(outbox) == set()
     assert [(r.direction, r.eio_type, r.sio_type, r.namespace, r.payload_bytes, r.ack_latency_ms)
-            for r in sink.sio_packets] == [
+            for r in outbox.sio_packets] == [
         ("s2c", "open", "", None, 95, None),
         ("s2c", "message", "CONNECT", "/", 1, None),
         ("s2c", "message", "EVENT", "/", 15, None),
@@ -376,13 +376,13 @@ def test_v3_sample_session() -> None:
         ("s2c", "pong", "", None, 0, None),
         ("c2s", "close", "", None, 0, None),
     ]
-    assert all(r.eio_version == 3 and r.eio_sid == SID for r in sink.sio_packets)
+    assert all(r.eio_version == 3 and r.eio_sid == SID for r in outbox.sio_packets)
 
 
 def test_ack_latency_across_transports() -> None:
     """EVENT over polling, its ACK over the WebSocket of the same session (same sid)."""
-    sink = Sink()
-    e = EngineIO(sink)
+    outbox = Outbox()
+    e = EngineIO(outbox)
     open_polling(e, 4)
     e.polling_request(1, 3 * S, "POST", q(4), {}, b"40")
     e.polling_response(1, 3 * S, 4 * S, "GET", q(4), 200, {}, b'40{"sid":"x"}')
@@ -392,17 +392,17 @@ def test_ack_latency_across_transports() -> None:
     ws.ws_message(S2C, 7 * S, 1, b"3probe")
     ws.ws_message(C2S, 7 * S, 1, b"5")
     ws.ws_message(S2C, 8 * S + 500_000, 1, b"431[]")
-    last = sink.sio_packets[-1]
+    last = outbox.sio_packets[-1]
     assert (last.session_id, last.transport, last.sio_type, last.ack_id, last.ack_latency_ms,
             last.anomaly) == (6, "websocket", "ACK", 1, 3000.5, "")
     # the same id in the other direction, or a new session, does not match
     ws.ws_message(C2S, 9 * S, 1, b"431[]")
-    assert sink.sio_packets[-1].anomaly == ACK_WITHOUT_EVENT
+    assert outbox.sio_packets[-1].anomaly == ACK_WITHOUT_EVENT
 
 
 def test_websocket_only_session_and_ping_direction_v4() -> None:
-    sink = Sink()
-    e = EngineIO(sink)
+    outbox = Outbox()
+    e = EngineIO(outbox)
     ws = e.websocket_opened(9, 1 * S, 1 * S + 10, q(4, None, "websocket"))
     ws.ws_message(S2C, 2 * S, 1, OPEN_V4)
     ws.ws_message(C2S, 3 * S, 1, b"40")
@@ -412,17 +412,17 @@ def test_websocket_only_session_and_ping_direction_v4() -> None:
     ws.ws_message(C2S, 6 * S, 1, b"2")  # v4: only the server pings
     ws.ws_message(S2C, 6 * S, 1, b"3")
     e.finish(10 * S)
-    hs = [(h.session_id, h.layer, h.ts_start, h.ts_end, h.ok, h.transport) for h in sink.handshakes]
+    hs = [(h.session_id, h.layer, h.ts_start, h.ts_end, h.ok, h.transport) for h in outbox.handshakes]
     assert hs == [(9, "engineio", 1 * S, 2 * S, True, "websocket"),
                   (9, "socketio", 3 * S, 4 * S, True, "websocket")]
-    assert [r.anomaly for r in sink.sio_packets][-4:] == [
+    assert [r.anomaly for r in outbox.sio_packets][-4:] == [
         "", "", PING_WRONG_DIRECTION, PONG_WRONG_DIRECTION]
-    assert {r.eio_sid for r in sink.sio_packets} == {SID}
+    assert {r.eio_sid for r in outbox.sio_packets} == {SID}
 
 
 def test_ping_direction_v3() -> None:
-    sink = Sink()
-    e = EngineIO(sink)
+    outbox = Outbox()
+    e = EngineIO(outbox)
     ws = e.websocket_opened(9, 1 * S, 1 * S, q(3, None, "websocket"))
     ws.ws_message(S2C, 2 * S, 1, OPEN_V3)
     ws.ws_message(C2S, 3 * S, 1, b"2")
@@ -430,27 +430,27 @@ def test_ping_direction_v3() -> None:
     ws.ws_message(S2C, 4 * S, 1, b"2")  # v3: only the client pings
     ws.ws_message(C2S, 4 * S, 1, b"3")
     ws.ws_message(S2C, 5 * S, 1, b"2probe")  # the probe is the client's
-    assert [r.anomaly for r in sink.sio_packets][1:] == [
+    assert [r.anomaly for r in outbox.sio_packets][1:] == [
         "", "", PING_WRONG_DIRECTION, PONG_WRONG_DIRECTION, PING_WRONG_DIRECTION]
 
 
 def test_upgrade_anomalies() -> None:
-    sink = Sink()
-    e = EngineIO(sink)
+    outbox = Outbox()
+    e = EngineIO(outbox)
     open_polling(e, 4)
     ws = e.websocket_opened(2, 3 * S, 3 * S, q(4, transport="websocket"))
     ws.ws_message(C2S, 4 * S, 1, b"5")  # no probe first
     ws.ws_message(S2C, 5 * S, 1, b"5")  # the server never sends upgrade
     ws.ws_message(C2S, 6 * S, 1, OPEN_V4)  # nor does the client send open
-    assert [r.anomaly for r in sink.sio_packets][1:] == [
+    assert [r.anomaly for r in outbox.sio_packets][1:] == [
         UPGRADE_WITHOUT_PROBE, UPGRADE_WRONG_DIRECTION, OPEN_WRONG_DIRECTION]
     e.polling_request(1, 7 * S, "POST", q(4), {}, b"5")  # upgrade over polling
-    assert sink.sio_packets[-1].anomaly == UPGRADE_WITHOUT_PROBE
+    assert outbox.sio_packets[-1].anomaly == UPGRADE_WITHOUT_PROBE
 
 
 def test_failed_and_missing_handshakes() -> None:
-    sink = Sink()
-    e = EngineIO(sink)
+    outbox = Outbox()
+    e = EngineIO(outbox)
     # refused: 400 with the Engine.IO error body
     target = q(5, None)
     e.polling_request(1, 1 * S, "GET", target, {}, None)
@@ -469,65 +469,65 @@ def test_failed_and_missing_handshakes() -> None:
     e.polling_request(6, 12 * S, "POST", q(4), {}, b"40/chat,")
     e.finish(20 * S)
     hs = [(h.session_id, h.layer, h.ts_start, h.ts_end, h.ok, h.detail, h.transport)
-          for h in sink.handshakes]
+          for h in outbox.handshakes]
     assert hs == [
         (1, "engineio", 1 * S, 2 * S, False, "eio=? status=400 error=Unsupported protocol version",
          "polling"),
         (4, "engineio", 5 * S, 6 * S, False, "eio=4 error=no-open-packet", "polling"),
         (5, "engineio", 7 * S, 8 * S, False, "eio=4 error=bad-open", "polling"),
-        (6, "engineio", 10 * S, 11 * S, True, sink.handshakes[3].detail, "polling"),
+        (6, "engineio", 10 * S, 11 * S, True, outbox.handshakes[3].detail, "polling"),
         (2, "engineio", 3 * S, None, False, "eio=4 error=no-response", "polling"),
         (3, "engineio", 4 * S, None, False, "eio=4 error=no-response", "websocket"),
         (6, "socketio", 12 * S, None, False, "namespace=/chat error=no-response", "polling"),
     ]
-    assert EIO_BAD_OPEN in tags(sink)
+    assert EIO_BAD_OPEN in tags(outbox)
 
 
 def test_websocket_refused() -> None:
-    sink = Sink()
-    e = EngineIO(sink)
+    outbox = Outbox()
+    e = EngineIO(outbox)
     e.polling_response(1, 1 * S, 2 * S, "GET", q(4, None, "websocket"), 400, {}, b"")
-    (h,) = sink.handshakes
+    (h,) = outbox.handshakes
     assert (h.ok, h.transport, h.detail) == (False, "websocket", "eio=4 status=400")
 
 
 def test_version_from_open_packet_without_eio_param() -> None:
     for body, version in ((OPEN_V4, 4), (b"96:" + OPEN_V3, 3)):
-        sink = Sink()
-        e = EngineIO(sink)
+        outbox = Outbox()
+        e = EngineIO(outbox)
         e.polling_response(1, 0, S, "GET", "/engine.io/?transport=polling", 200, {}, body)
-        assert sink.sio_packets[0].eio_version == version
+        assert outbox.sio_packets[0].eio_version == version
         ws = e.websocket_opened(1, 0, S, "/x/?transport=websocket")
         ws.ws_message(S2C, S, 1, OPEN_V4 if version == 4 else OPEN_V3)
-        assert sink.sio_packets[-1].eio_version == version
+        assert outbox.sio_packets[-1].eio_version == version
 
 
 def test_capture_starting_mid_session() -> None:
-    sink = Sink()
-    e = EngineIO(sink)
+    outbox = Outbox()
+    e = EngineIO(outbox)
     e.polling_request(1, S, "POST", q(4, "late"), {}, b'42["x"]')
     ws = e.websocket_opened(2, S, S, q(3, "late3", "websocket"))
     ws.ws_message(C2S, 2 * S, 1, b'42["y"]')
-    assert [(r.eio_sid, r.eio_version, r.event) for r in sink.sio_packets] == [
+    assert [(r.eio_sid, r.eio_version, r.event) for r in outbox.sio_packets] == [
         ("late", 4, "x"), ("late3", 3, "y")]
-    assert sink.handshakes == []
+    assert outbox.handshakes == []
 
 
 def test_plain_engineio_application() -> None:
-    sink = Sink()
-    e = EngineIO(sink)
+    outbox = Outbox()
+    e = EngineIO(outbox)
     open_polling(e, 4, path="/engine.io/")
     e.polling_request(1, 3 * S, "POST", q(4, path="/engine.io/"), {}, b"4hello\x1e4world")
     e.polling_response(1, 3 * S, 4 * S, "GET", q(4, path="/engine.io/"), 200, {}, b"bAQIDBA==")
     assert [(r.eio_type, r.sio_type, r.namespace, r.anomaly, r.payload_bytes)
-            for r in sink.sio_packets][1:] == [
+            for r in outbox.sio_packets][1:] == [
         ("message", "", None, "", 5), ("message", "", None, "", 5), ("message", "", None, "", 4)]
-    assert e.app_levels == {1: "engineio"}
+    assert e.app_protocols == {1: "engineio"}
 
 
 def test_v3_octet_stream_and_base64_in_sessions() -> None:
-    sink = Sink()
-    e = EngineIO(sink)
+    outbox = Outbox()
+    e = EngineIO(outbox)
     open_polling(e, 3)
     octet = {"content-type": "application/octet-stream"}
     body = (bytes([0, 4, 0, 0xFF]) + b'451-["up",{"_placeholder":true,"num":0}]'
@@ -536,33 +536,33 @@ def test_v3_octet_stream_and_base64_in_sessions() -> None:
     e.polling_response(1, 3 * S, 4 * S, "GET", q(3), 200, {},
                        b'40:461-["up",{"_placeholder":true,"num":0}]10:b4AQIDBA==')
     got = [(r.direction, r.sio_type, r.attachments, r.payload_bytes, r.anomaly)
-           for r in sink.sio_packets][1:]
+           for r in outbox.sio_packets][1:]
     assert got == [("c2s", "BINARY_EVENT", 1, 39, ""), ("c2s", "", None, 5, ""),
                    ("s2c", "BINARY_ACK", 1, 39, ACK_WITHOUT_EVENT), ("s2c", "", None, 4, "")]
 
 
 def test_jsonp_v3() -> None:
-    sink = Sink()
-    e = EngineIO(sink)
+    outbox = Outbox()
+    e = EngineIO(outbox)
     open_polling(e, 3)
     payload = '10:42["a\\"b"]'  # as written by engine.io 3 polling-jsonp (JSON.stringify)
     body = b"___eio[4](" + json.dumps(payload).encode() + b");"
     e.polling_response(1, 3 * S, 4 * S, "GET", q(3) + "&j=4", 200, {}, body)
     e.polling_request(1, 5 * S, "POST", q(3) + "&j=4", {}, b"d=" + b"7%3A42%5B%22x%22%5D")
-    assert [(r.sio_type, r.event, r.anomaly) for r in sink.sio_packets][1:] == [
+    assert [(r.sio_type, r.event, r.anomaly) for r in outbox.sio_packets][1:] == [
         ("EVENT", 'a"b', ""), ("EVENT", "x", "")]
 
 
 def test_jsonp_python_engineio_v4() -> None:
     from engineio import packet, payload
 
-    sink = Sink()
-    e = EngineIO(sink)
+    outbox = Outbox()
+    e = EngineIO(outbox)
     open_polling(e, 4)
     body = payload.Payload(packets=[packet.Packet(packet.MESSAGE, data='2["a","b"]'),
                                     packet.Packet(packet.PING)]).encode(jsonp_index=3)
     e.polling_response(1, 3 * S, 4 * S, "GET", q(4) + "&j=3", 200, {}, body.encode())
-    assert [(r.eio_type, r.event) for r in sink.sio_packets][1:] == [("message", "a"), ("ping", None)]
+    assert [(r.eio_type, r.event) for r in outbox.sio_packets][1:] == [("message", "a"), ("ping", None)]
 
 
 def test_content_encoding() -> None:
@@ -579,21 +579,21 @@ def test_content_encoding() -> None:
 
 def test_compressed_polling_responses(monkeypatch: pytest.MonkeyPatch) -> None:
     """engine.io compresses polling responses over 1 KB (httpCompression)."""
-    sink = Sink()
-    e = EngineIO(sink)
+    outbox = Outbox()
+    e = EngineIO(outbox)
     open_polling(e, 4)
     body = b'42["big","' + b"x" * 2000 + b'"]\x1e2'
     e.polling_response(1, 3 * S, 4 * S, "GET", q(4), 200, {"content-encoding": "gzip"},
                        gzip.compress(body))
-    assert [(r.event, r.eio_type, r.anomaly) for r in sink.sio_packets][1:] == [
+    assert [(r.event, r.eio_type, r.anomaly) for r in outbox.sio_packets][1:] == [
         ("big", "message", ""), (None, "ping", "")]
     e.polling_response(1, 3 * S, 4 * S, "GET", q(4), 200, {"content-encoding": "gzip"}, b"junk")
-    assert (sink.sio_packets[-1].eio_type, sink.sio_packets[-1].payload_bytes,
-            sink.sio_packets[-1].anomaly) == ("", 4, EIO_BAD_ENCODING)
+    assert (outbox.sio_packets[-1].eio_type, outbox.sio_packets[-1].payload_bytes,
+            outbox.sio_packets[-1].anomaly) == ("", 4, EIO_BAD_ENCODING)
     monkeypatch.setattr(eio_mod, "MAX_INFLATED", 100)
     e.polling_response(1, 3 * S, 4 * S, "GET", q(4), 200, {"content-encoding": "deflate"},
                        zlib.compress(body))
-    assert (sink.sio_packets[-1].event, sink.sio_packets[-1].anomaly) == ("big", EIO_TRUNCATED)
+    assert (outbox.sio_packets[-1].event, outbox.sio_packets[-1].anomaly) == ("big", EIO_TRUNCATED)
 
 
 # ============================================================================================
@@ -602,58 +602,58 @@ def test_compressed_polling_responses(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def ws_session(version: int = 4,
-               path: str = "/socket.io/") -> tuple[Sink, EngineIO, EngineIOWebSocket]:
-    sink = Sink()
-    e = EngineIO(sink)
+               path: str = "/socket.io/") -> tuple[Outbox, EngineIO, EngineIOWebSocket]:
+    outbox = Outbox()
+    e = EngineIO(outbox)
     ws = e.websocket_opened(1, 0, 0, q(version, None, "websocket", path))
     ws.ws_message(S2C, 1, 1, OPEN_V4 if version == 4 else OPEN_V3)
-    return sink, e, ws
+    return outbox, e, ws
 
 
 TWO_ATTACHMENTS = b'452-["up",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]'
 
 
 def test_attachment_rows_held_until_complete() -> None:
-    sink, e, ws = ws_session()
+    outbox, e, ws = ws_session()
     ws.ws_message(C2S, 10, 1, TWO_ATTACHMENTS)
     ws.ws_message(S2C, 11, 1, b"2")  # other direction: not held
     ws.ws_message(C2S, 12, 2, b"\x01")
-    assert [r.ts for r in sink.sio_packets] == [1, 11]
+    assert [r.ts for r in outbox.sio_packets] == [1, 11]
     ws.ws_message(C2S, 13, 2, b"\x02\x03")
-    assert [(r.ts, r.sio_type, r.anomaly) for r in sink.sio_packets] == [
+    assert [(r.ts, r.sio_type, r.anomaly) for r in outbox.sio_packets] == [
         (1, "", ""), (11, "", ""), (10, "BINARY_EVENT", ""), (12, "", ""), (13, "", "")]
-    assert [r.namespace for r in sink.sio_packets[3:]] == ["/", "/"]
-    assert tags(sink) == set()
+    assert [r.namespace for r in outbox.sio_packets[3:]] == ["/", "/"]
+    assert tags(outbox) == set()
 
 
 def test_fewer_attachments_than_announced() -> None:
-    sink, e, ws = ws_session()
+    outbox, e, ws = ws_session()
     ws.ws_message(C2S, 10, 1, TWO_ATTACHMENTS)
     ws.ws_message(C2S, 11, 2, b"\x01")
     ws.ws_message(C2S, 12, 1, b'42["next"]')  # text before the second attachment
-    assert [(r.ts, r.anomaly) for r in sink.sio_packets][1:] == [
+    assert [(r.ts, r.anomaly) for r in outbox.sio_packets][1:] == [
         (10, ATTACHMENTS_MISSING), (11, ""), (12, "")]
     # still missing at the end of the analysis
     ws.ws_message(S2C, 20, 1, b'461-3[{"_placeholder":true,"num":0}]')
-    assert sink.sio_packets[-1].ts == 12
+    assert outbox.sio_packets[-1].ts == 12
     e.finish(30)
-    assert (sink.sio_packets[-1].ts, sink.sio_packets[-1].anomaly) == (
+    assert (outbox.sio_packets[-1].ts, outbox.sio_packets[-1].anomaly) == (
         20, ACK_WITHOUT_EVENT + ";" + ATTACHMENTS_MISSING)
 
 
 def test_more_attachments_than_announced() -> None:
-    sink, e, ws = ws_session()
+    outbox, e, ws = ws_session()
     ws.ws_message(C2S, 10, 1, b'451-["up",{"_placeholder":true,"num":0}]')
     ws.ws_message(C2S, 11, 2, b"\x01")
     ws.ws_message(C2S, 12, 2, b"\x02")
-    assert [r.anomaly for r in sink.sio_packets][1:] == ["", "", ATTACHMENT_UNEXPECTED]
+    assert [r.anomaly for r in outbox.sio_packets][1:] == ["", "", ATTACHMENT_UNEXPECTED]
 
 
 def test_impossible_attachment_count() -> None:
-    sink, e, ws = ws_session()
+    outbox, e, ws = ws_session()
     ws.ws_message(C2S, 10, 1, b'451000000000-["up",{"_placeholder":true,"num":0}]')
     ws.ws_message(C2S, 11, 2, b"\x01")
-    got = [r.anomaly for r in sink.sio_packets][1:]
+    got = [r.anomaly for r in outbox.sio_packets][1:]
     assert ATTACHMENTS_INVALID in got[0] and got[1] == ATTACHMENT_UNEXPECTED
     e.finish(20)
     assert all(s.held == [None, None] for s in e._sessions.values())
@@ -661,36 +661,36 @@ def test_impossible_attachment_count() -> None:
 
 def test_held_rows_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(eio_mod, "MAX_HELD_ROWS", 5)
-    sink, e, ws = ws_session()
+    outbox, e, ws = ws_session()
     ws.ws_message(C2S, 10, 1, b'4520-["up"]')
     for i in range(10):
         ws.ws_message(C2S, 11 + i, 1, b"3")  # pongs while attachments are awaited
-    assert len(sink.sio_packets) == 1 + 11
-    assert sink.sio_packets[1].anomaly == ATTACHMENTS_MISSING
+    assert len(outbox.sio_packets) == 1 + 11
+    assert outbox.sio_packets[1].anomaly == ATTACHMENTS_MISSING
 
 
 def test_ws_binary_v3_type_byte_and_v4_raw() -> None:
-    sink, e, ws = ws_session(3)
+    outbox, e, ws = ws_session(3)
     ws.ws_message(C2S, 10, 1, b'451-["up",{"_placeholder":true,"num":0}]')
     ws.ws_message(C2S, 11, 2, b"\x04\xAA\xBB")
     ws.ws_message(C2S, 12, 2, b"\x09\xAA")
     ws.ws_message(C2S, 13, 2, b"")
-    got = [(r.eio_type, r.payload_bytes, r.anomaly) for r in sink.sio_packets][1:]
+    got = [(r.eio_type, r.payload_bytes, r.anomaly) for r in outbox.sio_packets][1:]
     assert got == [("message", 39, ""), ("message", 2, ""), ("", 1, EIO_BAD_TYPE),
                    ("", 0, EIO_EMPTY_PACKET)]
-    sink, e, ws = ws_session(4)
+    outbox, e, ws = ws_session(4)
     ws.ws_message(C2S, 10, 1, b'451-["up",{"_placeholder":true,"num":0}]')
     ws.ws_message(C2S, 11, 2, b"\x04\xAA\xBB")
-    assert [(r.eio_type, r.payload_bytes) for r in sink.sio_packets][-1] == ("message", 3)
+    assert [(r.eio_type, r.payload_bytes) for r in outbox.sio_packets][-1] == ("message", 3)
 
 
 def test_undecodable_ws_message() -> None:
-    sink, e, ws = ws_session()
+    outbox, e, ws = ws_session()
     ws.ws_message(C2S, 10, 1, None)
     ws.ws_message(C2S, 11, 1, b'451-["up",{"_placeholder":true,"num":0}]')
     ws.ws_message(C2S, 12, 2, None)  # counted as the attachment it most likely was
     ws.ws_message(C2S, 13, 1, b"")
-    got = [(r.eio_type, r.sio_type, r.anomaly) for r in sink.sio_packets][1:]
+    got = [(r.eio_type, r.sio_type, r.anomaly) for r in outbox.sio_packets][1:]
     assert got == [("", "", WS_UNDECODABLE), ("message", "BINARY_EVENT", ""),
                    ("message", "", WS_UNDECODABLE), ("", "", EIO_EMPTY_PACKET)]
 
@@ -700,19 +700,19 @@ MSGPACK_EVENT = b"\x84\xa4type\x02\xa4data\x92\xa2hi\x01\xa3nsp\xa1/\xa2id\x01"
 
 
 def test_custom_parser_over_websocket_and_polling() -> None:
-    sink, e, ws = ws_session(4, path="/realtime/")
+    outbox, e, ws = ws_session(4, path="/realtime/")
     ws.ws_message(C2S, 10, 2, MSGPACK_CONNECT)
     ws.ws_message(S2C, 11, 2, MSGPACK_EVENT)
     ws.ws_message(S2C, 12, 1, b"2")
-    got = [(r.eio_type, r.sio_type, r.namespace, r.anomaly) for r in sink.sio_packets][1:]
+    got = [(r.eio_type, r.sio_type, r.namespace, r.anomaly) for r in outbox.sio_packets][1:]
     assert got == [("message", "", None, CUSTOM_PARSER), ("message", "", None, CUSTOM_PARSER),
                    ("ping", "", None, "")]
-    assert e.app_levels[1] == "socketio"
-    sink = Sink()
-    e = EngineIO(sink)
+    assert e.app_protocols[1] == "socketio"
+    outbox = Outbox()
+    e = EngineIO(outbox)
     open_polling(e, 4)
     e.polling_request(1, 3 * S, "POST", q(4), {}, b"b" + base64.b64encode(MSGPACK_CONNECT))
-    assert sink.sio_packets[-1].anomaly == CUSTOM_PARSER
+    assert outbox.sio_packets[-1].anomaly == CUSTOM_PARSER
 
 
 # ============================================================================================
@@ -722,8 +722,8 @@ def test_custom_parser_over_websocket_and_polling() -> None:
 
 def test_closed_sessions_evicted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(eio_mod, "MAX_CLOSED_SESSIONS", 2)
-    sink = Sink()
-    e = EngineIO(sink)
+    outbox = Outbox()
+    e = EngineIO(outbox)
     for i in range(5):
         ws = e.websocket_opened(i, 0, 0, q(4, None, "websocket"))
         ws.ws_message(S2C, 1, 1, OPEN_V4.replace(SID.encode(), b"sid%d" % i))
@@ -732,23 +732,23 @@ def test_closed_sessions_evicted(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_ws_closed_ends_session() -> None:
-    sink, e, ws = ws_session()
+    outbox, e, ws = ws_session()
     ws.ws_message(C2S, 10, 1, b"40")
     ws.ws_message(C2S, 11, 1, b'421["q"]')
     ws.ws_closed(20)
-    assert [(h.layer, h.ok) for h in sink.handshakes] == [("engineio", True), ("socketio", False)]
-    assert e.counters["acks_unanswered"] == 1
+    assert [(h.layer, h.ok) for h in outbox.handshakes] == [("engineio", True), ("socketio", False)]
+    assert outbox.counters["sio-acks-unanswered"] == 1  # reaches summary.json's decode counters
     e.finish(30)
-    assert len(sink.handshakes) == 2
+    assert len(outbox.handshakes) == 2
 
 
 def test_finish_is_idempotent() -> None:
-    sink, e, ws = ws_session()
+    outbox, e, ws = ws_session()
     ws.ws_message(C2S, 10, 1, b"40")
     e.finish(20)
-    n = (len(sink.handshakes), len(sink.sio_packets))
+    n = (len(outbox.handshakes), len(outbox.sio_packets))
     e.finish(30)
-    assert (len(sink.handshakes), len(sink.sio_packets)) == n
+    assert (len(outbox.handshakes), len(outbox.sio_packets)) == n
 
 
 def test_is_engineio_target() -> None:
@@ -781,16 +781,16 @@ def _target(v: int | None, transport: str, sid: str | None) -> str:
                          max_size=20))
 def test_arbitrary_ws_messages_never_raise(v: int | None, with_sid: bool, open_first: bool,
                                            messages: list) -> None:
-    sink = Sink()
-    e = EngineIO(sink)
+    outbox = Outbox()
+    e = EngineIO(outbox)
     ws = e.websocket_opened(1, 0, 0, _target(v, "websocket", "s" if with_sid else None))
     if open_first:
         ws.ws_message(S2C, 0, 1, OPEN_V4)
     for i, (d, op, payload) in enumerate(messages):
         ws.ws_message(d, i, op, payload)
     e.finish(10**6)
-    assert len(sink.sio_packets) == len(messages) + open_first
-    for r in sink.sio_packets:
+    assert len(outbox.sio_packets) == len(messages) + open_first
+    for r in outbox.sio_packets:
         for tag in filter(None, r.anomaly.split(";")):
             assert tag == tag.lower() and " " not in tag
 
@@ -802,8 +802,8 @@ def test_arbitrary_ws_messages_never_raise(v: int | None, with_sid: bool, open_f
        jsonp=st.booleans(), status=st.sampled_from([200, 400]))
 def test_arbitrary_polling_bodies_never_raise(v: int | None, body: bytes, ctype: str, method: str,
                                               with_sid: bool, jsonp: bool, status: int) -> None:
-    sink = Sink()
-    e = EngineIO(sink)
+    outbox = Outbox()
+    e = EngineIO(outbox)
     target = _target(v, "polling", "s" if with_sid else None) + ("&j=1" if jsonp else "")
     headers = {"content-type": ctype} if ctype else {}
     e.polling_request(1, 0, method, target, headers, body)

@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import dissect.engineio as engineio
+import dissect.protocols.engineio as engineio
 from dissect.api import run
-from dissect.engineio import EngineIO
-from dissect.records import C2S, S2C, Sink
-from dissect.writers import MemoryCollector
+from dissect.output.writers import MemoryCollector
+from dissect.protocols.engineio import EngineIO
+from dissect.records import C2S, S2C, Outbox
 
 CAPTURES = Path(__file__).resolve().parent.parent / "captures"
 SIO = sorted(str(p) for p in CAPTURES.glob("sio*.pcap*"))
@@ -42,8 +42,8 @@ def session_rows(messages: list[bytes], fast: bool) -> list[tuple]:
 
 
 def _session_rows(messages: list[bytes]) -> list[tuple]:
-    sink = Sink()
-    e = EngineIO(sink)
+    outbox = Outbox()
+    e = EngineIO(outbox)
     ws = e.websocket_opened(1, 10, 20, "/socket.io/?EIO=4&transport=websocket")
     ws.ws_message(S2C, 30, 1, OPEN)
     ws.ws_message(C2S, 40, 1, b"40")
@@ -51,7 +51,7 @@ def _session_rows(messages: list[bytes]) -> list[tuple]:
     for i, m in enumerate(messages):
         ws.ws_message(C2S if i % 2 else S2C, 100 + i, 1, m)
     e.finish(10_000)
-    return list(sink.sio_packets)
+    return list(outbox.sio_packets)
 
 
 names = st.one_of(st.text(max_size=12), st.sampled_from(["connect", "disconnect", "newListener", "x\\y", 'q"']))

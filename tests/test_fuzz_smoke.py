@@ -82,7 +82,7 @@ def test_oracle_flags_crashes_hangs_and_rejections(tmp_path: Path, monkeypatch: 
 
 def test_contract_checks_catch_a_broken_csv(tmp_path: Path) -> None:
     from dissect.api import run
-    from dissect.writers import MemoryCollector, ReportWriter
+    from dissect.output.writers import MemoryCollector, ReportWriter
 
     out = tmp_path / "out"
     collector = MemoryCollector()

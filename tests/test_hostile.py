@@ -24,7 +24,7 @@ from click.testing import CliRunner
 import dissect
 from dissect.api import run
 from dissect.cli import main
-from dissect.flows import Limits
+from dissect.transport.flows import Limits
 from tests import craft
 from tests.fuzz.harness import peak_rss_kb, reset_peak_rss
 from tests.fuzz.traffic import (

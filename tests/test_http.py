@@ -1,4 +1,4 @@
-"""HTTP/1.x dissector (dissect.http): framing per RFC 9112, pairing, upgrade hand-off, gaps,
+"""HTTP/1.x dissector (dissect.protocols.http): framing per RFC 9112, pairing, upgrade hand-off, gaps,
 garbage and bounds. Well-formed messages come from h11 (a real serializer); malformed ones are
 written by hand."""
 
@@ -13,14 +13,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dissect.http import (
+from dissect.protocols.http import (
     HttpDissector,
     HttpRequest,
     HttpResponse,
-    StreamDissector,
+    Trailing,
     looks_like_http_request,
 )
-from dissect.records import C2S, S2C, HttpExchange, Sink
+from dissect.records import C2S, S2C, HttpExchange, Outbox
+from dissect.transport.tcp import StreamDissector
 
 SID = 7
 
@@ -50,11 +51,18 @@ class Upper:
         assert session_id == SID
         self.responses.append((request, response))
 
-    def http_upgrade(
-        self, session_id: int, request: HttpRequest, response: HttpResponse
-    ) -> StreamDissector | None:
+    def http_switched(
+        self, session_id: int, request: HttpRequest, response: HttpResponse, trailing: Trailing
+    ) -> None:
+        """As the connection's owner does (TcpConnection.switch): the trailing bytes first."""
         self.upgrades.append((request, response))
-        return self.switch_to
+        self.trailing = list(trailing)
+        if self.switch_to is not None:
+            for d, ts, item in trailing:
+                if isinstance(item, int):
+                    self.switch_to.gap(d, ts, item)
+                else:
+                    self.switch_to.feed(d, ts, item)
 
 
 class FakeStream:
@@ -85,15 +93,23 @@ def run(
     finish_ts: int = 10**9,
     **kw: int,
 ) -> tuple[list[HttpExchange], HttpDissector]:
-    sink = Sink()
-    d = HttpDissector(SID, sink, upper, **kw)
+    """Feed ``events`` as a TCP connection would: after a 101 that the upper layer switched, the
+    connection's next bytes go to the new dissector, not to HTTP."""
+    outbox = Outbox()
+    d = HttpDissector(SID, outbox, upper, **kw)
     for kind, direction, ts, x in events:
+        app: StreamDissector = d
+        if upper is not None and upper.upgrades and upper.switch_to is not None:
+            app = upper.switch_to
         if kind == "feed":
-            d.feed(direction, ts, x)
+            app.feed(direction, ts, x)
         else:
-            d.gap(direction, ts, x)
-    d.finish(finish_ts)
-    return sink.http, d
+            app.gap(direction, ts, x)
+    if upper is not None and upper.upgrades and upper.switch_to is not None:
+        upper.switch_to.finish(finish_ts)
+    else:
+        d.finish(finish_ts)
+    return outbox.http, d
 
 
 def feeds(direction: int, data: bytes, ts: int, sizes: Sequence[int] | None = None) -> list[Event]:
@@ -464,8 +480,9 @@ def test_101_hands_both_directions_over() -> None:
     rows, d = run(events, upper, finish_ts=7)
     assert [(r.method, r.target, r.status, r.upgrade, r.anomaly) for r in rows] == [
         ("GET", "/chat", 101, "websocket", "")]
-    assert d.handoff is fake
     assert upper.upgrades[0][1].status == 101 and upper.responses == []
+    # HTTP handed back what it held of the new protocol, in order (h11's trailing_data)
+    assert upper.trailing == [(C2S, 1, WS_FRAME_C[:3]), (C2S, 2, WS_FRAME_C[3:]), (S2C, 3, WS_FRAME_S)]
     assert fake.calls == [
         ("feed", C2S, 1, WS_FRAME_C[:3]), ("feed", C2S, 2, WS_FRAME_C[3:]),
         ("feed", S2C, 3, WS_FRAME_S), ("feed", C2S, 4, b"GET / HTTP/1.1\r\n\r\n"),
@@ -484,13 +501,18 @@ def test_101_handoff_any_split(sizes: list[int]) -> None:
 
 def test_101_without_dissector_stops_parsing() -> None:
     later = b"GET /x HTTP/1.1\r\n\r\n"
-    for upper in (Upper(switch_to=None), None):
-        rows, d = run([c2s(WS_REQ + later), s2c(WS_101 + b"HTTP/1.1 200 OK\r\n\r\n"),
-                       c2s(later)], upper)
-        assert [(r.status, r.anomaly) for r in rows] == [(101, "")]
-        assert d.handoff is None
-        assert d.ignored_bytes == (2 * len(later), len(b"HTTP/1.1 200 OK\r\n\r\n"))
-    assert upper is None
+    ok = b"HTTP/1.1 200 OK\r\n\r\n"
+    events = [c2s(WS_REQ + later), s2c(WS_101 + ok), c2s(later)]
+    # no upper layer: HTTP stops parsing and counts what follows
+    rows, d = run(events, None)
+    assert [(r.status, r.anomaly) for r in rows] == [(101, "")]
+    assert d.ignored_bytes == (2 * len(later), len(ok))
+    # an upper layer that starts nothing: HTTP handed the bytes back, and parses nothing after
+    upper = Upper(switch_to=None)
+    rows, d = run(events, upper)
+    assert [(r.status, r.anomaly) for r in rows] == [(101, "")]
+    assert upper.trailing == [(C2S, 1000, later), (S2C, 2000, ok)]
+    assert d.ignored_bytes == (len(later), 0)
 
 
 def test_declined_upgrade_resumes_http() -> None:
@@ -648,8 +670,8 @@ def test_header_bomb_is_bounded_and_skipped() -> None:
     events = [c2s(bomb)] + [c2s(b"X-B: " + b"b" * 1000 + b"\r\n")] * 200
     c2, s2 = exchange("/after")
     events += [c2s(b"\r\n" + c2)]
-    sink = Sink()
-    d = HttpDissector(SID, sink, None, max_header_bytes=max_h)
+    outbox = Outbox()
+    d = HttpDissector(SID, outbox, None, max_header_bytes=max_h)
     peak = 0
     for _, direction, ts, x in events:
         d.feed(direction, ts, x)
@@ -658,7 +680,7 @@ def test_header_bomb_is_bounded_and_skipped() -> None:
            + s2)
     d.finish(4)
     assert peak <= max_h + 1010
-    assert [(r.target, r.status, r.anomaly) for r in sink.http] == [
+    assert [(r.target, r.status, r.anomaly) for r in outbox.http] == [
         ("/bomb", 431, "header-too-large"), ("/after", 200, "")]
 
 
@@ -779,8 +801,8 @@ MESSAGES = [WS_REQ, WS_101, WS_FRAME_S, b"GET / HTTP/1.1\r\n\r\n", b"HTTP/1.1 20
     max_size=30), st.booleans())
 def test_arbitrary_input_never_raises(ops: list[tuple[str, int, bytes, int]],
                                       switch: bool) -> None:
-    sink = Sink()
-    d = HttpDissector(SID, sink, Upper(want=True, switch_to=FakeStream() if switch else None),
+    outbox = Outbox()
+    d = HttpDissector(SID, outbox, Upper(want=True, switch_to=FakeStream() if switch else None),
                       max_header_bytes=256, max_body_bytes=64)
     for ts, (kind, direction, data, nbytes) in enumerate(ops):
         if kind == "feed":
@@ -790,15 +812,15 @@ def test_arbitrary_input_never_raises(ops: list[tuple[str, int, bytes, int]],
         for h in d._halves:
             assert len(h.buf) <= 256 + 8192 + 80
     d.finish(len(ops))
-    for r in sink.http:
+    for r in outbox.http:
         assert isinstance(r.method, str) and isinstance(r.target, str)
         assert r.status is None or 100 <= r.status <= 999
 
 
 def test_random_garbage_interleaved_with_http_is_bounded() -> None:
     rng = random.Random(1)
-    sink = Sink()
-    d = HttpDissector(SID, sink, None, max_header_bytes=1024)
+    outbox = Outbox()
+    d = HttpDissector(SID, outbox, None, max_header_bytes=1024)
     c, s = exchange("/x")
     for i in range(300):
         d.feed(C2S, i, c if i % 3 else bytes(rng.randrange(256) for _ in range(200)))
@@ -807,12 +829,12 @@ def test_random_garbage_interleaved_with_http_is_bounded() -> None:
             d.gap(S2C, i, 13)
     d.finish(999)
     assert all(len(h.buf) <= 1024 + 8192 for h in d._halves)
-    assert sink.http and sum(r.status == 200 for r in sink.http) > 0
+    assert outbox.http and sum(r.status == 200 for r in outbox.http) > 0
 
 
 @pytest.mark.parametrize("direction", [C2S, S2C])
 def test_endless_garbage_without_newlines_stays_bounded(direction: int) -> None:
-    d = HttpDissector(SID, Sink(), None)
+    d = HttpDissector(SID, Outbox(), None)
     d.gap(direction, 0, 5)  # hunting mode
     for i in range(2000):
         d.feed(direction, i, b"A" * 1000)

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 import dissect
 from dissect.cli import main
-from dissect.parallel import SHARED, Ownership
+from dissect.protocols.registry import http_affinity
+from dissect.transport.ownership import SHARED, Ownership
 
 CAPTURES = Path(__file__).resolve().parent.parent / "captures"
 ALL = sorted(str(p) for p in CAPTURES.iterdir() if p.suffix in (".pcap", ".pcapng"))
@@ -70,28 +71,34 @@ def test_flows_are_dealt_evenly() -> None:
         assert sum(shares) == 100 and max(shares) - min(shares) <= 1, shares
 
 
+def _first_request(own: Ownership, session_id: int, target: str) -> bool:
+    """What the protocol registry does with a connection's first request under --jobs."""
+    key, shared = http_affinity(f"GET {target} HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+    return own.regroup(session_id, key, shared)
+
+
 def test_engineio_requests_follow_their_sid() -> None:
     own = Ownership(0, 2)
     for s in (1, 2, 3):
         own.new_flow(s)
-    assert own.first_request(1, "/socket.io/?EIO=4&transport=polling&t=x") is True
+    assert _first_request(own, 1, "/socket.io/?EIO=4&transport=polling&t=x") is True
     assert own.owners[1] == SHARED  # the handshake: every worker, rows to the sid's owner
-    own.first_request(2, "/socket.io/?EIO=4&transport=polling&sid=abc")
-    own.first_request(3, "/socket.io/?EIO=4&transport=websocket&sid=abc")
-    assert own.owners[2] == own.owners[3] == own.sid_owner("abc")
+    _first_request(own, 2, "/socket.io/?EIO=4&transport=polling&sid=abc")
+    _first_request(own, 3, "/socket.io/?EIO=4&transport=websocket&sid=abc")
+    assert own.owners[2] == own.owners[3] == own.key_owner("abc")
 
 
 def test_sid_read_as_the_engineio_tracker_reads_it() -> None:
     """A sid with "+" (kept as is by Engine.IO, a space to form decoding) and an escape: the
     connection goes to the owner of the sid the tracker names, where the session's rows go."""
-    from dissect.engineio import _query
+    from dissect.protocols.engineio import request_query
 
     target = "/socket.io/?EIO=3&transport=polling&sid=ab+cd%2Fef"
     own = Ownership(0, 64)
     own.new_flow(1)
-    own.first_request(1, target)
-    assert _query(target)["sid"] == "ab+cd/ef"
-    assert own.owners[1] == own.sid_owner("ab+cd/ef") != own.sid_owner("ab cd/ef")
+    _first_request(own, 1, target)
+    assert request_query(target)["sid"] == "ab+cd/ef"
+    assert own.owners[1] == own.key_owner("ab+cd/ef") != own.key_owner("ab cd/ef")
 
 
 @pytest.mark.parametrize("extra", [[], ["--format", "jsonl"], ["--namespace", "/", "--host", "127.0.0.1"]])
@@ -142,7 +149,7 @@ def test_two_stages_writer_failure_is_one_message(after: int) -> None:
     """The writing side failing (at its start, on the first rows, later) stops the run with
     one clear message, never a hang or a traceback from the child."""
     from dissect.errors import DissectError
-    from dissect.stages import run_two_stages
+    from dissect.run.two_stage import run_two_stages
 
     def make() -> _FailingWriter:
         if after < 0:
@@ -171,7 +178,7 @@ def test_default_jobs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 _ORPHAN_SCRIPT = """
 import os, sys, time
-from dissect.stages import run_two_stages
+from dissect.run.two_stage import run_two_stages
 
 class SlowWriter:
     def add(self, table, rows):

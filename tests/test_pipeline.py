@@ -154,7 +154,7 @@ def test_reordering_retransmission_and_loss_through_pipeline(tmp_path: Path) -> 
 def test_reassembly_agrees_with_tshark_on_crafted_reordering(tmp_path: Path) -> None:
     """Wireshark's follow stream over the same crafted reordering and loss: the same bytes per
     direction (Wireshark's placeholder for the hole is not data)."""
-    from dissect.crosscheck import follow_bytes
+    from dissect.report.crosscheck import follow_bytes
 
     path, _resp = reordered_with_loss(tmp_path)
     by_port = {port: n for (_addr, port), n in follow_bytes(path, [0])[0].items()}
@@ -254,7 +254,7 @@ def test_websocket_without_captured_handshake(tmp_path: Path) -> None:
 
 
 def test_websocket_detection_is_conservative() -> None:
-    from dissect.websocket import frames_tile
+    from dissect.protocols.websocket import frames_tile
 
     tls_hello = bytes.fromhex("16030100c4010000c00303") + bytes(180)
     assert frames_tile(tls_hello, masked=True) == (False, False)
@@ -303,8 +303,8 @@ def test_gc_young_generation_raised_while_dissecting_and_restored() -> None:
     caller its own thresholds back, also when a consumer fails."""
     import gc
 
+    from dissect.capture.reader import CaptureReader
     from dissect.pipeline import YOUNG_GC_THRESHOLD, Pipeline
-    from dissect.reader import CaptureReader
 
     capture = str(Path(__file__).resolve().parent.parent / "captures" / "sio4_websocket.pcap")
     seen: list[int] = []

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from dissect.capture.reader import W_CORRUPT, W_SNAPLEN, W_TRUNCATED, W_UNKNOWN_BLOCK, CaptureReader
 from dissect.errors import CaptureError
-from dissect.reader import W_CORRUPT, W_SNAPLEN, W_TRUNCATED, W_UNKNOWN_BLOCK, CaptureReader
 from tests import craft
 
 
@@ -156,7 +156,7 @@ def test_pcapng_corrupt_block_length_keeps_earlier(tmp_path: Path) -> None:
 
 
 def test_large_capture_spans_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import dissect.reader as reader
+    import dissect.capture.reader as reader
 
     monkeypatch.setattr(reader, "CHUNK", 1000)  # records straddle many chunk boundaries
     frames = [(1_700_000_000.0 + i / 1000, craft.ethernet(bytes([i % 256]) * (37 + i % 300))) for i in range(500)]
@@ -172,7 +172,7 @@ def test_large_capture_spans_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 def test_out_of_range_timestamp_fraction_keeps_the_record(tmp_path: Path) -> None:
     """A whole record whose microsecond field is >= 10^6 is odd, not corrupt: kept and counted."""
-    from dissect.reader import W_BAD_TIMESTAMP
+    from dissect.capture.reader import W_BAD_TIMESTAMP
 
     frames = [(1_700_000_000.0 + i, craft.ethernet(bytes([i]) * 40)) for i in range(3)]
     data = bytearray(craft.write_pcap(frames))

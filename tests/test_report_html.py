@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from dissect.output.summary import SummaryBuilder
+from dissect.output.tables import Analysis
 from dissect.report.html import plot_text, render_html, script_json
 from dissect.report.terminal import print_summary, safe_text
-from dissect.summary import SummaryBuilder
-from dissect.tables import Analysis
 from tests.test_summary import synthetic_rows
 
 EVIL_EVENTS = (

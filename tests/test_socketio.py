@@ -1,4 +1,4 @@
-"""Socket.IO packet headers and per-session state (dissect.socketio).
+"""Socket.IO packet headers and per-session state (dissect.protocols.socketio).
 
 Examples come from socketio/socket.io-protocol: v5 on ``main`` ("Packet encoding / Examples"),
 v4 on branch ``v4`` ("Packet encoding / Examples"); real encodings from socket.io-parser 4.2.7 and
@@ -13,9 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dissect import socketio as sio
-from dissect.records import C2S, S2C, Sink
-from dissect.socketio import (
+from dissect.protocols import socketio as sio
+from dissect.protocols.socketio import (
     ACK_ID_REUSED,
     ACK_WITHOUT_EVENT,
     ATTACHMENT_UNEXPECTED,
@@ -40,6 +39,7 @@ from dissect.socketio import (
     looks_like_msgpack_map,
     parse_header,
 )
+from dissect.records import C2S, S2C, Outbox
 
 MS = 1_000_000
 
@@ -286,12 +286,11 @@ def test_connect_error_message() -> None:
 # --- SocketIOState ---
 
 
-def state(protocol: int = 5, mode: int = MODE_SIO) -> tuple[SocketIOState, Sink, dict[str, int]]:
-    sink = Sink()
-    counters: dict[str, int] = {}
-    s = SocketIOState(sink, counters, mode)
+def state(protocol: int = 5, mode: int = MODE_SIO) -> tuple[SocketIOState, Outbox, dict[str, int]]:
+    outbox = Outbox()
+    s = SocketIOState(outbox, mode)
     s.protocol = protocol
-    return s, sink, counters
+    return s, outbox, s.counters
 
 
 def text(s: SocketIOState, d: int, ts: int, payload: str) -> sio.SioResult:
@@ -330,22 +329,22 @@ def test_pending_acks_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     s, _, counters = state()
     for i in range(5):
         text(s, C2S, i, f'2{i}["q"]')
-    assert len(s.pending_acks) == 3 and counters["acks_dropped"] == 2
+    assert len(s.pending_acks) == 3 and counters["sio-acks-dropped"] == 2
     assert text(s, S2C, 10, '30[]').anomaly == ACK_WITHOUT_EVENT  # the oldest were dropped
     assert text(s, S2C, 10, '34[]').anomaly == ""
     s.close()
-    assert counters["acks_unanswered"] == 2
+    assert counters["sio-acks-unanswered"] == 2
 
 
 def test_v5_connect_handshakes() -> None:
-    s, sink, _ = state()
+    s, outbox, _ = state()
     text(s, C2S, 1 * MS, "0")
     text(s, C2S, 2 * MS, '0/admin,{"token":"123"}')
     assert text(s, S2C, 3 * MS, '0{"sid":"wZX3oN0bSVIhsaknAAAI"}').anomaly == ""
     r = text(s, S2C, 5 * MS, '4/admin,{"message":"not authorized"}')
     assert (r.sio_type, r.namespace, r.anomaly) == ("CONNECT_ERROR", "/admin", "")
     got = [(h.layer, h.ts_start, h.ts_end, h.duration_ms, h.ok, h.detail, h.transport, h.session_id)
-           for h in sink.handshakes]
+           for h in outbox.handshakes]
     assert got == [
         ("socketio", 1 * MS, 3 * MS, 2.0, True, "namespace=/", "websocket", 7),
         ("socketio", 2 * MS, 5 * MS, 3.0, False, "namespace=/admin error=not authorized",
@@ -354,21 +353,21 @@ def test_v5_connect_handshakes() -> None:
 
 
 def test_v5_connect_unsolicited() -> None:
-    s, sink, _ = state()
+    s, outbox, _ = state()
     assert text(s, S2C, 0, '0{"sid":"x"}').anomaly == CONNECT_UNSOLICITED
     assert text(s, S2C, 0, '4{"message":"no"}').anomaly == CONNECT_UNSOLICITED
-    assert sink.handshakes == []
+    assert outbox.handshakes == []
 
 
 def test_v4_unprompted_default_namespace() -> None:
-    s, sink, _ = state(protocol=4)
+    s, outbox, _ = state(protocol=4)
     s.open_ts = 10 * MS
     assert text(s, S2C, 12 * MS, "0").anomaly == ""
     text(s, C2S, 20 * MS, "0/admin?token=abc,")  # the query is not part of the namespace
     text(s, S2C, 21 * MS, "0/admin,")
     text(s, C2S, 30 * MS, "0/secret,")
     text(s, S2C, 32 * MS, '4/secret,"Not authorized"')
-    got = [(h.ts_start, h.ts_end, h.ok, h.detail) for h in sink.handshakes]
+    got = [(h.ts_start, h.ts_end, h.ok, h.detail) for h in outbox.handshakes]
     assert got == [
         (10 * MS, 12 * MS, True, "namespace=/"),
         (20 * MS, 21 * MS, True, "namespace=/admin"),
@@ -384,10 +383,10 @@ def test_connect_error_from_client() -> None:
 
 
 def test_unanswered_connect_fails_on_close() -> None:
-    s, sink, _ = state()
+    s, outbox, _ = state()
     text(s, C2S, 1 * MS, "0/chat,")
     s.close()
-    (h,) = sink.handshakes
+    (h,) = outbox.handshakes
     assert (h.ts_start, h.ts_end, h.ok, h.detail) == (
         1 * MS, None, False, "namespace=/chat error=no-response")
 

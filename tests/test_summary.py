@@ -17,7 +17,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dissect import records, summary, tables
+from dissect import records
+from dissect.output import summary, tables
+from dissect.output.tables import Analysis
 from dissect.records import (
     Handshake,
     HttpExchange,
@@ -26,7 +28,6 @@ from dissect.records import (
     WsFrame,
     WsMessage,
 )
-from dissect.tables import Analysis
 
 T0 = 1_700_000_000_123_456_789  # fractional seconds: the ns -> s conversions must agree
 MS = 10**6

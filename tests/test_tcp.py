@@ -1,4 +1,4 @@
-"""TCP reassembly (dissect.tcp) on crafted segment orders that real peers will not produce on demand:
+"""TCP reassembly (dissect.transport.tcp) on crafted segment orders that real peers will not produce on demand:
 reordering, full and partial retransmission, overlaps, wraparound, keep-alives, lost segments."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dissect.tcp import ACK, FIN, SYN, TcpConnection, seq_diff
+from dissect.transport.tcp import ACK, FIN, SYN, TcpConnection, seq_diff
 
 
 class Recorder:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import dissect
-from dissect.tables import Analysis
+from dissect.output.tables import Analysis
 
 CAPTURES = Path(__file__).resolve().parent.parent / "captures"
 TRUTHS = sorted(CAPTURES.glob("*.truth.json"))

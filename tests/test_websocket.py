@@ -1,4 +1,4 @@
-"""Tests of dissect.websocket: RFC 6455 framing, RFC 7692 permessage-deflate, resync, limits."""
+"""Tests of dissect.protocols.websocket: RFC 6455 framing, RFC 7692 permessage-deflate, resync, limits."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dissect import websocket as ws
-from dissect.records import C2S, S2C, Sink, WsFrame, WsMessage
-from dissect.websocket import DeflateParams, WebSocketDissector, accept_key, negotiate
+from dissect.protocols import websocket as ws
+from dissect.protocols.websocket import DeflateParams, WebSocketDissector, accept_key, negotiate
+from dissect.records import C2S, S2C, Outbox, WsFrame, WsMessage
 
 TAKEOVER = DeflateParams(False, False, 15, 15)
 NO_TAKEOVER = DeflateParams(True, True, 15, 15)
@@ -73,11 +73,11 @@ def run(
     deflate: DeflateParams | None = None,
     max_message_bytes: int = 16 << 20,
     finish: bool = True,
-) -> tuple[Sink, Recorder]:
+) -> tuple[Outbox, Recorder]:
     """Feed (direction, data) or (direction, ts, data) items, then finish."""
-    sink = Sink()
+    outbox = Outbox()
     rec = Recorder()
-    d = WebSocketDissector(3, sink, deflate, rec, max_message_bytes)
+    d = WebSocketDissector(3, outbox, deflate, rec, max_message_bytes)
     ts = 0
     for item in feeds:
         if len(item) == 2:
@@ -88,16 +88,16 @@ def run(
         d.feed(direction, ts, data)
     if finish:
         d.finish(ts + 1)
-    check_invariants(sink)
-    return sink, rec
+    check_invariants(outbox)
+    return outbox, rec
 
 
 def tags(row: WsFrame | WsMessage) -> set[str]:
     return set(row.anomaly.split(";")) if row.anomaly else set()
 
 
-def check_invariants(sink: Sink) -> None:
-    frames, msgs = sink.ws_frames, sink.ws_messages
+def check_invariants(outbox: Outbox) -> None:
+    frames, msgs = outbox.ws_frames, outbox.ws_messages
     for f in frames:
         assert type(f) is WsFrame and len(f) == len(WsFrame._fields)
         assert f.direction in ("c2s", "s2c")
@@ -114,11 +114,11 @@ def check_invariants(sink: Sink) -> None:
     assert [m.message_index for m in msgs] == list(range(len(msgs)))
 
 
-def check_complete(sink: Sink) -> None:
+def check_complete(outbox: Outbox) -> None:
     """After finish: every frame belongs to exactly one message."""
-    assert sum(m.frames for m in sink.ws_messages) == len(sink.ws_frames)
-    assert sum(m.wire_bytes for m in sink.ws_messages) == sum(
-        f.header_len + f.payload_len for f in sink.ws_frames
+    assert sum(m.frames for m in outbox.ws_messages) == len(outbox.ws_frames)
+    assert sum(m.wire_bytes for m in outbox.ws_messages) == sum(
+        f.header_len + f.payload_len for f in outbox.ws_frames
     )
 
 
@@ -286,13 +286,13 @@ def test_rfc6455_examples(
 ) -> None:
     data = bytes.fromhex(wire)
     for feeds in ([(direction, data)], [(direction, data[i : i + 1]) for i in range(len(data))]):
-        sink, rec = run(feeds)
-        check_complete(sink)
-        assert [f.fin for f in sink.ws_frames] == fin_flags
-        assert all(f.anomaly == "" for f in sink.ws_frames)
-        assert sink.ws_frames[0].opcode == opcode
-        assert sink.ws_frames[0].masked == (direction == C2S)
-        [m] = sink.ws_messages
+        outbox, rec = run(feeds)
+        check_complete(outbox)
+        assert [f.fin for f in outbox.ws_frames] == fin_flags
+        assert all(f.anomaly == "" for f in outbox.ws_frames)
+        assert outbox.ws_frames[0].opcode == opcode
+        assert outbox.ws_frames[0].masked == (direction == C2S)
+        [m] = outbox.ws_messages
         assert m.opcode_name == ws.OPCODE_NAMES[opcode] and m.anomaly == ""
         assert m.frames == len(fin_flags) and m.wire_bytes == len(data)
         assert m.payload_bytes == (5 if payload is None else len(payload))
@@ -304,21 +304,21 @@ def test_rfc6455_examples(
             assert rec.calls == [(direction, rec.calls[0][1], opcode, payload)]
     header_len = {7: 2, 10: 4, 11: 6}.get(len(data) - 5, None)
     if header_len:
-        assert sink.ws_frames[0].header_len == header_len
+        assert outbox.ws_frames[0].header_len == header_len
 
 
 def test_lengths_and_header_len() -> None:
-    sink, _ = run([(S2C, frame(2, b"x" * 256)), (C2S, cmask(2, b"y" * 65536))])
-    f1, f2 = sink.ws_frames
+    outbox, _ = run([(S2C, frame(2, b"x" * 256)), (C2S, cmask(2, b"y" * 65536))])
+    f1, f2 = outbox.ws_frames
     assert (f1.payload_len, f1.header_len) == (256, 4)
     assert (f2.payload_len, f2.header_len) == (65536, 14)
 
 
 def test_timestamps_frame_completed_by_later_feed() -> None:
     data = frame(1, b"Hello")
-    sink, rec = run([(S2C, 100, data[:3]), (S2C, 200, data[3:]), (S2C, 300, frame(9))])
-    assert [f.ts for f in sink.ws_frames] == [200, 300]
-    assert (sink.ws_messages[0].ts_first, sink.ws_messages[0].ts_last) == (200, 200)
+    outbox, rec = run([(S2C, 100, data[:3]), (S2C, 200, data[3:]), (S2C, 300, frame(9))])
+    assert [f.ts for f in outbox.ws_frames] == [200, 300]
+    assert (outbox.ws_messages[0].ts_first, outbox.ws_messages[0].ts_last) == (200, 200)
     assert rec.calls == [(S2C, 200, 1, b"Hello")]
 
 
@@ -329,11 +329,11 @@ def test_fragmented_message_timestamps_and_control_between_fragments() -> None:
         (C2S, 30, cmask(0, b"lo, ", fin=False)),
         (C2S, 40, cmask(0, b"world")),
     ]
-    sink, rec = run(feeds)
-    check_complete(sink)
-    assert [f.opcode for f in sink.ws_frames] == [1, 9, 0, 0]
-    assert all(f.anomaly == "" for f in sink.ws_frames)
-    ping, text = sink.ws_messages
+    outbox, rec = run(feeds)
+    check_complete(outbox)
+    assert [f.opcode for f in outbox.ws_frames] == [1, 9, 0, 0]
+    assert all(f.anomaly == "" for f in outbox.ws_frames)
+    ping, text = outbox.ws_messages
     assert (ping.opcode_name, ping.ts_first, ping.payload_bytes) == ("ping", 20, 5)
     assert (text.opcode_name, text.frames, text.ts_first, text.ts_last) == ("text", 3, 10, 40)
     assert text.payload_bytes == 12 and text.text_preview == "Hello, world"
@@ -344,20 +344,20 @@ def test_fragmented_message_timestamps_and_control_between_fragments() -> None:
 def test_preview_is_64_characters_and_code_point_split_across_fragments() -> None:
     text = ("é" * 40 + "x" * 40).encode()
     a, b = text[:1], text[1:]  # the first code point is split between the two frames
-    sink, rec = run([(S2C, frame(1, a, fin=False)), (S2C, frame(0, b))])
-    [m] = sink.ws_messages
+    outbox, rec = run([(S2C, frame(1, a, fin=False)), (S2C, frame(0, b))])
+    [m] = outbox.ws_messages
     assert m.anomaly == "" and m.text_preview == "é" * 40 + "x" * 24
     assert m.payload_bytes == len(text) and rec.calls[0][3] == text
 
 
 def test_binary_payload_only_materialised_for_upper() -> None:
-    sink = Sink()
-    d = WebSocketDissector(1, sink)
+    outbox = Outbox()
+    d = WebSocketDissector(1, outbox)
     d.feed(C2S, 1, cmask(2, os.urandom(1000)))
     d.feed(C2S, 2, cmask(2, b"z" * 10, fin=False)[:9])
     d.feed(C2S, 3, cmask(2, b"z" * 10, fin=False)[9:] + cmask(0, b"q"))
     d.finish(4)
-    assert [m.payload_bytes for m in sink.ws_messages] == [1000, 11]
+    assert [m.payload_bytes for m in outbox.ws_messages] == [1000, 11]
 
 
 # ---------------------------------------------------------------------------- close
@@ -389,9 +389,9 @@ def test_close_codes_and_reasons(
     body: bytes, code: int | None, reason: str | None, tag: str | None, direction: int
 ) -> None:
     data = cmask(8, body) if direction == C2S else frame(8, body)
-    sink, rec = run([(direction, data)])
-    [f] = sink.ws_frames
-    [m] = sink.ws_messages
+    outbox, rec = run([(direction, data)])
+    [f] = outbox.ws_frames
+    [m] = outbox.ws_messages
     assert (f.opcode_name, f.close_code, f.close_reason) == ("close", code, reason)
     assert f.anomaly == m.anomaly == (tag or "")
     assert m.opcode_name == "close" and m.payload_bytes == len(body) and rec.calls == []
@@ -401,11 +401,11 @@ def test_close_reason_from_real_library() -> None:
     client, server, _, _ = _websockets_pair()
     server.send_close(1001, "going away")  # type: ignore[attr-defined]
     client.send_close(1000, "ok")  # type: ignore[attr-defined]
-    sink, _ = run([
+    outbox, _ = run([
         (S2C, b"".join(server.data_to_send())),  # type: ignore[attr-defined]
         (C2S, b"".join(client.data_to_send())),  # type: ignore[attr-defined]
     ])
-    assert [(f.close_code, f.close_reason, f.masked) for f in sink.ws_frames] == [
+    assert [(f.close_code, f.close_reason, f.masked) for f in outbox.ws_frames] == [
         (1001, "going away", False), (1000, "ok", True),
     ]
 
@@ -482,10 +482,10 @@ def test_anomaly_tags(
     message_tags: list[set[str]],
 ) -> None:
     for feeds in ([(direction, wire)], [(direction, wire[i : i + 1]) for i in range(len(wire))]):
-        sink, _ = run(feeds, deflate=deflate)
-        check_complete(sink)
-        assert [tags(f) for f in sink.ws_frames] == frame_tags, name
-        assert [tags(m) for m in sink.ws_messages] == message_tags, name
+        outbox, _ = run(feeds, deflate=deflate)
+        check_complete(outbox)
+        assert [tags(f) for f in outbox.ws_frames] == frame_tags, name
+        assert [tags(m) for m in outbox.ws_messages] == message_tags, name
 
 
 def test_every_anomaly_tag_is_tested() -> None:
@@ -503,22 +503,22 @@ def test_every_anomaly_tag_is_tested() -> None:
 def test_invalid_utf8_preview_keeps_valid_prefix() -> None:
     for feeds in ([(S2C, frame(1, b"abc\xe2\x82x"))], [(S2C, frame(1, b"abc\xe2\x82x")[:4]),
                                                       (S2C, frame(1, b"abc\xe2\x82x")[4:])]):
-        sink, rec = run(feeds)
-        [m] = sink.ws_messages
+        outbox, rec = run(feeds)
+        [m] = outbox.ws_messages
         assert m.text_preview == "abc" and m.anomaly == ws.INVALID_UTF8
         assert rec.calls[0][3] == b"abc\xe2\x82x"  # the upper still gets the bytes
 
 
 def test_message_interrupted_gives_upper_none() -> None:
-    sink, rec = run([(S2C, frame(2, b"Hel", fin=False) + frame(2, b"xyz"))])
+    outbox, rec = run([(S2C, frame(2, b"Hel", fin=False) + frame(2, b"xyz"))])
     assert rec.calls == [(S2C, 1, 2, None), (S2C, 1, 2, b"xyz")]
-    assert sink.ws_messages[0].payload_bytes == 3
+    assert outbox.ws_messages[0].payload_bytes == 3
 
 
 def test_message_too_large_uncompressed() -> None:
     wire = frame(2, b"a" * 600, fin=False) + frame(0, b"b" * 600) + frame(1, b"small")
-    sink, rec = run([(C2S, wire)], max_message_bytes=1000)
-    big, small = sink.ws_messages
+    outbox, rec = run([(C2S, wire)], max_message_bytes=1000)
+    big, small = outbox.ws_messages
     assert tags(big) == {ws.UNMASKED_CLIENT_FRAME, ws.MESSAGE_TOO_LARGE}
     assert big.payload_bytes == 1200  # still counted
     assert small.payload_bytes == 5
@@ -526,10 +526,10 @@ def test_message_too_large_uncompressed() -> None:
 
 
 def test_row_arity_and_types() -> None:
-    sink, _ = run([(S2C, frame(1, b"x") + frame(8, b"\x03\xe8") + frame(2, b"y", fin=False))])
-    for row in sink.ws_frames + sink.ws_messages:  # type: ignore[operator]
+    outbox, _ = run([(S2C, frame(1, b"x") + frame(8, b"\x03\xe8") + frame(2, b"y", fin=False))])
+    for row in outbox.ws_frames + outbox.ws_messages:  # type: ignore[operator]
         assert len(row) == len(type(row)._fields)
-    f = sink.ws_frames[0]
+    f = outbox.ws_frames[0]
     assert isinstance(f.fin, bool) and isinstance(f.masked, bool) and isinstance(f.ts, int)
 
 
@@ -552,24 +552,24 @@ HELLO_AGAIN = bytes.fromhex("f200110000")  # 7.2.3.2: the second "Hello", sharin
 def test_rfc7692_examples(wire: str) -> None:
     data = bytes.fromhex(wire)
     for feeds in ([(S2C, data)], [(S2C, data[i : i + 1]) for i in range(len(data))]):
-        sink, rec = run(feeds, deflate=TAKEOVER)
-        [m] = sink.ws_messages
+        outbox, rec = run(feeds, deflate=TAKEOVER)
+        [m] = outbox.ws_messages
         assert (m.compressed, m.payload_bytes, m.text_preview, m.anomaly) == (
             True, 5, "Hello", "")
-        assert sink.ws_frames[0].compressed and not sink.ws_frames[-1].compressed or len(
-            sink.ws_frames) == 1
+        assert outbox.ws_frames[0].compressed and not outbox.ws_frames[-1].compressed or len(
+            outbox.ws_frames) == 1
         assert rec.calls == [(S2C, rec.calls[0][1], 1, b"Hello")]
 
 
 def test_rfc7692_context_takeover() -> None:
     # 7.2.3.2: with context takeover the second "Hello" refers to the first one.
     wire = frame(1, HELLO_DEFLATED, rsv=4) + frame(1, HELLO_AGAIN, rsv=4)
-    sink, rec = run([(S2C, wire)], deflate=TAKEOVER)
-    assert [m.anomaly for m in sink.ws_messages] == ["", ""]
+    outbox, rec = run([(S2C, wire)], deflate=TAKEOVER)
+    assert [m.anomaly for m in outbox.ws_messages] == ["", ""]
     assert rec.payloads(S2C) == [b"Hello", b"Hello"]
     # without context takeover the server must send the full form both times
     wire = frame(1, HELLO_DEFLATED, rsv=4) * 2
-    sink, rec = run([(S2C, wire)], deflate=NO_TAKEOVER)
+    outbox, rec = run([(S2C, wire)], deflate=NO_TAKEOVER)
     assert rec.payloads(S2C) == [b"Hello", b"Hello"]
 
 
@@ -579,31 +579,31 @@ def test_rfc7692_context_takeover_is_per_direction() -> None:
     params = DeflateParams(True, False, 15, 15)
     takeover_wire = frame(1, HELLO_DEFLATED, rsv=4) + frame(1, HELLO_AGAIN, rsv=4)
     client_wire = cmask(1, HELLO_DEFLATED, rsv=4) + cmask(1, HELLO_AGAIN, rsv=4)
-    sink, rec = run([(C2S, client_wire), (S2C, takeover_wire)], deflate=params)
+    outbox, rec = run([(C2S, client_wire), (S2C, takeover_wire)], deflate=params)
     assert rec.payloads(C2S) == [b"Hello", b"Hello"]
     # s2c has no context takeover: the back-reference has nothing to refer to
     assert rec.payloads(S2C) == [b"Hello", None]
-    assert sink.ws_messages[3].anomaly == ws.INFLATE_FAILED
-    assert sink.ws_messages[3].payload_bytes is None
+    assert outbox.ws_messages[3].anomaly == ws.INFLATE_FAILED
+    assert outbox.ws_messages[3].payload_bytes is None
 
 
 def test_uncompressed_message_under_deflate() -> None:
     # RFC 7692 6: RSV1 clear = not compressed, the inflater is not touched
     wire = frame(1, HELLO_DEFLATED, rsv=4) + frame(1, b"plain") + frame(1, HELLO_AGAIN, rsv=4)
-    sink, rec = run([(S2C, wire)], deflate=TAKEOVER)
-    assert [m.compressed for m in sink.ws_messages] == [True, False, True]
+    outbox, rec = run([(S2C, wire)], deflate=TAKEOVER)
+    assert [m.compressed for m in outbox.ws_messages] == [True, False, True]
     assert rec.payloads(S2C) == [b"Hello", b"plain", b"Hello"]
 
 
 def test_inflate_failure_loses_context_only_under_takeover() -> None:
     bad = frame(1, b"\xff\xff", rsv=4)
     good = frame(1, HELLO_DEFLATED, rsv=4)
-    sink, rec = run([(S2C, bad + good)], deflate=TAKEOVER)
-    assert [m.anomaly for m in sink.ws_messages] == [ws.INFLATE_FAILED, ws.INFLATE_CONTEXT_LOST]
+    outbox, rec = run([(S2C, bad + good)], deflate=TAKEOVER)
+    assert [m.anomaly for m in outbox.ws_messages] == [ws.INFLATE_FAILED, ws.INFLATE_CONTEXT_LOST]
     assert rec.payloads(S2C) == [None, None]
-    assert [m.payload_bytes for m in sink.ws_messages] == [None, None]
-    sink, rec = run([(S2C, bad + good)], deflate=NO_TAKEOVER)
-    assert [m.anomaly for m in sink.ws_messages] == [ws.INFLATE_FAILED, ""]
+    assert [m.payload_bytes for m in outbox.ws_messages] == [None, None]
+    outbox, rec = run([(S2C, bad + good)], deflate=NO_TAKEOVER)
+    assert [m.anomaly for m in outbox.ws_messages] == [ws.INFLATE_FAILED, ""]
     assert rec.payloads(S2C) == [None, b"Hello"]
 
 
@@ -613,14 +613,14 @@ def test_deflate_bomb_is_bounded() -> None:
     wire = frame(2, comp, rsv=4) + frame(1, HELLO_DEFLATED, rsv=4)
     tracemalloc.start()
     t0 = time.perf_counter()
-    sink, rec = run([(S2C, c) for c in chunked(wire, [1460] * 100)], deflate=TAKEOVER,
+    outbox, rec = run([(S2C, c) for c in chunked(wire, [1460] * 100)], deflate=TAKEOVER,
                     max_message_bytes=1 << 20)
     elapsed = time.perf_counter() - t0
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert elapsed < 2.0
     assert peak < 8 << 20
-    bomb, after = sink.ws_messages
+    bomb, after = outbox.ws_messages
     assert bomb.anomaly == ws.MESSAGE_TOO_LARGE and bomb.payload_bytes is None
     # under context takeover the window is now unknown
     assert after.anomaly == ws.INFLATE_CONTEXT_LOST
@@ -631,15 +631,15 @@ def test_bfinal_stream_of_empty_blocks_is_bounded() -> None:
     # 0x03 0x00 = an empty final fixed-Huffman block; thousands of them in one message
     wire = frame(2, b"\x03\x00" * 5000, rsv=4)
     t0 = time.perf_counter()
-    sink, _ = run([(S2C, wire)], deflate=TAKEOVER)
+    outbox, _ = run([(S2C, wire)], deflate=TAKEOVER)
     assert time.perf_counter() - t0 < 1.0
-    assert sink.ws_messages[0].anomaly == ws.INFLATE_FAILED
+    assert outbox.ws_messages[0].anomaly == ws.INFLATE_FAILED
 
 
 def test_bfinal_then_context_takeover() -> None:
     # 7.2.3.4 then 7.2.3.2: the window survives a BFINAL block
     wire = bytes.fromhex("c108f348cdc9c9070000") + frame(1, HELLO_AGAIN, rsv=4)
-    sink, rec = run([(S2C, wire)], deflate=TAKEOVER)
+    outbox, rec = run([(S2C, wire)], deflate=TAKEOVER)
     assert rec.payloads(S2C) == [b"Hello", b"Hello"]
 
 
@@ -698,14 +698,14 @@ def _check_conversation(
     feeds: list[tuple[int, bytes]] = []
     for direction, data in wire:
         feeds += [(direction, c) for c in chunked(data, sizes)]
-    sink, rec = run(feeds, deflate=deflate)
-    check_complete(sink)
-    assert all(f.anomaly == "" for f in sink.ws_frames), [f.anomaly for f in sink.ws_frames]
-    assert all(m.anomaly == "" for m in sink.ws_messages)
+    outbox, rec = run(feeds, deflate=deflate)
+    check_complete(outbox)
+    assert all(f.anomaly == "" for f in outbox.ws_frames), [f.anomaly for f in outbox.ws_frames]
+    assert all(m.anomaly == "" for m in outbox.ws_messages)
     assert [(d, op, p) for d, _, op, p in rec.calls] == expected
-    assert len(sink.ws_messages) == len(actions)
-    assert sum(len(d) for _, d in wire) == sum(m.wire_bytes for m in sink.ws_messages)
-    for m, (direction, kind, payload, nfrag) in zip(sink.ws_messages, actions, strict=True):
+    assert len(outbox.ws_messages) == len(actions)
+    assert sum(len(d) for _, d in wire) == sum(m.wire_bytes for m in outbox.ws_messages)
+    for m, (direction, kind, payload, nfrag) in zip(outbox.ws_messages, actions, strict=True):
         assert m.direction == ("c2s", "s2c")[direction]
         assert m.opcode_name == kind
         if kind != "ping":
@@ -717,7 +717,7 @@ def _check_conversation(
                 assert m.text_preview == text[:64]
             else:
                 assert m.payload_bytes == len(payload)
-    for f in sink.ws_frames:
+    for f in outbox.ws_frames:
         assert f.masked == (f.direction == "c2s")
         assert f.compressed == (f.rsv1 and deflate is not None)
 
@@ -823,35 +823,35 @@ def test_wsproto_library_round_trip(
 def test_gap_inside_payload_keeps_framing() -> None:
     first = cmask(2, b"A" * 100)
     nxt = cmask(1, b"next")
-    sink = Sink()
+    outbox = Outbox()
     rec = Recorder()
-    d = WebSocketDissector(1, sink, upper=rec)
+    d = WebSocketDissector(1, outbox, upper=rec)
     d.feed(C2S, 1, first[:30])
     d.gap(C2S, 2, 40)  # bytes 30..69 of the frame are lost
     d.feed(C2S, 3, first[70:] + nxt)
     d.finish(4)
-    check_invariants(sink)
-    check_complete(sink)
-    f1, f2 = sink.ws_frames
+    check_invariants(outbox)
+    check_complete(outbox)
+    f1, f2 = outbox.ws_frames
     assert tags(f1) == {ws.LOST_BYTES} and f1.ts == 3 and f1.payload_len == 100
     assert f2.anomaly == ""  # no resync needed: the frame's end was known
-    m1, m2 = sink.ws_messages
+    m1, m2 = outbox.ws_messages
     assert tags(m1) == {ws.LOST_BYTES} and m1.payload_bytes == 100
     assert rec.calls == [(C2S, 3, 2, None), (C2S, 3, 1, b"next")]
 
 
 def test_gap_to_exact_frame_end() -> None:
     first = frame(1, b"Hello, world")
-    sink = Sink()
+    outbox = Outbox()
     rec = Recorder()
-    d = WebSocketDissector(1, sink, upper=rec)
+    d = WebSocketDissector(1, outbox, upper=rec)
     d.feed(S2C, 1, first[:5])
     d.gap(S2C, 2, len(first) - 5)
     d.feed(S2C, 3, frame(1, b"after"))
     d.finish(4)
-    check_complete(sink)
-    assert [tags(f) for f in sink.ws_frames] == [{ws.LOST_BYTES}, set()]
-    assert sink.ws_frames[0].ts == 2
+    check_complete(outbox)
+    assert [tags(f) for f in outbox.ws_frames] == [{ws.LOST_BYTES}, set()]
+    assert outbox.ws_frames[0].ts == 2
     assert rec.payloads(S2C) == [None, b"after"]
 
 
@@ -859,16 +859,16 @@ def test_gap_over_headers_resyncs_on_plausible_header() -> None:
     # s2c payload bytes 0xff can never start a plausible header (opcode 15)
     a, b, c = frame(2, b"\xff" * 50), frame(2, b"\xff" * 300), frame(2, b"\xff" * 40)
     e, f = frame(1, b"found"), frame(9, b"p")
-    sink = Sink()
+    outbox = Outbox()
     rec = Recorder()
-    d = WebSocketDissector(1, sink, upper=rec)
+    d = WebSocketDissector(1, outbox, upper=rec)
     d.feed(S2C, 1, a + b[:10])
     d.gap(S2C, 2, len(b) - 10 + 20)  # rest of b and c's header + 18 payload bytes
     d.feed(S2C, 3, c[20:] + e + f)
     d.finish(4)
-    check_invariants(sink)
-    check_complete(sink)
-    assert [(fr.opcode, tags(fr)) for fr in sink.ws_frames] == [
+    check_invariants(outbox)
+    check_complete(outbox)
+    assert [(fr.opcode, tags(fr)) for fr in outbox.ws_frames] == [
         (2, set()), (2, {ws.LOST_BYTES}), (1, {ws.RESYNC}), (9, set()),
     ]
     assert rec.payloads(S2C) == [b"\xff" * 50, None, b"found"]
@@ -877,16 +877,16 @@ def test_gap_over_headers_resyncs_on_plausible_header() -> None:
 def test_gap_resync_onto_continuation_of_lost_message() -> None:
     parts = [cmask(1, b"part%d" % i, fin=False) if i == 0 else
              cmask(0, b"part%d" % i, fin=i == 4) for i in range(5)]
-    sink = Sink()
+    outbox = Outbox()
     rec = Recorder()
-    d = WebSocketDissector(1, sink, upper=rec)
+    d = WebSocketDissector(1, outbox, upper=rec)
     d.feed(C2S, 1, parts[0] + parts[1][:3])
     d.gap(C2S, 2, len(parts[1]) - 3 + len(parts[2]) + 2)
     d.feed(C2S, 3, parts[3][2:] + parts[4] + cmask(1, b"ok"))
     d.finish(4)
-    check_invariants(sink)
-    check_complete(sink)
-    msgs = sink.ws_messages
+    check_invariants(outbox)
+    check_complete(outbox)
+    msgs = outbox.ws_messages
     assert [(m.opcode_name, m.frames, tags(m)) for m in msgs] == [
         ("text", 2, {ws.LOST_BYTES, ws.RESYNC}), ("text", 1, set()),
     ]
@@ -896,29 +896,29 @@ def test_gap_resync_onto_continuation_of_lost_message() -> None:
 
 
 def test_gap_when_the_message_start_was_lost() -> None:
-    sink = Sink()
-    d = WebSocketDissector(1, sink)
+    outbox = Outbox()
+    d = WebSocketDissector(1, outbox)
     d.feed(S2C, 1, frame(1, b"x"))
     d.gap(S2C, 2, 30)
     d.feed(S2C, 3, frame(0, b"tail", fin=True) + frame(1, b"y"))
     d.finish(4)
-    check_complete(sink)
-    assert [(m.opcode_name, tags(m)) for m in sink.ws_messages] == [
+    check_complete(outbox)
+    assert [(m.opcode_name, tags(m)) for m in outbox.ws_messages] == [
         ("text", set()), ("continuation", {ws.LOST_BYTES, ws.RESYNC}), ("text", set()),
     ]
 
 
 def test_gap_context_takeover_vs_no_takeover() -> None:
     for params, second in ((TAKEOVER, None), (NO_TAKEOVER, b"Hello")):
-        sink = Sink()
+        outbox = Outbox()
         rec = Recorder()
-        d = WebSocketDissector(1, sink, params, rec)
+        d = WebSocketDissector(1, outbox, params, rec)
         d.feed(S2C, 1, frame(1, HELLO_DEFLATED, rsv=4))
         d.gap(S2C, 2, 100)
         d.feed(S2C, 3, frame(1, HELLO_DEFLATED, rsv=4))
         d.finish(4)
         assert rec.payloads(S2C) == [b"Hello", second]
-        last = sink.ws_messages[-1]
+        last = outbox.ws_messages[-1]
         if second is None:
             assert ws.INFLATE_CONTEXT_LOST in tags(last) and last.payload_bytes is None
         else:
@@ -927,9 +927,9 @@ def test_gap_context_takeover_vs_no_takeover() -> None:
 
 def test_gap_in_uncompressed_frame_keeps_context() -> None:
     # the lost bytes were inside a known, uncompressed frame: the deflate window is intact
-    sink = Sink()
+    outbox = Outbox()
     rec = Recorder()
-    d = WebSocketDissector(1, sink, TAKEOVER, rec)
+    d = WebSocketDissector(1, outbox, TAKEOVER, rec)
     plain = frame(2, b"z" * 100)
     d.feed(S2C, 1, frame(1, HELLO_DEFLATED, rsv=4) + plain[:10])
     d.gap(S2C, 2, 50)
@@ -939,25 +939,25 @@ def test_gap_in_uncompressed_frame_keeps_context() -> None:
 
 
 def test_gap_during_scan_and_garbage_only() -> None:
-    sink = Sink()
-    d = WebSocketDissector(1, sink)
+    outbox = Outbox()
+    d = WebSocketDissector(1, outbox)
     d.feed(C2S, 1, b"\x81")
     d.gap(C2S, 2, 5)
     d.feed(C2S, 3, b"\xff" * 10_000)
     d.gap(C2S, 4, 5)
     d.feed(C2S, 5, b"\x00")
     d.finish(6)
-    check_invariants(sink)
-    assert sink.ws_frames == []
+    check_invariants(outbox)
+    assert outbox.ws_frames == []
 
 
 # ------------------------------------------------------------- robustness (fuzz)
 
 
-def _strip_ts(sink: Sink) -> tuple[list[tuple], list[tuple]]:
+def _strip_ts(outbox: Outbox) -> tuple[list[tuple], list[tuple]]:
     return (
-        [f[:2] + f[3:] for f in sink.ws_frames],
-        [m[:2] + m[4:] for m in sink.ws_messages],
+        [f[:2] + f[3:] for f in outbox.ws_frames],
+        [m[:2] + m[4:] for m in outbox.ws_messages],
     )
 
 
@@ -1012,12 +1012,12 @@ def test_arbitrary_bytes_never_raise_and_chunking_does_not_matter(
 def test_arbitrary_bytes_with_gaps_never_raise(
     ops: list[tuple[int, bytes, int]], deflate: DeflateParams | None
 ) -> None:
-    sink = Sink()
-    d = WebSocketDissector(9, sink, deflate, Recorder(), max_message_bytes=1000)
+    outbox = Outbox()
+    d = WebSocketDissector(9, outbox, deflate, Recorder(), max_message_bytes=1000)
     for ts, (direction, data, lost) in enumerate(ops):
         d.feed(direction, ts, data)
         d.gap(direction, ts, lost)
     d.finish(len(ops))
     d.feed(C2S, 99, b"\x81\x00")  # after finish: ignored
-    check_invariants(sink)
-    check_complete(sink)
+    check_invariants(outbox)
+    check_complete(outbox)

@@ -14,11 +14,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import dissect
-from dissect import writers
-from dissect.api import run, run_parallel
+from dissect.api import run
+from dissect.output import writers
+from dissect.output.tables import TABLE_NAMES, Analysis, _typed, read_blocks
+from dissect.output.writers import Blocks, ReportWriter, _ts_memo, row_formatter, ts_text
 from dissect.records import Handshake, SioPacket, WsMessage
-from dissect.tables import TABLE_NAMES, Analysis, _typed, read_blocks
-from dissect.writers import Blocks, ReportWriter, _ts_memo, row_formatter, ts_text
+from dissect.run.jobs import run_jobs
 
 CAPTURES = Path(__file__).resolve().parent.parent / "captures"
 
@@ -225,8 +226,8 @@ def test_jobs_blocks_point_into_the_joined_files(tmp_path: Path, monkeypatch: py
     """With --jobs the part files are joined; the blocks are moved to where their rows landed."""
     monkeypatch.setattr(writers, "BLOCK_ROWS", 2)  # the forked workers inherit it
     blocks: dict[str, Blocks] = {}
-    run_parallel([str(CAPTURES / "sio4_polling_upgrade.pcapng"), str(CAPTURES / "ws_multi.pcapng")], 2,
-                         out_dir=str(tmp_path), blocks=blocks)
+    run_jobs([str(CAPTURES / "sio4_polling_upgrade.pcapng"), str(CAPTURES / "ws_multi.pcapng")], 2,
+             out_dir=str(tmp_path), blocks=blocks)
     full = Analysis.from_dir(str(tmp_path))
     for table in TABLE_NAMES:
         df = full.table(table)

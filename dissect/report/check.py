@@ -42,12 +42,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ..errors import DissectError
-from ..records import TABLES, column_types
-from .terminal import safe_text
+from dissect.errors import DissectError
+from dissect.records import TABLES, column_types
+from dissect.report.terminal import safe_text
 
 if TYPE_CHECKING:
-    from ..tables import Analysis
+    from dissect.output.tables import Analysis
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -706,7 +706,7 @@ def coerce_rules(
 # -- checking -------------------------------------------------------------------------------------
 
 
-def _cell(v: Any, limit: int = 60) -> str:
+def cell_text(v: Any, limit: int = 60) -> str:
     if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
         return "-"
     if isinstance(v, (bool, np.bool_)):
@@ -727,7 +727,7 @@ def describe_row(table: str, row: Mapping[str, Any], column: str | None = None) 
             v = row[c]
             if c in ("namespace", "event", "target") and (v is None or v == ""):
                 continue
-            parts.append(f"{c}={_cell(v)}")
+            parts.append(f"{c}={cell_text(v)}")
     return " ".join(parts)
 
 
@@ -854,11 +854,11 @@ def _check_table(r: Rule, df: pd.DataFrame) -> RuleResult:
             bad_mask = present & ~vals.isin(allowed)
         bad = rows[bad_mask]
         ok = len(bad) == 0
-        shown = ", ".join(_cell(x) for x in allowed)
+        shown = ", ".join(cell_text(x) for x in allowed)
         if ok:
             msg = f"every {subject} is one of [{shown}]"
             return RuleResult(r.name, True, msg, value=0.0)
-        counts = bad[r.column].map(_cell).value_counts()
+        counts = bad[r.column].map(cell_text).value_counts()
         seen = ", ".join(f"{safe_text(k, 40)} ({n})" for k, n in counts.head(10).items())
         msg = f"{len(bad)} {r.table} row(s) with {r.column} outside [{shown}]: {seen}"
         offenders, total = _offenders(r.table, bad, r.column)
@@ -922,7 +922,7 @@ def check_rules(
     for r in rs.rules:
         if r.kind == "summary":
             if summary is None:
-                from ..summary import summary_of
+                from dissect.output.summary import summary_of
 
                 summary = summary_of(analysis)
             out.append(_check_summary(r, summary))

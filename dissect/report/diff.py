@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ..records import TABLES
-from .check import DiffConfig, RuleResult, Rules, _cell, diff_config
+from dissect.records import TABLES
+from dissect.report.check import DiffConfig, RuleResult, Rules, cell_text, diff_config
 
 if TYPE_CHECKING:
-    from ..tables import Analysis
+    from dissect.output.tables import Analysis
 
 KEY_COLUMNS: dict[str, tuple[str, ...]] = {
     "sessions": ("transport", "app_protocol", "close"),
@@ -51,7 +51,7 @@ MAX_LINES = 20
 def _key_cell(v: Any) -> str:
     if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) or v == "":
         return "-"
-    return _cell(v, 60)
+    return cell_text(v, 60)
 
 
 def keyed_counts(df: pd.DataFrame, columns: tuple[str, ...]) -> dict[str, int]:

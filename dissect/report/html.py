@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ..summary import LAYERS, anomaly_kind, split_anomalies, summary_of
-from .terminal import safe_text
+from dissect.output.summary import LAYERS, anomaly_kind, split_anomalies, summary_of
+from dissect.report.terminal import safe_text
 
 if TYPE_CHECKING:
-    from ..tables import Analysis
+    from dissect.output.tables import Analysis
 
 MAX_POINTS = 5000
 MAX_ROWS = 200
@@ -200,7 +200,7 @@ def _activity(a: Analysis, table: str) -> dict[str, tuple[np.ndarray, np.ndarray
     over time. From the rows when the table was read whole; when it was sampled, from the
     blocks its writer recorded (``ReportWriter.blocks``: each block's rows spread evenly over
     its first to last time, its client-to-server count apart)."""
-    from ..writers import ACTIVITY_COLUMNS
+    from dissect.output.writers import ACTIVITY_COLUMNS
 
     blocks = (getattr(a, "blocks", None) or {}).get(table)
     if table in a.sampled and blocks is not None and len(blocks.t_first) == len(blocks.rows):

@@ -15,7 +15,7 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from ..tables import Analysis
+    from dissect.output.tables import Analysis
 
 # C0 controls, DEL, C1 controls, and the Unicode format characters that reorder or hide text
 # (bidi embeddings/overrides/isolates, zero-width marks, line/paragraph separators, BOM).
@@ -96,7 +96,7 @@ def print_summary(
 
     ``color=None`` styles the output only when ``file`` is a terminal.
     """
-    from ..summary import summary_of
+    from dissect.output.summary import summary_of
 
     if isinstance(analysis_or_summary, Mapping):
         s: Mapping[str, Any] = analysis_or_summary

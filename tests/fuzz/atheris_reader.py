@@ -23,7 +23,7 @@ import atheris
 with atheris.instrument_imports(include=["dissect"]):
     from dissect.api import run
     from dissect.errors import CaptureError
-    from dissect.writers import MemoryCollector
+    from dissect.output.writers import MemoryCollector
 
 _DIR = tempfile.mkdtemp(prefix="dissect-atheris-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
 _PATH = os.path.join(_DIR, "input.pcap")

@@ -3,7 +3,7 @@
 It parses a *well-formed* capture (the corpus) into records that mutators can drop, duplicate,
 reorder, splice and edit, and writes them back, remembering where every length field landed so
 byte-level mutators can damage exactly those. It deliberately shares no code with
-:mod:`dissect.reader`: a bug there must not hide itself here.
+:mod:`dissect.capture.reader`: a bug there must not hide itself here.
 """
 
 from __future__ import annotations

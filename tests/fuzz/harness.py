@@ -27,8 +27,8 @@ from types import FrameType
 
 from dissect.api import run
 from dissect.errors import CaptureError
+from dissect.output.writers import MemoryCollector, ReportWriter
 from dissect.records import TABLES
-from dissect.writers import MemoryCollector, ReportWriter
 
 OK, REJECTED, CRASH, HANG, MEMORY = "ok", "rejected", "crash", "hang", "memory"
 BAD = (CRASH, HANG, MEMORY)
@@ -156,8 +156,8 @@ def dissect_file(path: str, out_dir: str, fmt: str = "csv", tables: bool = False
         writer.close()
     check_outputs(collector, out_dir, fmt, result.summary)
     if tables or html:
+        from dissect.output.tables import Analysis
         from dissect.report.terminal import print_summary
-        from dissect.tables import Analysis
 
         analysis = Analysis.from_rows(collector.rows, result.summary)
         print_summary(analysis.summary, file=io.StringIO())

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from ..errors import DissectError
-from ..options import filter_options, make_filters
-from .terminal import safe_text
+from dissect.cli.options import filter_options, make_filters
+from dissect.errors import DissectError
+from dissect.report.terminal import safe_text
 
 if TYPE_CHECKING:
-    from ..tables import Analysis
-    from .check import RuleResult, Rules
+    from dissect.output.tables import Analysis
+    from dissect.report.check import RuleResult, Rules
 
 # The rules engine (and pandas under it) is imported inside the commands, so that loading the
 # command line stays fast for the commands that do not need it.
@@ -33,7 +33,7 @@ def _fail(cmd: str, why: str) -> NoReturn:
 
 def _is_capture_error(e: BaseException) -> bool:
     try:
-        from ..errors import DissectError
+        from dissect.errors import DissectError
     except ImportError:  # pragma: no cover - before dissect.errors existed
         return type(e).__name__ == "CaptureError"
     return isinstance(e, DissectError) or type(e).__name__ == "CaptureError"
@@ -61,7 +61,7 @@ def _filters(port: tuple[int, ...], host: tuple[str, ...], session_ids: tuple[in
 
 
 def _load(cmd: str, path: str) -> Rules:
-    from .check import RulesError, load_rules
+    from dissect.report.check import RulesError, load_rules
 
     try:
         return load_rules(path)
@@ -72,7 +72,7 @@ def _load(cmd: str, path: str) -> Rules:
 def _finish(
     cmd: str, results: list[RuleResult], junit: str | None, quiet: bool, suite: str
 ) -> NoReturn:
-    from .check import format_results, write_junit
+    from dissect.report.check import format_results, write_junit
 
     if junit:
         try:
@@ -106,7 +106,7 @@ def check(captures: tuple[str, ...], rules_path: str, junit_path: str | None, qu
 
     Exit codes: 0 all rules hold, 1 a rule failed, 2 unusable capture or rules.
     """
-    from .check import RulesError, check_rules
+    from dissect.report.check import RulesError, check_rules
 
     rules = _load("check", rules_path)
     analysis = _analyze("check", captures, quiet, _filters(port, host, session_ids, namespace))
@@ -118,7 +118,7 @@ def check(captures: tuple[str, ...], rules_path: str, junit_path: str | None, qu
 
 
 def _baseline(path: str) -> Analysis:
-    from ..tables import TABLE_NAMES, Analysis
+    from dissect.output.tables import TABLE_NAMES, Analysis
 
     if not os.path.isdir(path):
         _fail("diff", f"{path}: baseline is not a directory (write one with dissect report --out)")
@@ -161,7 +161,7 @@ def diff(
 
     Exit codes: 0 within tolerances, 1 a difference beyond them, 2 unusable input.
     """
-    from .diff import diff_reports
+    from dissect.report.diff import diff_reports
 
     tolerances: Any = _load("diff", rules_path).diff if rules_path else None
     baseline = _baseline(baseline_dir)

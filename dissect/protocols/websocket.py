@@ -3,7 +3,7 @@
 Sans-IO: :class:`WebSocketDissector` is fed the in-order stream bytes of one TCP connection after
 the 101 response, per direction, with integer-nanosecond timestamps; it appends
 :class:`~dissect.records.WsFrame` and :class:`~dissect.records.WsMessage` rows to a
-:class:`~dissect.records.Sink` and hands complete data messages to an optional upper layer
+:class:`~dissect.records.Outbox` and hands complete data messages to an optional upper layer
 (:class:`WsUpper`). :func:`negotiate` reads the opening handshake (RFC 6455 section 4,
 RFC 7692 section 7.1) for the ``handshakes`` row and the deflate parameters.
 
@@ -21,7 +21,7 @@ import struct
 import zlib
 from typing import NamedTuple, Protocol
 
-from dissect.records import C2S, DIRECTION_NAMES, S2C, Sink, WsFrame, WsMessage
+from dissect.records import C2S, DIRECTION_NAMES, S2C, Outbox, WsFrame, WsMessage
 
 __all__ = [
     "GUID",
@@ -408,13 +408,13 @@ class WebSocketDissector:
     def __init__(
         self,
         session_id: int,
-        sink: Sink,
+        outbox: Outbox,
         deflate: DeflateParams | None = None,
         upper: WsUpper | None = None,
         max_message_bytes: int = 16 << 20,
     ) -> None:
         self.session_id = session_id
-        self.sink = sink
+        self.outbox = outbox
         self.deflate = deflate
         self.upper = upper
         self.max_message_bytes = max(0, max_message_bytes)
@@ -472,8 +472,8 @@ class WebSocketDissector:
             src = data  # common case: the segment starts on a frame boundary
         n = len(src)
         pos = 0
-        sink_frames = self.sink.ws_frames
-        sink_msgs = self.sink.ws_messages
+        sink_frames = self.outbox.ws_frames
+        sink_msgs = self.outbox.ws_messages
         upper = self.upper
         cap = self.max_message_bytes
         sid = self.session_id
@@ -795,7 +795,7 @@ class WebSocketDissector:
         compressed = st.f_compressed
         fi = self._frame_index
         self._frame_index = fi + 1
-        self.sink.ws_frames.append(_row(WsFrame, (
+        self.outbox.ws_frames.append(_row(WsFrame, (
             self.session_id, fi, ts, st.name, fin, bool(b0 & 0x40), bool(b0 & 0x20),
             bool(b0 & 0x10), op, OPCODE_NAMES[op], st.f_mask is not None, ln, st.f_hl,
             compressed, close_code, close_reason, ";".join(tags),
@@ -804,7 +804,7 @@ class WebSocketDissector:
         if b0 & 0x100:
             mi = self._message_index
             self._message_index = mi + 1
-            self.sink.ws_messages.append(_row(WsMessage, (
+            self.outbox.ws_messages.append(_row(WsMessage, (
                 self.session_id, mi, ts, ts, st.name, OPCODE_NAMES[op], 1, st.f_hl + ln,
                 None if st.f_lost or truncated else ln, False, "", ";".join(tags),
             )))
@@ -960,7 +960,7 @@ class WebSocketDissector:
         """Write the message row and hand a text/binary message to the upper layer."""
         mi = self._message_index
         self._message_index = mi + 1
-        self.sink.ws_messages.append(_row(WsMessage, (
+        self.outbox.ws_messages.append(_row(WsMessage, (
             self.session_id, mi, ts_last if m.ts_first is None else m.ts_first, ts_last,
             st.name, OPCODE_NAMES[m.opcode], m.frames, m.wire,
             m.size if m.size_known else None, m.compressed, m.preview, ";".join(m.tags),

@@ -20,7 +20,7 @@ an EVENT's array); it never parses a whole payload. CONNECT / CONNECT_ERROR payl
 are parsed with :func:`json.loads`.
 
 :class:`SocketIOState` is the per-Engine.IO-session state (namespaces being connected, acks
-waiting for their answer, attachments still expected); :mod:`dissect.engineio` feeds it one message
+waiting for their answer, attachments still expected); :mod:`dissect.protocols.engineio` feeds it one message
 at a time and turns each :class:`SioResult` into a ``sio_packets`` row.
 """
 
@@ -30,7 +30,7 @@ import json
 import re
 from typing import NamedTuple
 
-from dissect.records import C2S, S2C, Handshake, Sink, ms
+from dissect.records import C2S, S2C, Handshake, Outbox, ms
 
 # Packet types, Socket.IO protocol v5 "Exchange protocol" table (v4 names type 4 ERROR; it is the
 # same packet and the report calls it CONNECT_ERROR for both versions).
@@ -317,11 +317,11 @@ class SocketIOState:
 
     ``protocol`` is 5 on Engine.IO 4 and 4 on Engine.IO 3 (socket.io-protocol "History"). Rows are
     not built here; handshakes are: one ``socketio`` row per namespace connection, appended to the
-    sink when the server answers (or when :meth:`close` gives up on it).
+    outbox when the server answers (or when :meth:`close` gives up on it).
     """
 
     __slots__ = (
-        "sink",
+        "outbox",
         "counters",
         "protocol",
         "mode",
@@ -333,9 +333,9 @@ class SocketIOState:
         "att_nsp",
     )
 
-    def __init__(self, sink: Sink, counters: dict[str, int], mode: int = MODE_UNKNOWN) -> None:
-        self.sink = sink
-        self.counters = counters
+    def __init__(self, outbox: Outbox, mode: int = MODE_UNKNOWN) -> None:
+        self.outbox = outbox
+        self.counters: dict[str, int] = {}  # this session's: sio-acks-dropped, sio-acks-unanswered
         self.protocol: int | None = None
         self.mode = mode
         self.open_ts: int | None = None  # Engine.IO open packet: start of v4's implicit "/" connect
@@ -422,7 +422,7 @@ class SocketIOState:
             del acks[key]
         elif len(acks) >= MAX_PENDING_ACKS:
             del acks[next(iter(acks))]
-            self.counters["acks_dropped"] = self.counters.get("acks_dropped", 0) + 1
+            self.counters["sio-acks-dropped"] = self.counters.get("sio-acks-dropped", 0) + 1
         acks[key] = ts
         return anomaly
 
@@ -500,7 +500,7 @@ class SocketIOState:
         else:
             return CONNECT_UNSOLICITED
         detail = f"namespace={nsp}" if error is None else f"namespace={nsp} error={error}"
-        self.sink.handshakes.append(
+        self.outbox.handshakes.append(
             Handshake(
                 session_id, "socketio", ts_start, ts, ms(ts_start, ts), error is None, detail,
                 transport,
@@ -512,10 +512,10 @@ class SocketIOState:
         """The Engine.IO session ended (close packet, end of the WebSocket, end of the analysis).
 
         CONNECTs never answered become failed handshakes; events still waiting for their ACK are
-        counted (``acks_unanswered``).
+        counted (``sio-acks-unanswered``).
         """
         for nsp, (ts, session_id, transport) in self.pending_connects.items():
-            self.sink.handshakes.append(
+            self.outbox.handshakes.append(
                 Handshake(
                     session_id, "socketio", ts, None, None, False,
                     f"namespace={nsp} error=no-response", transport,
@@ -524,6 +524,6 @@ class SocketIOState:
         self.pending_connects.clear()
         if self.pending_acks:
             c = self.counters
-            c["acks_unanswered"] = c.get("acks_unanswered", 0) + len(self.pending_acks)
+            c["sio-acks-unanswered"] = c.get("sio-acks-unanswered", 0) + len(self.pending_acks)
             self.pending_acks.clear()
         self.expect[C2S] = self.expect[S2C] = 0

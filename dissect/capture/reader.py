@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
-from .errors import CaptureError
+from dissect.errors import CaptureError
 
 CHUNK = 8 << 20
 # No real link layer frame is this long; a larger record length means the file is corrupt.

@@ -13,11 +13,11 @@ the connection ends.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from .ip import ntop
-from .records import Handshake, Session, ms
+from dissect.capture.ip import ntop
+from dissect.records import Handshake, Session, ms
 
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 MASK = 0xFFFFFFFF
@@ -64,8 +64,8 @@ class TcpConnection:
 
     __slots__ = ("session_id", "client_ip", "client_port", "server_ip", "server_port", "inferred",
                  "streams", "packets", "ts_first", "ts_last", "syn_ts", "last_syn_ts", "synack_ts",
-                 "ack_ts", "syn_retrans", "close", "closed_ts", "app", "app_decided", "level",
-                 "source_file", "max_pending", "anomaly", "factory", "foreign")
+                 "ack_ts", "syn_retrans", "close", "closed_ts", "app", "app_decided", "app_protocol",
+                 "source_file", "max_pending", "anomaly", "on_first_data", "foreign")
 
     def __init__(self, session_id: int, client: tuple[bytes, int], server: tuple[bytes, int],
                  inferred: bool, ts: int, source_file: str, max_pending: int) -> None:
@@ -84,16 +84,47 @@ class TcpConnection:
         self.syn_retrans = 0
         self.close = "open"
         self.closed_ts: int | None = None
+        # Where the next in-order bytes go: changed only by switch() (one owner of the pointer).
         self.app: StreamDissector | None = None
         self.app_decided = False
-        self.level = "tcp"
+        self.app_protocol = "tcp"  # the highest layer recognised so far (sessions.app_protocol)
         self.source_file = source_file
         self.max_pending = max_pending
         self.anomaly = ""
-        # Called with the first in-order payload to choose the application dissector.
-        self.factory: Callable[[TcpConnection, int, int, bytes], None] | None = None
+        # Called with the first in-order payload: decides the first dissector (protocols.registry).
+        self.on_first_data: Callable[[TcpConnection, int, int, bytes], None] | None = None
         # --jobs: another worker owns this session; only what numbering depends on is tracked.
         self.foreign = False
+
+    # -- the application layer ------------------------------------------------------------------------
+
+    def switch(self, app: StreamDissector | None, app_protocol: str | None = None,
+               trailing: Iterable[tuple[int, int, bytes | int]] = (), anomaly: str = "") -> None:
+        """Hand the connection's next bytes to ``app`` (None: nobody parses them).
+
+        ``trailing`` is what the previous dissector held when it stopped (h11's
+        ``trailing_data``): ``(direction, ts, bytes)``, or a lost-byte count instead of bytes,
+        in order; it reaches ``app`` first. ``app_protocol`` names the new highest layer and
+        ``anomaly`` is noted on the session row.
+        """
+        self.app = app
+        self.app_decided = True
+        if app_protocol is not None:
+            self.app_protocol = app_protocol
+        if anomaly:
+            self.anomaly = anomaly
+        if app is None:
+            return
+        for d, ts, item in trailing:
+            if isinstance(item, int):
+                app.gap(d, ts, item)
+            elif item:
+                app.feed(d, ts, item)
+
+    def disown(self) -> None:
+        """``--jobs``: another worker dissects this session; track only what numbering needs."""
+        self.foreign = True
+        self.app_decided = True
 
     # -- control segments (SYN, FIN, RST): the slow path ---------------------------------------------
 
@@ -248,8 +279,8 @@ class TcpConnection:
 
     def _first_data(self, d: int, ts: int, data: bytes) -> None:
         self.app_decided = True
-        if self.factory is not None:
-            self.factory(self, d, ts, data)
+        if self.on_first_data is not None:
+            self.on_first_data(self, d, ts, data)
 
     # -- end -----------------------------------------------------------------------------------------
 
@@ -267,12 +298,12 @@ class TcpConnection:
             self.app.finish(ts)
             self.app = None
 
-    def session_row(self, app_level: str | None = None) -> Session:
+    def session_row(self, app_protocol: str | None = None) -> Session:
         c, s = self.streams
         return Session(
             self.session_id, "tcp", ntop(self.client_ip), self.client_port, ntop(self.server_ip),
             self.server_port, self.inferred, self.ts_first, self.ts_last, self.packets[0],
-            self.packets[1], c.delivered, s.delivered, app_level or self.level, self.syn_ts,
+            self.packets[1], c.delivered, s.delivered, app_protocol or self.app_protocol, self.syn_ts,
             self.synack_ts, self.ack_ts, ms(self.syn_ts, self.ack_ts), ms(self.synack_ts, self.ack_ts),
             ms(self.last_syn_ts, self.synack_ts), c.retrans + s.retrans, c.ooo + s.ooo,
             c.lost + s.lost, self.close, self.source_file, self.syn_retrans, self.anomaly,

@@ -3,7 +3,7 @@
 :class:`SummaryBuilder` is fed row batches (the NamedTuples of :mod:`dissect.records`, timestamps in
 integer nanoseconds) as the pipeline drains them, and never keeps a table: it keeps counters and
 bounded distributions. :func:`from_analysis` computes the same dict from the DataFrames of an
-:class:`~dissect.tables.Analysis` (a report loaded from disk); both paths go through the same code,
+:class:`~dissect.output.tables.Analysis` (a report loaded from disk); both paths go through the same code,
 so they agree.
 
 Memory bounds
@@ -33,10 +33,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, TypeGuard
 
-from .records import TABLES
+from dissect.records import TABLES
 
 if TYPE_CHECKING:
-    from .tables import Analysis
+    from dissect.output.tables import Analysis
 
 EXACT_LIMIT = 1_000_000
 COUNTER_LIMIT = 10_000
@@ -63,7 +63,7 @@ def _r(x: float | None, digits: int = 6) -> float | None:
     return round(x, digits)
 
 
-def _num(x: Any) -> float | None:
+def to_number(x: Any) -> float | None:
     """A float from a cell, or None for a missing value (None, NaN, pd.NA)."""
     if x is None:
         return None
@@ -75,7 +75,7 @@ def _num(x: Any) -> float | None:
 
 
 def _int(x: Any) -> int:
-    v = _num(x)
+    v = to_number(x)
     return 0 if v is None else int(v)
 
 
@@ -128,7 +128,7 @@ def _total(col: Sequence[Any]) -> int:
             return int(total)
     except TypeError:
         pass
-    return sum(int(v) for v in map(_num, col) if v is not None)
+    return sum(int(v) for v in map(to_number, col) if v is not None)
 
 
 def _true(col: Sequence[Any]) -> int:
@@ -238,7 +238,7 @@ class Distribution:
             if vals and (math.isinf(min(vals)) or math.isinf(max(vals))):
                 vals = [v for v in vals if not math.isinf(v)]
         except TypeError:  # pd.NA and the like (DataFrame cells)
-            vals = [f for f in map(_num, values) if f is not None and not math.isinf(f)]
+            vals = [f for f in map(to_number, values) if f is not None and not math.isinf(f)]
         if not vals:
             return
         self.count += len(vals)
@@ -351,7 +351,7 @@ class SummaryBuilder:
     """Accumulates summary.json from row batches; see the module doc for the memory bounds.
 
     >>> b = SummaryBuilder()
-    >>> b.add("ws_frames", sink.drain().get("ws_frames", []))
+    >>> b.add("ws_frames", outbox.drain().get("ws_frames", []))
     >>> b.result()["ws_frames"]["by_opcode"]
     """
 
@@ -522,14 +522,14 @@ class SummaryBuilder:
         self._transport.update(_key(t) for t in c["transport"])
         self._close.update(_key(x) or "none" for x in c["close"])
         self._client_inferred += sum(1 for x in c["client_inferred"] if x is True or x == 1)
-        self._retrans += sum(int(v) for v in map(_num, c["retransmissions"]) if v is not None)
-        self._ooo += sum(int(v) for v in map(_num, c["out_of_order"]) if v is not None)
-        self._lost += sum(int(v) for v in map(_num, c["lost_bytes"]) if v is not None)
+        self._retrans += sum(int(v) for v in map(to_number, c["retransmissions"]) if v is not None)
+        self._ooo += sum(int(v) for v in map(to_number, c["out_of_order"]) if v is not None)
+        self._lost += sum(int(v) for v in map(to_number, c["lost_bytes"]) if v is not None)
         for src, t0, t1 in zip(c["source_file"], c["ts_first"], c["ts_last"], strict=False):
             f = self._file(_key(src))
             f.sessions += 1
-            a = _num(t0)
-            b = _num(t1)
+            a = to_number(t0)
+            b = to_number(t1)
             if a is not None:
                 a /= ts_divisor
                 f.ts_first = a if f.ts_first is None else min(f.ts_first, a)
@@ -576,7 +576,7 @@ class SummaryBuilder:
     def _add_ws_frames(self, c: Mapping[str, Sequence[Any]], ts_divisor: float) -> None:
         self._fr_opcode.merge(self._by_direction(self._fr_dir, c))
         for raw, n in _counts(c["close_code"]).items():
-            if _num(raw) is not None:
+            if to_number(raw) is not None:
                 self._fr_close.add(_key(raw), n)
         self._fr_payload += _total(c["payload_len"])
         self._fr_compressed += _true(c["compressed"])
@@ -587,7 +587,7 @@ class SummaryBuilder:
         self._msg_wire += _total(c["wire_bytes"])
         self._msg_payload += _total(c["payload_bytes"])
         self._msg_compressed += _true(c["compressed"])
-        self._msg_fragmented += sum(n for v, n in _counts(c["frames"]).items() if (_num(v) or 0) > 1)
+        self._msg_fragmented += sum(n for v, n in _counts(c["frames"]).items() if (to_number(v) or 0) > 1)
 
     def _add_sio_packets(self, c: Mapping[str, Sequence[Any]], ts_divisor: float) -> None:
         self._eio_type.update_cells(c["eio_type"])

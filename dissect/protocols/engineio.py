@@ -15,7 +15,7 @@ holds every session of one analysis; the HTTP layer calls :meth:`EngineIO.pollin
 :meth:`EngineIO.polling_response`, the WebSocket layer :meth:`EngineIOWebSocket.ws_message`.
 
 Every Engine.IO packet becomes one ``sio_packets`` row (:class:`dissect.records.SioPacket`), with
-the Socket.IO packet of a ``message`` read by :mod:`dissect.socketio`. The rows of a BINARY_EVENT /
+the Socket.IO packet of a ``message`` read by :mod:`dissect.protocols.socketio`. The rows of a BINARY_EVENT /
 BINARY_ACK and of its attachments are appended together once the last attachment arrived (so the
 header row can say when some never came); every other row is appended as soon as it is read.
 """
@@ -27,10 +27,10 @@ import json
 import re
 import zlib
 from collections import deque
+from collections.abc import Callable
 from urllib.parse import unquote, unquote_plus
 
-from dissect.records import C2S, DIRECTION_NAMES, S2C, Handshake, Sink, SioPacket, ms
-from dissect.socketio import (
+from dissect.protocols.socketio import (
     _DIGITS,
     ACK_WITHOUT_EVENT,
     ATTACHMENTS_MISSING,
@@ -47,6 +47,7 @@ from dissect.socketio import (
     SocketIOState,
     _join,
 )
+from dissect.records import C2S, DIRECTION_NAMES, S2C, Handshake, Outbox, SioPacket, ms
 
 # Packet types, Engine.IO v4 "Protocol" table (identical in v3 "Packet").
 OPEN = 0
@@ -332,7 +333,7 @@ def _transport(q: dict[str, str]) -> str:
     return "websocket" if q.get("transport") == "websocket" else "polling"
 
 
-def _query(target: str) -> dict[str, str]:
+def request_query(target: str) -> dict[str, str]:
     """The query parameters of a request-target (first occurrence of each name wins)."""
     q = target.partition("?")[2].partition("#")[0]
     out: dict[str, str] = {}
@@ -368,10 +369,11 @@ def _path_mode(target: str) -> int:
 class _Session:
     """One Engine.IO session (one sid)."""
 
-    __slots__ = ("sid", "version", "sio", "transport", "closed", "held", "ws")
+    __slots__ = ("sid", "version", "sio", "transport", "closed", "held", "ws", "first_tcp")
 
-    def __init__(self, sid: str | None, version: int | None, sio: SocketIOState) -> None:
+    def __init__(self, sid: str | None, version: int | None, sio: SocketIOState, first_tcp: int) -> None:
         self.sid = sid
+        self.first_tcp = first_tcp  # the TCP session it was first seen on
         self.version = version
         self.sio = sio
         sio.protocol = None if version is None else version + 1
@@ -390,16 +392,18 @@ class EngineIO:
     """Every Engine.IO session of one analysis. Sessions span TCP connections (polling requests on
     several connections, then the WebSocket) and are tied together by their sid.
 
-    ``app_levels`` maps a TCP session id to the highest layer seen on it: ``engineio`` or
-    ``socketio``. ``counters`` holds totals for the summary: ``acks_dropped`` (events evicted from
-    the bounded table of events waiting for an ACK) and ``acks_unanswered`` (events with an ack id
-    whose ACK never came before their session ended).
+    ``app_protocols`` maps a TCP session id to the highest layer seen on it: ``engineio`` or
+    ``socketio``. When a session ends its counts (``sio-acks-dropped``: events evicted from the
+    bounded table of events waiting for an ACK; ``sio-acks-unanswered``: events with an ack id
+    whose ACK never came) go to the outbox's counters, which reach summary.json's ``decode``.
+    Under ``--jobs`` only the worker that ``reports`` a session counts it (every worker may see a
+    shared polling handshake).
     """
 
-    def __init__(self, sink: Sink) -> None:
-        self.sink = sink
-        self.app_levels: dict[int, str] = {}
-        self.counters: dict[str, int] = {"acks_dropped": 0, "acks_unanswered": 0}
+    def __init__(self, outbox: Outbox, reports: Callable[[int, str | None], bool] | None = None) -> None:
+        self.outbox = outbox
+        self.reports = reports
+        self.app_protocols: dict[int, str] = {}
         self._sessions: dict[str, _Session] = {}
         self._unnamed: dict[int, _Session] = {}  # sessions whose open packet has not come yet
         self._closed: deque[str] = deque()
@@ -410,23 +414,23 @@ class EngineIO:
     @staticmethod
     def is_engineio_target(target: str) -> bool:
         """A request-target with an ``EIO=`` query parameter (v4 "Query parameters": mandatory)."""
-        return "EIO=" in target and "EIO" in _query(target)
+        return "EIO=" in target and "EIO" in request_query(target)
 
     # -- sessions ------------------------------------------------------------------------------
 
-    def _new_session(self, sid: str | None, version: int | None, target: str) -> _Session:
-        sess = _Session(sid, version, SocketIOState(self.sink, self.counters, _path_mode(target)))
+    def _new_session(self, sid: str | None, version: int | None, target: str, tcp: int) -> _Session:
+        sess = _Session(sid, version, SocketIOState(self.outbox, _path_mode(target)), tcp)
         if sid is None:
             self._unnamed[id(sess)] = sess
         else:
             self._sessions[sid] = sess
         return sess
 
-    def _session(self, sid: str, version: int | None, target: str) -> _Session:
+    def _session(self, sid: str, version: int | None, target: str, tcp: int) -> _Session:
         sess = self._sessions.get(sid)
         if sess is None:
             # The capture started after the handshake: the session is picked up where it is.
-            sess = self._new_session(sid, version, target)
+            sess = self._new_session(sid, version, target, tcp)
         elif sess.version is None and version is not None:
             sess.set_version(version)
         return sess
@@ -443,6 +447,9 @@ class EngineIO:
             if sess.held[d] is not None:
                 self._flush(sess, d, sess.sio.expect[d] > 0)
         sess.sio.close()
+        if sess.sio.counters and (self.reports is None or self.reports(sess.first_tcp, sess.sid)):
+            self.outbox.counters.update(sess.sio.counters)
+        sess.sio.counters.clear()
         if sess.closed:
             return
         sess.closed = True
@@ -466,13 +473,13 @@ class EngineIO:
             head = rows[0]
             rows[0] = head._replace(anomaly=_join(head.anomaly, ATTACHMENTS_MISSING))
             sess.sio.abandon_attachments(d)
-        self.sink.sio_packets.extend(rows)
+        self.outbox.sio_packets.extend(rows)
 
     def _deliver(self, sess: _Session, d: int, row: SioPacket, res: SioResult | None) -> None:
         if sess.closed:
             # Nothing flushes a closed session again: hold nothing (packets after close are
             # stragglers, such as the answer to a pending GET).
-            self.sink.sio_packets.append(row)
+            self.outbox.sio_packets.append(row)
             return
         held = sess.held[d]
         if res is not None:
@@ -490,10 +497,10 @@ class EngineIO:
                 self._flush(sess, d, False)
                 return
             if g == GROUP_MORE and held is None:  # its header was flushed (too many rows held)
-                self.sink.sio_packets.append(row)
+                self.outbox.sio_packets.append(row)
                 return
         if held is None:
-            self.sink.sio_packets.append(row)
+            self.outbox.sio_packets.append(row)
             return
         held.append(row)
         if len(held) > MAX_HELD_ROWS:
@@ -512,7 +519,7 @@ class EngineIO:
             parts.append("upgrades=" + ",".join(str(u) for u in upgrades))
         if "maxPayload" in info:
             parts.append(f"maxPayload={info['maxPayload']}")
-        self.sink.handshakes.append(
+        self.outbox.handshakes.append(
             Handshake(
                 tcp, "engineio", ts_start, ts, ms(ts_start, ts), True, " ".join(parts), transport
             )
@@ -521,7 +528,7 @@ class EngineIO:
     def _handshake_failed(
         self, tcp: int, ts_start: int, ts: int | None, transport: str, version: int | None, why: str
     ) -> None:
-        self.sink.handshakes.append(
+        self.outbox.handshakes.append(
             Handshake(
                 tcp, "engineio", ts_start, ts, ms(ts_start, ts), False,
                 f"eio={version if version is not None else '?'} {why}", transport,
@@ -570,13 +577,13 @@ class EngineIO:
             if res is not None:
                 if res.anomaly:
                     anomaly = _join(anomaly, res.anomaly)
-                if self.app_levels.get(tcp) != "socketio":
-                    self.app_levels[tcp] = "socketio"
-            elif tcp not in self.app_levels:
-                self.app_levels[tcp] = "engineio"
+                if self.app_protocols.get(tcp) != "socketio":
+                    self.app_protocols[tcp] = "socketio"
+            elif tcp not in self.app_protocols:
+                self.app_protocols[tcp] = "engineio"
         else:
-            if tcp not in self.app_levels:
-                self.app_levels[tcp] = "engineio"
+            if tcp not in self.app_protocols:
+                self.app_protocols[tcp] = "engineio"
             if t == PING or t == PONG:
                 # v3 "2 ping": sent by the client; v4 "Heartbeat": the server pings. The upgrade
                 # probe is a client ping in both (v4 "Upgrade").
@@ -657,7 +664,7 @@ class EngineIO:
         seen before the ACK that a pending GET may return first. For a GET it only notes a
         handshake request (no ``sid``), so that one never answered fails at :meth:`finish`.
         """
-        q = _query(target)
+        q = request_query(target)
         version = _version(q)
         sid = q.get("sid")
         if method == "GET":
@@ -666,7 +673,7 @@ class EngineIO:
             return
         if method != "POST" or not body or sid is None:
             return
-        sess = self._session(sid, version, target)
+        sess = self._session(sid, version, target, session_id)
         for pkt in self._body_packets(sess, body, headers, q, True):
             self._packet(sess, session_id, C2S, ts, "polling", pkt, None, None)
 
@@ -681,7 +688,7 @@ class EngineIO:
         """
         if status == 101 or method != "GET":
             return
-        q = _query(target)
+        q = request_query(target)
         sid = q.get("sid")
         version = _version(q)
         if sid is None:
@@ -694,7 +701,7 @@ class EngineIO:
                     why += f" error={message}"
                 self._handshake_failed(session_id, ts_request, ts, transport, version, why)
                 return
-            sess = self._new_session(None, version, target)
+            sess = self._new_session(None, version, target, session_id)
             hs_start: int | None = ts_request
             for pkt in self._body_packets(sess, body or b"", headers, q, False):
                 if self._packet(sess, session_id, S2C, ts, "polling", pkt, None, hs_start):
@@ -708,7 +715,7 @@ class EngineIO:
             return
         if not 200 <= status < 300 or not body:
             return
-        sess = self._session(sid, version, target)
+        sess = self._session(sid, version, target, session_id)
         for pkt in self._body_packets(sess, body, headers, q, False):
             self._packet(sess, session_id, S2C, ts, "polling", pkt, None, None)
 
@@ -723,12 +730,12 @@ class EngineIO:
         here and its handshake ends with the open packet.
         """
         self._pending_open.pop((session_id, ts_request), None)
-        q = _query(target)
+        q = request_query(target)
         version = _version(q)
         sid = q.get("sid")
         if sid is not None:
-            return EngineIOWebSocket(self, self._session(sid, version, target), session_id, None)
-        sess = self._new_session(None, version, target)
+            return EngineIOWebSocket(self, self._session(sid, version, target, session_id), session_id, None)
+        sess = self._new_session(None, version, target, session_id)
         sess.transport = "websocket"
         ws = EngineIOWebSocket(self, sess, session_id, ts_request)
         sess.ws = ws
@@ -821,9 +828,9 @@ class EngineIOWebSocket:
                 tcp = self._tcp
                 eio = self._eio
                 if not self._level:
-                    eio.app_levels[tcp] = "socketio"
+                    eio.app_protocols[tcp] = "socketio"
                     self._level = True
-                eio.sink.sio_packets.append(_new_row(SioPacket, (
+                eio.outbox.sio_packets.append(_new_row(SioPacket, (
                     tcp, ts, DIRECTION_NAMES[direction], "websocket", sess.version, "message", sio_type,
                     "/", name, ack_id, None, len(payload) - 1, latency, anomaly, sess.sid, None,
                 )))

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import click
 
-from .api import Filters
+from dissect.run.filters import Filters
 
 F = TypeVar("F", bound=Callable[..., Any])
 

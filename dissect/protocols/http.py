@@ -4,7 +4,7 @@ Message syntax is RFC 9112: start lines (section 3 request-line, section 4 statu
 lines (section 5), message body length (section 6.3) and the chunked transfer coding (section
 7.1). The parser is fed the in-order bytes of each direction with their timestamps (integer
 nanoseconds); it pairs responses with requests in FIFO order (pipelining, RFC 9112 section 9.3.2),
-appends one :class:`~dissect.records.HttpExchange` row per pair to the :class:`Sink`, and reports
+appends one :class:`~dissect.records.HttpExchange` row per pair to the :class:`Outbox`, and reports
 complete messages to an optional upper layer (Engine.IO polling, the WebSocket handshake). On a
 101 Switching Protocols (RFC 9110 section 15.2.2) the connection is handed to the stream dissector
 the upper layer returns.
@@ -29,15 +29,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from dissect.records import C2S, S2C, HttpExchange, Sink, ms
-from dissect.tcp import StreamDissector
+from dissect.records import C2S, S2C, HttpExchange, Outbox, ms
 
 __all__ = [
     "HttpDissector",
     "HttpRequest",
     "HttpResponse",
     "HttpUpper",
-    "StreamDissector",
     "looks_like_http_request",
 ]
 
@@ -75,6 +73,11 @@ class HttpResponse:
 
 
 
+# What HTTP held when it stopped at a 101 (h11's ``trailing_data``), in order: (direction, ts,
+# bytes), or a count of lost bytes in place of bytes.
+Trailing = list[tuple[int, int, bytes | int]]
+
+
 class HttpUpper(Protocol):
     """The layer above HTTP (Engine.IO polling, the WebSocket handshake)."""
 
@@ -92,10 +95,11 @@ class HttpUpper(Protocol):
         """The final response is complete (not called for 1xx, including 101)."""
         ...
 
-    def http_upgrade(
-        self, session_id: int, request: HttpRequest, response: HttpResponse
-    ) -> StreamDissector | None:
-        """A 101: return the dissector that takes both directions over, or None."""
+    def http_switched(
+        self, session_id: int, request: HttpRequest, response: HttpResponse, trailing: Trailing
+    ) -> None:
+        """A 101: HTTP has stopped; ``trailing`` is what it held of the new protocol (both
+        directions, in order). The owner of the connection decides where it and the rest go."""
         ...
 
 
@@ -280,13 +284,13 @@ class HttpDissector:
     def __init__(
         self,
         session_id: int,
-        sink: Sink,
+        outbox: Outbox,
         upper: HttpUpper | None = None,
         max_header_bytes: int = 64 << 10,
         max_body_bytes: int = 8 << 20,
     ) -> None:
         self.session_id = session_id
-        self.sink = sink
+        self.outbox = outbox
         self.upper = upper
         self.max_header_bytes = max_header_bytes
         self.max_body_bytes = max_body_bytes
@@ -296,12 +300,6 @@ class HttpDissector:
         self._queue: deque[_Exchange | None] = deque()
         self._pipelining = False  # the client was seen to pipeline (RFC 9112 section 9.3.2)
         self._paused: _Exchange | None = None
-        self._handoff: StreamDissector | None = None
-
-    @property
-    def handoff(self) -> StreamDissector | None:
-        """The dissector that took the connection over after a 101, if any."""
-        return self._handoff
 
     @property
     def ignored_bytes(self) -> tuple[int, int]:
@@ -311,20 +309,18 @@ class HttpDissector:
     # -- StreamDissector ------------------------------------------------------------------------
 
     def feed(self, direction: int, ts: int, data: bytes) -> None:
-        if self._handoff is not None:
-            self._handoff.feed(direction, ts, data)
-        elif data:
+        if data:
             self._feed_half(self._halves[direction], ts, data)
 
     def gap(self, direction: int, ts: int, nbytes: int) -> None:
-        if self._handoff is not None:
-            self._handoff.gap(direction, ts, nbytes)
-        elif nbytes > 0:
+        if nbytes > 0:
             self._gap_half(self._halves[direction], ts, nbytes)
 
     def finish(self, ts: int) -> None:
-        if self._handoff is not None:
-            self._handoff.finish(ts)
+        c2s, s2c = self._halves
+        if c2s.ignored or s2c.ignored:
+            self.outbox.counters["http-bytes-not-parsed"] += c2s.ignored + s2c.ignored
+        if c2s.state == _HANDED:
             return
         # c2s first: a response finishing at the close may be waiting for its request to end
         for h in self._halves:
@@ -345,6 +341,8 @@ class HttpDissector:
             self._stash(h, ts, bytes(data))
         elif st != _HANDED:
             self._run(h, ts, data)
+        else:  # after a switch the connection's owner sends the bytes elsewhere; these are not HTTP
+            h.ignored += len(data)
 
     def _stash(self, h: _Half, ts: int, item: bytes | int) -> None:
         """Keep c2s bytes sent after an upgrade request until the response decides their fate."""
@@ -969,37 +967,31 @@ class HttpDissector:
     def _switch(
         self, ex: _Exchange, resp: HttpResponse, ts: int, data: bytes | bytearray, end: int
     ) -> None:
-        """101 Switching Protocols (RFC 9110 section 15.2.2): HTTP ends after its fields."""
+        """101 Switching Protocols (RFC 9110 section 15.2.2): HTTP ends after its fields and
+        hands back what it holds of the new protocol (h11's ``trailing_data``)."""
         ex.response_done = True
         ex.request_done = True
         self._emit(ex)
         c2s, s2c = self._halves
-        d = None
-        if self.upper is not None and ex.request is not None:
-            d = self.upper.http_upgrade(self.session_id, ex.request, resp)
-        stash, partial, partial_ts = c2s.stash, c2s.buf, c2s.msg_ts
         self._paused = None
-        if d is None:
+        if self.upper is None or ex.request is None:
             # nobody parses the new protocol: count bytes only
             self._kill(c2s)
             self._kill(s2c)
             s2c.ignored += len(data) - end
             return
+        trailing: Trailing = [(C2S, item_ts, item) for item_ts, item in c2s.stash]
+        if c2s.buf:
+            trailing.append((C2S, c2s.msg_ts, bytes(c2s.buf)))
+        if end < len(data):
+            trailing.append((S2C, ts, bytes(data[end:])))
         for half in self._halves:
             half.state = _HANDED
             half.buf = bytearray()
             half.stash = []
+            half.stash_bytes = 0
             half.msg = half.ex = None
-        self._handoff = d
-        for item_ts, item in stash:
-            if isinstance(item, int):
-                d.gap(C2S, item_ts, item)
-            else:
-                d.feed(C2S, item_ts, item)
-        if partial:
-            d.feed(C2S, partial_ts, bytes(partial))
-        if end < len(data):
-            d.feed(S2C, ts, bytes(data[end:]))
+        self.upper.http_switched(self.session_id, ex.request, resp, trailing)
 
     def _emit(self, ex: _Exchange) -> None:
         if ex.emitted:
@@ -1012,7 +1004,7 @@ class HttpDissector:
             upgrade = req.headers.get("upgrade")
         if upgrade is None and resp is not None:
             upgrade = resp.headers.get("upgrade")
-        self.sink.http.append(
+        self.outbox.http.append(
             HttpExchange(
                 session_id=self.session_id,
                 ts_request=ts_req,

@@ -2,7 +2,7 @@
 
 Timestamps travel through dissect as integer nanoseconds; here, at the edge, they become UNIX epoch
 seconds as floats (``shared/REPORTS.md``). A float64 holds about 0.24 us of resolution at today's
-epoch, so the exact nanosecond values are written to CSV by :mod:`dissect.writers` instead.
+epoch, so the exact nanosecond values are written to CSV by :mod:`dissect.output.writers` instead.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from typing import IO, TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .records import TABLES, VOCABULARY_COLUMNS, column_types, ts_columns
+from dissect.records import TABLES, VOCABULARY_COLUMNS, column_types, ts_columns
 
 if TYPE_CHECKING:
-    from .writers import Blocks
+    from dissect.output.writers import Blocks
 
 TABLE_NAMES = tuple(TABLES)
 

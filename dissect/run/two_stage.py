@@ -17,14 +17,14 @@ import contextlib
 import multiprocessing
 import pickle
 import signal
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from .api import Filters, RunResult, capture_files, drive, run_summary
-from .errors import DissectError
-from .flows import Limits
-from .pipeline import Pipeline
-from .summary import SummaryBuilder
+from dissect.errors import DissectError
+from dissect.output.summary import SummaryBuilder
+from dissect.run.core import Paths, RunResult, capture_files, dissect_files
+from dissect.run.filters import Filters
+from dissect.transport.limits import Limits
 
 _END = b""
 
@@ -109,10 +109,10 @@ def _writing_side(conn: Any, parent_end: Any, make_writer: Callable[[], Any]) ->
         conn.close()
 
 
-def run_two_stages(paths: Sequence[str], make_writer: Callable[[], Any], *, filters: Filters | None = None,
+def run_two_stages(paths: Paths, make_writer: Callable[[], Any], *, filters: Filters | None = None,
                    limits: Limits | None = None, quiet: bool = True,
                    ) -> tuple[RunResult, dict[str, int], dict[str, Any]]:
-    """:func:`dissect.api.run` with one writer, in two processes: ``make_writer()`` runs in the
+    """:func:`dissect.run.local.run` with one writer, in two processes: ``make_writer()`` runs in the
     child. Returns the run's result (with the summary), the writer's row counts and blocks."""
     filters = filters or Filters()
     files = capture_files(paths)
@@ -124,8 +124,7 @@ def run_two_stages(paths: Sequence[str], make_writer: Callable[[], Any], *, filt
     finished = False
     try:
         handover = _Handover(conn, proc)
-        pipe = Pipeline([filters.wrap(handover)], limits, filters.flow_filter())
-        drive(pipe, files, quiet)
+        result = dissect_files(files, [handover], filters=filters, limits=limits, quiet=quiet, summary=False)
         handover.flush()
         try:
             conn.send_bytes(_END)
@@ -141,7 +140,5 @@ def run_two_stages(paths: Sequence[str], make_writer: Callable[[], Any], *, filt
             proc.terminate()
             proc.join()
         conn.close()
-    builder, counts, blocks = detail
-    st = pipe.stats
-    return (RunResult(st, run_summary(builder, st.files, st.warnings, st.warning_details, st.counters,
-                                      st.nanosecond)), counts, blocks)
+    result.builder, counts, blocks = detail
+    return result, counts, blocks

@@ -16,13 +16,14 @@ from typing import Any, TypeVar
 
 import click
 
-from . import __version__
-from .api import expand_paths, run, run_dask, run_parallel
-from .errors import DissectError
-from .flows import Limits
-from .options import filter_options, make_filters
-from .reader import CaptureReader
-from .writers import Blocks, ParquetWriter, ReportWriter
+from dissect import __version__
+from dissect.capture.reader import CaptureReader
+from dissect.cli.options import filter_options, make_filters
+from dissect.errors import DissectError
+from dissect.output.writers import Blocks, ParquetWriter, ReportWriter
+from dissect.run.core import expand_paths
+from dissect.run.local import run
+from dissect.transport.limits import Limits
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -145,7 +146,10 @@ def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet:
     # Where each table's blocks of rows were written: report.html reads back a sample of them.
     blocks: dict[str, Blocks] = {}
     if dask_address:
-        summary, rows = run_dask(files, dask_address, filters=filters, limits=limits)
+        from dissect.run.dask import run_dask
+
+        dask_result, rows = run_dask(files, dask_address, filters=filters, limits=limits)
+        summary = dask_result.summary
         writer = _writer(out_dir, fmt, digits, html)
         for table, table_rows in rows.items():
             writer.add(table, table_rows)
@@ -153,7 +157,7 @@ def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet:
         counts = writer.counts
         blocks = getattr(writer, "blocks", {})
     elif jobs == 2:
-        from .stages import run_two_stages
+        from dissect.run.two_stage import run_two_stages
 
         os.makedirs(out_dir, exist_ok=True)
         result, counts, blocks = run_two_stages(files, functools.partial(_writer, out_dir, fmt, digits, html),
@@ -161,8 +165,11 @@ def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet:
         summary = result.summary
     elif jobs > 2:
         os.makedirs(out_dir, exist_ok=True)
-        summary, _ = run_parallel(files, jobs, out_dir=out_dir, fmt=fmt, digits=digits, filters=filters,
+        from dissect.run.jobs import run_jobs
+
+        jobs_result, _ = run_jobs(files, jobs, out_dir=out_dir, fmt=fmt, digits=digits, filters=filters,
                                   limits=limits, quiet=quiet, blocks=blocks if html else None)
+        summary = jobs_result.summary
         counts = summary.get("totals", {})
     else:
         writer = _writer(out_dir, fmt, digits, html)
@@ -190,8 +197,8 @@ HTML_ROWS_PER_TABLE = 10_000
 
 
 def _write_html(out_dir: str, blocks: dict[str, Blocks], quiet: bool) -> None:
-    from .report.html import render_html
-    from .tables import Analysis
+    from dissect.output.tables import Analysis
+    from dissect.report.html import render_html
 
     analysis = Analysis.from_dir(out_dir, max_rows=HTML_ROWS_PER_TABLE, blocks=blocks)
     if analysis.sampled and not quiet:
@@ -213,14 +220,14 @@ def summary(captures: tuple[str, ...], quiet: bool, as_json: bool, port: tuple[i
     if as_json:
         click.echo(json.dumps(result.summary, indent=2))
     else:
-        from .report.terminal import print_summary
+        from dissect.report.terminal import print_summary
 
         print_summary(result.summary)
     warn_lines(result.summary, quiet)
 
 
-from .crosscheck import crosscheck  # noqa: E402 - commands defined in their own modules
-from .report.commands import check, diff  # noqa: E402
+from dissect.cli.checks import check, diff  # noqa: E402 - commands defined in their own modules
+from dissect.cli.crosscheck import crosscheck  # noqa: E402
 
 main.add_command(check)
 main.add_command(diff)

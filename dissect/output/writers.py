@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from operator import countOf, itemgetter
 from typing import IO, Any
 
-from .records import TABLES, VOCABULARY_COLUMNS, column_types, ts_columns
+from dissect.records import TABLES, VOCABULARY_COLUMNS, column_types, ts_columns
 
 # A cell starting with one of these gets a leading apostrophe; "'" is in the set so that reading
 # back (tables.read_csv drops one leading apostrophe) restores every value exactly.
@@ -196,7 +196,7 @@ class ReportWriter:
     written in blocks of at most :data:`BLOCK_ROWS` and ``blocks[table]`` records where each
     block starts in the file, how many rows it has and when (compact arrays), so that
     report.html can later read back a sample of whole blocks without parsing the rest
-    (:func:`dissect.tables.read_blocks`).
+    (:func:`dissect.output.tables.read_blocks`).
     """
 
     TABLES = tuple(TABLES)
@@ -326,7 +326,7 @@ class ParquetWriter:
             import pyarrow as pa
             import pyarrow.parquet as pq
         except ImportError:
-            from .errors import DissectError
+            from dissect.errors import DissectError
 
             raise DissectError("--format parquet needs pyarrow: pip install 'wiredissect[parquet]'") from None
         os.makedirs(directory, exist_ok=True)

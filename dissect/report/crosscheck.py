@@ -59,21 +59,17 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
-import json
 import re
 import shutil
 import subprocess
-import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import click
-
-from .api import analyze
-from .errors import CaptureError, DissectError
-from .summary import _num
+from dissect.api import analyze
+from dissect.errors import DissectError
+from dissect.output.summary import to_number
 
 __all__ = [
     "CHECKS",
@@ -84,7 +80,6 @@ __all__ = [
     "WiresharkView",
     "compare",
     "compare_analysis",
-    "crosscheck",
     "pyshark_view",
     "tshark_view",
 ]
@@ -555,7 +550,7 @@ ENGINES: dict[str, Callable[[str], WiresharkView]] = {"tshark": tshark_view,
 
 def _ns_of(x: Any) -> int | None:
     """A DataFrame timestamp (float epoch seconds, or NaN/None) as integer nanoseconds."""
-    f = _num(x)
+    f = to_number(x)
     return None if f is None else round(f * 1e9)
 
 
@@ -608,7 +603,7 @@ class _Stream:
 
 def compare_analysis(analysis: Any, view: WiresharkView, path: str = "",
                      engine: str = "tshark") -> CrossCheckResult:
-    """Compare dissect's :class:`~dissect.tables.Analysis` of one capture with Wireshark's view."""
+    """Compare dissect's :class:`~dissect.output.tables.Analysis` of one capture with Wireshark's view."""
     summary = getattr(analysis, "summary", None) or {}
     res = CrossCheckResult(path, engine, digits=6 if summary.get("ts_precision") == "us" else 9)
     by_stream: dict[int, list[TcpPacket]] = defaultdict(list)
@@ -901,37 +896,3 @@ def compare(path: str, engine: str = "tshark") -> CrossCheckResult:
     analysis = analyze(path)
     view = ENGINES[engine](path)
     return compare_analysis(analysis, view, path, engine)
-
-
-@click.command()
-@click.argument("captures", nargs=-1, required=True)
-@click.option("--engine", type=click.Choice(sorted(ENGINES)), default="tshark", show_default=True,
-              help="Run Wireshark's dissectors through tshark -T fields, or through pyshark.")
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def crosscheck(captures: tuple[str, ...], engine: str, as_json: bool) -> None:
-    """Compare dissect with Wireshark's own dissectors on CAPTURES: TCP streams, roles, handshake
-    times and bytes, HTTP exchanges, WebSocket handshakes and frames.
-
-    Exit 0 when they agree, 1 on any disagreement, 2 when a capture is unusable or tshark is
-    missing.
-    """
-    results: list[CrossCheckResult] = []
-    try:
-        require_tshark()
-        from .api import expand_paths
-
-        for path in expand_paths(list(captures)):
-            results.append(compare(path, engine))
-    except (CaptureError, WiresharkError, DissectError) as e:
-        click.echo(f"dissect: {e}", err=True)
-        sys.exit(2)
-    if as_json:
-        click.echo(json.dumps([r.to_dict() for r in results], indent=2))
-    else:
-        for r in results:
-            click.echo(r.render())
-    sys.exit(0 if all(r.ok for r in results) else 1)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    crosscheck()

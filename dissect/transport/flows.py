@@ -13,29 +13,15 @@ Memory stays bounded: closed connections leave the table a while after they clos
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .ip import ntop
-from .records import Session, Sink
-from .tcp import ACK, SYN, TcpConnection
-
-if TYPE_CHECKING:
-    from .parallel import Ownership
+from dissect.capture.ip import ntop
+from dissect.records import Outbox, Session
+from dissect.transport.limits import Limits
+from dissect.transport.ownership import Ownership
+from dissect.transport.tcp import ACK, SYN, TcpConnection
 
 NS = 1_000_000_000
-
-
-@dataclass
-class Limits:
-    """Resource limits a user can set (``dissect report --max-flows`` and friends)."""
-
-    max_flows: int = 200_000
-    idle_timeout_s: float = 600.0
-    closed_linger_s: float = 30.0
-    max_reassembly_bytes: int = 8 << 20  # held out-of-order bytes per direction
-    max_message_bytes: int = 16 << 20  # one reassembled / decompressed WebSocket message
-    max_body_bytes: int = 8 << 20  # HTTP bodies kept for Engine.IO polling
 
 
 class UdpFlow:
@@ -72,21 +58,31 @@ def _guess_client(a: tuple[bytes, int], b: tuple[bytes, int]) -> bool:
 
 
 class FlowTable:
-    def __init__(self, sink: Sink, limits: Limits,
+    """Every flow by its two directional keys.
+
+    ``first_data(conn, direction, ts, data)`` is given to each new TCP connection as its
+    ``on_first_data`` hook (the protocol registry decides its first dissector there);
+    ``app_protocol(session_id)`` is asked, when a session's row is written, for the highest layer
+    the protocols saw on it beyond the connection itself (Engine.IO sessions span connections).
+    """
+
+    def __init__(self, outbox: Outbox, limits: Limits,
                  accept: Callable[[bytes, int, bytes, int], bool] | None = None,
-                 app_level: Callable[[int], str | None] | None = None) -> None:
-        self.sink = sink
+                 first_data: Callable[[TcpConnection, int, int, bytes], None] | None = None,
+                 app_protocol: Callable[[int], str | None] | None = None,
+                 ownership: Ownership | None = None) -> None:
+        self.outbox = outbox
         self.limits = limits
         self.tcp: dict[bytes, tuple[TcpConnection | None, int]] = {}
         self.udp: dict[bytes, tuple[UdpFlow | None, int]] = {}
         self.next_id = 1
         self.source_file = ""
         self.accept = accept  # flow filter (--host/--port): False = ignore the flow
-        self.app_level = app_level or (lambda sid: None)
-        self.on_tcp_open: Callable[[TcpConnection], None] | None = None
-        self.ownership: Ownership | None = None  # --jobs: which sessions this worker dissects
-        self.evicted = 0
-        self.ignored = 0
+        self.first_data = first_data
+        self.app_protocol = app_protocol or (lambda sid: None)
+        self.ownership = ownership  # --jobs: which sessions this worker dissects
+        self.evicted = 0  # flows flushed early because the table was full
+        self.filtered = 0  # flows left out by --host/--port
 
     # -- creation (slow path) ------------------------------------------------------------------------
 
@@ -106,7 +102,7 @@ class FlowTable:
         """False for a flow the filters leave out (its keys then map to None, so its packets cost
         one lookup); else make room in ``table`` if it is full."""
         if self.accept is not None and not self.accept(client[0], client[1], server[0], server[1]):
-            self.ignored += 1
+            self.filtered += 1
             table[key] = (None, d)
             table[rkey] = (None, 1 - d)
             return False
@@ -127,8 +123,7 @@ class FlowTable:
         self.tcp[rkey] = (conn, 1 - d)
         if self.ownership is not None:
             self.ownership.new_flow(conn.session_id)  # the first payload may re-decide
-        if self.on_tcp_open is not None:
-            self.on_tcp_open(conn)
+        conn.on_first_data = self.first_data
         return conn, d
 
     def restart_tcp(self, key: bytes, src: bytes, dst: bytes, sport: int, dport: int, flags: int,
@@ -161,10 +156,10 @@ class FlowTable:
 
     def _flush_tcp(self, conn: TcpConnection, ts: int) -> None:
         conn.finish(ts)
-        self.sink.sessions.append(conn.session_row(self.app_level(conn.session_id)))
+        self.outbox.sessions.append(conn.session_row(self.app_protocol(conn.session_id)))
         hs = conn.handshake_row()
         if hs is not None:
-            self.sink.handshakes.append(hs)
+            self.outbox.handshakes.append(hs)
 
     def evict(self, now: int, force: bool = False) -> None:
         """Flush flows closed for a while or idle too long; with ``force``, also the oldest half
@@ -194,7 +189,7 @@ class FlowTable:
                     if is_tcp:
                         self._flush_tcp(f, now)  # type: ignore[arg-type]
                     else:
-                        self.sink.sessions.append(f.session_row())
+                        self.outbox.sessions.append(f.session_row())
 
     def flush_all(self, now: int) -> None:
         seen: set[int] = set()
@@ -205,7 +200,7 @@ class FlowTable:
         for uflow, _ in list(self.udp.values()):
             if uflow is not None and uflow.session_id not in seen:
                 seen.add(uflow.session_id)
-                self.sink.sessions.append(uflow.session_row())
+                self.outbox.sessions.append(uflow.session_row())
         self.tcp.clear()
         self.udp.clear()
 

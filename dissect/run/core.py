@@ -1,0 +1,182 @@
+"""The run core: which files, one pipeline driven over them, and one result shape.
+
+Every way of running an analysis uses :func:`dissect_files`: one process (:mod:`.local`), the
+dissecting side of ``--jobs 2`` (:mod:`.two_stage`), each worker of ``--jobs N`` (:mod:`.jobs`) and
+each task of ``--dask`` (:mod:`.dask`). Each returns a :class:`RunResult`; results of workers or
+tasks merge into one, and :attr:`RunResult.summary` is summary.json made from it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dissect.capture.reader import CaptureReader
+from dissect.errors import CaptureError
+from dissect.output.summary import SummaryBuilder
+from dissect.pipeline import Consumer, Pipeline
+from dissect.run.filters import Filters
+from dissect.transport.limits import Limits
+from dissect.transport.ownership import Ownership
+
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz", ".cap.gz", ".dmp")
+
+Paths = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+
+
+def expand_paths(paths: Paths) -> list[str]:
+    """Capture paths, with directories replaced by the captures in them (sorted by name, so
+    rotated files come in order)."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    out: list[str] = []
+    for p in paths:
+        p = os.fspath(p)
+        if os.path.isdir(p):
+            found = sorted(
+                os.path.join(p, name) for name in os.listdir(p)
+                if name.lower().endswith(CAPTURE_SUFFIXES)
+            )
+            if not found:
+                raise CaptureError(f"{p}: directory holds no capture files")
+            out.extend(found)
+        else:
+            out.append(p)
+    if not out:
+        raise CaptureError("no capture given")
+    return out
+
+
+def capture_files(paths: Paths) -> list[str]:
+    """The capture files of ``paths`` (:func:`expand_paths`), each opened once first: an
+    unreadable one stops the run (:class:`CaptureError`) before any output is written."""
+    files = expand_paths(paths)
+    for f in files:
+        CaptureReader(f).close()
+    return files
+
+
+@dataclass
+class RunResult:
+    """What a run counted besides its rows (one process's, one worker's or one task's share).
+
+    ``decode`` is what reading and decoding counted (every ``--jobs`` worker reads every packet,
+    so it is the same in each); ``protocol`` is what the dissectors counted (each worker for the
+    flows it owns: summed).
+    """
+
+    builder: SummaryBuilder = field(default_factory=SummaryBuilder)
+    files: list[dict[str, Any]] = field(default_factory=list)
+    warnings: Counter[str] = field(default_factory=Counter)
+    warning_details: list[tuple[str, str]] = field(default_factory=list)
+    decode: Counter[str] = field(default_factory=Counter)
+    protocol: Counter[str] = field(default_factory=Counter)
+    nanosecond: bool = False
+    sessions: int = 0  # session ids handed out (the next file's ids follow on --dask)
+
+    def merge_worker(self, other: RunResult) -> None:
+        """Add a ``--jobs`` worker's share: the same files were read, other flows dissected."""
+        self.builder.merge(other.builder)
+        self.protocol.update(other.protocol)
+
+    def merge_file(self, other: RunResult) -> None:
+        """Add a ``--dask`` task's result for the next file."""
+        self.builder.merge(other.builder)
+        self.files.extend(other.files)
+        self.warnings.update(other.warnings)
+        self.warning_details.extend(other.warning_details)
+        self.decode.update(other.decode)
+        self.protocol.update(other.protocol)
+        self.nanosecond = self.nanosecond or other.nanosecond
+        self.sessions += other.sessions
+
+    @functools.cached_property
+    def summary(self) -> dict[str, Any]:
+        """summary.json: the rows' figures plus what the readers, decoders and dissectors counted
+        (made once, when the run is complete)."""
+        builder = self.builder
+        for info in self.files:
+            builder.add_file(info["path"], info["packets"], info["bytes"], info["link_types"])
+        for kind, n in self.warnings.items():
+            builder.add_warning(kind, n)
+        for kind, detail in self.warning_details:
+            builder.add_warning(kind, 0, detail)
+        result = builder.result()
+        # Files in the order they were read (rows may have named them first, in any order).
+        order = {info["path"]: i for i, info in enumerate(self.files)}
+        result["files"] = sorted(result.get("files", []), key=lambda f: order.get(f.get("path"), len(order)))
+        result["decode"] = dict(sorted((self.decode + self.protocol).items()))
+        result["ts_precision"] = "ns" if self.nanosecond else "us"
+        return result
+
+
+def _progress_bar(paths: list[str], quiet: bool) -> Any:
+    """A click progress bar over the bytes of all captures, only on an interactive terminal."""
+    if quiet or not sys.stderr.isatty():
+        return None
+    import click
+
+    total = 0
+    for p in paths:
+        try:
+            total += os.path.getsize(p)
+        except OSError:
+            pass
+    return click.progressbar(length=max(total, 1), label="dissecting", file=sys.stderr,
+                             show_eta=True, show_percent=True)
+
+
+def drive(pipe: Pipeline, files: Sequence[str], quiet: bool = True) -> None:
+    """Run every file through ``pipe`` and finish it, with a progress bar over the files' bytes
+    when stderr is a terminal (and not ``quiet``)."""
+    bar = _progress_bar(list(files), quiet)
+    done_before = 0
+    current = 0
+
+    def progress(pos: int) -> None:
+        nonlocal current
+        bar.update(done_before + pos - current)
+        current = done_before + pos
+
+    pipe.progress = progress if bar is not None else None
+    try:
+        if bar is not None:
+            bar.__enter__()
+        for path in files:
+            reader = CaptureReader(path)
+            pipe.run_reader(reader)
+            done_before += reader.size
+            current = done_before
+        pipe.finish()
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+
+
+def dissect_files(files: Sequence[str], consumers: Sequence[Consumer], *, filters: Filters | None = None,
+                  limits: Limits | None = None, quiet: bool = True, ownership: Ownership | None = None,
+                  summary: bool = True) -> RunResult:
+    """Dissect ``files`` (already checked by :func:`capture_files`) and hand every row batch,
+    filtered, to ``consumers``. With ``summary``, the result's summary ``builder`` sees the rows too
+    (``--jobs 2`` builds it in the writing process instead)."""
+    filters = filters or Filters()
+    result = RunResult()
+    wrapped = [filters.wrap(c) for c in consumers]
+    if summary:
+        wrapped.append(filters.wrap(result.builder))
+    pipe = Pipeline(wrapped, limits, filters.flow_filter(), ownership=ownership)
+    drive(pipe, files, quiet)
+    st = pipe.stats
+    result.files = st.files
+    result.warnings = st.warnings
+    result.warning_details = st.warning_details
+    result.decode = st.counters
+    result.protocol = st.protocol
+    result.nanosecond = st.nanosecond
+    result.sessions = pipe.flows.next_id - 1
+    return result

@@ -1,0 +1,19 @@
+"""Resource limits a user can set (``dissect report --max-flows`` and friends).
+
+They bound what a hostile or enormous capture can make dissect hold; every layer that keeps
+state reads its bound from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Limits:
+    max_flows: int = 200_000
+    idle_timeout_s: float = 600.0
+    closed_linger_s: float = 30.0
+    max_reassembly_bytes: int = 8 << 20  # held out-of-order bytes per direction
+    max_message_bytes: int = 16 << 20  # one reassembled / decompressed WebSocket message
+    max_body_bytes: int = 8 << 20  # HTTP bodies kept for Engine.IO polling
