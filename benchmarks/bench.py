@@ -88,7 +88,7 @@ def _default_jobs() -> int:
 
 def count_packets(path: str) -> int:
     sys.path.insert(0, str(HERE.parent))
-    from dissect.reader import CaptureReader
+    from dissect.capture.reader import CaptureReader
 
     return sum(1 for _ in CaptureReader(path))
 
