@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dissect.protocols.engineio as engineio
+from dissect import fastpaths
 from dissect.api import run
 from dissect.output.writers import MemoryCollector
 from dissect.protocols.engineio import EngineIO
@@ -27,18 +28,18 @@ def rows_of(paths: list[str]) -> dict[str, list[tuple]]:
 
 def test_corpus_rows_identical_with_and_without_fast_events(monkeypatch: pytest.MonkeyPatch) -> None:
     fast = rows_of(SIO)
-    monkeypatch.setattr(engineio, "_FAST_EVENTS", False)
+    monkeypatch.setattr(fastpaths, "SIO_EVENT_HEADER", False)
     assert rows_of(SIO) == fast
     assert sum(1 for r in fast["sio_packets"] if r.sio_type == "EVENT") > 50
 
 
 def session_rows(messages: list[bytes], fast: bool) -> list[tuple]:
-    saved = engineio._FAST_EVENTS
-    engineio._FAST_EVENTS = fast
+    saved = fastpaths.SIO_EVENT_HEADER
+    fastpaths.SIO_EVENT_HEADER = fast
     try:
         return _session_rows(messages)
     finally:
-        engineio._FAST_EVENTS = saved
+        fastpaths.SIO_EVENT_HEADER = saved
 
 
 def _session_rows(messages: list[bytes]) -> list[tuple]:

@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import Callable
 from urllib.parse import unquote, unquote_plus
 
+from dissect import fastpaths
 from dissect.protocols.socketio import (
     _DIGITS,
     ACK_WITHOUT_EVENT,
@@ -79,7 +80,6 @@ EIO_BAD_ENCODING = "eio-bad-encoding"  # polling body whose Content-Encoding doe
 _new_row = tuple.__new__
 
 # EngineIOWebSocket.ws_message's fast path for plain EVENTs and ACKs (tests switch it off to compare).
-_FAST_EVENTS = True
 MAX_CLOSED_SESSIONS = 4096  # closed sessions kept for late packets naming their sid
 MAX_HELD_ROWS = MAX_ATTACHMENTS + 64  # rows held while a packet's attachments arrive
 MAX_LENGTH_DIGITS = 10  # v3 length prefixes: a body longer than 10**10 bytes cannot exist
@@ -799,8 +799,9 @@ class EngineIOWebSocket:
         """
         sess = self._sess
         sio = sess.sio
-        if _FAST_EVENTS and opcode == 1 and payload is not None and payload[:1] == b"4" and not sess.closed \
-                and sio.mode == MODE_SIO and not sio.expect[direction] and sess.held[direction] is None:
+        if fastpaths.SIO_EVENT_HEADER and opcode == 1 and payload is not None and payload[:1] == b"4" \
+                and not sess.closed and sio.mode == MODE_SIO and not sio.expect[direction] \
+                and sess.held[direction] is None:
             t = payload[1:2]
             i = 2
             ack_id = None
