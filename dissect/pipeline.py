@@ -19,6 +19,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
+from dissect import fastpaths
 from dissect.capture import link
 from dissect.capture.ip import IPLayer
 from dissect.capture.reader import CaptureReader, Packet
@@ -119,6 +120,7 @@ class Pipeline:
         unknown_links: Counter[int] = Counter()
         tcp_hdr = _tcp_hdr
         ip4_hdr = _ip4_hdr
+        in_order_fast = fastpaths.TCP_IN_ORDER
 
         inject = self.inject
         for ts, lt, buf, off, caplen, _wirelen in with_injected(reader, inject):
@@ -223,8 +225,9 @@ class Pipeline:
                     if l4end <= end:
                         stream = conn.streams[d]
                         app = conn.app
-                        if seq == stream.next_seq and app is not None and not stream.pending:
-                            # TcpConnection.data's in-order case, the commonest segment, inline
+                        if in_order_fast and seq == stream.next_seq and app is not None and not stream.pending:
+                            # fastpaths.TCP_IN_ORDER: TcpConnection.data's in-order case, the
+                            # commonest segment, inline
                             stream.next_seq = stream.high = (l4end - poff + seq) & MASK
                             stream.delivered += l4end - poff
                             app.feed(d, ts, data[poff:l4end])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,9 @@ from dissect.api import run
 from dissect.output.writers import MemoryCollector
 from dissect.protocols.engineio import EngineIO
 from dissect.records import C2S, S2C, Outbox
+from dissect.transport.tcp import TcpConnection
+
+from . import craft
 
 CAPTURES = Path(__file__).resolve().parent.parent / "captures"
 SIO = sorted(str(p) for p in CAPTURES.glob("sio*.pcap*"))
@@ -109,3 +114,99 @@ def test_fast_path_takes_acks(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [(r.sio_type, r.ack_id) for r in rows[3:]] == [("EVENT", 1), ("ACK", 1)]
     assert rows[4].ack_latency_ms == (101 - 100) / 1e6 and rows[4].anomaly == ""
     assert len(calls) == 2  # the CONNECT pair went through the general path; the EVENT/ACK did not
+
+
+# -- TCP: an in-order segment straight to its dissector (fastpaths.TCP_IN_ORDER) --------------------
+
+ALL_CAPTURES = sorted(str(p) for p in CAPTURES.glob("*.pcap*")) + sorted(
+    str(p) for p in (CAPTURES.parent / "tests" / "regressions").glob("*.pcap*"))
+
+
+def test_corpus_rows_identical_with_and_without_tcp_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = [0]
+    general = TcpConnection.data
+
+    def counted(self: TcpConnection, *a: object) -> None:
+        calls[0] += 1
+        general(self, *a)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(TcpConnection, "data", counted)
+    fast = {p: rows_of([p]) for p in ALL_CAPTURES}
+    with_fast = calls[0]
+    monkeypatch.setattr(fastpaths, "TCP_IN_ORDER", False)
+    for p in ALL_CAPTURES:
+        assert rows_of([p]) == fast[p], p
+    # the shortcut took most segments: without it, the general path saw them all
+    assert calls[0] - with_fast > 2 * with_fast
+
+
+WS_REQUEST = (b"GET /chat HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+WS_RESPONSE = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
+
+
+def _ws_frame(opcode: int, payload: bytes, mask: bytes | None) -> bytes:
+    n = len(payload)
+    head = bytes([0x80 | opcode])
+    m = 0x80 if mask else 0
+    head += bytes([m | n]) if n < 126 else bytes([m | 126]) + n.to_bytes(2, "big")
+    if mask:
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        head += mask
+    return head + payload
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_tcp_in_order_equivalent_on_reordered_lost_duplicated_segments(data: st.DataObject) -> None:
+    """A WebSocket conversation cut into segments, some reordered, duplicated, overlapping or lost:
+    the rows are the same whether in-order segments take the inline path or TcpConnection.data."""
+    frames_c = b"".join(_ws_frame(1, f"c{i}".encode() * data.draw(st.integers(1, 40)), b"abcd")
+                        for i in range(data.draw(st.integers(1, 8))))
+    frames_s = b"".join(_ws_frame(2, bytes([i]) * data.draw(st.integers(0, 200)), None)
+                        for i in range(data.draw(st.integers(1, 8))))
+    streams = {0: WS_REQUEST + frames_c, 1: WS_RESPONSE + frames_s}
+    segments = []
+    for d, payload in streams.items():
+        pos = 0
+        while pos < len(payload):
+            n = data.draw(st.integers(1, 120))
+            segments.append((d, pos, payload[pos : pos + n]))
+            pos += n
+    if data.draw(st.booleans()):
+        segments = [segments[i] for i in data.draw(st.permutations(range(len(segments))))]
+    picked = []
+    for seg in segments:
+        fate = data.draw(st.sampled_from(["keep", "keep", "keep", "dup", "drop", "overlap"]))
+        if fate == "drop":
+            continue
+        picked.append(seg)
+        d, off, chunk = seg
+        if fate == "dup":
+            picked.append(seg)
+        elif fate == "overlap" and off > 0:
+            picked.append((d, off - 1, streams[d][off - 1 : off + len(chunk)]))
+    isn = {0: 1000, 1: 5000}
+    ends = {0: (craft.CLIENT, craft.SERVER), 1: (craft.SERVER, craft.CLIENT)}
+    packets = [(craft.T0, craft.ethernet(craft.tcp_packet(craft.CLIENT, craft.SERVER, 999, 0, 0x02))),
+               (craft.T0 + 0.001, craft.ethernet(craft.tcp_packet(craft.SERVER, craft.CLIENT, 4999, 1000, 0x12))),
+               (craft.T0 + 0.002, craft.ethernet(craft.tcp_packet(craft.CLIENT, craft.SERVER, 1000, 5000, 0x10)))]
+    for i, (d, off, chunk) in enumerate(picked):
+        src, dst = ends[d]
+        packets.append((craft.T0 + 0.01 + i * 0.001,
+                        craft.ethernet(craft.tcp_packet(src, dst, isn[d] + off, isn[1 - d], 0x18, chunk))))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "conv.pcap")
+        with open(path, "wb") as f:
+            f.write(craft.write_pcap(packets))
+        saved = fastpaths.TCP_IN_ORDER
+        try:
+            fastpaths.TCP_IN_ORDER = True
+            fast = rows_of([path])
+            fastpaths.TCP_IN_ORDER = False
+            slow = rows_of([path])
+        finally:
+            fastpaths.TCP_IN_ORDER = saved
+    assert fast == slow
+    assert fast["sessions"] and fast["sessions"][0].packets_c2s >= 2  # the conversation was dissected
