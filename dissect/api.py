@@ -43,8 +43,9 @@ def analyze(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
     """Dissect one or more captures (files or directories) into DataFrames.
 
     Returns an :class:`~dissect.output.tables.Analysis` whose attributes ``sessions``, ``handshakes``,
-    ``http``, ``ws_frames``, ``ws_messages`` and ``sio_packets`` are the tables of
-    ``docs/REPORTS.md`` (in the source repository; the columns are also listed by ``dissect.records``) and ``summary`` is the dict of ``summary.json``. ``jobs`` > 1 spreads
+    ``http``, ``ws_frames``, ``ws_messages`` and ``sio_packets`` are the report tables (their
+    columns: the NamedTuples of ``dissect.records``, documented in the repository's
+    docs/REPORTS.md) and ``summary`` is the dict of ``summary.json``. ``jobs`` > 1 spreads
     the work over that many processes (the same rows); ``dask`` (a scheduler address or a
     ``distributed.Client``) runs one task per file on a Dask cluster.
     """
