@@ -326,3 +326,23 @@ def test_gc_young_generation_raised_while_dissecting_and_restored() -> None:
     with pytest.raises(RuntimeError):
         Pipeline([probe]).run_reader(CaptureReader(capture))
     assert gc.get_threshold() == before
+
+
+def test_counters_of_every_layer_reach_summary_json(tmp_path: Path) -> None:
+    """What the transport and the dissectors count without a row reaches summary.json's decode:
+    bytes after a switch to a protocol nobody dissects, bytes HTTP could not parse, flows left out
+    by a filter."""
+    from dissect.api import Filters, run
+
+    req = b"GET /x HTTP/1.1\r\nHost: h\r\nUpgrade: foo/1\r\nConnection: Upgrade\r\n\r\nAB"
+    resp = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: foo/1\r\nConnection: Upgrade\r\n\r\nXYZ"
+    conv = craft.handshake_and_data([req, b"CDE"], [resp])
+    garbage = craft.handshake_and_data([b"GET / HTTP/1.1\r\n\r\n"], [b"\x00\x01not http at all"], isn_c=7000,
+                                       t0=craft.T0 + 10)
+    path = tmp_path / "c.pcap"
+    path.write_bytes(craft.write_pcap([(t, craft.ethernet(p)) for t, p in conv + garbage]))
+    decode = run(str(path), []).summary["decode"]
+    assert decode["upgraded-bytes-not-parsed"] == len(b"AB") + len(b"XYZ") + len(b"CDE")
+    assert decode["http-bytes-not-parsed"] == len(b"\x00\x01not http at all")
+    filtered = run(str(path), [], filters=Filters.make(port=[1])).summary["decode"]
+    assert filtered["flows-filtered-out"] == 1  # one 5-tuple: the second connection reuses it
