@@ -123,8 +123,14 @@ class Pipeline:
         in_order_fast = fastpaths.TCP_IN_ORDER
 
         inject = self.inject
-        for ts, lt, buf, off, caplen, _wirelen in with_injected(reader, inject):
+        outbox = self.outbox
+        frame = 0  # Wireshark's frame number: every record of the file, 1-based
+        flows.tcp_streams = 0
+        for ts, lt, buf, off, caplen, wirelen in with_injected(reader, inject):
             npk += 1
+            if wirelen >= 0:  # a tunnel's inner packet (-1) has its outer packet's number
+                frame += 1
+                outbox.frame = frame
             if not npk % DRAIN_EVERY:
                 if outbox.pending():
                     self.drain()

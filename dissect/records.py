@@ -53,6 +53,16 @@ class Session(NamedTuple):
     # extra columns
     syn_retransmissions: int | None
     anomaly: str
+    # added by the contract (the TLS issue): empty when the session is not TLS
+    tls_version: str | None = None
+    tls_cipher: str | None = None
+    sni: str | None = None
+    alpn: str | None = None
+    tls_decrypted: bool | None = None
+    # added by the contract (the rows-to-bytes issue)
+    frame_first: int | None = None  # Wireshark's frame number of the first packet, in source_file
+    tcp_stream: int | None = None  # Wireshark's tcp.stream in source_file (None for UDP)
+    community_id: str | None = None  # Community ID v1, seed 0
 
 
 class Handshake(NamedTuple):
@@ -191,11 +201,14 @@ class Outbox:
     ever appends.
     """
 
-    __slots__ = ("sessions", "handshakes", "http", "ws_frames", "ws_messages", "sio_packets", "counters")
+    __slots__ = ("sessions", "handshakes", "http", "ws_frames", "ws_messages", "sio_packets", "counters", "frame")
     TABLES = ("sessions", "handshakes", "http", "ws_frames", "ws_messages", "sio_packets")
 
     def __init__(self) -> None:
         self.counters: Counter[str] = Counter()
+        # Wireshark's number of the packet being dissected (1-based in its file; the pipeline
+        # sets it): rows that name "the packet holding the last byte" read it when they are made.
+        self.frame = 0
         self.sessions: list[Session] = []
         self.handshakes: list[Handshake] = []
         self.http: list[HttpExchange] = []

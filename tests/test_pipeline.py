@@ -345,4 +345,4 @@ def test_counters_of_every_layer_reach_summary_json(tmp_path: Path) -> None:
     assert decode["upgraded-bytes-not-parsed"] == len(b"AB") + len(b"XYZ") + len(b"CDE")
     assert decode["http-bytes-not-parsed"] == len(b"\x00\x01not http at all")
     filtered = run(str(path), [], filters=Filters.make(port=[1])).summary["decode"]
-    assert filtered["flows-filtered-out"] == 1  # one 5-tuple: the second connection reuses it
+    assert filtered["flows-filtered-out"] == 2  # the second connection reuses the 5-tuple: a new flow

@@ -13,6 +13,10 @@ from collections.abc import Iterable, Iterator
 from dissect.capture import link
 from dissect.capture.reader import Packet
 
+# The wire length of a queued inner packet: not a record of the file (its frame number is its
+# outer packet's).
+INNER = -1
+
 
 def with_injected(reader: Iterable[Packet], inject: deque[Packet]) -> Iterator[Packet]:
     """The reader's packets, each followed by the inner packets its tunnels handed back."""
@@ -41,7 +45,7 @@ def udp_tunnel(inject: deque[Packet], counters: Counter[str], ts: int, data: byt
             return
     if inner < end:
         counters["tunnel-vxlan" if port == 4789 else "tunnel-geneve"] += 1
-        inject.append((ts, lt, data, inner, end - inner, end - inner))
+        inject.append((ts, lt, data, inner, end - inner, INNER))
 
 
 def gre(inject: deque[Packet], counters: Counter[str], ts: int, data: bytes, off: int, end: int) -> None:
@@ -58,7 +62,7 @@ def gre(inject: deque[Packet], counters: Counter[str], ts: int, data: bytes, off
         counters["gre-other"] += 1
         return
     counters["tunnel-gre"] += 1
-    inject.append((ts, lt, data, inner, end - inner, end - inner))
+    inject.append((ts, lt, data, inner, end - inner, INNER))
 
 
 _BY_ETHERTYPE = {0x6558: link.LINKTYPE_ETHERNET, 0x0800: link.LINKTYPE_IPV4, 0x86DD: link.LINKTYPE_IPV6}

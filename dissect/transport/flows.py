@@ -17,6 +17,7 @@ from typing import Any
 
 from dissect.capture.ip import ntop
 from dissect.records import Outbox, Session
+from dissect.transport.community_id import UDP, community_id
 from dissect.transport.limits import Limits
 from dissect.transport.ownership import Ownership
 from dissect.transport.tcp import ACK, SYN, TcpConnection
@@ -28,11 +29,13 @@ class UdpFlow:
     """One UDP flow (RFC 768): counts only; no application layer is dissected over UDP yet."""
 
     __slots__ = ("session_id", "client_ip", "client_port", "server_ip", "server_port", "packets",
-                 "nbytes", "ts_first", "ts_last", "source_file", "foreign")
+                 "nbytes", "ts_first", "ts_last", "source_file", "foreign", "frame_first", "filtered")
 
     def __init__(self, session_id: int, client: tuple[bytes, int], server: tuple[bytes, int], ts: int,
-                 source_file: str) -> None:
+                 source_file: str, frame_first: int | None = None) -> None:
         self.session_id = session_id
+        self.frame_first = frame_first
+        self.filtered = False  # left out by --host/--port: no row
         self.client_ip, self.client_port = client
         self.server_ip, self.server_port = server
         self.packets = [0, 0]
@@ -47,7 +50,8 @@ class UdpFlow:
             self.session_id, "udp", ntop(self.client_ip), self.client_port, ntop(self.server_ip),
             self.server_port, True, self.ts_first, self.ts_last, self.packets[0], self.packets[1],
             self.nbytes[0], self.nbytes[1], "udp", None, None, None, None, None, None, None, None, None,
-            None, self.source_file, None, "",
+            None, self.source_file, None, "", frame_first=self.frame_first,
+            community_id=community_id(self.client_ip, self.client_port, self.server_ip, self.server_port, UDP),
         )
 
 
@@ -75,7 +79,8 @@ class FlowTable:
         self.limits = limits
         self.tcp: dict[bytes, tuple[TcpConnection | None, int]] = {}
         self.udp: dict[bytes, tuple[UdpFlow | None, int]] = {}
-        self.next_id = 1
+        self.next_id = 1  # session ids: every flow takes one, filtered or not (ids do not move with filters)
+        self.tcp_streams = 0  # Wireshark's tcp.stream numbering of source_file (reset per file)
         self.source_file = ""
         self.accept = accept  # flow filter (--host/--port): False = ignore the flow
         self.first_data = first_data
@@ -97,14 +102,15 @@ class FlowTable:
             return a, b, True, 0
         return b, a, True, 1
 
-    def _admit(self, table: dict[bytes, Any], key: bytes, rkey: bytes, client: tuple[bytes, int],
-               server: tuple[bytes, int], d: int, ts: int) -> bool:
-        """False for a flow the filters leave out (its keys then map to None, so its packets cost
-        one lookup); else make room in ``table`` if it is full."""
+    def _admitted(self, table: dict[bytes, Any], client: tuple[bytes, int], server: tuple[bytes, int],
+                  ts: int) -> bool:
+        """False for a flow the filters leave out; else make room in ``table`` if it is full.
+
+        A filtered-out flow is still created (its session id and tcp.stream are taken, so ids are
+        those of the unfiltered analysis), but only tracked as another worker's flow is under
+        ``--jobs``: its SYN, FIN and RST, and no row."""
         if self.accept is not None and not self.accept(client[0], client[1], server[0], server[1]):
             self.filtered += 1
-            table[key] = (None, d)
-            table[rkey] = (None, 1 - d)
             return False
         if len(table) >= 2 * self.limits.max_flows:
             self.evict(ts, force=True)
@@ -114,14 +120,17 @@ class FlowTable:
                 ts: int) -> tuple[TcpConnection | None, int]:
         client, server, inferred, d = self._roles(src, sport, dst, dport, flags)
         rkey = _reverse(key, len(src))
-        if not self._admit(self.tcp, key, rkey, client, server, d, ts):
-            return None, d
+        admitted = self._admitted(self.tcp, client, server, ts)
         conn = TcpConnection(self.next_id, client, server, inferred, ts, self.source_file,
-                             self.limits.max_reassembly_bytes)
+                             self.limits.max_reassembly_bytes, self.outbox.frame, self.tcp_streams)
         self.next_id += 1
+        self.tcp_streams += 1
         self.tcp[key] = (conn, d)
         self.tcp[rkey] = (conn, 1 - d)
-        if self.ownership is not None:
+        if not admitted:
+            conn.filtered = True
+            conn.disown()
+        elif self.ownership is not None:
             self.ownership.new_flow(conn.session_id)  # the first payload may re-decide
         conn.on_first_data = self.first_data
         return conn, d
@@ -142,13 +151,14 @@ class FlowTable:
         a, b = (src, sport), (dst, dport)
         client, server, d = (a, b, 0) if _guess_client(a, b) else (b, a, 1)
         rkey = _reverse(key, len(src))
-        if not self._admit(self.udp, key, rkey, client, server, d, ts):
-            return None, d
-        flow = UdpFlow(self.next_id, client, server, ts, self.source_file)
+        admitted = self._admitted(self.udp, client, server, ts)
+        flow = UdpFlow(self.next_id, client, server, ts, self.source_file, self.outbox.frame)
         self.next_id += 1
         self.udp[key] = (flow, d)
         self.udp[rkey] = (flow, 1 - d)
-        if self.ownership is not None:
+        if not admitted:
+            flow.filtered = flow.foreign = True
+        elif self.ownership is not None:
             flow.foreign = not self.ownership.new_flow(flow.session_id)
         return flow, d
 
@@ -156,6 +166,8 @@ class FlowTable:
 
     def _flush_tcp(self, conn: TcpConnection, ts: int) -> None:
         conn.finish(ts)
+        if conn.filtered:
+            return
         self.outbox.sessions.append(conn.session_row(self.app_protocol(conn.session_id)))
         hs = conn.handshake_row()
         if hs is not None:
@@ -189,7 +201,8 @@ class FlowTable:
                     if is_tcp:
                         self._flush_tcp(f, now)  # type: ignore[arg-type]
                     else:
-                        self.outbox.sessions.append(f.session_row())
+                        if not f.filtered:
+                            self.outbox.sessions.append(f.session_row())
 
     def flush_all(self, now: int) -> None:
         seen: set[int] = set()
@@ -200,7 +213,8 @@ class FlowTable:
         for uflow, _ in list(self.udp.values()):
             if uflow is not None and uflow.session_id not in seen:
                 seen.add(uflow.session_id)
-                self.outbox.sessions.append(uflow.session_row())
+                if not uflow.filtered:
+                    self.outbox.sessions.append(uflow.session_row())
         self.tcp.clear()
         self.udp.clear()
 

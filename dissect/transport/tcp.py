@@ -18,6 +18,7 @@ from typing import Protocol
 
 from dissect.capture.ip import ntop
 from dissect.records import Handshake, Session, ms
+from dissect.transport.community_id import TCP, community_id
 
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 MASK = 0xFFFFFFFF
@@ -65,11 +66,15 @@ class TcpConnection:
     __slots__ = ("session_id", "client_ip", "client_port", "server_ip", "server_port", "inferred",
                  "streams", "packets", "ts_first", "ts_last", "syn_ts", "last_syn_ts", "synack_ts",
                  "ack_ts", "syn_retrans", "close", "closed_ts", "app", "app_decided", "app_protocol",
-                 "source_file", "max_pending", "anomaly", "on_first_data", "foreign")
+                 "source_file", "max_pending", "anomaly", "on_first_data", "foreign", "frame_first",
+                 "tcp_stream", "filtered")
 
     def __init__(self, session_id: int, client: tuple[bytes, int], server: tuple[bytes, int],
-                 inferred: bool, ts: int, source_file: str, max_pending: int) -> None:
+                 inferred: bool, ts: int, source_file: str, max_pending: int, frame_first: int | None = None,
+                 tcp_stream: int | None = None) -> None:
         self.session_id = session_id
+        self.frame_first = frame_first  # Wireshark's frame number of the first packet (source_file)
+        self.tcp_stream = tcp_stream  # Wireshark's tcp.stream (source_file)
         self.client_ip, self.client_port = client
         self.server_ip, self.server_port = server
         self.inferred = inferred
@@ -95,6 +100,7 @@ class TcpConnection:
         self.on_first_data: Callable[[TcpConnection, int, int, bytes], None] | None = None
         # --jobs: another worker owns this session; only what numbering depends on is tracked.
         self.foreign = False
+        self.filtered = False  # left out by --host/--port: tracked as a foreign flow, no row
 
     # -- the application layer ------------------------------------------------------------------------
 
@@ -307,6 +313,8 @@ class TcpConnection:
             self.synack_ts, self.ack_ts, ms(self.syn_ts, self.ack_ts), ms(self.synack_ts, self.ack_ts),
             ms(self.last_syn_ts, self.synack_ts), c.retrans + s.retrans, c.ooo + s.ooo,
             c.lost + s.lost, self.close, self.source_file, self.syn_retrans, self.anomaly,
+            frame_first=self.frame_first, tcp_stream=self.tcp_stream,
+            community_id=community_id(self.client_ip, self.client_port, self.server_ip, self.server_port, TCP),
         )
 
     def handshake_row(self) -> Handshake | None:
