@@ -183,7 +183,7 @@ def merge_tls(server: dict, client: dict, checks: list[str]) -> tuple[list[dict]
     """One row per TLS connection, from both peers' reports (which must agree); and the client's key
     log lines, in connection order."""
     srows = {(r.get("client_ip"), r.get("client_port")): r for r in server["tls"]}
-    crows = sorted(client["tls"], key=lambda r: r.get("t_secure") or r["t_start"])
+    crows = sorted(client["tls"], key=lambda r: r["t_secure"] if r.get("t_secure") is not None else r["t_start"])
     rows, keylog = [], []
     for c in crows:
         k = (c.get("client_ip"), c.get("client_port"))
@@ -204,15 +204,18 @@ def merge_tls(server: dict, client: dict, checks: list[str]) -> tuple[list[dict]
         if not need <= set(labels):
             checks.append(f"TLS {k}: key log lacks {sorted(need - set(labels))}")
         row = {"client_ip": c["client_ip"], "client_port": c["client_port"], "server_ip": c["server_ip"],
-               "server_port": c["server_port"], "sni": s.get("sni"), "version": c["version"],
-               "cipher": c["cipher"], "cipher_openssl": c["cipher_openssl"], "alpn": c["alpn"],
-               "session_reused": c["session_reused"], "client_random": c["client_random"]}
-        for f in ("server_random", "encrypt_then_mac", "extended_master_secret", "key_exchange"):
+               "server_port": c["server_port"], "sni": s.get("sni")}
+        # what both peers report (checked equal above); where the client cannot tell (curl does not
+        # say whether the server accepted the session it offered), the server's word
+        for f in ("version", "cipher", "cipher_openssl", "alpn", "session_reused", "client_random"):
+            row[f] = c[f] if c.get(f) is not None else s.get(f)
+        for f in ("session_offered", "resumes_client_port", "server_random", "encrypt_then_mac",
+                  "extended_master_secret", "key_exchange"):
             if f in c or f in s:
                 row[f] = c.get(f, s.get(f))
         row["keylog_labels"] = labels
         row["reported_by"] = {"client": client["peer"], "server": server["peer"]}
-        row["t_client_secure"] = round(c.get("t_secure") or 0, 6)
+        row["t_client_secure"] = round(c["t_secure"], 6) if c.get("t_secure") is not None else None
         rows.append(row)
         keylog += c["keylog"]
     if srows:
