@@ -209,8 +209,8 @@ def merge_tls(server: dict, client: dict, checks: list[str]) -> tuple[list[dict]
         # say whether the server accepted the session it offered), the server's word
         for f in ("version", "cipher", "cipher_openssl", "alpn", "session_reused", "client_random"):
             row[f] = c[f] if c.get(f) is not None else s.get(f)
-        for f in ("session_offered", "resumes_client_port", "server_random", "encrypt_then_mac",
-                  "extended_master_secret", "key_exchange"):
+        for f in ("session_offered", "resumes_client_port", "server_random", "server_hello_extensions",
+                  "encrypt_then_mac", "extended_master_secret", "key_exchange"):
             if f in c or f in s:
                 row[f] = c.get(f, s.get(f))
         row["keylog_labels"] = labels
@@ -277,7 +277,8 @@ def build_truth(name: str, tmp: str, capture_file: str) -> tuple[dict, list[str]
                     "note": "embedded in the pcapng as a Decryption Secrets Block (secrets type TLSK)"},
             "none": {"shipped": False, "where": None, "file": None, "lines": 0,
                      "note": "the key log was not kept: this capture cannot be decrypted"}}[sc["keys"]]
-    keys["written_by"] = "the client peer (its TLS stack's NSS key log), checked equal to the server's"
+    if keys["shipped"]:
+        keys["written_by"] = "the client peer (its TLS stack's NSS key log), checked equal to the server's"
     truth["tls"] = {"sni": SNI, "keys": keys, "connections": rows}
     truth["checks"] = {"ok": not checks, "problems": checks,
                        "notes": truth.get("checks", {}).get("notes", [])}
@@ -305,6 +306,7 @@ def run(name: str, keep: bool = False) -> int:
         print(f"{name}: peers failed (rc={rc}); logs in {tmp}", file=sys.stderr)
         return rc
     truth, keylog = build_truth(name, tmp, raw)
+    truth["capture"] = os.path.basename(out)  # (tls13_dsb: the file with the secrets injected)
     header = [f"# NSS key log of captures/{os.path.basename(out)} (written by the client peer; "
               "test-only throw-away certificate)"]
     keyfile = os.path.join(tmp, "keys.txt")
