@@ -5,7 +5,7 @@
 #   captures/make/make_corpus.sh ws|sio     # one part
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-parts=("${@:-ws sio}")
+parts=("${@:-ws sio tls}")
 for part in ${parts[*]}; do
     echo "== captures/make/$part/run.sh"
     bash "$here/$part/run.sh"
