@@ -349,10 +349,11 @@ def lifecycle_truth(sc: dict, server: dict, client: dict, connections: list, eve
             "heartbeat": beats.get(sid),
         }
         if sc.get("recovery"):
-            row["recovered"] = bool(c.get("recovered"))
+            auth = c.get("auth") or {}
+            asked = isinstance(auth.get("pid"), str)  # the client's CONNECT asked for recovery
+            row["recovered"] = bool(c.get("recovered")) if asked else None
             row["client_recovered"] = (cc or {}).get("recovered")
             row["pid"] = c.get("pid")
-            auth = c.get("auth") or {}
             row["connect_auth_pid"] = auth.get("pid")
             row["connect_auth_offset"] = auth.get("offset")
             # the events emitted while this label's previous socket was away ...
@@ -366,9 +367,9 @@ def lifecycle_truth(sc: dict, server: dict, client: dict, connections: list, eve
             row["previous_socket_sid"] = prev["socket_sid"] if prev else None
             row["emitted_while_away"] = [{"event": a["event"], "offset": a["offset"], "rooms": a["rooms"], "ts": a["ts"]}
                                          for a in gap]
-            row["replayed_events"] = len(replayed)
+            row["replayed_events"] = len(replayed) if asked else None
             row["replayed"] = [{"event": e["event"], "offset": e["offset"], "ts": e["ts"]} for e in replayed]
-            if row["recovered"] != bool(row["client_recovered"]):
+            if bool(row["recovered"]) != bool(row["client_recovered"]):
                 checks.append(f"socket {label} {ns} #{row['n']}: server recovered={row['recovered']}, "
                               f"client {row['client_recovered']}")
             if row["recovered"]:
