@@ -83,7 +83,7 @@ function open(nsp, options, label, manager = null) {
 
 async function call(socket, event, ...a) {
   let res;
-  if (flavour === 'v4') res = await socket.timeout(3000).emitWithAck(event, ...a);
+  if (flavour === 'v4') res = await socket.timeout(6000).emitWithAck(event, ...a);
   else {
     res = await new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`no ack for ${event}`)), 3000);
@@ -350,7 +350,7 @@ const scenarios = {
     await call(K[0], 'join', 'room1');
     await call(K[1], 'join', 'room1');
     await call(K[2], 'join', 'room2');
-    const got = (sockets, event) => Promise.all(sockets.map((s) => once(s, event)));
+    const got = (sockets, event, ms = 3000) => Promise.all(sockets.map((s) => once(s, event, ms)));
 
     let w = got(K, 'news');
     K[0].emit('bc all');
@@ -368,7 +368,7 @@ const scenarios = {
     K[3].emit('bc personal');
     await w;
     await sleep(100);
-    w = got(K, 'digest');
+    w = got(K, 'digest', 8000);
     await call(K[0], 'bc spaced', 1200);
     await w;
     await sleep(100);

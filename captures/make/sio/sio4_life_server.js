@@ -145,7 +145,7 @@ io.on('connection', (socket) => {
       event: 'digest', from_sio_sid: socket.id, intended: sockets.map((s) => s.id), payload_json: JSON.stringify(payload) });
     sockets.forEach((s, i) => setTimeout(() => {
       s.emit('digest', payload);
-      if (i === sockets.length - 1) ack(sockets.length);
+      if (i === sockets.length - 1) acked(socket, '/', 'bc spaced', ack, sockets.length);
     }, i * Number(gapMs)));
   });
 
