@@ -166,6 +166,19 @@ SCENARIOS = {
                    "Z:/": {"server": "ping timeout"},
                    "S:/": {"server": "server namespace disconnect", "client": "io server disconnect"}},
     },
+    "sio_python_disconnects": {
+        "port": 9370, "lib": "python", "capture": CAP_LO_PCAPNG, "life": True,
+        "server_script": "py_life_server.py", "client_script": "py_life_client.py", "server_args": [],
+        "about": "python-socketio 5 server (aiohttp) and AsyncClients, pingInterval 1 s, pingTimeout 1 s, one "
+                 "client process per session: B (WebSocket only) is disconnected by the server "
+                 "(sio.disconnect(sid)); Z (polling only) is frozen with SIGSTOP and the server ends it (ping "
+                 "timeout); A (polling, then WebSocket) disconnects itself. python-socketio's own reasons.",
+        # AsyncClient.disconnect() aborts the WebSocket before its queued DISCONNECT goes out (see
+        # README.md): the server then says "transport close"
+        "expect": {"A:/": {"server": ("client disconnect", "transport close"), "client": "client disconnect"},
+                   "B:/": {"server": "server disconnect", "client": "server disconnect"},
+                   "Z:/": {"server": "ping timeout"}},
+    },
 }
 
 EIO_TYPES = ["open", "close", "ping", "pong", "message", "upgrade", "noop"]
@@ -181,8 +194,8 @@ def peer_commands(name: str, tmp: str) -> tuple[list[str], list[str]]:
     sc = SCENARIOS[name]
     port = str(sc["port"])
     if sc["lib"] == "python":
-        server = [PYTHON, os.path.join(HERE, "py_server.py")]
-        client = [PYTHON, os.path.join(HERE, "py_client.py")]
+        server = [PYTHON, os.path.join(HERE, sc.get("server_script", "py_server.py"))]
+        client = [PYTHON, os.path.join(HERE, sc.get("client_script", "py_client.py"))]
     else:
         server = ["node", os.path.join(HERE, sc.get("server_script", f"{sc['lib']}_server.js"))]
         client = ["node", os.path.join(HERE, sc.get("client_script", f"{sc['lib']}_client.js")), *sc.get("client_args", [])]
