@@ -394,6 +394,9 @@ def lifecycle_truth(sc: dict, server: dict, client: dict, connections: list, eve
         if row["server_disconnect_reason"] is None:
             checks.append(f"socket {label} {ns} #{row['n']}: the server saw no disconnect")
     out["sockets"] = sockets
+    # the client processes (children were frozen or killed) and the signals the scenario sent them
+    out["client_processes"] = client.get("processes", [])
+    out["signals"] = [{"label": a["label"], "signal": a["signal"], "ts": a["ts"]} for a in app_c if a["kind"] == "signal"]
 
     # what the scenario says happened
     for key, want in (sc.get("expect") or {}).items():
