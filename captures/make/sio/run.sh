@@ -8,7 +8,7 @@
 # Needs root (tcpdump/dumpcap on lo and any), node + npm, python3 with venv. Installs what is missing:
 # tcpdump/tshark (apt), node_modules (npm ci from package-lock.json) and two Python virtualenvs
 # (.venv: python-socketio 5, .venv-eio3: python-socketio 4 / python-engineio 3), pinned in
-# requirements-*.txt. All traffic stays on 127.0.0.1, TCP ports 9301-9349.
+# requirements-*.txt. All traffic stays on 127.0.0.1, TCP ports 9301-9399.
 set -euo pipefail
 cd "$(dirname "$0")"
 

@@ -14,6 +14,7 @@ pyrecord.py and README.md); the capture file is read only to confirm its format 
 from __future__ import annotations
 
 import collections
+import glob
 import json
 import os
 import shutil
@@ -93,23 +94,111 @@ SCENARIOS = {
                  "WebSocket), '/' and '/chat', events and acks both ways, binary events, pingInterval "
                  "1 s, clean close. Captured on 'any' as Linux cooked v2 (SLL2).",
     },
+    # ---- socket lifecycle scenarios (ports 9350-9399): lifecycle truth in "sockets" ---------------
+    "sio4_ping_timeout": {
+        "port": 9350, "lib": "sio4", "capture": CAP_LO_PCAP, "life": True,
+        "server_script": "sio4_life_server.js", "client_script": "life_client.js", "client_args": ["--flavour", "v4"],
+        "server_args": ["--ping-interval", "300", "--ping-timeout", "200"],
+        "about": "socket.io 4, pingInterval 300 ms, pingTimeout 200 ms. H (WebSocket) stays healthy and "
+                 "disconnects cleanly; Z (WebSocket) and P (polling) are client processes frozen with SIGSTOP "
+                 "past pingInterval + pingTimeout: the server closes them with 'ping timeout'; then they are "
+                 "SIGCONTed and see their own end.",
+        "expect": {"H:/": {"server": "client namespace disconnect", "client": "io client disconnect"},
+                   "Z:/": {"server": "ping timeout"}, "P:/": {"server": "ping timeout"}},
+    },
+    "sio4_disconnects": {
+        "port": 9351, "lib": "sio4", "capture": CAP_LO_PCAPNG, "life": True,
+        "server_script": "sio4_life_server.js", "client_script": "life_client.js", "client_args": ["--flavour", "v4"],
+        "server_args": ["--ping-interval", "1000", "--ping-timeout", "2000"],
+        "about": "socket.io 4, sockets ending every way the server names: A leaves '/chat' (client namespace "
+                 "disconnect) and keeps '/'; B disconnects (client); C is disconnected by the server "
+                 "(socket.disconnect()); D's client process is SIGKILLed (transport close); E's TCP connection "
+                 "is reset; F (polling only) and A '/' end with io.close() (server shutting down).",
+        "expect": {"A:/chat": {"server": "client namespace disconnect", "client": "io client disconnect"},
+                   "A:/": {"server": "server shutting down"},
+                   "B:/": {"server": "client namespace disconnect", "client": "io client disconnect"},
+                   "C:/": {"server": "server namespace disconnect", "client": "io server disconnect"},
+                   "D:/": {"server": "transport close", "client": None},
+                   "E:/": {"server": ("transport close", "transport error")},
+                   "F:/": {"server": "server shutting down"}},
+    },
+    "sio4_recovery": {
+        "port": 9352, "lib": "sio4", "capture": CAP_LO_PCAP, "life": True, "recovery": True,
+        "server_script": "sio4_life_server.js", "client_script": "life_client.js", "client_args": ["--flavour", "v4"],
+        "server_args": ["--recovery", "1000", "--ping-interval", "1000", "--ping-timeout", "2000"],
+        "about": "socket.io 4 with connectionStateRecovery (maxDisconnectionDuration 1000 ms). R1's TCP "
+                 "connection is cut (FIN, no goodbye), the server emits 4 events to R1's rooms while it is away, "
+                 "R1 reconnects after 300 ms: recovered, same socket id, the 4 events re-sent. R2 is cut the "
+                 "same way and reconnects after 1500 ms: not recovered, a new socket id.",
+        "expect": {"R1:/#1": {"server": "transport close", "client": "transport close"},
+                   "R1:/#2": {"server": "client namespace disconnect", "recovered": True, "replayed": 4},
+                   "R2:/#1": {"server": "transport close", "client": "transport close"},
+                   "R2:/#2": {"server": "client namespace disconnect", "recovered": False, "replayed": 0}},
+    },
+    "sio4_broadcasts": {
+        "port": 9353, "lib": "sio4", "capture": CAP_LO_PCAP, "life": True, "broadcasts": True,
+        "server_script": "sio4_life_server.js", "client_script": "life_client.js", "client_args": ["--flavour", "v4"],
+        "server_args": [],
+        "about": "socket.io 4, four WebSocket clients K1-K4 (K1, K2 in room1, K3 in room2): io.emit, "
+                 "io.to('room1').emit, socket.broadcast.emit (from K3), one socket.emit per socket with the same "
+                 "event and different payloads, and one per socket with the same event and payload 1.2 s apart.",
+        "expect": {f"K{i}:/": {"server": "client namespace disconnect"} for i in range(1, 5)},
+    },
+    "sio4_msgpack": {
+        "port": 9354, "lib": "sio4", "capture": CAP_LO_PCAP, "life": True, "parser": "socket.io-msgpack-parser",
+        "server_script": "sio4_life_server.js", "client_script": "life_client.js",
+        "client_args": ["--flavour", "v4", "--msgpack"], "server_args": ["--msgpack"],
+        "about": "socket.io 4 with socket.io-msgpack-parser on both sides (every Socket.IO packet one binary "
+                 "Engine.IO message, no attachments). A (WebSocket): '/' and '/chat', events, acks both ways, "
+                 "binary data in events and acks, client disconnect. P (polling: binary as 'b<base64>'): events, "
+                 "an ack, the server disconnects it.",
+        "expect": {"A:/": {"server": "client namespace disconnect"}, "A:/chat": {"server": "client namespace disconnect"},
+                   "P:/": {"server": "server namespace disconnect", "client": "io server disconnect"}},
+    },
+    "sio2_ping_timeout": {
+        "port": 9360, "lib": "sio2", "capture": CAP_LO_PCAP, "life": True,
+        "client_script": "life_client.js", "client_args": ["--flavour", "v2"],
+        "server_args": ["--ping-interval", "300", "--ping-timeout", "200"],
+        "about": "socket.io 2 (Engine.IO 3: the client pings), pingInterval 300 ms, pingTimeout 200 ms. H "
+                 "healthy, disconnects cleanly; Z's client process is frozen (SIGSTOP): no more pings, the server "
+                 "closes it with 'ping timeout'; S is disconnected by the server (socket.disconnect(true)).",
+        "expect": {"H:/": {"server": "client namespace disconnect", "client": "io client disconnect"},
+                   "Z:/": {"server": "ping timeout"},
+                   "S:/": {"server": "server namespace disconnect", "client": "io server disconnect"}},
+    },
+    "sio_python_disconnects": {
+        "port": 9370, "lib": "python", "capture": CAP_LO_PCAPNG, "life": True,
+        "server_script": "py_life_server.py", "client_script": "py_life_client.py", "server_args": [],
+        "about": "python-socketio 5 server (aiohttp) and AsyncClients, pingInterval 1 s, pingTimeout 1 s, one "
+                 "client process per session: B (WebSocket only) is disconnected by the server "
+                 "(sio.disconnect(sid)); Z (polling only) is frozen with SIGSTOP and the server ends it (ping "
+                 "timeout); A (polling, then WebSocket) disconnects itself. python-socketio's own reasons.",
+        # AsyncClient.disconnect() aborts the WebSocket before its queued DISCONNECT goes out (see
+        # README.md): the server then says "transport close"
+        "expect": {"A:/": {"server": ("client disconnect", "transport close"), "client": "client disconnect"},
+                   "B:/": {"server": "server disconnect", "client": "server disconnect"},
+                   "Z:/": {"server": "ping timeout"}},
+    },
 }
 
 EIO_TYPES = ["open", "close", "ping", "pong", "message", "upgrade", "noop"]
 SIO_TYPES = ["CONNECT", "DISCONNECT", "EVENT", "ACK", "CONNECT_ERROR", "BINARY_EVENT", "BINARY_ACK"]
 CLOSED_BY = {"disconnect": "client", "closed_after_connect_error": "client", "tcp_reset": "abrupt",
-             "tcp_close": "abrupt", "server_disconnect": "server"}
+             "tcp_close": "abrupt", "server_disconnect": "server",
+             # lifecycle scenarios: a frozen client is closed by the server (ping timeout); a killed
+             # client process or a cut transport ends without any goodbye
+             "frozen": "server", "server_shutdown": "server", "sigkill": "abrupt", "transport_cut": "abrupt"}
 
 
 def peer_commands(name: str, tmp: str) -> tuple[list[str], list[str]]:
     sc = SCENARIOS[name]
     port = str(sc["port"])
     if sc["lib"] == "python":
-        server = [PYTHON, os.path.join(HERE, "py_server.py")]
-        client = [PYTHON, os.path.join(HERE, "py_client.py")]
+        server = [PYTHON, os.path.join(HERE, sc.get("server_script", "py_server.py"))]
+        client = [PYTHON, os.path.join(HERE, sc.get("client_script", "py_client.py"))]
     else:
-        server = ["node", os.path.join(HERE, f"{sc['lib']}_server.js")]
-        client = ["node", os.path.join(HERE, f"{sc['lib']}_client.js")]
+        server = ["node", os.path.join(HERE, sc.get("server_script", f"{sc['lib']}_server.js"))]
+        client = ["node", os.path.join(HERE, sc.get("client_script", f"{sc['lib']}_client.js")), *sc.get("client_args", [])]
     if sc.get("client") == "py3":
         client = [PYTHON_EIO3, os.path.join(HERE, "py3_client.py")]
     server += ["--port", port, "--log", os.path.join(tmp, "server.json"), *sc["server_args"]]
@@ -175,21 +264,223 @@ def sio_key(p: dict) -> tuple:
     return (p["type"], p["namespace"], p.get("event"), p["ack_id"], p["attachments"])
 
 
+def load_clients(tmp: str) -> tuple[dict, set]:
+    """client.json plus the logs of the client's child processes (client-LABEL.json), merged; and
+    the Engine.IO sessions of children that were killed right after writing their log."""
+    paths = [os.path.join(tmp, "client.json")] + sorted(glob.glob(os.path.join(tmp, "client-*.json")))
+    logs = [load(p) for p in paths if os.path.exists(p)]
+    merged = dict(logs[0])
+    for key in ("transports", "sessions", "engineio", "socketio", "app"):
+        merged[key] = [row for log in logs for row in log.get(key, [])]
+    merged["app"].sort(key=lambda a: a["ts"])
+    killed = {s["sid"] for log in logs if log.get("killed_after_dump") for s in log.get("sessions", []) if s.get("sid")}
+    merged["processes"] = [{"label": log.get("child"), "pid": log.get("pid"),
+                            "killed_after_dump": bool(log.get("killed_after_dump"))} for log in logs]
+    return merged, killed
+
+
+def heartbeat(server: dict, client: dict, sid: str, eio_version: int, opts: dict) -> dict:
+    """Pings and pongs of one Engine.IO session, as the pinging peer saw them (v4: the server pings,
+    v3: the client); the other peer's count of pings received. Upgrade probes are left out."""
+    pinger, other = (server, client) if eio_version == 4 else (client, server)
+    rows = sorted((p for p in pinger["engineio"] if p["sid"] == sid and p["type"] in ("ping", "pong")
+                   and p.get("data") != "probe"), key=lambda p: p["ts"])
+    pings = [p for p in rows if p["type"] == "ping" and p["dir"] == "out"]
+    pongs = [p for p in rows if p["type"] == "pong" and p["dir"] == "in"]
+    delays, pending, unanswered = [], None, 0
+    for p in rows:
+        if p["type"] == "ping" and p["dir"] == "out":
+            if pending is not None:
+                unanswered += 1
+            pending = p["ts"]
+        elif p["type"] == "pong" and p["dir"] == "in" and pending is not None:
+            delays.append((p["ts"] - pending) * 1000)
+            pending = None
+    if pending is not None:
+        unanswered += 1
+    received = sum(1 for p in other["engineio"] if p["sid"] == sid and p["type"] == "ping" and p["dir"] == "in"
+                   and p.get("data") != "probe")
+    return {"pinger": "server" if eio_version == 4 else "client",
+            "ping_interval_ms": opts.get("pingInterval"), "ping_timeout_ms": opts.get("pingTimeout"),
+            "pings": len(pings), "pongs": len(pongs), "pings_received_by_peer": received,
+            "unanswered_pings": unanswered,
+            "max_pong_delay_ms": round(max(delays), 3) if delays else None,
+            "last_ping_ts": pings[-1]["ts"] if pings else None, "last_pong_ts": pongs[-1]["ts"] if pongs else None}
+
+
+def lifecycle_truth(sc: dict, server: dict, client: dict, connections: list, events: list, acks: list,
+                    eio_version: int, checks: list, notes: list) -> dict:
+    """The lifecycle scenarios' extra truth: one row per Socket.IO socket ("sockets"), the
+    broadcasts, and the expectations of the scenario checked (a failed one fails the run)."""
+    out: dict = {}
+    if sc.get("parser"):
+        out["parser"] = sc["parser"]
+    opts = server.get("options") or {}
+    conns = {c["eio_sid"]: c for c in connections}
+    app_s = sorted(server["app"], key=lambda a: a["ts"])
+    app_c = client["app"]
+
+    def first(rows, **kw):
+        return next((a for a in rows if all(a.get(k) == v for k, v in kw.items())), None)
+
+    def last(rows, **kw):
+        found = [a for a in rows if all(a.get(k) == v for k, v in kw.items())]
+        return found[-1] if found else None
+
+    beats = {sid: heartbeat(server, client, sid, eio_version, opts) for sid in conns}
+    sockets = []
+    seen_n = collections.Counter()
+    for c in (a for a in app_s if a["kind"] == "connection"):
+        sid, ns, ssid = c["eio_sid"], c["namespace"], c["sio_sid"]
+        sd = first(app_s, kind="disconnect", eio_sid=sid, namespace=ns, sio_sid=ssid)
+        cc = first(app_c, kind="connect", eio_sid=sid, namespace=ns, sio_sid=ssid)
+        cd = first(app_c, kind="disconnect", eio_sid=sid, namespace=ns, sio_sid=ssid)
+        ea = last(app_c, kind="end_action", eio_sid=sid, namespace=ns, sio_sid=ssid)
+        conn = conns.get(sid, {})
+        label = (cc or {}).get("label") or conn.get("label")
+        seen_n[(label, ns)] += 1
+        mine = [e for e in events if e["eio_sid"] == sid and e["namespace"] == ns]
+        my_acks = [a for a in acks if a["eio_sid"] == sid and a["namespace"] == ns]
+        answered = {(a["direction"], a["ack_id"]) for a in my_acks}
+        unanswered = sum(1 for e in mine if e["ack_id"] is not None
+                         and ("s2c" if e["direction"] == "c2s" else "c2s", e["ack_id"]) not in answered)
+        row = {
+            "label": label, "n": seen_n[(label, ns)], "eio_sid": sid, "namespace": ns, "socket_sid": ssid,
+            "transport": conn.get("transport_final"),
+            "ts_connect": c["ts"], "client_ts_connect": (cc or {}).get("ts"),
+            "ts_disconnect": (sd or {}).get("ts"), "client_ts_disconnect": (cd or {}).get("ts"),
+            "server_disconnect_reason": (sd or {}).get("reason"),
+            "client_disconnect_reason": (cd or {}).get("reason"),
+            "disconnect_by": (ea or {}).get("by"),
+            "end_action": (ea or {}).get("action"),
+            "events_c2s": sum(1 for e in mine if e["direction"] == "c2s"),
+            "events_s2c": sum(1 for e in mine if e["direction"] == "s2c"),
+            "acks_c2s": sum(1 for a in my_acks if a["direction"] == "c2s"),
+            "acks_s2c": sum(1 for a in my_acks if a["direction"] == "s2c"),
+            "acks_unanswered": unanswered,
+            "recovered": None, "replayed_events": None,
+            "heartbeat": beats.get(sid),
+        }
+        if sc.get("recovery"):
+            auth = c.get("auth") or {}
+            asked = isinstance(auth.get("pid"), str)  # the client's CONNECT asked for recovery
+            row["recovered"] = bool(c.get("recovered")) if asked else None
+            row["client_recovered"] = (cc or {}).get("recovered")
+            row["pid"] = c.get("pid")
+            row["connect_auth_pid"] = auth.get("pid")
+            row["connect_auth_offset"] = auth.get("offset")
+            # the events emitted while this label's previous socket was away ...
+            prev = next((x for x in reversed(sockets) if x["label"] == label and x["namespace"] == ns), None)
+            gap = [a for a in app_s if a["kind"] == "adapter_broadcast" and a.get("offset") and prev
+                   and prev["ts_disconnect"] and prev["ts_disconnect"] <= a["ts"] <= c["ts"]
+                   and (ssid in a["rooms"] or prev["socket_sid"] in a["rooms"] or "room1" in a["rooms"])]
+            gap_offsets = [a["offset"] for a in gap]
+            # ... and those of them this session received again: counted by their offsets
+            replayed = [e for e in mine if e["direction"] == "s2c" and e.get("offset") in gap_offsets]
+            row["previous_socket_sid"] = prev["socket_sid"] if prev else None
+            row["emitted_while_away"] = [{"event": a["event"], "offset": a["offset"], "rooms": a["rooms"], "ts": a["ts"]}
+                                         for a in gap]
+            row["replayed_events"] = len(replayed) if asked else None
+            row["replayed"] = [{"event": e["event"], "offset": e["offset"], "ts": e["ts"]} for e in replayed]
+            if bool(row["recovered"]) != bool(row["client_recovered"]):
+                checks.append(f"socket {label} {ns} #{row['n']}: server recovered={row['recovered']}, "
+                              f"client {row['client_recovered']}")
+            if row["recovered"]:
+                if ssid != row["previous_socket_sid"]:
+                    checks.append(f"socket {label} #{row['n']}: recovered with a new id {ssid}")
+                if sorted(e["offset"] for e in replayed) != sorted(gap_offsets):
+                    checks.append(f"socket {label} #{row['n']}: replayed {row['replayed']} != emitted while away {gap_offsets}")
+        sockets.append(row)
+        if row["server_disconnect_reason"] is None:
+            checks.append(f"socket {label} {ns} #{row['n']}: the server saw no disconnect")
+    out["sockets"] = sockets
+    # the client processes (children were frozen or killed) and the signals the scenario sent them
+    out["client_processes"] = client.get("processes", [])
+    out["signals"] = [{"label": a["label"], "signal": a["signal"], "ts": a["ts"]} for a in app_c if a["kind"] == "signal"]
+
+    # what the scenario says happened
+    for key, want in (sc.get("expect") or {}).items():
+        lab, _, rest = key.partition(":")
+        ns, _, n = rest.partition("#")
+        rows = [r for r in sockets if r["label"] == lab and r["namespace"] == ns and (not n or r["n"] == int(n))]
+        if not rows:
+            checks.append(f"expected socket {key} not found")
+        for r in rows:
+            for field, k in (("server_disconnect_reason", "server"), ("client_disconnect_reason", "client"),
+                             ("recovered", "recovered"), ("replayed_events", "replayed")):
+                if k not in want:
+                    continue
+                ok = r[field] in want[k] if isinstance(want[k], tuple) else r[field] == want[k]
+                if not ok:
+                    checks.append(f"socket {key}: {field} is {r[field]!r}, expected {want[k]!r}")
+            if r["server_disconnect_reason"] == "ping timeout" and eio_version == 4 \
+                    and not (r["heartbeat"] or {}).get("unanswered_pings"):
+                checks.append(f"socket {key}: ping timeout without an unanswered ping")
+    if sc.get("broadcasts"):
+        out["broadcasts"] = broadcasts_truth(app_s, sockets, events, checks)
+    return out
+
+
+def broadcasts_truth(app_s: list, sockets: list, events: list, checks: list) -> list:
+    """One row per server-side emit call of sio4_broadcasts: the call, whom it was meant for (the
+    adapter's view for io.emit / io.to().emit / socket.broadcast.emit, the handler's list for the
+    per-socket emits) and what each client received."""
+    by_sid = {r["socket_sid"]: r for r in sockets}
+    rows = []
+    for i, call in enumerate(a for a in app_s if a["kind"] == "broadcast_call"):
+        if call.get("intended") is not None:
+            intended = call["intended"]
+        else:
+            ab = next((a for a in app_s if a["kind"] == "adapter_broadcast" and a["ts"] >= call["ts"]
+                       and a["event"] == call["event"]), None)
+            intended = ab["reached"] if ab else []
+        received = []
+        for ssid in intended:
+            sock = by_sid.get(ssid)
+            ev = next((e for e in events if sock and e["eio_sid"] == sock["eio_sid"] and e["namespace"] == call["namespace"]
+                       and e["direction"] == "s2c" and e["event"] == call["event"] and e["ts"] >= call["ts"]), None)
+            if ev is None:
+                checks.append(f"broadcast {call['call']} {call['event']!r}: {ssid} received nothing")
+                continue
+            received.append({"label": sock["label"], "socket_sid": ssid, "eio_sid": sock["eio_sid"], "ts": ev["ts"],
+                             "event": ev["event"], "packet_bytes": ev.get("packet_bytes"),
+                             "packet_digest": ev.get("packet_digest")})
+        ts = [r["ts"] for r in received]
+        same = len({r["packet_digest"] for r in received}) == 1
+        spread = (max(ts) - min(ts)) * 1000 if ts else None
+        rows.append({
+            "index": i, "namespace": call["namespace"], "call": call["call"], "event": call["event"],
+            "ts_call": call["ts"], "from_socket_sid": call.get("from_sio_sid"),
+            "intended_socket_sids": intended,
+            "intended_labels": [by_sid[s]["label"] if s in by_sid else None for s in intended],
+            "received": received,
+            "same_payload": same, "spread_ms": round(spread, 3) if spread is not None else None,
+            # a fan-out as REPORTS.md's sio_broadcasts defines it: same namespace, event and payload
+            # bytes, to different sockets, first and last within 1 s
+            "is_fanout": bool(len(received) > 1 and same and spread is not None and spread <= 1000),
+        })
+    return rows
+
+
 def build_truth(name: str, tmp: str, capture_file: str) -> dict:
     sc = SCENARIOS[name]
     server = load(os.path.join(tmp, "server.json"))
-    client = load(os.path.join(tmp, "client.json"))
+    client, killed_sids = load_clients(tmp)
     checks: list[str] = []
     notes: list[str] = []
 
-    def compare(what, recv, sent):
+    def compare(what, recv, sent, sender_killed=False):
         """The receiver's record is the truth; the sender's must match it, except for packets the
-        sender handed over as its connection was being torn down, which never reached the peer."""
+        sender handed over as its connection was being torn down, which never reached the peer, and
+        for packets a client sent after it wrote its log, just before it was killed (SIGKILL)."""
         if recv == sent:
             return
         if sent[:len(recv)] == recv:
             notes.append(f"{what}: the last {len(sent) - len(recv)} packet(s) the sender wrote were never "
                          f"received (written while the connection closed): {sent[len(recv):]}")
+        elif sender_killed and recv[:len(sent)] == sent:
+            notes.append(f"{what}: {len(recv) - len(sent)} packet(s) received after the sender wrote its log "
+                         f"(it was then killed): {recv[len(sent):]}")
         else:
             checks.append(f"{what}: received {recv} != sent {sent}")
 
@@ -255,7 +546,8 @@ def build_truth(name: str, tmp: str, capture_file: str) -> dict:
         conn_counts = {}
         for d, (recv, sent) in views.items():
             rc = collections.Counter(p["type"] for p in recv)
-            compare(f"session {sid} {d}: Engine.IO", [p["type"] for p in recv], [p["type"] for p in sent])
+            compare(f"session {sid} {d}: Engine.IO", [p["type"] for p in recv], [p["type"] for p in sent],
+                    sender_killed=d == "c2s" and sid in killed_sids)
             conn_counts[d] = {t: rc.get(t, 0) for t in EIO_TYPES}
             eio_total[d].update(rc)
             for p in recv:
@@ -269,13 +561,20 @@ def build_truth(name: str, tmp: str, capture_file: str) -> dict:
                   "s2c": ([p for p in c_sio[sid] if p["dir"] == "in"], [p for p in s_sio[sid] if p["dir"] == "out"])}
         open_events = {}
         for d, (recv, sent) in sviews.items():
-            compare(f"session {sid} {d}: Socket.IO", [sio_key(p) for p in recv], [sio_key(p) for p in sent])
+            compare(f"session {sid} {d}: Socket.IO", [sio_key(p) for p in recv], [sio_key(p) for p in sent],
+                    sender_killed=d == "c2s" and sid in killed_sids)
         merged = sorted([(p, d) for d, (recv, _) in sviews.items() for p in recv], key=lambda x: x[0]["ts"])
         for p, d in merged:
             sio_total[d][p["type"]] += 1
             base = {"eio_sid": sid, "direction": d, "namespace": p["namespace"], "ack_id": p["ack_id"],
                     "binary_attachments": p["attachments"], "sio_type": p["type"], "transport": p.get("transport"),
                     "ts": p["ts"]}
+            # added for the lifecycle scenarios (only where the peer's recorder gives them)
+            for k in ("packet_bytes", "attachment_bytes", "packet_digest"):
+                if k in p:
+                    base[k] = p[k]
+            if sc.get("recovery") and p["type"] in ("EVENT", "BINARY_EVENT"):
+                base["offset"] = p.get("last_arg")
             if p["type"] in ("EVENT", "BINARY_EVENT"):
                 events.append({**base, "event": p["event"]})
                 if p["ack_id"] is not None:
@@ -336,6 +635,9 @@ def build_truth(name: str, tmp: str, capture_file: str) -> dict:
         checks.append("capture timestamp precision is not " + cap["ts_precision"])
 
     eio_version = 3 if sc["lib"] == "sio2" else 4
+    extra = {}
+    if sc.get("life"):
+        extra = lifecycle_truth(sc, server, client, connections, events, acks, eio_version, checks, notes)
     truth = {
         "capture": os.path.basename(capture_file),
         "generator": f"captures/make/sio/run.sh scenario {name}",
@@ -354,6 +656,7 @@ def build_truth(name: str, tmp: str, capture_file: str) -> dict:
         "acks": acks,
         "engineio_packets": {d: {t: eio_total[d].get(t, 0) for t in EIO_TYPES} for d in ("c2s", "s2c")},
         "socketio_packets": {d: {t: sio_total[d].get(t, 0) for t in SIO_TYPES} for d in ("c2s", "s2c")},
+        **extra,
         "checks": {"ok": not checks, "problems": checks, "notes": notes},
     }
     if any(eio_by_transport[d] for d in eio_by_transport):

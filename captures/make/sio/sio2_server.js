@@ -22,6 +22,8 @@ if (opt['upgrade-delay']) delayUpgrades(httpServer, Number(opt['upgrade-delay'])
 
 const RESERVED = new Set(['error', 'connect', 'disconnect', 'disconnecting', 'newListener', 'removeListener']);
 
+const disconnects = []; // what the 'disconnect' handlers saw (the 'status' event returns it)
+
 // Application-level log (socket.io 2 has no onAny/onAnyOutgoing: wrap the socket's emit/onevent).
 function track(nsp) {
   io.of(nsp).on('connection', (socket) => {
@@ -40,7 +42,10 @@ function track(nsp) {
       rec.app('recv_event', { namespace: nsp, eio_sid: eio, event: packet.data[0] });
       return onevent.call(this, packet);
     };
-    socket.on('disconnect', (reason) => rec.app('disconnect', { namespace: nsp, eio_sid: eio, reason }));
+    socket.on('disconnect', (reason) => {
+      disconnects.push({ namespace: nsp, eio_sid: eio, sio_sid: socket.id, reason, ts: Date.now() / 1000 });
+      rec.app('disconnect', { namespace: nsp, eio_sid: eio, sio_sid: socket.id, reason });
+    });
   });
 }
 
@@ -71,6 +76,13 @@ io.on('connection', (socket) => {
   });
   socket.on('burst', (n) => {
     for (let i = 0; i < n; i++) socket.emit('tick', i);
+  });
+  // used by sio2_ping_timeout (life_client.js)
+  socket.on('echo', (x, ack) => acked(socket, '/', 'echo', ack, x));
+  socket.on('status', (ack) => acked(socket, '/', 'status', ack, disconnects));
+  socket.on('kick me', () => {
+    rec.app('server_action', { namespace: '/', eio_sid: sid, sio_sid: socket.id, action: 'socket.disconnect(true)' });
+    socket.disconnect(true);
   });
 });
 

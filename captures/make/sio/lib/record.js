@@ -204,15 +204,50 @@ class Recorder {
     return s;
   }
 
+  // Client: record every Engine.IO session a Manager opens (the first one and each reconnection).
+  // Call right after creating the first socket of `manager`.
+  watchManager(manager, label) {
+    const seen = new Set();
+    const watch = () => {
+      const engine = manager.engine;
+      if (!engine || seen.has(engine)) return;
+      seen.add(engine);
+      const s = { label, sid: null, opened: null, upgraded: false, close_reason: null };
+      (this.sessions = this.sessions || []).push(s);
+      const opened = () => { if (!s.sid) { s.sid = engine.id; engine.__sid = engine.id; s.opened = now(); } };
+      if (engine.id) opened();
+      engine.on('open', opened);
+      engine.on('upgrade', () => { s.upgraded = true; s.upgraded_ts = now(); });
+      engine.on('close', (reason) => { s.close_reason = String(reason); s.closed = now(); });
+    };
+    watch();
+    manager.on('open', watch);
+    manager.on('reconnect_attempt', () => setImmediate(watch));
+    return () => watch();
+  }
+
   app(kind, fields) {
     this.appLog.push({ ts: now(), kind, ...fields });
   }
 
+  // Use a custom Socket.IO parser (e.g. require('socket.io-msgpack-parser')) for the decode: every
+  // Socket.IO packet is then one binary Engine.IO message, without attachments.
+  useParser(parser) {
+    this.customParser = parser;
+  }
+
   // ---- Socket.IO decode with the peer's own parser -----------------------------------------------
+  // Each row also has packet_bytes (the encoded Socket.IO packet: UTF-8 bytes of the text part, or
+  // the binary message of a custom parser), attachment_bytes (sum of the binary attachments),
+  // packet_digest (sha1 of the encoded packet, 12 hex digits) and, for an EVENT whose last
+  // argument is a string, last_arg (connection-state recovery puts the offset there).
   decodeSocketIO(list) {
-    const sioParser = load(this.layout.sioParser);
+    const sioParser = this.customParser || load(this.layout.sioParser);
+    const custom = Boolean(this.customParser);
+    const crypto = require('crypto');
     const out = [];
     let buffers = 0;
+    let bufferBytes = 0;
     let current = null;
     let header = null; // the text part of the packet being decoded
     let headerPk = null;
@@ -220,22 +255,34 @@ class Recorder {
     decoder.on('decoded', (p) => {
       // The parser turns BINARY_EVENT/BINARY_ACK into EVENT/ACK once the attachments are in: take
       // the type the sender put on the wire from the first character of the text part.
-      const type = SIO_TYPES[Number(header[0])];
+      const type = custom ? SIO_TYPES[p.type] : SIO_TYPES[Number(header[0])];
+      const raw = typeof header === 'string' ? Buffer.from(header, 'utf8') : Buffer.from(header);
       const row = {
         ts: headerPk.ts, transport: headerPk.transport, type,
         ts_last: current.ts, namespace: p.nsp || '/',
         ack_id: p.id === undefined || p.id === null ? null : p.id,
         attachments: buffers,
+        packet_bytes: raw.length,
+        attachment_bytes: bufferBytes,
+        packet_digest: crypto.createHash('sha1').update(raw).digest('hex').slice(0, 12),
       };
-      if (type === 'EVENT' || type === 'BINARY_EVENT') row.event = p.data[0];
+      if (type === 'EVENT' || type === 'BINARY_EVENT') {
+        row.event = p.data[0];
+        const last = p.data[p.data.length - 1];
+        if (p.data.length > 1 && typeof last === 'string') row.last_arg = last;
+      }
       if (type === 'CONNECT' || type === 'CONNECT_ERROR') row.data = p.data === undefined ? null : p.data;
       out.push(row);
       buffers = 0;
+      bufferBytes = 0;
     });
     for (const pk of list) {
       current = pk;
-      if (typeof pk.data !== 'string') buffers += 1;
-      else { header = pk.data; headerPk = pk; }
+      if (custom) { header = pk.data; headerPk = pk; }
+      else if (typeof pk.data !== 'string') {
+        buffers += 1;
+        bufferBytes += pk.data.byteLength !== undefined ? pk.data.byteLength : pk.data.length;
+      } else { header = pk.data; headerPk = pk; }
       decoder.add(pk.data);
     }
     return out;
