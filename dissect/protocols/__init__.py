@@ -1,0 +1,1 @@
+"""Application protocols, one package each."""
