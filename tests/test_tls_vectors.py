@@ -98,8 +98,9 @@ def test_rfc8448_traffic_key_and_iv(secret: bytes, key: str, iv: str) -> None:
 
 
 def test_rfc8448_hkdf_label_encoding_and_derive_secret() -> None:
-    # the RFC prints the HkdfLabel "key info" and "iv info" for the server handshake keys
-    assert hkdf_expand_label(SERVER_HS_TRAFFIC, b"key", b"", 16, "sha256") == h("3f ce 51 60 09 c2 17 27 d0 f2 e4 e8 6e e4 03 bc")
+    # the RFC's "{server} derive write traffic keys for handshake data": key expanded
+    key = h("3f ce 51 60 09 c2 17 27 d0 f2 e4 e8 6e e4 03 bc")
+    assert hkdf_expand_label(SERVER_HS_TRAFFIC, b"key", b"", 16, "sha256") == key
     transcript = CLIENT_HELLO_RECORD[5:] + SERVER_HELLO_RECORD[5:]
     assert derive_secret(HANDSHAKE_SECRET, b"c hs traffic", transcript, "sha256") == CLIENT_HS_TRAFFIC
     assert derive_secret(HANDSHAKE_SECRET, b"s hs traffic", transcript, "sha256") == SERVER_HS_TRAFFIC
