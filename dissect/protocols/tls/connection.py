@@ -191,7 +191,7 @@ class TlsConnection:
                 try:
                     inner_type, plaintext = protection.open(record.header, record.fragment)
                 except DecryptError as exc:
-                    self._open_failed(direction, side, ts, exc)
+                    self._open_failed(direction, side, ts, exc, APPLICATION_DATA)
                     continue
                 if inner_type == APPLICATION_DATA:
                     if plaintext:
@@ -288,7 +288,8 @@ class TlsConnection:
             if direction == 0 and not self._draining and not (hello is not None and hello.early_data):
                 self._done(ts, 0)
             return None
-        self._open_failed(direction, side, ts, error or DecryptError("tls-decrypt-failed", "no key opens it"))
+        error = error or DecryptError("tls-decrypt-failed", "no key opens it")
+        self._open_failed(direction, side, ts, error, record.content_type)
         return None
 
     def _opened(self) -> None:
@@ -296,13 +297,14 @@ class TlsConnection:
             self._opened_any = True
             self.decrypted = True
 
-    def _open_failed(self, direction: int, side: _Side, ts: int, error: DecryptError) -> None:
+    def _open_failed(self, direction: int, side: _Side, ts: int, error: DecryptError, content_type: int) -> None:
         if self._opened_any:
             self._stop(direction, ts, error.kind, error.detail)
             return
         self._undecryptable(ts, "wrong key")
         for each in self._sides:
             each.protection, each.trial, each.skippable, each.next_secret = None, None, None, None
+        self._opaque(direction, side, ts, content_type)
 
     def _inner(self, direction: int, side: _Side, ts: int, content_type: int, plaintext: bytes) -> None:
         if content_type == APPLICATION_DATA:
