@@ -52,7 +52,8 @@ from .handshake import (
     version_name,
 )
 from .keylog import KeyLog
-from .keys import KeyBlock, key_block, next_traffic_secret
+from .keyring import Tls12Keys, select_keys
+from .keys import KeyBlock, next_traffic_secret
 from .records import (
     ALERT,
     APPLICATION_DATA,
@@ -435,57 +436,17 @@ class TlsConnection:
             self._draining = False
 
     def _load_keys(self, ts: int, info: ServerHelloInfo) -> None:
-        suite = self._suite = SUITES.get(info.cipher_suite)
-        hello = self.client_hello
-        if self.keylog is None:
-            self._undecryptable(ts, "no keys")
-        elif info.version not in (0x0303, 0x0304):
-            self._undecryptable(ts, f"unsupported version {self.version}")
-        elif suite is None or suite.tls13 != self._tls13:
-            self._undecryptable(ts, f"unsupported cipher suite {self.cipher}")
-        elif hello is None:
-            self._undecryptable(ts, "no handshake")
-        elif not self._tls13:
-            master_secret = self.keylog.secrets_for(hello.random).get("CLIENT_RANDOM")
-            if master_secret is None:
-                self._undecryptable(ts, "no key for this session")
-            else:
-                self._keys = key_block(master_secret, hello.random, info.random, suite)
-                self._encrypt_then_mac = suite.kind == "cbc" and info.encrypt_then_mac
+        self._suite = SUITES.get(info.cipher_suite)
+        keys = select_keys(self.keylog, self.client_hello, info)
+        if isinstance(keys, str):
+            self._undecryptable(ts, keys)
+        elif isinstance(keys, Tls12Keys):
+            self._keys, self._encrypt_then_mac = keys
         else:
-            self._load_tls13_keys(ts, suite, hello)
-
-    def _load_tls13_keys(self, ts: int, suite: CipherSuite, hello: ClientHelloInfo) -> None:
-        assert self.keylog is not None
-        secrets = self.keylog.secrets_for(hello.random)
-        client_hs = secrets.get("CLIENT_HANDSHAKE_TRAFFIC_SECRET")
-        server_hs = secrets.get("SERVER_HANDSHAKE_TRAFFIC_SECRET")
-        client_app = secrets.get("CLIENT_TRAFFIC_SECRET_0")
-        server_app = secrets.get("SERVER_TRAFFIC_SECRET_0")
-        early = secrets.get("CLIENT_EARLY_TRAFFIC_SECRET")
-        if not (client_hs or server_hs or client_app or server_app):
-            self._undecryptable(ts, "no key for this session")
-            return
-        client, server = self._sides
-        server.next_secret = server_app
-        if server_hs:
-            server.protection = Tls13Protection(suite, server_hs)
-        elif server_app:
-            server.trial = Tls13Protection(suite, server_app)
-            server.skippable = "no SERVER_HANDSHAKE_TRAFFIC_SECRET: the server's handshake records are skipped"
-        client.next_secret = client_app
-        client_next = client_hs or client_app
-        if hello.early_data:
-            client.protection = Tls13Protection(suite, early) if early else None
-            client.trial = Tls13Protection(suite, client_next) if client_next else None
-            client.skippable = "records no client key opens are skipped (0-RTT data or handshake records)"
-            detail = "0-RTT data offered: decrypted" if early else "0-RTT data offered: no CLIENT_EARLY_TRAFFIC_SECRET"
-            self._out.append(Anomaly(0, ts, "tls-early-data", detail))
-        elif client_hs:
-            client.protection = Tls13Protection(suite, client_hs)
-        elif client_app:
-            client.trial = Tls13Protection(suite, client_app)
-            client.skippable = "no CLIENT_HANDSHAKE_TRAFFIC_SECRET: the client's handshake records are skipped"
+            for side, side_keys in zip(self._sides, (keys.client, keys.server), strict=True):
+                side.protection, side.trial, side.skippable, side.next_secret = side_keys
+            if keys.early_data_note is not None:
+                self._out.append(Anomaly(0, ts, "tls-early-data", keys.early_data_note))
 
     def _to_application_keys(self, direction: int, side: _Side, ts: int) -> None:
         """TLS 1.3: after its Finished, a side uses its application traffic secret (RFC 8446 7.1)."""
