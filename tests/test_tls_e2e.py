@@ -25,7 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dissect.protocols.tls import (
@@ -47,7 +47,7 @@ OP_NO_ENCRYPT_THEN_MAC = getattr(ssl, "OP_NO_ENCRYPT_THEN_MAC", 0x00080000)  # O
 _CERT: dict[str, str] = {}
 
 
-def _certificate() -> tuple[str, str]:
+def self_signed_certificate() -> tuple[str, str]:
     """A self-signed RSA certificate and key (PEM files), made once per process."""
     if not _CERT:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -105,7 +105,7 @@ def tls_sessions(spec: dict[str, Any]) -> dict[str, Any]:
     spec: version "1.2"|"1.3", ciphers (OpenSSL TLS 1.2 cipher string), no_etm, alpn (client offer),
     server_alpn, sni, writes, seed, resume, key_update.
     """
-    cert, key = _certificate()
+    cert, key = self_signed_certificate()
     rng = random.Random(spec.get("seed", 0))
     keylog_path = tempfile.mktemp(prefix="tls-keylog-")
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -267,7 +267,7 @@ TLS12 = [
 
 
 @pytest.mark.parametrize(("openssl_name", "iana_name", "no_etm"), TLS12)
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=8, deadline=None)
 @given(seed=st.integers(0, 2**32))
 def test_tls12_suites_decrypt_exactly(openssl_name: str, iana_name: str, no_etm: bool, seed: int) -> None:
     spec = {"version": "1.2", "ciphers": openssl_name, "no_etm": no_etm, "sni": "ws.example.org", "writes": 24,

@@ -23,7 +23,7 @@ from dissect.protocols.tls import (
 )
 from dissect.protocols.tls.handshake import HELLO_RETRY_REQUEST_RANDOM
 from dissect.protocols.tls.keys import traffic_key_iv
-from tests.test_tls_e2e import _certificate, feed, sessions_for
+from tests.test_tls_e2e import feed, self_signed_certificate, sessions_for
 from tests.test_tls_vectors import (
     APPLICATION_PAYLOAD,
     CLIENT_HELLO_RECORD,
@@ -141,7 +141,7 @@ def test_crafted_plaintext_fatal_alert() -> None:
 
 
 def test_real_fatal_alert_from_a_server_given_a_bad_finished() -> None:
-    cert, key = _certificate()
+    cert, key = self_signed_certificate()
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_ctx.load_cert_chain(cert, key)
     client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
