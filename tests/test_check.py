@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 import dissect
-from dissect.cli.checks import check as check_cmd
+from dissect.cli.check import check as check_cmd
 from dissect.output.tables import Analysis
 from dissect.report.check import (
     RuleResult,

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 import dissect
-from dissect.cli.checks import diff as diff_cmd
+from dissect.cli.diff import diff as diff_cmd
 from dissect.output.summary import SummaryBuilder
 from dissect.output.tables import Analysis
 from dissect.records import TABLES, WsFrame

@@ -1,0 +1,46 @@
+"""The ``dissect check`` command: the rules of a rules file against captures, for CI.
+
+Exit codes: 0 every rule held; 1 a rule failed; 2 unusable capture or rules (see :mod:`.common`).
+"""
+
+from __future__ import annotations
+
+import click
+
+from dissect.cli.common import analyze_captures, fail, filter_arguments, finish, load_rules_file
+from dissect.cli.options import filter_options
+
+# The rules engine (and pandas under it) is imported inside the command, so that loading the
+# command line stays fast for the commands that do not need it.
+
+
+@click.command("check")
+@click.argument("captures", nargs=-1, required=True)
+@click.option(
+    "--rules",
+    "rules_path",
+    required=True,
+    metavar="RULES.toml",
+    help="The rules to check (format: docs/ci-gating.md).",
+)
+@click.option(
+    "--junit", "junit_path", metavar="OUT.xml", help="Also write the results as JUnit XML."
+)
+@click.option("--quiet", "-q", is_flag=True, help="Print only failed rules (and no progress).")
+@filter_options
+def check(captures: tuple[str, ...], rules_path: str, junit_path: str | None, quiet: bool,
+          port: tuple[int, ...], host: tuple[str, ...], session_ids: tuple[int, ...],
+          namespace: tuple[str, ...]) -> None:
+    """Check the rules of RULES.toml against CAPTURES; exit 1 when one fails.
+
+    Exit codes: 0 all rules hold, 1 a rule failed, 2 unusable capture or rules.
+    """
+    from dissect.report.check import RulesError, check_rules
+
+    rules = load_rules_file("check", rules_path)
+    analysis = analyze_captures("check", captures, quiet, filter_arguments(port, host, session_ids, namespace))
+    try:
+        results = check_rules(analysis, rules)
+    except RulesError as e:
+        fail("check", str(e))
+    finish("check", results, junit_path, quiet, "dissect.check")

@@ -1,0 +1,291 @@
+"""The HTML tables of report.html: the headline cards, handshake percentiles, sessions, the
+drill-down of the busiest sessions, capture files and reader warnings, rows with anomalies. Every
+traffic string goes through :func:`~dissect.report.html.text.esc`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from dissect.output.summary import anomaly_kind, split_anomalies
+from dissect.report.html.text import esc, numeric, utc_text, value_text
+
+if TYPE_CHECKING:
+    from dissect.output.tables import Analysis
+
+MAX_ROWS = 200
+TOP_SESSIONS = 20
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]], cls: str = "") -> str:
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{esc(value_text(v))}</td>" for v in r) + "</tr>" for r in rows)
+    c = f' class="{esc(cls)}"' if cls else ""
+    return f"<table{c}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _df_table(df: pd.DataFrame, columns: Sequence[str], ts_cols: Sequence[str] = ()) -> str:
+    cols = [c for c in columns if c in df.columns]
+    rows = []
+    for rec in df[cols].itertuples(index=False, name=None):
+        row = []
+        for c, v in zip(cols, rec, strict=False):
+            if c in ts_cols:
+                v = utc_text(None if v is None or v is pd.NA else float(v))
+            row.append(v)
+        rows.append(row)
+    return _table(cols, rows)
+
+
+def cards(summary: dict[str, Any]) -> str:
+    """The headline counts of the summary as cards (anomalies and reader warnings red when any)."""
+    t = summary.get("totals") or {}
+    anom = (summary.get("anomalies") or {}).get("total", 0)
+    warn = (summary.get("warnings") or {}).get("total", 0)
+    items = [
+        ("files", t.get("files", 0)),
+        ("packets", t.get("packets", 0)),
+        ("sessions", t.get("sessions", 0)),
+        ("handshakes", t.get("handshakes", 0)),
+        ("http exchanges", t.get("http", 0)),
+        ("ws frames", t.get("ws_frames", 0)),
+        ("ws messages", t.get("ws_messages", 0)),
+        ("sio packets", t.get("sio_packets", 0)),
+        ("anomalies", anom),
+        ("reader warnings", warn),
+    ]
+    parts = []
+    for label, v in items:
+        bad = " bad" if label in ("anomalies", "reader warnings") and v else ""
+        parts.append(
+            f'<div class="card{bad}"><div class="v">{int(v or 0):,}</div><div class="l">{esc(label)}</div></div>'
+        )
+    return '<div class="cards">' + "".join(parts) + "</div>"
+
+
+def handshake_table(summary: dict[str, Any]) -> str:
+    """Handshake count, failures and duration percentiles per layer."""
+    rows = []
+    for layer, h in (summary.get("handshakes") or {}).items():
+        if not h.get("count"):
+            continue
+        d = h.get("duration_ms") or {}
+        rows.append(
+            [
+                layer,
+                h.get("count"),
+                h.get("failed"),
+                d.get("p50"),
+                d.get("p90"),
+                d.get("p99"),
+                d.get("max"),
+            ]
+        )
+    if not rows:
+        return "<p>No handshakes.</p>"
+    return _table(["layer", "count", "failed", "p50 ms", "p90 ms", "p99 ms", "max ms"], rows)
+
+
+def _pair(a: Any, b: Any, sep: str) -> str:
+    return f"{value_text(a)}{sep}{value_text(b)}"
+
+
+def sessions_section(a: Analysis, max_rows: int) -> str:
+    """The sessions with the most packets (at most ``max_rows``), one row each."""
+    s = a.sessions
+    if not len(s):
+        return "<p>No sessions.</p>"
+    pk = numeric(s["packets_c2s"]) + numeric(s["packets_s2c"])
+    order = np.argsort(-np.nan_to_num(pk), kind="stable")
+    shown = s.iloc[order[:max_rows]]
+    note = ""
+    if len(s) > max_rows:
+        note = f"<p class=note>The {max_rows} sessions with the most packets, of {len(s):,}.</p>"
+    rows = []
+    for r in shown.to_dict("records"):
+        t0 = numeric(pd.Series([r.get("ts_first")]))[0]
+        t1 = numeric(pd.Series([r.get("ts_last")]))[0]
+        rows.append(
+            [
+                r.get("session_id"),
+                r.get("transport"),
+                _pair(r.get("client_ip"), r.get("client_port"), ":")
+                + (" (inferred)" if r.get("client_inferred") is True else ""),
+                _pair(r.get("server_ip"), r.get("server_port"), ":"),
+                r.get("app_protocol"),
+                utc_text(t0),
+                "" if np.isnan(t0) or np.isnan(t1) else f"{t1 - t0:.3f}",
+                _pair(r.get("packets_c2s"), r.get("packets_s2c"), " / "),
+                _pair(r.get("bytes_c2s"), r.get("bytes_s2c"), " / "),
+                r.get("tcp_handshake_ms"),
+                r.get("retransmissions"),
+                r.get("lost_bytes"),
+                r.get("close"),
+                r.get("anomaly"),
+                r.get("source_file"),
+            ]
+        )
+    headers = [
+        "session",
+        "transport",
+        "client",
+        "server",
+        "app protocol",
+        "first packet (UTC)",
+        "duration s",
+        "packets c2s / s2c",
+        "bytes c2s / s2c",
+        "tcp handshake ms",
+        "retrans.",
+        "lost bytes",
+        "close",
+        "anomaly",
+        "file",
+    ]
+    return note + _table(headers, rows, cls="sessions")
+
+
+def drilldown_section(a: Analysis, top: int) -> str:
+    """The ``top`` sessions by messages, each a ``<details>`` with its handshakes, HTTP and first
+    messages."""
+    counts: pd.Series = pd.Series(dtype="int64")
+    if len(a.ws_messages):
+        counts = a.ws_messages.groupby("session_id").size()
+    elif len(a.sio_packets):
+        counts = a.sio_packets.groupby("session_id").size()
+    elif len(a.http):
+        counts = a.http.groupby("session_id").size()
+    if not len(counts):
+        return "<p>No sessions with messages.</p>"
+    counts = counts.sort_values(ascending=False, kind="stable").head(top)
+    sessions = a.sessions.set_index("session_id") if len(a.sessions) else None
+    parts = []
+    for sid, n in counts.items():
+        head = f"session {esc(sid)}: {int(n):,} messages"
+        if sessions is not None and sid in sessions.index:
+            r = sessions.loc[sid]
+            if isinstance(r, pd.DataFrame):
+                r = r.iloc[0]
+            head += (
+                f" &mdash; {esc(r.get('client_ip'))}:{esc(value_text(r.get('client_port')))} &rarr; "
+                f"{esc(r.get('server_ip'))}:{esc(value_text(r.get('server_port')))} "
+                f"({esc(r.get('app_protocol'))}, close {esc(r.get('close'))})"
+            )
+        body = []
+        hs = a.handshakes[a.handshakes["session_id"] == sid]
+        if len(hs):
+            body.append(
+                "<h4>Handshakes</h4>"
+                + _df_table(
+                    hs,
+                    ["layer", "ts_start", "duration_ms", "ok", "transport", "detail"],
+                    ts_cols=("ts_start",),
+                )
+            )
+        ht = a.http[a.http["session_id"] == sid].head(20)
+        if len(ht):
+            body.append(
+                "<h4>HTTP</h4>"
+                + _df_table(
+                    ht,
+                    ["ts_request", "duration_ms", "method", "target", "host", "status", "upgrade"],
+                    ts_cols=("ts_request",),
+                )
+            )
+        ms = a.ws_messages[a.ws_messages["session_id"] == sid].head(20)
+        if len(ms):
+            body.append(
+                "<h4>First WebSocket messages</h4>"
+                + _df_table(
+                    ms,
+                    [
+                        "message_index",
+                        "ts_first",
+                        "direction",
+                        "opcode_name",
+                        "frames",
+                        "payload_bytes",
+                        "text_preview",
+                        "anomaly",
+                    ],
+                    ts_cols=("ts_first",),
+                )
+            )
+        sp = a.sio_packets[a.sio_packets["session_id"] == sid].head(20)
+        if len(sp):
+            body.append(
+                "<h4>First Engine.IO / Socket.IO packets</h4>"
+                + _df_table(
+                    sp,
+                    [
+                        "ts",
+                        "direction",
+                        "transport",
+                        "eio_type",
+                        "sio_type",
+                        "namespace",
+                        "event",
+                        "ack_id",
+                        "ack_latency_ms",
+                        "anomaly",
+                    ],
+                    ts_cols=("ts",),
+                )
+            )
+        parts.append(f"<details><summary>{head}</summary>{''.join(body)}</details>")
+    return "".join(parts)
+
+
+def files_section(summary: dict[str, Any]) -> str:
+    """The capture files and the reader's warnings."""
+    files = summary.get("files") or []
+    out = ""
+    if files:
+        out += _table(
+            ["file", "packets", "bytes", "link types", "sessions", "first packet", "last packet"],
+            [
+                [
+                    f.get("path"),
+                    f.get("packets"),
+                    f.get("bytes"),
+                    ", ".join(str(x) for x in f.get("link_types") or []),
+                    f.get("sessions"),
+                    utc_text(f.get("ts_first")),
+                    utc_text(f.get("ts_last")),
+                ]
+                for f in files
+            ],
+        )
+    warn = (summary.get("warnings") or {}).get("by_kind") or {}
+    if warn:
+        out += "<h3>Reader warnings</h3>" + _table(
+            ["kind", "count", "details"],
+            [[k, w.get("count"), "; ".join(str(d) for d in w.get("details") or [])] for k, w in warn.items()],
+        )
+    return out or "<p>No capture file information.</p>"
+
+
+def anomaly_rows(a: Analysis, limit: int = 50) -> str:
+    """Up to ``limit`` rows with an anomaly from each table, with the anomalies' kinds."""
+    rows = []
+    for table, key in (
+        ("sessions", None),
+        ("http", None),
+        ("ws_frames", "frame_index"),
+        ("ws_messages", "message_index"),
+        ("sio_packets", None),
+    ):
+        df = a.table(table)
+        if not len(df) or "anomaly" not in df.columns:
+            continue
+        bad = df[df["anomaly"].fillna("").astype(str) != ""]
+        for rec in bad.head(limit).itertuples(index=False):
+            r = rec._asdict()
+            kinds = ", ".join(sorted({anomaly_kind(t) for t in split_anomalies(r["anomaly"])}))
+            rows.append([table, r["session_id"], r.get(key) if key else "", kinds, r["anomaly"]])
+    if not rows:
+        return "<p>No anomalies.</p>"
+    return _table(["table", "session_id", "index", "kinds", "anomaly"], rows[: limit * 2])

@@ -1,0 +1,68 @@
+"""Values as text of the page: traffic strings escaped for its HTML or for a plotly label, JSON safe
+inside a ``<script>`` element, numbers, numeric columns and UTC times."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dissect.report.terminal import safe_text
+
+_JS_ESCAPES = {
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
+
+
+def esc(s: Any, limit: int | None = 200) -> str:
+    """Traffic text for the page's HTML: control characters shown escaped, then HTML-escaped."""
+    return html.escape(safe_text(s, limit), quote=True)
+
+
+def plot_text(s: Any, limit: int | None = 80) -> str:
+    """Traffic text for a plotly label or hover text (rendered as text, never as markup)."""
+    return html.escape(safe_text(s, limit), quote=False)
+
+
+def script_json(obj: Any) -> str:
+    """JSON safe to place inside a ``<script>`` element."""
+    text = obj if isinstance(obj, str) else json.dumps(obj, allow_nan=False)
+    for ch, rep in _JS_ESCAPES.items():
+        text = text.replace(ch, rep)
+    return text
+
+
+def numeric(s: pd.Series) -> np.ndarray:
+    """A numeric column as float64 with NaN for missing values."""
+    return np.asarray(pd.to_numeric(s, errors="coerce").astype("float64"), dtype=np.float64)
+
+
+def utc_text(ts: float | None) -> str:
+    """A capture timestamp (seconds) as UTC ``YYYY-MM-DD HH:MM:SS.mmm``; empty when missing."""
+    if ts is None or (isinstance(ts, float) and math.isnan(ts)):
+        return ""
+    try:
+        t = _dt.datetime.fromtimestamp(float(ts), tz=_dt.timezone.utc)
+    except (OverflowError, ValueError, OSError):  # a capture's timestamps may be anything
+        return f"{float(ts):.6g} s"
+    return t.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def value_text(v: Any) -> str:
+    """A table cell as text: empty when missing, whole floats without ``.0``, 6 significant digits."""
+    if v is None or v is pd.NA:
+        return ""
+    if isinstance(v, float):
+        if math.isnan(v):
+            return ""
+        return str(int(v)) if v.is_integer() and abs(v) < 1e15 else f"{v:.6g}"
+    return str(v)
