@@ -32,9 +32,9 @@ from urllib.parse import unquote, unquote_plus
 
 from dissect import fastpaths
 from dissect.protocols.socketio import (
-    _DIGITS,
     ACK_WITHOUT_EVENT,
     ATTACHMENTS_MISSING,
+    DIGITS,
     GROUP_END,
     GROUP_MORE,
     GROUP_START,
@@ -46,7 +46,7 @@ from dissect.protocols.socketio import (
     RESERVED_EVENTS,
     SioResult,
     SocketIOState,
-    _join,
+    join_tags,
 )
 from dissect.records import C2S, DIRECTION_NAMES, S2C, Handshake, Outbox, SioPacket, ms
 
@@ -192,7 +192,7 @@ def split_v3_text(body: bytes) -> list[_Pkt]:
             end = utf16_prefix_end(body, start, units)
             if end == -1:
                 t, buf, off, binary, size, anomaly = _text_packet(body[start:], 3)
-                out.append((t, buf, off, binary, size, _join(anomaly, EIO_TRUNCATED)))
+                out.append((t, buf, off, binary, size, join_tags(anomaly, EIO_TRUNCATED)))
                 break
             if end == -2:
                 rest = body[pos:]
@@ -233,7 +233,7 @@ def split_v3_binary(body: bytes) -> list[_Pkt]:
             pkt = _v3_binary_packet(record)
         if truncated:
             t, buf, off, binary, size, anomaly = pkt
-            pkt = (t, buf, off, binary, size, _join(anomaly, EIO_TRUNCATED))
+            pkt = (t, buf, off, binary, size, join_tags(anomaly, EIO_TRUNCATED))
         out.append(pkt)
         pos = end
     return out
@@ -471,7 +471,7 @@ class EngineIO:
             return
         if missing:
             head = rows[0]
-            rows[0] = head._replace(anomaly=_join(head.anomaly, ATTACHMENTS_MISSING))
+            rows[0] = head._replace(anomaly=join_tags(head.anomaly, ATTACHMENTS_MISSING))
             sess.sio.abandon_attachments(d)
         self.outbox.sio_packets.extend(rows)
 
@@ -576,7 +576,7 @@ class EngineIO:
                 res = sess.sio.text(d, ts, buf, off, tcp, transport)
             if res is not None:
                 if res.anomaly:
-                    anomaly = _join(anomaly, res.anomaly)
+                    anomaly = join_tags(anomaly, res.anomaly)
                 if self.app_protocols.get(tcp) != "socketio":
                     self.app_protocols[tcp] = "socketio"
             elif tcp not in self.app_protocols:
@@ -596,18 +596,18 @@ class EngineIO:
                 else:
                     client_pings = sess.version == 3
                 if t == PING and d != (C2S if client_pings else S2C):
-                    anomaly = _join(anomaly, PING_WRONG_DIRECTION)
+                    anomaly = join_tags(anomaly, PING_WRONG_DIRECTION)
                 elif t == PONG and d != (S2C if client_pings else C2S):
-                    anomaly = _join(anomaly, PONG_WRONG_DIRECTION)
+                    anomaly = join_tags(anomaly, PONG_WRONG_DIRECTION)
             elif t == OPEN:
                 opened = True
                 why = self._open(sess, tcp, d, ts, transport, buf, off, hs_start)
-                anomaly = _join(anomaly, why)
+                anomaly = join_tags(anomaly, why)
             elif t == UPGRADE:
                 if d == S2C:
-                    anomaly = _join(anomaly, UPGRADE_WRONG_DIRECTION)
+                    anomaly = join_tags(anomaly, UPGRADE_WRONG_DIRECTION)
                 elif ws is None or not ws.probed:
-                    anomaly = _join(anomaly, UPGRADE_WITHOUT_PROBE)
+                    anomaly = join_tags(anomaly, UPGRADE_WITHOUT_PROBE)
                 if ws is not None and d == C2S:
                     sess.transport = "websocket"
                     sess.ws = ws
@@ -649,7 +649,7 @@ class EngineIO:
         if problem:
             if packets:
                 t, buf, off, binary, size, anomaly = packets[-1]
-                packets[-1] = (t, buf, off, binary, size, _join(anomaly, problem))
+                packets[-1] = (t, buf, off, binary, size, join_tags(anomaly, problem))
             else:
                 packets = [(-1, b"", 0, False, raw_size, problem)]
         return packets
@@ -806,7 +806,7 @@ class EngineIOWebSocket:
             i = 2
             ack_id = None
             if b"0" <= payload[2:3] <= b"9":
-                i = _DIGITS.match(payload, 2).end()  # type: ignore[union-attr]  # always matches
+                i = DIGITS.match(payload, 2).end()  # type: ignore[union-attr]  # always matches
                 ack_id = int(payload[2:i]) if i - 2 <= MAX_ACK_ID_DIGITS else -1
             sio_type = ""
             if payload[i : i + 1] == b"[" and ack_id != -1:
@@ -819,7 +819,7 @@ class EngineIOWebSocket:
                         latency = None
                         anomaly = RESERVED_EVENT_NAME if sio.protocol != 4 and name in RESERVED_EVENTS else ""
                         if ack_id is not None:
-                            anomaly = _join(anomaly, sio.event_sent(direction, "/", ack_id, ts))
+                            anomaly = join_tags(anomaly, sio.event_sent(direction, "/", ack_id, ts))
                 elif t == b"3":
                     name = None
                     sio_type = "ACK"
