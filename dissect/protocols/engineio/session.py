@@ -27,7 +27,7 @@ class Session:
         # Rows of a BINARY_* packet and its attachments so far, per direction (None: nothing held).
         self.held: list[list[SioPacket] | None] = [None, None]
         # The EngineIOWebSocket carrying the session once upgraded (or from the start); only
-        # compared by identity, so this module needs not know the WebSocket transport.
+        # compared by identity, so this module need not know the WebSocket transport.
         self.ws: object | None = None
 
     def set_version(self, version: int) -> None:
