@@ -42,6 +42,8 @@ from dissect.protocols.engineio import (
     split_v4,
     utf16_prefix_end,
 )
+from dissect.protocols.engineio import payloads as eio_payloads
+from dissect.protocols.engineio import tracker as eio_tracker
 from dissect.protocols.socketio import (
     ACK_WITHOUT_EVENT,
     ATTACHMENT_UNEXPECTED,
@@ -590,7 +592,7 @@ def test_compressed_polling_responses(monkeypatch: pytest.MonkeyPatch) -> None:
     e.polling_response(1, 3 * S, 4 * S, "GET", q(4), 200, {"content-encoding": "gzip"}, b"junk")
     assert (outbox.sio_packets[-1].eio_type, outbox.sio_packets[-1].payload_bytes,
             outbox.sio_packets[-1].anomaly) == ("", 4, EIO_BAD_ENCODING)
-    monkeypatch.setattr(eio_mod, "MAX_INFLATED", 100)
+    monkeypatch.setattr(eio_payloads, "MAX_INFLATED", 100)
     e.polling_response(1, 3 * S, 4 * S, "GET", q(4), 200, {"content-encoding": "deflate"},
                        zlib.compress(body))
     assert (outbox.sio_packets[-1].event, outbox.sio_packets[-1].anomaly) == ("big", EIO_TRUNCATED)
@@ -660,7 +662,7 @@ def test_impossible_attachment_count() -> None:
 
 
 def test_held_rows_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(eio_mod, "MAX_HELD_ROWS", 5)
+    monkeypatch.setattr(eio_tracker, "MAX_HELD_ROWS", 5)
     outbox, e, ws = ws_session()
     ws.ws_message(C2S, 10, 1, b'4520-["up"]')
     for i in range(10):
@@ -721,7 +723,7 @@ def test_custom_parser_over_websocket_and_polling() -> None:
 
 
 def test_closed_sessions_evicted(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(eio_mod, "MAX_CLOSED_SESSIONS", 2)
+    monkeypatch.setattr(eio_tracker, "MAX_CLOSED_SESSIONS", 2)
     outbox = Outbox()
     e = EngineIO(outbox)
     for i in range(5):

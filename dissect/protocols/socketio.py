@@ -85,7 +85,9 @@ MODE_EIO = 2  # plain Engine.IO application: messages are not Socket.IO packets
 MODE_CUSTOM = 3  # Socket.IO with a custom (binary) parser: packets are not decoded
 
 _NO_ACK_ID = (CONNECT, DISCONNECT, CONNECT_ERROR)
-_DIGITS = re.compile(rb"[0-9]*")
+# The run of ASCII digits at a position (possibly empty: ``DIGITS.match(data, i)`` never fails);
+# its ``end()`` is where a number such as an ack id or an attachment count stops.
+DIGITS = re.compile(rb"[0-9]*")
 _JSON_NUMBER = re.compile(rb"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _DECODER = json.JSONDecoder()
 _WS = b" \t\r\n"
@@ -110,8 +112,9 @@ class SioHeader(NamedTuple):
     anomaly: str  # ';'-joined tags, '' when the header is valid
 
 
-def _join(a: str, b: str) -> str:
-    """Join two ';'-separated tag lists."""
+def join_tags(a: str, b: str) -> str:
+    """Join two ';'-separated anomaly tag lists (either may be ``''``): the one way the Engine.IO
+    and Socket.IO dissectors combine the tags of one row."""
     if not a:
         return b
     if not b:
@@ -192,7 +195,7 @@ def parse_header(data: bytes, start: int = 0, v5: bool = True) -> SioHeader:
     anomaly = ""
     attachments: int | None = None
     if t == BINARY_EVENT or t == BINARY_ACK:
-        j = _DIGITS.match(data, i).end()  # type: ignore[union-attr]  # [0-9]* always matches
+        j = DIGITS.match(data, i).end()  # type: ignore[union-attr]  # [0-9]* always matches
         if j < n and data[j] == _DASH and j > i:
             if j - i <= 6:
                 count = int(data[i:j])
@@ -213,11 +216,11 @@ def parse_header(data: bytes, start: int = 0, v5: bool = True) -> SioHeader:
         i = n if comma < 0 else comma + 1
     ack_id: int | None = None
     if i < n and 0x30 <= data[i] <= 0x39:
-        j = _DIGITS.match(data, i).end()  # type: ignore[union-attr]
+        j = DIGITS.match(data, i).end()  # type: ignore[union-attr]
         if j - i <= MAX_ACK_ID_DIGITS:
             ack_id = int(data[i:j])
         else:
-            anomaly = _join(anomaly, SIO_BAD_ACK_ID)
+            anomaly = join_tags(anomaly, SIO_BAD_ACK_ID)
         i = j
     event: str | None = None
     if i < n:
@@ -233,7 +236,7 @@ def parse_header(data: bytes, start: int = 0, v5: bool = True) -> SioHeader:
         if c == _LBRACKET:
             event, ok = _event_name(data, i + 1, n)
             if ok and v5 and event in RESERVED_EVENTS:
-                anomaly = _join(anomaly, RESERVED_EVENT_NAME)
+                anomaly = join_tags(anomaly, RESERVED_EVENT_NAME)
         else:
             ok = False
     elif t == ACK or t == BINARY_ACK:
@@ -245,7 +248,7 @@ def parse_header(data: bytes, start: int = 0, v5: bool = True) -> SioHeader:
     else:  # CONNECT_ERROR: v5 an object {"message": ...}, v4 a JSON string (or an object)
         ok = c == _LBRACE or c == _QUOTE
     if not ok:
-        anomaly = _join(anomaly, SIO_BAD_PAYLOAD)
+        anomaly = join_tags(anomaly, SIO_BAD_PAYLOAD)
     return SioHeader(t, attachments, namespace, ack_id, i, event, anomaly)
 
 
@@ -378,19 +381,19 @@ class SocketIOState:
         group = GROUP_NONE
         if t == EVENT or t == BINARY_EVENT:
             if ack_id is not None:
-                anomaly = _join(anomaly, self.event_sent(direction, nsp, ack_id, ts))
+                anomaly = join_tags(anomaly, self.event_sent(direction, nsp, ack_id, ts))
         elif t == ACK or t == BINARY_ACK:
             latency = self.ack_received(direction, nsp, ack_id, ts)
             if latency is None:
-                anomaly = _join(anomaly, ACK_WITHOUT_EVENT)
+                anomaly = join_tags(anomaly, ACK_WITHOUT_EVENT)
         elif t == CONNECT:
-            anomaly = _join(anomaly, self._connect(direction, ts, nsp, session_id, transport))
+            anomaly = join_tags(anomaly, self._connect(direction, ts, nsp, session_id, transport))
         elif t == CONNECT_ERROR:
             if direction == C2S:
-                anomaly = _join(anomaly, SIO_WRONG_DIRECTION)
+                anomaly = join_tags(anomaly, SIO_WRONG_DIRECTION)
             else:
                 reason = connect_error_message(data[h.payload_start :])
-                anomaly = _join(
+                anomaly = join_tags(
                     anomaly, self._answer(ts, nsp, session_id, transport, reason)
                 )
         if h.attachments is not None:

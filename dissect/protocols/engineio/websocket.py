@@ -1,0 +1,168 @@
+"""The WebSocket transport of an Engine.IO session (v4 "Transports / WebSocket", "Upgrade"; v3
+"Transport upgrading"): one Engine.IO packet per WebSocket message.
+
+:meth:`EngineIOWebSocket.ws_message` is on the per-message hot path: the commonest Socket.IO
+packets (an EVENT or ACK on "/") take a fast path (switch :data:`dissect.fastpaths.SIO_EVENT_HEADER`)
+that makes the row the general path (:meth:`SessionTracker.packet`) would make.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from dissect import fastpaths
+from dissect.protocols.engineio.packets import (
+    MESSAGE,
+    WS_UNDECODABLE,
+    DecodedPacket,
+    text_packet,
+    v3_binary_packet,
+)
+from dissect.protocols.engineio.session import Session
+from dissect.protocols.socketio import (
+    ACK_WITHOUT_EVENT,
+    DIGITS,
+    MAX_ACK_ID_DIGITS,
+    MODE_SIO,
+    RESERVED_EVENT_NAME,
+    RESERVED_EVENTS,
+    join_tags,
+)
+from dissect.records import DIRECTION_NAMES, S2C, Outbox, SioPacket
+
+# A NamedTuple row without the Python-level __new__ (the field count is fixed by the code).
+_new_row = tuple.__new__
+
+
+class SessionTracker(Protocol):
+    """What a WebSocket transport needs from the tracker of every session
+    (:class:`dissect.protocols.engineio.tracker.EngineIO`)."""
+
+    app_protocols: dict[int, str]
+    outbox: Outbox
+
+    def packet(
+        self, sess: Session, tcp: int, d: int, ts: int, transport: str, pkt: DecodedPacket,
+        ws: EngineIOWebSocket | None, hs_start: int | None,
+    ) -> bool: ...
+
+    def handshake_failed(
+        self, tcp: int, ts_start: int, ts: int | None, transport: str, version: int | None, why: str
+    ) -> None: ...
+
+    def end_session(self, sess: Session) -> None: ...
+
+    def stop_waiting(self, ws: EngineIOWebSocket) -> None: ...
+
+
+class EngineIOWebSocket:
+    """The WebSocket transport of one Engine.IO session, on one TCP connection.
+
+    v4 "WebSocket": one Engine.IO packet per message. Binary messages: v4 the raw data of a
+    message packet; v3 (v3 "Packet") the first byte is the packet type.
+    """
+
+    __slots__ = ("_eio", "_sess", "_tcp", "_hs_start", "probed", "_level", "_fast")
+
+    def __init__(
+        self, eio: SessionTracker, sess: Session, session_id: int, hs_start: int | None
+    ) -> None:
+        self._eio = eio
+        self._sess = sess
+        self._tcp = session_id
+        self._hs_start = hs_start  # ts of the GET when this WebSocket is the session's handshake
+        self.probed = False  # s2c "3probe" seen (v4 "Upgrade")
+        self._level = False  # this connection's app level set to "socketio" by the fast path
+        self._fast = fastpaths.SIO_EVENT_HEADER  # the fast path's switch, read once
+
+    def ws_message(self, direction: int, ts: int, opcode: int, payload: bytes | None) -> None:
+        """One complete WebSocket data message: opcode 1 text (UTF-8 bytes) or 2 binary.
+
+        ``payload`` None: the WebSocket layer could not decode the message (a row says so).
+
+        The commonest packets, an EVENT or ACK on "/" (``42["name",...``, ``421["name",...``,
+        ``431[...``) in a Socket.IO session with nothing held or expected, take a fast path
+        first (inline: a call per message is measurable): the row the general path
+        (SessionTracker.packet + SocketIOState.text) makes, without its intermediate tuples.
+        Anything else falls through to the general path. Its switch is read at construction.
+        """
+        sess = self._sess
+        sio = sess.sio
+        if self._fast and opcode == 1 and payload is not None and payload[:1] == b"4" \
+                and not sess.closed and sio.mode == MODE_SIO and not sio.expect[direction] \
+                and sess.held[direction] is None:
+            t = payload[1:2]
+            i = 2
+            ack_id = None
+            if b"0" <= payload[2:3] <= b"9":
+                i = DIGITS.match(payload, 2).end()  # type: ignore[union-attr]  # always matches
+                ack_id = int(payload[2:i]) if i - 2 <= MAX_ACK_ID_DIGITS else -1
+            sio_type = ""
+            if payload[i : i + 1] == b"[" and ack_id != -1:
+                if t == b"2":
+                    q = payload.find(b'"', i + 2)
+                    # (escapes: JSON decoding on the general path)
+                    if payload[i + 1 : i + 2] == b'"' and q >= 0 and payload.find(b"\\", i + 2, q) < 0:
+                        name: str | None = payload[i + 2 : q].decode("utf-8", "replace")
+                        sio_type = "EVENT"
+                        latency = None
+                        anomaly = RESERVED_EVENT_NAME if sio.protocol != 4 and name in RESERVED_EVENTS else ""
+                        if ack_id is not None:
+                            anomaly = join_tags(anomaly, sio.event_sent(direction, "/", ack_id, ts))
+                elif t == b"3":
+                    name = None
+                    sio_type = "ACK"
+                    latency = sio.ack_received(direction, "/", ack_id, ts)
+                    anomaly = ACK_WITHOUT_EVENT if latency is None else ""
+            if sio_type:
+                tcp = self._tcp
+                eio = self._eio
+                if not self._level:
+                    eio.app_protocols[tcp] = "socketio"
+                    self._level = True
+                eio.outbox.sio_packets.append(_new_row(SioPacket, (
+                    tcp, ts, DIRECTION_NAMES[direction], "websocket", sess.version, "message", sio_type,
+                    "/", name, ack_id, None, len(payload) - 1, latency, anomaly, sess.sid, None,
+                )))
+                return
+        pkt: DecodedPacket
+        if payload is None:
+            pkt = (-1, b"", 0, opcode == 2, 0, WS_UNDECODABLE)
+            if opcode == 2 and sio.expect[direction]:
+                # Most likely the attachment that was expected: count it as one.
+                pkt = (MESSAGE, b"", 0, True, 0, WS_UNDECODABLE)
+        elif opcode == 2:
+            if sess.version == 3:
+                pkt = v3_binary_packet(payload)
+            else:
+                pkt = (MESSAGE, payload, 0, True, len(payload), "")
+        else:
+            pkt = text_packet(payload, sess.version)
+        hs_start = self._hs_start
+        if self._eio.packet(sess, self._tcp, direction, ts, "websocket", pkt, self, hs_start):
+            if hs_start is not None and direction == S2C:
+                self._hs_start = None
+                self._eio.stop_waiting(self)
+
+    def give_up(self) -> None:
+        """No open packet came (the WebSocket closed, or the analysis ended): the WebSocket-only
+        handshake failed."""
+        if self._hs_start is not None:
+            self._eio.handshake_failed(
+                self._tcp, self._hs_start, None, "websocket", self._sess.version,
+                "error=no-response",
+            )
+            self._hs_start = None
+        self._eio.stop_waiting(self)
+
+    def ws_closed(self, ts: int) -> None:
+        """Optional: the WebSocket (or its TCP connection) ended at ``ts``.
+
+        When this WebSocket carried the session (WebSocket-only, or after the upgrade) the session
+        ends with it; a probe WebSocket whose upgrade never completed leaves the session alone.
+        Without this call the same happens at the tracker's ``finish``.
+        """
+        self.give_up()
+        sess = self._sess
+        if sess.ws is self and not sess.closed:
+            self._eio.end_session(sess)
