@@ -45,7 +45,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from dissect.output.summary import to_number
+from dissect.output.distribution import to_number
 from dissect.report.crosscheck.result import CrossCheckResult
 from dissect.report.crosscheck.wireshark import (
     Endpoint,

@@ -133,7 +133,6 @@ class WiresharkView:
     stream_bytes: dict[int, dict[Endpoint, int]] = field(default_factory=dict)
 
 
-
 def pair_http(messages: list[HttpMessage]) -> list[tuple[HttpMessage, HttpMessage | None]]:
     """Requests with their responses: by ``http.request_in``, else in order. Interim 1xx
     responses other than 101 are not exchanges of their own."""
@@ -156,7 +155,6 @@ def pair_http(messages: list[HttpMessage]) -> list[tuple[HttpMessage, HttpMessag
     for req, resp in zip(pending, unpaired, strict=False):
         answer[id(req)] = resp
     return [(r, answer.get(id(r))) for r in requests]
-
 
 
 def parse_epoch_ns(epoch: str) -> int:
@@ -197,7 +195,6 @@ def ws_payload_length(seven: int, ext16: Iterable[int], ext64: Iterable[int]) ->
     return seven if seven < 126 else next(iter(ext16 if seven == 126 else ext64), seven)
 
 
-
 def require_tshark() -> str:
     """The path of tshark; raises :class:`WiresharkError` when it is not installed."""
     path = shutil.which("tshark")
@@ -221,7 +218,6 @@ def _run_tshark(args: Sequence[str]) -> str:
         err = [ln for ln in proc.stderr.splitlines() if ln.strip() and "Running as user" not in ln]
         raise WiresharkError(f"tshark failed (exit {proc.returncode}): {' '.join(err)[:300]}")
     return proc.stdout
-
 
 
 _AGG = "\x1f"  # tshark's aggregator for several occurrences: never in a URI or a number
