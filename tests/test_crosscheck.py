@@ -25,6 +25,7 @@ from dissect.cli.crosscheck import crosscheck as crosscheck_cmd
 from dissect.golden import corpus
 from dissect.output.tables import Analysis
 from dissect.report import crosscheck as cc
+from dissect.report.crosscheck import wireshark as cc_wireshark
 
 from . import craft
 
@@ -216,7 +217,7 @@ def test_engines_see_the_same(crafted: str) -> None:
         [dataclasses.replace(m, request_in=None) for m in b.http]
 
     def pairs(v: cc.WiresharkView) -> list[tuple[str | None, int | None]]:
-        return [(q.uri, p.status if p else None) for q, p in cc._pair_http(v.http)]
+        return [(q.uri, p.status if p else None) for q, p in cc.pair_http(v.http)]
 
     assert pairs(a) == pairs(b) == [("/chat", 101), ("/a", 200), ("/b?x=1,2", 404), ("/six", 204)]
     assert a.ws == b.ws
@@ -343,7 +344,7 @@ def test_cli_exit_codes(monkeypatch: pytest.MonkeyPatch, crafted: str, tmp_path:
 
 
 def test_cli_without_tshark(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(cc.shutil, "which", lambda name: None)
+    monkeypatch.setattr(cc_wireshark.shutil, "which", lambda name: None)
     path = tmp_path / "x.pcap"
     path.write_bytes(craft.write_pcap(crafted_packets()))
     result = CliRunner().invoke(crosscheck_cmd, [str(path)])

@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dissect import records
-from dissect.output import summary, tables
+from dissect.output import distribution, summary, tables
 from dissect.output.tables import Analysis
 from dissect.records import (
     Handshake,
@@ -555,10 +555,10 @@ _cells = st.lists(st.sampled_from([None, "", "a", "b", 1, True, 1.0, 0, _NAN, "c
 
 @given(_cells, st.booleans())
 def test_counts_equal_counter(cells: list[Any], constant: bool) -> None:
-    """summary._counts (its one-value shortcut included) counts exactly as Counter does."""
+    """distribution.count_cells (its one-value shortcut included) counts exactly as Counter does."""
     from collections import Counter
 
     if constant and cells:
         cells = [cells[0]] * len(cells)
-    assert summary._counts(cells) == Counter(cells)
-    assert summary._counts_of(cells, cells[::-1]) == Counter(zip(cells, cells[::-1], strict=True))
+    assert distribution.count_cells(cells) == Counter(cells)
+    assert distribution.count_combinations(cells, cells[::-1]) == Counter(zip(cells, cells[::-1], strict=True))

@@ -1,2 +1,3 @@
 """Rows out: table writers (CSV, JSON lines, Parquet, in memory: :mod:`.writers`), summary.json
-(:mod:`.summary`) and the pandas adapter (:mod:`.tables`)."""
+(:mod:`.summary`, with its bounded statistics in :mod:`.distribution` and the anomaly tags in
+:mod:`.anomalies`) and the pandas adapter (:mod:`.tables`)."""

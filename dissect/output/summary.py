@@ -6,118 +6,65 @@ bounded distributions. :func:`from_analysis` computes the same dict from the Dat
 :class:`~dissect.output.tables.Analysis` (a report loaded from disk); both paths go through the same code,
 so they agree.
 
-Memory bounds
--------------
-Distributions (handshake durations per layer, HTTP durations, ack latencies, message sizes) keep
-their exact values in an ``array('d')`` up to :data:`EXACT_LIMIT` (1,000,000) values; percentiles
-are then exact (linear interpolation between closest ranks, as ``numpy.percentile``). Past that the
-values move to a log-bucket histogram with 1 % relative accuracy (DDSketch style: bucket ``i`` holds
-values in ``(g**(i-1), g**i]`` with ``g = 1.02``), so a 10M-message capture costs a few thousand
-buckets instead of 80 MB; ``min``, ``max`` and ``count`` stay exact, and ``method`` says which of
-``"exact"`` and ``"log-histogram"`` produced the percentiles.
-
-Counters keyed by traffic-derived strings (event names, namespaces, HTTP methods, anomaly kinds ...)
-keep at most :data:`COUNTER_LIMIT` distinct keys; later new keys are counted under ``"(other)"``.
-
-Anomaly kinds: the ``anomaly`` cells are ``;``-joined tags; a tag's kind is the tag up to its first
-``:``, ``=`` or ``(`` (``"bad_close_code=1005"`` counts as ``bad_close_code``).
+Memory bounds: distributions and traffic-keyed counters are bounded (:mod:`dissect.output.distribution`);
+anomaly tags are counted by kind (:mod:`dissect.output.anomalies`).
 """
 
 from __future__ import annotations
 
-import math
-import re
-from array import array
-from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any
 
+from dissect.output.anomalies import anomaly_kind, split_anomalies
+from dissect.output.distribution import (
+    COUNTER_LIMIT,
+    EXACT_LIMIT,
+    OTHER,
+    CappedCounter,
+    Distribution,
+    cell_key,
+    count_cells,
+    count_combinations,
+    json_float,
+    to_number,
+)
 from dissect.records import TABLES
 
 if TYPE_CHECKING:
     from dissect.output.tables import Analysis
 
-EXACT_LIMIT = 1_000_000
-COUNTER_LIMIT = 10_000
+__all__ = [
+    "ANOMALY_TABLES",
+    "COUNTER_LIMIT",
+    "EXACT_LIMIT",
+    "LAYERS",
+    "MAX_WARNING_DETAILS",
+    "OTHER",
+    "PROTOCOLS",
+    "SCHEMA_VERSION",
+    "TOP_EVENTS",
+    "CappedCounter",
+    "Distribution",
+    "SummaryBuilder",
+    "anomaly_kind",
+    "from_analysis",
+    "split_anomalies",
+    "summary_of",
+    "to_number",
+]
+
 TOP_EVENTS = 50
 MAX_WARNING_DETAILS = 5
-OTHER = "(other)"
 LAYERS = ("tcp", "websocket", "engineio", "socketio")
 PROTOCOLS = ("tcp", "udp", "http", "websocket", "engineio", "socketio")
 ANOMALY_TABLES = ("sessions", "http", "ws_frames", "ws_messages", "sio_packets")
 SCHEMA_VERSION = 1
 
-_GAMMA = 1.02
-_LOG_GAMMA = math.log(_GAMMA)
-_KIND_CUT = re.compile(r"[:=(]")
-
-
-def _r(x: float | None, digits: int = 6) -> float | None:
-    """Round for JSON; NaN and infinities become None."""
-    if x is None:
-        return None
-    x = float(x)
-    if math.isnan(x) or math.isinf(x):
-        return None
-    return round(x, digits)
-
-
-def to_number(x: Any) -> float | None:
-    """A float from a cell, or None for a missing value (None, NaN, pd.NA)."""
-    if x is None:
-        return None
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(f) else f
-
 
 def _int(x: Any) -> int:
     v = to_number(x)
     return 0 if v is None else int(v)
-
-
-def _key(x: Any) -> str:
-    """A counter key from a cell: missing values are ``""``; integral floats lose their ``.0``."""
-    if x is None:
-        return ""
-    if isinstance(x, bool):
-        return "true" if x else "false"
-    if isinstance(x, float):
-        if math.isnan(x):
-            return ""
-        if x.is_integer():
-            return str(int(x))
-    return str(x)
-
-
-def _counts(values: Iterable[Any]) -> Counter[Any]:
-    """Raw cell values counted in C; callers normalise only the distinct keys.
-
-    A column holding one value throughout the batch (a transport, an empty anomaly, a missing
-    close code: the common case) is counted by ``list.count``, which compares the same object
-    by identity, instead of hashing every cell.
-    """
-    if _one_value(values):
-        return Counter({values[0]: len(values)})
-    return Counter(values)
-
-
-def _counts_of(*cols: Sequence[Any]) -> Counter[tuple[Any, ...]]:
-    """:func:`_counts` of the rows' combinations of ``cols`` (equal-length columns)."""
-    if all(_one_value(c) for c in cols):
-        return Counter({tuple(c[0] for c in cols): len(cols[0])})
-    return Counter(zip(*cols, strict=False))
-
-
-def _one_value(col: Iterable[Any]) -> TypeGuard[list[Any]]:
-    """A non-empty list whose cells are all the first one (three probes by identity first)."""
-    if type(col) is not list or not col:
-        return False
-    first = col[0]
-    return col[-1] is first and col[len(col) >> 1] is first and col.count(first) == len(col)
 
 
 def _total(col: Sequence[Any]) -> int:
@@ -137,19 +84,6 @@ def _true(col: Sequence[Any]) -> int:
         return list(col).count(True)
     except TypeError:
         return sum(1 for x in col if x is True or x == 1)
-
-
-def anomaly_kind(tag: str) -> str:
-    """The kind of one anomaly tag: the tag up to its first ``:``, ``=`` or ``(``."""
-    kind = _KIND_CUT.split(tag.strip(), maxsplit=1)[0].strip()
-    return (kind or tag.strip())[:80]
-
-
-def split_anomalies(cell: Any) -> list[str]:
-    """The tags of one ``anomaly`` cell (``;``-joined); empty for a missing or empty cell."""
-    if not cell or not isinstance(cell, str):
-        return []
-    return [t.strip() for t in cell.split(";") if t.strip()]
 
 
 class _RowColumns(Mapping[str, Sequence[Any]]):
@@ -172,166 +106,6 @@ class _RowColumns(Mapping[str, Sequence[Any]]):
 
     def __len__(self) -> int:
         return len(self.index)
-
-
-class CappedCounter:
-    """A counter of string keys that keeps at most ``limit`` distinct keys (the rest: "(other)")."""
-
-    __slots__ = ("counts", "limit")
-
-    def __init__(self, limit: int = COUNTER_LIMIT) -> None:
-        self.counts: dict[str, int] = {}
-        self.limit = limit
-
-    def add(self, key: str, n: int = 1) -> None:
-        counts = self.counts
-        if key in counts:
-            counts[key] += n
-        elif len(counts) < self.limit:
-            counts[key] = n
-        else:
-            counts[OTHER] = counts.get(OTHER, 0) + n
-
-    def update(self, keys: Iterable[str]) -> None:
-        for k, n in Counter(keys).items():
-            self.add(k, n)
-
-    def update_cells(self, cells: Iterable[Any], missing: str = "") -> None:
-        """Count raw cells under their :func:`_key` (``missing`` for empty ones)."""
-        for raw, n in _counts(cells).items():
-            self.add(_key(raw) or missing, n)
-
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    def merge(self, other: CappedCounter) -> None:
-        for k, n in other.counts.items():
-            self.add(k, n)
-
-    def sorted(self) -> dict[str, int]:
-        """By key, for a stable JSON."""
-        return {k: self.counts[k] for k in sorted(self.counts)}
-
-    def top(self, n: int) -> list[tuple[str, int]]:
-        return sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
-
-
-class Distribution:
-    """Count, min, max and percentiles of a stream of floats in bounded memory (module doc)."""
-
-    __slots__ = ("exact", "pos", "neg", "zeros", "count", "lo", "hi", "exact_limit")
-
-    def __init__(self, exact_limit: int = EXACT_LIMIT) -> None:
-        self.exact: array[float] | None = array("d")
-        self.pos: dict[int, int] = {}
-        self.neg: dict[int, int] = {}
-        self.zeros = 0
-        self.count = 0
-        self.lo = math.inf
-        self.hi = -math.inf
-        self.exact_limit = exact_limit
-
-    def extend(self, values: Iterable[Any]) -> None:
-        try:
-            # Plain numbers (rows): drop missing cells and NaN without a call per cell.
-            vals = [v for v in values if v is not None and v == v]
-            if vals and (math.isinf(min(vals)) or math.isinf(max(vals))):
-                vals = [v for v in vals if not math.isinf(v)]
-        except TypeError:  # pd.NA and the like (DataFrame cells)
-            vals = [f for f in map(to_number, values) if f is not None and not math.isinf(f)]
-        if not vals:
-            return
-        self.count += len(vals)
-        self.lo = min(self.lo, min(vals))
-        self.hi = max(self.hi, max(vals))
-        if self.exact is not None:
-            self.exact.extend(vals)
-            if len(self.exact) <= self.exact_limit:
-                return
-            # Past the limit: move to the histogram straight from the array (a list of a million
-            # floats would cost ~32 MB at once, and pymalloc keeps such memory).
-            exact, self.exact = self.exact, None
-            self._bucket(exact)
-            return
-        self._bucket(vals)
-
-    def _bucket(self, vals: Iterable[float]) -> None:
-        for v in vals:
-            if v > 0:
-                i = math.ceil(math.log(v) / _LOG_GAMMA)
-                self.pos[i] = self.pos.get(i, 0) + 1
-            elif v < 0:
-                i = math.ceil(math.log(-v) / _LOG_GAMMA)
-                self.neg[i] = self.neg.get(i, 0) + 1
-            else:
-                self.zeros += 1
-
-    def merge(self, other: Distribution) -> None:
-        if other.count == 0:
-            return
-        if self.exact is not None and other.exact is not None:
-            self.extend(other.exact)
-            return
-        self.count += other.count
-        self.lo = min(self.lo, other.lo)
-        self.hi = max(self.hi, other.hi)
-        if self.exact is not None:
-            self._bucket(self.exact)
-            self.exact = None
-        if other.exact is not None:
-            self._bucket(other.exact)
-        else:
-            for i, c in other.pos.items():
-                self.pos[i] = self.pos.get(i, 0) + c
-            for i, c in other.neg.items():
-                self.neg[i] = self.neg.get(i, 0) + c
-            self.zeros += other.zeros
-
-    @property
-    def method(self) -> str:
-        return "exact" if self.exact is not None else "log-histogram"
-
-    def quantiles(self, qs: Sequence[float]) -> list[float | None]:
-        """Values at quantiles ``qs`` (0..1)."""
-        if self.count == 0:
-            return [None for _ in qs]
-        if self.exact is not None:
-            import numpy as np
-
-            arr = np.frombuffer(self.exact, dtype=np.float64)
-            return [float(v) for v in np.percentile(arr, [q * 100 for q in qs])]
-        # Histogram: walk the buckets in value order to the bucket holding each rank.
-        rep = 2.0 / (_GAMMA + 1.0)
-        buckets: list[tuple[float, int]] = [
-            (-(_GAMMA**i) * rep, c) for i, c in sorted(self.neg.items(), reverse=True)
-        ]
-        if self.zeros:
-            buckets.append((0.0, self.zeros))
-        buckets += [((_GAMMA**i) * rep, c) for i, c in sorted(self.pos.items())]
-        out: list[float | None] = []
-        for q in qs:
-            rank = q * (self.count - 1)
-            seen = 0
-            value = buckets[-1][0]
-            for v, c in buckets:
-                seen += c
-                if seen > rank:
-                    value = v
-                    break
-            out.append(min(max(value, self.lo), self.hi))
-        return out
-
-    def summary(self, digits: int = 6) -> dict[str, Any]:
-        p50, p90, p99 = self.quantiles((0.5, 0.9, 0.99))
-        return {
-            "count": self.count,
-            "min": _r(self.lo if self.count else None, digits),
-            "p50": _r(p50, digits),
-            "p90": _r(p90, digits),
-            "p99": _r(p99, digits),
-            "max": _r(self.hi if self.count else None, digits),
-            "method": self.method,
-        }
 
 
 class _FileStats:
@@ -512,21 +286,21 @@ class SummaryBuilder:
     # -- per table ----------------------------------------------------------------------------
 
     def _add_sessions(self, c: Mapping[str, Sequence[Any]], ts_divisor: float) -> None:
-        protos = [_key(p) or "tcp" for p in c["app_protocol"]]
+        protos = [cell_key(p) or "tcp" for p in c["app_protocol"]]
         self._proto_sessions.update(protos)
         pk = [_int(a) + _int(b) for a, b in zip(c["packets_c2s"], c["packets_s2c"], strict=False)]
         by = [_int(a) + _int(b) for a, b in zip(c["bytes_c2s"], c["bytes_s2c"], strict=False)]
         for p, np_, nb in zip(protos, pk, by, strict=False):
             self._proto_packets[p] = self._proto_packets.get(p, 0) + np_
             self._proto_bytes[p] = self._proto_bytes.get(p, 0) + nb
-        self._transport.update(_key(t) for t in c["transport"])
-        self._close.update(_key(x) or "none" for x in c["close"])
+        self._transport.update(cell_key(t) for t in c["transport"])
+        self._close.update(cell_key(x) or "none" for x in c["close"])
         self._client_inferred += sum(1 for x in c["client_inferred"] if x is True or x == 1)
         self._retrans += sum(int(v) for v in map(to_number, c["retransmissions"]) if v is not None)
         self._ooo += sum(int(v) for v in map(to_number, c["out_of_order"]) if v is not None)
         self._lost += sum(int(v) for v in map(to_number, c["lost_bytes"]) if v is not None)
         for src, t0, t1 in zip(c["source_file"], c["ts_first"], c["ts_last"], strict=False):
-            f = self._file(_key(src))
+            f = self._file(cell_key(src))
             f.sessions += 1
             a = to_number(t0)
             b = to_number(t1)
@@ -540,7 +314,7 @@ class SummaryBuilder:
                 self._ts_last = b if self._ts_last is None else max(self._ts_last, b)
 
     def _add_handshakes(self, c: Mapping[str, Sequence[Any]], ts_divisor: float) -> None:
-        layers = [_key(x) for x in c["layer"]]
+        layers = [cell_key(x) for x in c["layer"]]
         self._hs_count.update(layers)
         by_layer: dict[str, list[Any]] = {}
         for layer, ok, dur in zip(layers, c["ok"], c["duration_ms"], strict=False):
@@ -556,16 +330,16 @@ class SummaryBuilder:
             d.extend(durs)
 
     def _add_http(self, c: Mapping[str, Sequence[Any]], ts_divisor: float) -> None:
-        self._http_method.update(_key(x) for x in c["method"])
-        self._http_status.update(_key(x) or "none" for x in c["status"])
-        self._http_upgrade.update(_key(x).lower() for x in c["upgrade"] if _key(x))
+        self._http_method.update(cell_key(x) for x in c["method"])
+        self._http_status.update(cell_key(x) or "none" for x in c["status"])
+        self._http_upgrade.update(cell_key(x).lower() for x in c["upgrade"] if cell_key(x))
         self._http_dur.extend(c["duration_ms"])
 
     def _by_direction(self, target: dict[str, CappedCounter], c: Mapping[str, Sequence[Any]]) -> CappedCounter:
         """Opcode names counted overall (returned) and per direction (into ``target``)."""
         overall = self._counter()
-        for (d, name), n in _counts_of(c["direction"], c["opcode_name"]).items():
-            dk, nk = _key(d), _key(name)
+        for (d, name), n in count_combinations(c["direction"], c["opcode_name"]).items():
+            dk, nk = cell_key(d), cell_key(name)
             counter = target.get(dk)
             if counter is None:
                 counter = target[dk] = self._counter()
@@ -575,9 +349,9 @@ class SummaryBuilder:
 
     def _add_ws_frames(self, c: Mapping[str, Sequence[Any]], ts_divisor: float) -> None:
         self._fr_opcode.merge(self._by_direction(self._fr_dir, c))
-        for raw, n in _counts(c["close_code"]).items():
+        for raw, n in count_cells(c["close_code"]).items():
             if to_number(raw) is not None:
-                self._fr_close.add(_key(raw), n)
+                self._fr_close.add(cell_key(raw), n)
         self._fr_payload += _total(c["payload_len"])
         self._fr_compressed += _true(c["compressed"])
 
@@ -587,20 +361,20 @@ class SummaryBuilder:
         self._msg_wire += _total(c["wire_bytes"])
         self._msg_payload += _total(c["payload_bytes"])
         self._msg_compressed += _true(c["compressed"])
-        self._msg_fragmented += sum(n for v, n in _counts(c["frames"]).items() if (to_number(v) or 0) > 1)
+        self._msg_fragmented += sum(n for v, n in count_cells(c["frames"]).items() if (to_number(v) or 0) > 1)
 
     def _add_sio_packets(self, c: Mapping[str, Sequence[Any]], ts_divisor: float) -> None:
         self._eio_type.update_cells(c["eio_type"])
         self._sio_transport.update_cells(c["transport"])
-        for (raw_t, ns, ev), n in _counts_of(c["sio_type"], c["namespace"], c["event"]).items():
-            t = _key(raw_t)
+        for (raw_t, ns, ev), n in count_combinations(c["sio_type"], c["namespace"], c["event"]).items():
+            t = cell_key(raw_t)
             if not t:
                 continue
             self._sio_type.add(t, n)
-            nsk = _key(ns) or "/"
+            nsk = cell_key(ns) or "/"
             self._sio_ns.add(nsk, n)
             if t in ("EVENT", "BINARY_EVENT"):
-                evk = _key(ev)
+                evk = cell_key(ev)
                 key = f"{nsk}\x00{evk}"
                 if key not in self._event_keys and len(self._event_keys) < self._counter_limit:
                     self._event_keys[key] = (nsk, evk)
@@ -609,7 +383,7 @@ class SummaryBuilder:
 
     def _add_anomalies(self, table: str, cells: Sequence[Any]) -> None:
         counter = self._anom.get(table)
-        for cell, n in _counts(cells).items():
+        for cell, n in count_cells(cells).items():
             tags = split_anomalies(cell)
             if not tags:
                 continue
@@ -630,8 +404,8 @@ class SummaryBuilder:
                 "bytes": f.bytes,
                 "link_types": {k: f.link_types[k] for k in sorted(f.link_types)},
                 "sessions": f.sessions,
-                "ts_first": _r(f.ts_first, 9),
-                "ts_last": _r(f.ts_last, 9),
+                "ts_first": json_float(f.ts_first, 9),
+                "ts_last": json_float(f.ts_last, 9),
             }
             for f in self._files.values()
         ]
@@ -690,9 +464,9 @@ class SummaryBuilder:
             "schema": SCHEMA_VERSION,
             "totals": totals,
             "capture": {
-                "ts_first": _r(self._ts_first, 9),
-                "ts_last": _r(self._ts_last, 9),
-                "duration_s": _r(span, 9),
+                "ts_first": json_float(self._ts_first, 9),
+                "ts_last": json_float(self._ts_last, 9),
+                "duration_s": json_float(span, 9),
             },
             "files": files,
             "protocols": protocols,

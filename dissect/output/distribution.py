@@ -1,0 +1,269 @@
+"""Bounded-memory statistics for summary.json: :class:`Distribution` (count, min, max, percentiles)
+and :class:`CappedCounter` (counts of traffic-derived keys), with the cell helpers they count with.
+
+Memory bounds
+-------------
+Distributions (handshake durations per layer, HTTP durations, ack latencies, message sizes) keep
+their exact values in an ``array('d')`` up to :data:`EXACT_LIMIT` (1,000,000) values; percentiles
+are then exact (linear interpolation between closest ranks, as ``numpy.percentile``). Past that the
+values move to a log-bucket histogram with 1 % relative accuracy (DDSketch style: bucket ``i`` holds
+values in ``(g**(i-1), g**i]`` with ``g = 1.02``), so a 10M-message capture costs a few thousand
+buckets instead of 80 MB; ``min``, ``max`` and ``count`` stay exact, and ``method`` says which of
+``"exact"`` and ``"log-histogram"`` produced the percentiles.
+
+Counters keyed by traffic-derived strings (event names, namespaces, HTTP methods, anomaly kinds ...)
+keep at most :data:`COUNTER_LIMIT` distinct keys; later new keys are counted under ``"(other)"``.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeGuard
+
+__all__ = [
+    "COUNTER_LIMIT",
+    "EXACT_LIMIT",
+    "OTHER",
+    "CappedCounter",
+    "Distribution",
+    "cell_key",
+    "count_cells",
+    "count_combinations",
+    "json_float",
+    "to_number",
+]
+
+#: Values a :class:`Distribution` keeps exactly before it moves to the log histogram.
+EXACT_LIMIT = 1_000_000
+#: Distinct keys a :class:`CappedCounter` keeps; later new keys count under :data:`OTHER`.
+COUNTER_LIMIT = 10_000
+#: The key a :class:`CappedCounter` counts new keys under once it is full.
+OTHER = "(other)"
+
+_GAMMA = 1.02
+_LOG_GAMMA = math.log(_GAMMA)
+
+
+def json_float(x: float | None, digits: int = 6) -> float | None:
+    """``x`` rounded to ``digits`` decimals for JSON; NaN and infinities become None."""
+    if x is None:
+        return None
+    x = float(x)
+    if math.isnan(x) or math.isinf(x):
+        return None
+    return round(x, digits)
+
+
+def to_number(x: Any) -> float | None:
+    """A float from a cell, or None for a missing value (None, NaN, pd.NA)."""
+    if x is None:
+        return None
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def cell_key(x: Any) -> str:
+    """A counter key from a cell: missing values are ``""``; integral floats lose their ``.0``."""
+    if x is None:
+        return ""
+    if isinstance(x, bool):
+        return "true" if x else "false"
+    if isinstance(x, float):
+        if math.isnan(x):
+            return ""
+        if x.is_integer():
+            return str(int(x))
+    return str(x)
+
+
+def count_cells(values: Iterable[Any]) -> Counter[Any]:
+    """Raw cell values counted in C; callers normalise only the distinct keys.
+
+    A column holding one value throughout the batch (a transport, an empty anomaly, a missing
+    close code: the common case) is counted by ``list.count``, which compares the same object
+    by identity, instead of hashing every cell.
+    """
+    if _one_value(values):
+        return Counter({values[0]: len(values)})
+    return Counter(values)
+
+
+def count_combinations(*cols: Sequence[Any]) -> Counter[tuple[Any, ...]]:
+    """:func:`count_cells` of the rows' combinations of ``cols`` (equal-length columns)."""
+    if all(_one_value(c) for c in cols):
+        return Counter({tuple(c[0] for c in cols): len(cols[0])})
+    return Counter(zip(*cols, strict=False))
+
+
+def _one_value(col: Iterable[Any]) -> TypeGuard[list[Any]]:
+    """A non-empty list whose cells are all the first one (three probes by identity first)."""
+    if type(col) is not list or not col:
+        return False
+    first = col[0]
+    return col[-1] is first and col[len(col) >> 1] is first and col.count(first) == len(col)
+
+
+class CappedCounter:
+    """A counter of string keys that keeps at most ``limit`` distinct keys (the rest: "(other)")."""
+
+    __slots__ = ("counts", "limit")
+
+    def __init__(self, limit: int = COUNTER_LIMIT) -> None:
+        self.counts: dict[str, int] = {}
+        self.limit = limit
+
+    def add(self, key: str, n: int = 1) -> None:
+        counts = self.counts
+        if key in counts:
+            counts[key] += n
+        elif len(counts) < self.limit:
+            counts[key] = n
+        else:
+            counts[OTHER] = counts.get(OTHER, 0) + n
+
+    def update(self, keys: Iterable[str]) -> None:
+        for k, n in Counter(keys).items():
+            self.add(k, n)
+
+    def update_cells(self, cells: Iterable[Any], missing: str = "") -> None:
+        """Count raw cells under their :func:`cell_key` (``missing`` for empty ones)."""
+        for raw, n in count_cells(cells).items():
+            self.add(cell_key(raw) or missing, n)
+
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def merge(self, other: CappedCounter) -> None:
+        for k, n in other.counts.items():
+            self.add(k, n)
+
+    def sorted(self) -> dict[str, int]:
+        """By key, for a stable JSON."""
+        return {k: self.counts[k] for k in sorted(self.counts)}
+
+    def top(self, n: int) -> list[tuple[str, int]]:
+        return sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+
+
+class Distribution:
+    """Count, min, max and percentiles of a stream of floats in bounded memory (module doc)."""
+
+    __slots__ = ("exact", "pos", "neg", "zeros", "count", "lo", "hi", "exact_limit")
+
+    def __init__(self, exact_limit: int = EXACT_LIMIT) -> None:
+        self.exact: array[float] | None = array("d")
+        self.pos: dict[int, int] = {}
+        self.neg: dict[int, int] = {}
+        self.zeros = 0
+        self.count = 0
+        self.lo = math.inf
+        self.hi = -math.inf
+        self.exact_limit = exact_limit
+
+    def extend(self, values: Iterable[Any]) -> None:
+        try:
+            # Plain numbers (rows): drop missing cells and NaN without a call per cell.
+            vals = [v for v in values if v is not None and v == v]
+            if vals and (math.isinf(min(vals)) or math.isinf(max(vals))):
+                vals = [v for v in vals if not math.isinf(v)]
+        except TypeError:  # pd.NA and the like (DataFrame cells)
+            vals = [f for f in map(to_number, values) if f is not None and not math.isinf(f)]
+        if not vals:
+            return
+        self.count += len(vals)
+        self.lo = min(self.lo, min(vals))
+        self.hi = max(self.hi, max(vals))
+        if self.exact is not None:
+            self.exact.extend(vals)
+            if len(self.exact) <= self.exact_limit:
+                return
+            # Past the limit: move to the histogram straight from the array (a list of a million
+            # floats would cost ~32 MB at once, and pymalloc keeps such memory).
+            exact, self.exact = self.exact, None
+            self._bucket(exact)
+            return
+        self._bucket(vals)
+
+    def _bucket(self, vals: Iterable[float]) -> None:
+        for v in vals:
+            if v > 0:
+                i = math.ceil(math.log(v) / _LOG_GAMMA)
+                self.pos[i] = self.pos.get(i, 0) + 1
+            elif v < 0:
+                i = math.ceil(math.log(-v) / _LOG_GAMMA)
+                self.neg[i] = self.neg.get(i, 0) + 1
+            else:
+                self.zeros += 1
+
+    def merge(self, other: Distribution) -> None:
+        if other.count == 0:
+            return
+        if self.exact is not None and other.exact is not None:
+            self.extend(other.exact)
+            return
+        self.count += other.count
+        self.lo = min(self.lo, other.lo)
+        self.hi = max(self.hi, other.hi)
+        if self.exact is not None:
+            self._bucket(self.exact)
+            self.exact = None
+        if other.exact is not None:
+            self._bucket(other.exact)
+        else:
+            for i, c in other.pos.items():
+                self.pos[i] = self.pos.get(i, 0) + c
+            for i, c in other.neg.items():
+                self.neg[i] = self.neg.get(i, 0) + c
+            self.zeros += other.zeros
+
+    @property
+    def method(self) -> str:
+        return "exact" if self.exact is not None else "log-histogram"
+
+    def quantiles(self, qs: Sequence[float]) -> list[float | None]:
+        """Values at quantiles ``qs`` (0..1)."""
+        if self.count == 0:
+            return [None for _ in qs]
+        if self.exact is not None:
+            import numpy as np
+
+            arr = np.frombuffer(self.exact, dtype=np.float64)
+            return [float(v) for v in np.percentile(arr, [q * 100 for q in qs])]
+        # Histogram: walk the buckets in value order to the bucket holding each rank.
+        rep = 2.0 / (_GAMMA + 1.0)
+        buckets: list[tuple[float, int]] = [
+            (-(_GAMMA**i) * rep, c) for i, c in sorted(self.neg.items(), reverse=True)
+        ]
+        if self.zeros:
+            buckets.append((0.0, self.zeros))
+        buckets += [((_GAMMA**i) * rep, c) for i, c in sorted(self.pos.items())]
+        out: list[float | None] = []
+        for q in qs:
+            rank = q * (self.count - 1)
+            seen = 0
+            value = buckets[-1][0]
+            for v, c in buckets:
+                seen += c
+                if seen > rank:
+                    value = v
+                    break
+            out.append(min(max(value, self.lo), self.hi))
+        return out
+
+    def summary(self, digits: int = 6) -> dict[str, Any]:
+        p50, p90, p99 = self.quantiles((0.5, 0.9, 0.99))
+        return {
+            "count": self.count,
+            "min": json_float(self.lo if self.count else None, digits),
+            "p50": json_float(p50, digits),
+            "p90": json_float(p90, digits),
+            "p99": json_float(p99, digits),
+            "max": json_float(self.hi if self.count else None, digits),
+            "method": self.method,
+        }
