@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dissect.output.writers import MemoryCollector
-from dissect.run.core import CAPTURE_SUFFIXES, RunResult, capture_files, expand_paths
+from dissect.run.core import CAPTURE_SUFFIXES, RunResult, capture_files, expand_paths, load_keylog
 from dissect.run.filters import Filters
 from dissect.run.local import run
 from dissect.transport.limits import Limits
@@ -39,7 +39,8 @@ _SORT_KEYS = {
 def analyze(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
             port: Iterable[int] | int | None = None, host: Iterable[str] | str | None = None,
             session: Iterable[int] | int | None = None, namespace: Iterable[str] | str | None = None,
-            limits: Limits | None = None, quiet: bool = True, jobs: int = 1, dask: Any = None) -> Analysis:
+            limits: Limits | None = None, quiet: bool = True, jobs: int = 1, dask: Any = None,
+            tls_keylog: str | os.PathLike[str] | None = None) -> Analysis:
     """Dissect one or more captures (files or directories) into DataFrames.
 
     Returns an :class:`~dissect.output.tables.Analysis` whose attributes ``sessions``, ``handshakes``,
@@ -47,23 +48,26 @@ def analyze(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
     columns: the NamedTuples of ``dissect.records``, documented in the repository's
     docs/REPORTS.md) and ``summary`` is the dict of ``summary.json``. ``jobs`` > 1 spreads
     the work over that many processes (the same rows); ``dask`` (a scheduler address or a
-    ``distributed.Client``) runs one task per file on a Dask cluster.
+    ``distributed.Client``) runs one task per file on a Dask cluster. ``tls_keylog`` is a TLS key
+    log file (NSS format: SSLKEYLOGFILE, node ``--tls-keylog``, Python's ``keylog_filename``...)
+    to decrypt TLS with; keys in pcapng Decryption Secrets Blocks are used without it.
     """
     from dissect.output.tables import Analysis  # pandas: imported only where DataFrames are made
 
     filters = Filters.make(port, host, session, namespace)
+    keylog = load_keylog(tls_keylog)
     rows: dict[str, list[tuple]] | None
     if dask is not None:
         from dissect.run.dask import run_dask
 
-        result, rows = run_dask(paths, dask, filters=filters, limits=limits)
+        result, rows = run_dask(paths, dask, filters=filters, limits=limits, keylog=keylog)
     elif jobs > 1:
         from dissect.run.jobs import run_jobs
 
-        result, rows = run_jobs(paths, jobs, filters=filters, limits=limits)
+        result, rows = run_jobs(paths, jobs, filters=filters, limits=limits, keylog=keylog)
     else:
         collector = MemoryCollector()
-        result = run(paths, [collector], filters=filters, limits=limits, quiet=quiet)
+        result = run(paths, [collector], filters=filters, limits=limits, quiet=quiet, keylog=keylog)
         rows = collector.rows
     a = Analysis.from_rows(rows or {}, result.summary)
     for name, keys in _SORT_KEYS.items():

@@ -25,6 +25,7 @@ from dissect.capture.ip import IPLayer
 from dissect.capture.reader import CaptureReader, Packet
 from dissect.capture.tunnels import gre, udp_tunnel, with_injected
 from dissect.protocols.registry import Dispatcher
+from dissect.protocols.tls import KeyLog
 from dissect.records import Outbox
 from dissect.transport.flows import FlowTable
 from dissect.transport.limits import Limits
@@ -62,11 +63,14 @@ class Pipeline:
     def __init__(self, consumers: Sequence[Consumer], limits: Limits | None = None,
                  accept: Callable[[bytes, int, bytes, int], bool] | None = None,
                  progress: Callable[[int], None] | None = None,
-                 ownership: Ownership | None = None) -> None:
+                 ownership: Ownership | None = None, keylog: KeyLog | None = None) -> None:
         self.outbox = Outbox()
         self.limits = limits or Limits()
         self.consumers = consumers
-        self.dispatcher = Dispatcher(self.outbox, self.limits, ownership)
+        # TLS secrets: the key log given (--tls-keylog), and those the captures carry in pcapng
+        # Decryption Secrets Blocks, added as the reader meets them.
+        self.keylog = keylog if keylog is not None else KeyLog()
+        self.dispatcher = Dispatcher(self.outbox, self.limits, ownership, self.keylog)
         self.flows = FlowTable(self.outbox, self.limits, accept, self.dispatcher.first_data,
                                self.dispatcher.app_protocol, ownership)
         self.ip = IPLayer()
@@ -95,6 +99,7 @@ class Pipeline:
 
     def run_reader(self, reader: CaptureReader) -> None:
         """Dissect every packet of one capture file."""
+        reader.on_tls_keys = self.keylog.add_text
         # Each packet allocates a few row tuples and objects; with the default threshold (700)
         # the cyclic collector runs every couple of hundred packets to scan them. A larger young
         # generation keeps collections (and the bound on uncollected cycles) but makes them rare.

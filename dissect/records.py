@@ -69,11 +69,11 @@ class Handshake(NamedTuple):
     """One handshake at one layer (table ``handshakes``)."""
 
     session_id: int
-    layer: str  # tcp | websocket | engineio | socketio
+    layer: str  # tcp | tls | websocket | engineio | socketio
     ts_start: int
     ts_end: int | None
     duration_ms: float | None
-    ok: bool
+    ok: bool | None  # None: the capture ended before an answer could come
     detail: str
     transport: str | None  # websocket | polling where it applies
 

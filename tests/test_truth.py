@@ -31,9 +31,31 @@ def capture_of(truth_path: Path) -> Path:
     raise FileNotFoundError(f"no capture for {truth_path}")
 
 
+def tls_keys(name: str) -> dict[str, Any]:
+    """The TLS truth's word on keys: shipped or not, in a .keys file or in the capture (DSB)."""
+    return truth(name).get("tls", {}).get("keys", {})
+
+
+def keylog_of(name: str) -> str | None:
+    keys = tls_keys(name)
+    return str(CAPTURES / keys["file"]) if keys.get("shipped") and keys.get("file") else None
+
+
+def decryptable(name: str) -> bool:
+    """Plaintext, or TLS whose keys the corpus ships (a key log file or a Decryption Secrets Block)."""
+    return "tls" not in truth(name) or bool(tls_keys(name).get("shipped"))
+
+
 @cache
 def analysis(name: str) -> Analysis:
-    return dissect.analyze(str(capture_of(CAPTURES / f"{name}.truth.json")))
+    return dissect.analyze(str(capture_of(CAPTURES / f"{name}.truth.json")), tls_keylog=keylog_of(name))
+
+
+# Captures whose application layer dissect does not decode yet, with the reason; each is checked
+# for what dissect says instead (test_not_yet_decoded_is_said_so).
+NOT_DECODED = {
+    "sio4_msgpack": "socket.io-msgpack-parser: decoding custom parsers is the Socket.IO issue's, not built yet",
+}
 
 
 @cache
@@ -43,10 +65,11 @@ def truth(name: str) -> dict[str, Any]:
 
 
 def names_with(key: str) -> list[str]:
+    """The captures whose truth has ``key`` and whose traffic dissect can see into."""
     out = []
     for p in TRUTHS:
         name = p.name[: -len(".truth.json")]
-        if truth(name).get(key):
+        if truth(name).get(key) and decryptable(name) and name not in NOT_DECODED:
             out.append(name)
     return out
 
@@ -143,7 +166,7 @@ def test_ws_handshake_and_bytes_match_peers(name: str) -> None:
         if conn.get("extensions"):
             assert "permessage-deflate" in hs.iloc[0].detail
         tb = conn.get("tcp_payload_bytes")
-        if tb:
+        if tb and "tls" not in t:  # over TLS the peers counted the bytes inside TLS
             assert (s.bytes_c2s, s.bytes_s2c) == (tb["c2s"], tb["s2c"])
         assert s.app_protocol == "websocket"
 
@@ -156,10 +179,17 @@ def test_http_exchanges_match_peers(name: str) -> None:
     a, t = analysis(name), truth(name)
     by_port: dict[int, list[dict[str, Any]]] = {}
     for h in t["http"]:
+        if h.get("http_version") == "2":
+            continue  # HTTP/2 is not dissected (test_tls_h2_is_not_parsed_as_http1)
         by_port.setdefault(h["client_port"], []).append(h)
     for port, want in by_port.items():
         sid = session_of(a, port).session_id
         rows = a.http[a.http.session_id == sid]
+        if "target" not in want[0]:  # the Socket.IO corpus records the method (and the 101) per request
+            assert [r.method for r in rows.itertuples()] == [h["method"] for h in want]
+            assert [r.status for r in rows.itertuples() if r.status == 101] == [h["status"] for h in want
+                                                                                if h.get("status") == 101]
+            continue
         got = [(r.method, r.target, r.status, r.body_bytes) for r in rows.itertuples()]
         assert got == [(h["method"], h["target"], h["status"], h["body_bytes"]) for h in want], name
         for h, r in zip(want, rows.itertuples(), strict=True):
@@ -240,7 +270,12 @@ def test_eio_sessions_and_packets_match_peers(name: str) -> None:
             if not want:
                 continue
             got = Counter(mine[mine.direction == direction].eio_type)
-            assert dict(got) == want, f"{name} {conn['eio_sid']} {direction}"
+            if conn.get("close_action") in ("frozen", "sigkill"):
+                # a stopped peer's own log ends when it was stopped or killed; the wire may hold
+                # what it sent after (a resumed client's close or pong): at least what it logged
+                assert all(got[k] >= v for k, v in want.items()), f"{name} {conn['eio_sid']} {direction}"
+            else:
+                assert dict(got) == want, f"{name} {conn['eio_sid']} {direction}"
         ws_port = conn.get("websocket_client_port")
         if ws_port:
             assert session_of(a, ws_port).app_protocol in ("socketio", "engineio")
@@ -249,3 +284,55 @@ def test_eio_sessions_and_packets_match_peers(name: str) -> None:
     eio = a.handshakes[a.handshakes.layer == "engineio"]
     assert len(eio) == len(t["connections"]) and eio.ok.all()
     assert set(p.eio_version.dropna().astype(int)) == {t["eio_version"]}
+
+
+# -- TLS -------------------------------------------------------------------------------------------
+
+TLS_NAMES = [p.name[: -len(".truth.json")] for p in TRUTHS if "tls" in truth(p.name[: -len(".truth.json")])]
+VERSION_NAMES = {"TLSv1.3": "TLS 1.3", "TLSv1.2": "TLS 1.2"}
+
+
+@pytest.mark.parametrize("name", TLS_NAMES)
+def test_tls_sessions_match_peers(name: str) -> None:
+    """Version, cipher, SNI, ALPN and resumption as both peers reported them; decrypted exactly
+    when the corpus ships the keys; a tls handshake row per connection, ok, in the chain."""
+    a, t = analysis(name), truth(name)
+    shipped = bool(tls_keys(name).get("shipped"))
+    assert len(t["tls"]["connections"]) >= 1
+    for conn in t["tls"]["connections"]:
+        s = session_of(a, conn["client_port"])
+        assert s.tls_version == VERSION_NAMES.get(conn["version"], conn["version"])
+        assert s.tls_cipher == conn["cipher"] or conn["cipher"].replace("-", "_") in s.tls_cipher
+        assert s.sni == conn["sni"]
+        assert (s.alpn if isinstance(s.alpn, str) else None) == conn["alpn"]
+        assert bool(s.tls_decrypted) == shipped
+        hs = a.handshakes[(a.handshakes.session_id == s.session_id)]
+        tls = hs[hs.layer == "tls"]
+        assert len(tls) == 1 and bool(tls.iloc[0].ok)
+        assert f"resumed={str(bool(conn['session_reused'])).lower()}" in tls.iloc[0].detail
+        assert ("decrypted=true" in tls.iloc[0].detail) == shipped
+        if not shipped:
+            assert "(no keys)" in tls.iloc[0].detail and s.app_protocol == "tls"
+        elif conn["alpn"] == "h2":
+            assert s.app_protocol == "tls"  # HTTP/2 is reported, never parsed as HTTP/1
+        else:
+            assert s.app_protocol in ("http", "websocket", "engineio", "socketio")
+            tcp_row, tls_row = hs[hs.layer == "tcp"].iloc[0], tls.iloc[0]
+            assert tcp_row.ts_end <= tls_row.ts_start <= tls_row.ts_end
+            ws = hs[hs.layer == "websocket"]
+            assert (ws.ts_start >= tls_row.ts_end).all()  # the upgrade came through TLS
+
+
+def test_tls_h2_is_not_parsed_as_http1() -> None:
+    a = analysis("tls_h2")
+    assert a.sessions.iloc[0].alpn == "h2" and len(a.http) == 0
+    assert a.summary["decode"]["h2-bytes-not-parsed"] > 0
+
+
+@pytest.mark.parametrize("name", sorted(NOT_DECODED))
+def test_not_yet_decoded_is_said_so(name: str) -> None:
+    """What dissect does not decode yet is marked as such, never decoded into invented events."""
+    p = sio_rows(analysis(name))
+    messages = p[p.eio_type == "message"]
+    assert len(messages) > 10 and (messages.anomaly == "custom-parser").all()
+    assert not (messages.sio_type.fillna("") != "").any()

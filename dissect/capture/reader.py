@@ -50,6 +50,8 @@ W_SNAPLEN = "snaplen-cut-packets"
 W_UNKNOWN_BLOCK = "pcapng-unknown-block"
 W_BAD_INTERFACE = "pcapng-bad-interface"
 W_BAD_TIMESTAMP = "invalid-timestamp"
+W_UNKNOWN_SECRETS = "pcapng-unknown-secrets"  # a Decryption Secrets Block of a type other than TLS
+SECRETS_TLS_KEY_LOG = 0x544C534B  # "TLSK": an NSS key log (pcapng 4.7)
 
 
 class CaptureReader:
@@ -68,6 +70,9 @@ class CaptureReader:
         self.nanosecond = False  # any timestamp source finer than a microsecond
         self.link_types: Counter[int] = Counter()
         self.packets = 0
+        # Called with the text of each TLS key log found in a Decryption Secrets Block.
+        self.on_tls_keys: Callable[[bytes], Any] | None = None
+        self.tls_key_logs = 0
         self.bytes_read = 0  # position in the (decompressed) stream, for progress
         try:
             self.size = os.path.getsize(path)
@@ -325,6 +330,8 @@ class CaptureReader:
                             yield ts, lt, data, off + 28, incl, orig
                 elif btype == 1:  # Interface Description Block
                     ifaces.append(self._idb(data, off, blen, endian))
+                elif btype == 10:  # Decryption Secrets Block (pcapng 4.7)
+                    self._secrets(data, off, blen, endian)
                 elif btype == 3:  # Simple Packet Block: no timestamp, interface 0
                     if ifaces and blen >= 16:
                         (orig,) = struct.unpack_from(endian + "I", data, off + 8)
@@ -350,9 +357,9 @@ class CaptureReader:
                         yield ts, lt, data, off + 28, incl, orig
                     else:
                         self.warn(W_BAD_INTERFACE, "packet block with an unknown interface")
-                elif btype not in (PCAPNG_SHB, 4, 5, 0x80000001, 7, 9, 10, 0x0BAD, 0x40000BAD):
-                    # 4 name resolution, 5 statistics, 7 IRIG, 9 systemd journal, 10 decryption
-                    # secrets, custom blocks: nothing dissect uses; anything else is unknown.
+                elif btype not in (PCAPNG_SHB, 4, 5, 0x80000001, 7, 9, 0x0BAD, 0x40000BAD):
+                    # 4 name resolution, 5 statistics, 7 IRIG, 9 systemd journal, custom blocks:
+                    # nothing dissect uses; anything else is unknown.
                     self.warnings[W_UNKNOWN_BLOCK] += 1
                 off = end
             self.bytes_read += off
@@ -360,6 +367,23 @@ class CaptureReader:
             pending = data[off:]
         if pending:
             self.warn(W_TRUNCATED, f"last block cut short after {len(pending)} bytes")
+
+    def _secrets(self, data: bytes, off: int, blen: int, endian: str) -> None:
+        """Decryption Secrets Block: secrets type 0x544C534B ("TLSK") holds an NSS key log, handed
+        to ``on_tls_keys`` at once (it precedes the packets that need it); other types are kept."""
+        if blen < 20:
+            self.warn(W_CORRUPT, "decryption secrets block too short")
+            return
+        stype, slen = struct.unpack_from(endian + "II", data, off + 8)
+        if 16 + slen + 4 > blen:
+            self.warn(W_CORRUPT, "decryption secrets block length runs past the block")
+            return
+        if stype == SECRETS_TLS_KEY_LOG:
+            self.tls_key_logs += 1
+            if self.on_tls_keys is not None:
+                self.on_tls_keys(bytes(data[off + 16 : off + 16 + slen]))
+        else:
+            self.warnings[W_UNKNOWN_SECRETS] += 1
 
     def _idb(self, data: bytes, off: int, blen: int, endian: str) -> tuple[int, int, int, int, int]:
         """Interface Description Block (pcapng 4.2): link type, if_tsresol (9), if_tsoffset (14)."""

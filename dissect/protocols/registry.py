@@ -18,11 +18,13 @@ session and the WebSocket that upgrades them become one session by ``sid``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import NamedTuple
+from collections.abc import Callable, Iterable
+from typing import NamedTuple, Protocol
 
 from dissect.protocols.engineio import EngineIO, request_query
 from dissect.protocols.http import HttpDissector, HttpRequest, HttpResponse, Trailing, looks_like_http_request
+from dissect.protocols.tls import KeyLog, looks_like_tls
+from dissect.protocols.tls.dissector import TlsDissector, TlsPlaintext
 from dissect.protocols.websocket import DeflateParams, WebSocketDissector, frames_tile, negotiate
 from dissect.records import C2S, Handshake, Outbox, ms
 from dissect.transport.limits import Limits
@@ -30,6 +32,16 @@ from dissect.transport.ownership import Ownership
 from dissect.transport.tcp import StreamDissector, TcpConnection
 
 WEBSOCKET_HANDSHAKE_NOT_CAPTURED = "websocket-handshake-not-captured"
+
+
+class Carrier(Protocol):
+    """A byte stream a protocol runs on: a TCP connection, or the plaintext inside TLS. Its
+    ``switch`` alone changes where its next bytes go."""
+
+    session_id: int
+
+    def switch(self, app: StreamDissector | None, app_protocol: str | None = None,
+               trailing: Iterable[tuple[int, int, bytes | int]] = (), anomaly: str = "") -> None: ...
 
 
 class Start(NamedTuple):
@@ -45,7 +57,7 @@ class FirstPayload(NamedTuple):
 
     name: str
     sniff: Callable[[int, bytes], bool]  # (direction, first in-order bytes) -> is it this protocol?
-    start: Callable[[Dispatcher, TcpConnection, int, bytes], Start]
+    start: Callable[[Dispatcher, Carrier, int, bytes], Start]
     # ``--jobs``: the flow's affinity key from its first bytes (key, shared until known), or None
     affinity: Callable[[bytes], tuple[str | None, bool]] | None = None
 
@@ -56,7 +68,7 @@ def _sniff_http(direction: int, data: bytes) -> bool:
     return direction == C2S and looks_like_http_request(data)
 
 
-def _start_http(dispatcher: Dispatcher, conn: TcpConnection, direction: int, data: bytes) -> Start:
+def _start_http(dispatcher: Dispatcher, conn: Carrier, direction: int, data: bytes) -> Start:
     http = HttpDissector(conn.session_id, dispatcher.outbox, HttpRouting(conn, dispatcher),
                          max_body_bytes=dispatcher.limits.max_body_bytes)
     return Start(http, "http")
@@ -86,7 +98,7 @@ def _sniff_websocket(direction: int, data: bytes) -> bool:
     return frames_tile(data, masked=direction == C2S)[0]
 
 
-def _start_websocket_midstream(dispatcher: Dispatcher, conn: TcpConnection, direction: int,
+def _start_websocket_midstream(dispatcher: Dispatcher, conn: Carrier, direction: int,
                                data: bytes) -> Start:
     # A capture that starts after the upgrade: WebSocket frames, no handshake to read.
     # RSV1 means permessage-deflate was negotiated; its parameters are unknown.
@@ -97,16 +109,37 @@ def _start_websocket_midstream(dispatcher: Dispatcher, conn: TcpConnection, dire
     return Start(ws, "websocket", WEBSOCKET_HANDSHAKE_NOT_CAPTURED)
 
 
+# -- TLS ---------------------------------------------------------------------------------------------
+
+def _sniff_tls(direction: int, data: bytes) -> bool:
+    return direction == C2S and looks_like_tls(data)
+
+
+def _start_tls(dispatcher: Dispatcher, conn: Carrier, direction: int, data: bytes) -> Start:
+    """TLS (RFC 8446, RFC 5246): decrypted with the run's key log; the plaintext goes through this
+    table again, as a connection's first bytes do."""
+    tls = TlsDissector(conn.session_id, dispatcher.outbox, dispatcher.keylog, conn,  # type: ignore[arg-type]
+                       dispatcher.plaintext_first_data)
+    return Start(tls, "tls")
+
+
+def _tls_affinity(data: bytes) -> tuple[str | None, bool]:
+    """``--jobs``: what TLS carries is unknown until it is decrypted (an Engine.IO session over
+    https spans connections), so every TLS connection goes to one worker."""
+    return "tls", False
+
+
 FIRST_PAYLOAD: list[FirstPayload] = [
     FirstPayload("http", _sniff_http, _start_http, http_affinity),
+    FirstPayload("tls", _sniff_tls, _start_tls, _tls_affinity),
     FirstPayload("websocket", _sniff_websocket, _start_websocket_midstream),
 ]
-# Anything else (a server that speaks first, TLS, other protocols) is counted at the TCP layer only.
+# Anything else (a server that speaks first, other protocols) is counted at the TCP layer only.
 
 
 # -- after a 101 -------------------------------------------------------------------------------------
 
-def _websocket_after_101(dispatcher: Dispatcher, conn: TcpConnection, request: HttpRequest,
+def _websocket_after_101(dispatcher: Dispatcher, conn: Carrier, request: HttpRequest,
                          response: HttpResponse) -> Start:
     """RFC 6455 section 4.2.2 checks and RFC 7692 negotiation, a ``websocket`` handshake row, and
     a WebSocket dissector whose messages feed Engine.IO when the target was an Engine.IO endpoint."""
@@ -122,7 +155,7 @@ def _websocket_after_101(dispatcher: Dispatcher, conn: TcpConnection, request: H
     return Start(ws, "websocket")
 
 
-UpgradeStart = Callable[["Dispatcher", TcpConnection, HttpRequest, HttpResponse], Start]
+UpgradeStart = Callable[["Dispatcher", Carrier, HttpRequest, HttpResponse], Start]
 
 UPGRADES: dict[str, UpgradeStart] = {
     "websocket": _websocket_after_101,
@@ -150,7 +183,7 @@ class HttpRouting:
 
     __slots__ = ("conn", "dispatcher")
 
-    def __init__(self, conn: TcpConnection, dispatcher: Dispatcher) -> None:
+    def __init__(self, conn: Carrier, dispatcher: Dispatcher) -> None:
         self.conn = conn
         self.dispatcher = dispatcher
 
@@ -186,9 +219,11 @@ class HttpRouting:
 class Dispatcher:
     """Chooses each connection's dissectors from the tables; owns the Engine.IO tracker."""
 
-    def __init__(self, outbox: Outbox, limits: Limits, ownership: Ownership | None = None) -> None:
+    def __init__(self, outbox: Outbox, limits: Limits, ownership: Ownership | None = None,
+                 keylog: KeyLog | None = None) -> None:
         self.outbox = outbox
         self.limits = limits
+        self.keylog = keylog if keylog is not None else KeyLog()  # TLS secrets (--tls-keylog, pcapng DSBs)
         self.eio = EngineIO(outbox, ownership.reports if ownership is not None else None)
         self.ownership = ownership  # --jobs
 
@@ -209,7 +244,16 @@ class Dispatcher:
         start = row.start(self, conn, direction, data)
         conn.switch(start.dissector, start.app_protocol, [(direction, ts, data)], start.anomaly)
 
-    def switched(self, conn: TcpConnection, request: HttpRequest, response: HttpResponse,
+    def plaintext_first_data(self, plaintext: TlsPlaintext, direction: int, ts: int, data: bytes) -> None:
+        """The first decrypted bytes of a TLS connection: the same table as a connection's first
+        bytes (the flow's owner is decided already)."""
+        for row in FIRST_PAYLOAD:
+            if row.sniff(direction, data):
+                start = row.start(self, plaintext, direction, data)
+                plaintext.switch(start.dissector, start.app_protocol, [(direction, ts, data)], start.anomaly)
+                return
+
+    def switched(self, conn: Carrier, request: HttpRequest, response: HttpResponse,
                  trailing: Trailing) -> None:
         """HTTP switched protocols: start the :data:`UPGRADES` row of the protocol offered, or
         leave the rest of the connection unparsed (counted)."""

@@ -20,6 +20,7 @@ from dissect.capture.reader import CaptureReader
 from dissect.errors import CaptureError
 from dissect.output.summary import SummaryBuilder
 from dissect.pipeline import Consumer, Pipeline
+from dissect.protocols.tls import KeyLog
 from dissect.run.filters import Filters
 from dissect.transport.limits import Limits
 from dissect.transport.ownership import Ownership
@@ -59,6 +60,23 @@ def capture_files(paths: Paths) -> list[str]:
     for f in files:
         CaptureReader(f).close()
     return files
+
+
+def load_keylog(path: str | os.PathLike[str] | None) -> KeyLog | None:
+    """The TLS key log file at ``path`` (NSS format: SSLKEYLOGFILE, node --tls-keylog, ...);
+    :class:`CaptureError` when it cannot be read or holds no secret."""
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            text = f.read()
+    except OSError as e:
+        raise CaptureError(f"{os.fspath(path)}: cannot read the TLS key log: {e.strerror or e}") from None
+    keylog = KeyLog.from_text(text)
+    if not len(keylog):
+        raise CaptureError(f"{os.fspath(path)}: no TLS secret in this key log (NSS key log lines such as "
+                           "'CLIENT_RANDOM <hex> <hex>' were expected)")
+    return keylog
 
 
 @dataclass
@@ -160,16 +178,18 @@ def drive(pipe: Pipeline, files: Sequence[str], quiet: bool = True) -> None:
 
 def dissect_files(files: Sequence[str], consumers: Sequence[Consumer], *, filters: Filters | None = None,
                   limits: Limits | None = None, quiet: bool = True, ownership: Ownership | None = None,
-                  summary: bool = True) -> RunResult:
+                  summary: bool = True, keylog: KeyLog | None = None) -> RunResult:
     """Dissect ``files`` (already checked by :func:`capture_files`) and hand every row batch,
-    filtered, to ``consumers``. With ``summary``, the result's summary ``builder`` sees the rows too
-    (``--jobs 2`` builds it in the writing process instead)."""
+    filtered, to ``consumers``; ``keylog`` holds the TLS secrets given (a fresh copy is used, so
+    the secrets a capture carries stay with this run). With ``summary``, the result's summary
+    ``builder`` sees the rows too (``--jobs 2`` builds it in the writing process instead)."""
     filters = filters or Filters()
     result = RunResult()
     wrapped = [filters.wrap(c) for c in consumers]
     if summary:
         wrapped.append(filters.wrap(result.builder))
-    pipe = Pipeline(wrapped, limits, filters.flow_filter(), ownership=ownership)
+    pipe = Pipeline(wrapped, limits, filters.flow_filter(), ownership=ownership,
+                    keylog=keylog.copy() if keylog is not None else None)
     drive(pipe, files, quiet)
     st = pipe.stats
     result.files = st.files

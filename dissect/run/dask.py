@@ -16,16 +16,18 @@ from typing import Any
 
 from dissect.errors import DissectError
 from dissect.output.writers import MemoryCollector
+from dissect.protocols.tls import KeyLog
 from dissect.records import TABLES
 from dissect.run.core import Paths, RunResult, capture_files, dissect_files
 from dissect.run.filters import Filters
 from dissect.transport.limits import Limits
 
 
-def _one_file(path: str, limits: Limits, filters: Filters) -> tuple[RunResult, dict[str, list[tuple]]]:
+def _one_file(path: str, limits: Limits, filters: Filters,
+              keylog: KeyLog | None) -> tuple[RunResult, dict[str, list[tuple]]]:
     """The task: the run core over one file; its result and its rows."""
     collector = MemoryCollector()
-    return dissect_files([path], [collector], filters=filters, limits=limits), collector.rows
+    return dissect_files([path], [collector], filters=filters, limits=limits, keylog=keylog), collector.rows
 
 
 def _renumber(rows: dict[str, list[tuple]], offset: int) -> dict[str, list[tuple]]:
@@ -35,7 +37,7 @@ def _renumber(rows: dict[str, list[tuple]], offset: int) -> dict[str, list[tuple
 
 
 def run_dask(paths: Paths, address: Any, *, filters: Filters | None = None,
-             limits: Limits | None = None) -> tuple[RunResult, dict[str, list[tuple]]]:
+             limits: Limits | None = None, keylog: KeyLog | None = None) -> tuple[RunResult, dict[str, list[tuple]]]:
     """Dissect the captures of ``paths`` on the cluster at ``address`` (a scheduler address or a
     ``distributed.Client``), one task per file. Returns the merged result and the rows by table."""
     try:
@@ -48,7 +50,7 @@ def run_dask(paths: Paths, address: Any, *, filters: Filters | None = None,
     limits = limits or Limits()
     client = address if isinstance(address, Client) else Client(address)
     try:
-        futures = [client.submit(_one_file, f, limits, filters, pure=False) for f in files]
+        futures = [client.submit(_one_file, f, limits, filters, keylog, pure=False) for f in files]
         results = client.gather(futures)
     finally:
         if client is not address:

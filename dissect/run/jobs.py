@@ -29,6 +29,7 @@ from typing import Any
 
 from dissect.output.summary import SummaryBuilder
 from dissect.output.writers import Blocks, MemoryCollector, ReportWriter
+from dissect.protocols.tls import KeyLog
 from dissect.records import TABLES
 from dissect.run.core import Paths, RunResult, capture_files, dissect_files
 from dissect.run.filters import Filters
@@ -84,18 +85,18 @@ class OwnedRows:
             self._release(sid, owner)
 
 
-def _worker(args: tuple[int, int, list[str], str | None, str, int, Limits, Filters, bool, bool],
+def _worker(args: tuple[int, int, list[str], str | None, str, int, Limits, Filters, bool, bool, KeyLog | None],
             ) -> tuple[RunResult, dict[str, list[tuple]] | None, dict[str, Blocks] | None]:
     """One worker: the run core over every file, keeping the rows of the flows it owns. Returns
     its result, its rows (when collecting in memory) and where its part files' blocks are."""
-    index, count, files, out_dir, fmt, digits, limits, filters, quiet, blocks = args
+    index, count, files, out_dir, fmt, digits, limits, filters, quiet, blocks, keylog = args
     own = Ownership(index, count)
     builder = SummaryBuilder()
     writer: Any = ReportWriter(out_dir, fmt, digits, blocks) if out_dir else MemoryCollector()
     owned = OwnedRows(_Tee([writer, builder]), own)
     # worker 0's progress bar is the run's: every worker reads every packet
     result = dissect_files(files, [owned], filters=filters, limits=limits, quiet=quiet or index != 0,
-                           ownership=own, summary=False)
+                           ownership=own, summary=False, keylog=keylog)
     owned.finish()
     result.builder = builder
     if out_dir:
@@ -116,7 +117,7 @@ class _Tee:
 
 def run_jobs(paths: Paths, jobs: int, *, out_dir: str | None = None, fmt: str = "csv", digits: int = 6,
              limits: Limits | None = None, filters: Filters | None = None, quiet: bool = True,
-             blocks: dict[str, Blocks] | None = None,
+             blocks: dict[str, Blocks] | None = None, keylog: KeyLog | None = None,
              ) -> tuple[RunResult, dict[str, list[tuple]] | None]:
     """Run ``jobs`` workers over the captures of ``paths``. With ``out_dir``, their part files are
     joined into ``out_dir/<table>.<fmt>`` (and ``blocks``, when given, receives where their blocks
@@ -128,7 +129,7 @@ def run_jobs(paths: Paths, jobs: int, *, out_dir: str | None = None, fmt: str = 
     parts = tempfile.mkdtemp(prefix="dissect-jobs-", dir=out_dir) if out_dir else None
     try:
         args = [(i, jobs, files, os.path.join(parts, str(i)) if parts else None, fmt, digits, limits, filters,
-                 quiet, blocks is not None) for i in range(jobs)]
+                 quiet, blocks is not None, keylog) for i in range(jobs)]
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(jobs) as pool:
             results = pool.map(_worker, args)

@@ -22,6 +22,7 @@ from typing import Any
 
 from dissect.errors import DissectError
 from dissect.output.summary import SummaryBuilder
+from dissect.protocols.tls import KeyLog
 from dissect.run.core import Paths, RunResult, capture_files, dissect_files
 from dissect.run.filters import Filters
 from dissect.transport.limits import Limits
@@ -110,7 +111,7 @@ def _writing_side(conn: Any, parent_end: Any, make_writer: Callable[[], Any]) ->
 
 
 def run_two_stages(paths: Paths, make_writer: Callable[[], Any], *, filters: Filters | None = None,
-                   limits: Limits | None = None, quiet: bool = True,
+                   limits: Limits | None = None, quiet: bool = True, keylog: KeyLog | None = None,
                    ) -> tuple[RunResult, dict[str, int], dict[str, Any]]:
     """:func:`dissect.run.local.run` with one writer, in two processes: ``make_writer()`` runs in the
     child. Returns the run's result (with the summary), the writer's row counts and blocks."""
@@ -124,7 +125,8 @@ def run_two_stages(paths: Paths, make_writer: Callable[[], Any], *, filters: Fil
     finished = False
     try:
         handover = _Handover(conn, proc)
-        result = dissect_files(files, [handover], filters=filters, limits=limits, quiet=quiet, summary=False)
+        result = dissect_files(files, [handover], filters=filters, limits=limits, quiet=quiet, summary=False,
+                               keylog=keylog)
         handover.flush()
         try:
             conn.send_bytes(_END)

@@ -67,7 +67,7 @@ class TcpConnection:
                  "streams", "packets", "ts_first", "ts_last", "syn_ts", "last_syn_ts", "synack_ts",
                  "ack_ts", "syn_retrans", "close", "closed_ts", "app", "app_decided", "app_protocol",
                  "source_file", "max_pending", "anomaly", "on_first_data", "foreign", "frame_first",
-                 "tcp_stream", "filtered")
+                 "tcp_stream", "filtered", "app_columns")
 
     def __init__(self, session_id: int, client: tuple[bytes, int], server: tuple[bytes, int],
                  inferred: bool, ts: int, source_file: str, max_pending: int, frame_first: int | None = None,
@@ -101,6 +101,8 @@ class TcpConnection:
         # --jobs: another worker owns this session; only what numbering depends on is tracked.
         self.foreign = False
         self.filtered = False  # left out by --host/--port: tracked as a foreign flow, no row
+        # Columns of the session row that a layer above knows (TLS: version, cipher, SNI, ALPN).
+        self.app_columns: dict[str, object] = {}
 
     # -- the application layer ------------------------------------------------------------------------
 
@@ -115,10 +117,7 @@ class TcpConnection:
         """
         self.app = app
         self.app_decided = True
-        if app_protocol is not None:
-            self.app_protocol = app_protocol
-        if anomaly:
-            self.anomaly = anomaly
+        self.note_layer(app_protocol, anomaly)
         if app is None:
             return
         for d, ts, item in trailing:
@@ -126,6 +125,13 @@ class TcpConnection:
                 app.gap(d, ts, item)
             elif item:
                 app.feed(d, ts, item)
+
+    def note_layer(self, app_protocol: str | None, anomaly: str = "") -> None:
+        """A layer carried inside this connection (the plaintext in TLS) reached ``app_protocol``."""
+        if app_protocol is not None:
+            self.app_protocol = app_protocol
+        if anomaly:
+            self.anomaly = anomaly
 
     def disown(self) -> None:
         """``--jobs``: another worker dissects this session; track only what numbering needs."""
@@ -300,9 +306,16 @@ class TcpConnection:
                 if len(st.pending) == before:  # cannot happen after _drain; never loop forever
                     st.pending.clear()
                     st.pending_bytes = 0
-        if self.app is not None:
-            self.app.finish(ts)
+        app = self.app
+        if app is not None:
+            app.finish(ts)
             self.app = None
+            columns = getattr(app, "session_columns", None)  # a layer that adds columns (TLS)
+            if columns is not None:
+                self.app_columns = columns()
+                more = app.session_anomaly()  # type: ignore[attr-defined]
+                if more:
+                    self.anomaly = ";".join(a for a in (self.anomaly, more) if a)
 
     def session_row(self, app_protocol: str | None = None) -> Session:
         c, s = self.streams
@@ -313,7 +326,7 @@ class TcpConnection:
             self.synack_ts, self.ack_ts, ms(self.syn_ts, self.ack_ts), ms(self.synack_ts, self.ack_ts),
             ms(self.last_syn_ts, self.synack_ts), c.retrans + s.retrans, c.ooo + s.ooo,
             c.lost + s.lost, self.close, self.source_file, self.syn_retrans, self.anomaly,
-            frame_first=self.frame_first, tcp_stream=self.tcp_stream,
+            frame_first=self.frame_first, tcp_stream=self.tcp_stream, **self.app_columns,  # type: ignore[arg-type]
             community_id=community_id(self.client_ip, self.client_port, self.server_ip, self.server_port, TCP),
         )
 

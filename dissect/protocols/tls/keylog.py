@@ -73,6 +73,15 @@ class KeyLog:
             added += 1
         return added
 
+    def copy(self) -> KeyLog:
+        """An independent key log with the same secrets (a run adds its captures' secrets to its own)."""
+        other = KeyLog()
+        other._secrets = {random: dict(labels) for random, labels in self._secrets.items()}
+        other._count = self._count
+        other.bad_lines = self.bad_lines
+        other.ignored_lines = self.ignored_lines
+        return other
+
     def secrets_for(self, client_random: bytes) -> dict[str, bytes]:
         """The secrets logged for a ClientHello random, by label (a copy; empty when none)."""
         return dict(self._secrets.get(bytes(client_random), {}))
