@@ -451,6 +451,7 @@ def test_json_clean_and_stable() -> None:
         "protocols",
         "sessions",
         "handshakes",
+        "tls",
         "http",
         "ws_frames",
         "ws_messages",

@@ -21,7 +21,7 @@ from dissect.capture.reader import CaptureReader
 from dissect.cli.options import filter_options, make_filters
 from dissect.errors import DissectError
 from dissect.output.writers import Blocks, ParquetWriter, ReportWriter
-from dissect.run.core import expand_paths
+from dissect.run.core import expand_paths, load_keylog
 from dissect.run.local import run
 from dissect.transport.limits import Limits
 
@@ -129,10 +129,11 @@ def main() -> None:
 def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet: bool, jobs: int | None,
            dask_address: str | None,
            port: tuple[int, ...], host: tuple[str, ...], session_ids: tuple[int, ...],
-           namespace: tuple[str, ...], max_flows: int, max_reassembly_bytes: int,
+           namespace: tuple[str, ...], tls_keylog: str | None, max_flows: int, max_reassembly_bytes: int,
            max_message_bytes: int) -> None:
     """Write every table of CAPTURES (files or directories) to --out DIR."""
     filters = make_filters(port, host, session_ids, namespace)
+    keylog = load_keylog(tls_keylog)
     limits = Limits(max_flows=max_flows, max_reassembly_bytes=max_reassembly_bytes,
                     max_message_bytes=max_message_bytes)
     files = expand_paths(list(captures))
@@ -148,7 +149,7 @@ def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet:
     if dask_address:
         from dissect.run.dask import run_dask
 
-        dask_result, rows = run_dask(files, dask_address, filters=filters, limits=limits)
+        dask_result, rows = run_dask(files, dask_address, filters=filters, limits=limits, keylog=keylog)
         summary = dask_result.summary
         writer = _writer(out_dir, fmt, digits, html)
         for table, table_rows in rows.items():
@@ -161,20 +162,20 @@ def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet:
 
         os.makedirs(out_dir, exist_ok=True)
         result, counts, blocks = run_two_stages(files, functools.partial(_writer, out_dir, fmt, digits, html),
-                                                filters=filters, limits=limits, quiet=quiet)
+                                                filters=filters, limits=limits, quiet=quiet, keylog=keylog)
         summary = result.summary
     elif jobs > 2:
         os.makedirs(out_dir, exist_ok=True)
         from dissect.run.jobs import run_jobs
 
         jobs_result, _ = run_jobs(files, jobs, out_dir=out_dir, fmt=fmt, digits=digits, filters=filters,
-                                  limits=limits, quiet=quiet, blocks=blocks if html else None)
+                                  limits=limits, quiet=quiet, blocks=blocks if html else None, keylog=keylog)
         summary = jobs_result.summary
         counts = summary.get("totals", {})
     else:
         writer = _writer(out_dir, fmt, digits, html)
         try:
-            summary = run(files, [writer], filters=filters, limits=limits, quiet=quiet).summary
+            summary = run(files, [writer], filters=filters, limits=limits, quiet=quiet, keylog=keylog).summary
         finally:
             writer.close()
         counts = writer.counts
@@ -213,10 +214,11 @@ def _write_html(out_dir: str, blocks: dict[str, Blocks], quiet: bool) -> None:
 @filter_options
 @guarded
 def summary(captures: tuple[str, ...], quiet: bool, as_json: bool, port: tuple[int, ...],
-            host: tuple[str, ...], session_ids: tuple[int, ...], namespace: tuple[str, ...]) -> None:
+            host: tuple[str, ...], session_ids: tuple[int, ...], namespace: tuple[str, ...],
+            tls_keylog: str | None) -> None:
     """Print the headline figures of CAPTURES in the terminal."""
     filters = make_filters(port, host, session_ids, namespace)
-    result = run(list(captures), [], filters=filters, quiet=quiet)
+    result = run(list(captures), [], filters=filters, quiet=quiet, keylog=load_keylog(tls_keylog))
     if as_json:
         click.echo(json.dumps(result.summary, indent=2))
     else:

@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from dissect.cli.options import tls_keylog_option
 from dissect.errors import CaptureError, DissectError
 from dissect.report.crosscheck import ENGINES, CrossCheckResult, WiresharkError, compare, require_tshark
 from dissect.run.core import expand_paths
@@ -17,7 +18,8 @@ from dissect.run.core import expand_paths
 @click.option("--engine", type=click.Choice(sorted(ENGINES)), default="tshark", show_default=True,
               help="Run Wireshark's dissectors through tshark -T fields, or through pyshark.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def crosscheck(captures: tuple[str, ...], engine: str, as_json: bool) -> None:
+@tls_keylog_option
+def crosscheck(captures: tuple[str, ...], engine: str, as_json: bool, tls_keylog: str | None) -> None:
     """Compare dissect with Wireshark's own dissectors on CAPTURES: TCP streams, roles, handshake
     times and bytes, HTTP exchanges, WebSocket handshakes and frames.
 
@@ -28,7 +30,7 @@ def crosscheck(captures: tuple[str, ...], engine: str, as_json: bool) -> None:
     try:
         require_tshark()
         for path in expand_paths(list(captures)):
-            results.append(compare(path, engine))
+            results.append(compare(path, engine, tls_keylog))
     except (CaptureError, WiresharkError, DissectError) as e:
         click.echo(f"dissect: {e}", err=True)
         sys.exit(2)

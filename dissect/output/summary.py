@@ -12,6 +12,7 @@ anomaly tags are counted by kind (:mod:`dissect.output.anomalies`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -56,10 +57,11 @@ __all__ = [
 
 TOP_EVENTS = 50
 MAX_WARNING_DETAILS = 5
-LAYERS = ("tcp", "websocket", "engineio", "socketio")
+LAYERS = ("tcp", "tls", "websocket", "engineio", "socketio")
 PROTOCOLS = ("tcp", "udp", "http", "websocket", "engineio", "socketio")
 ANOMALY_TABLES = ("sessions", "http", "ws_frames", "ws_messages", "sio_packets")
 SCHEMA_VERSION = 1
+_TLS_NOT_DECRYPTED = re.compile(r"decrypted=(?:false|partly) \(([^)]*)\)")
 
 
 def _int(x: Any) -> int:
@@ -147,6 +149,10 @@ class SummaryBuilder:
         self._ts_first: float | None = None
         self._ts_last: float | None = None
         # handshakes
+        # tls (sessions: version, decrypted or not; handshakes: why not)
+        self._tls_version = self._counter()
+        self._tls_decrypted = self._counter()
+        self._tls_why_not = self._counter()
         self._hs_count = self._counter()
         self._hs_ok = self._counter()
         self._hs_dur: dict[str, Distribution] = {}
@@ -293,6 +299,12 @@ class SummaryBuilder:
         for p, np_, nb in zip(protos, pk, by, strict=False):
             self._proto_packets[p] = self._proto_packets.get(p, 0) + np_
             self._proto_bytes[p] = self._proto_bytes.get(p, 0) + nb
+        if "tls_version" in c:
+            versions = [cell_key(v) for v in c["tls_version"]]
+            self._tls_version.update(v for v in versions if v)
+            self._tls_decrypted.update(
+                "decrypted" if d is True or d == 1 else "not_decrypted"
+                for v, d in zip(versions, c["tls_decrypted"], strict=False) if v)
         self._transport.update(cell_key(t) for t in c["transport"])
         self._close.update(cell_key(x) or "none" for x in c["close"])
         self._client_inferred += sum(1 for x in c["client_inferred"] if x is True or x == 1)
@@ -321,6 +333,12 @@ class SummaryBuilder:
             if ok is True or ok == 1:
                 self._hs_ok.add(layer)
             by_layer.setdefault(layer, []).append(dur)
+        if "tls" in by_layer:
+            for layer, detail in zip(layers, c["detail"], strict=False):
+                if layer == "tls":
+                    m = _TLS_NOT_DECRYPTED.search(cell_key(detail))
+                    if m:
+                        self._tls_why_not.add(m.group(1))
         for layer, durs in by_layer.items():
             d = self._hs_dur.get(layer)
             if d is None:
@@ -480,6 +498,13 @@ class SummaryBuilder:
                 "lost_bytes": self._lost,
             },
             "handshakes": handshakes,
+            "tls": {
+                "sessions": self._tls_version.total(),
+                "by_version": self._tls_version.sorted(),
+                "decrypted": self._tls_decrypted.counts.get("decrypted", 0),
+                "not_decrypted": self._tls_decrypted.counts.get("not_decrypted", 0),
+                "not_decrypted_by_reason": self._tls_why_not.sorted(),
+            },
             "http": {
                 "count": self.rows.get("http", 0),
                 "by_method": self._http_method.sorted(),

@@ -163,6 +163,19 @@ def print_summary(
             bad=failed > 0,
         )
 
+    tls = s.get("tls") or {}
+    if tls.get("sessions"):
+        head("TLS")
+        row("sessions", f"{_fmt_int(tls['sessions'])} ({_counts(tls.get('by_version'))})")
+        row("decrypted", _fmt_int(tls.get("decrypted")))
+        undecrypted = int(tls.get("not_decrypted") or 0)
+        if undecrypted:
+            row("not decrypted", f"{undecrypted:,} ({_counts(tls.get('not_decrypted_by_reason'))})", bad=True)
+            reasons = tls.get("not_decrypted_by_reason") or {}
+            if any(r.startswith("no key") for r in reasons):
+                row("", "give the key log with --tls-keylog FILE (SSLKEYLOGFILE, node --tls-keylog, "
+                        "Python keylog_filename, curl, browsers)")
+
     http = s.get("http") or {}
     if http.get("count"):
         head("HTTP")

@@ -55,12 +55,13 @@ __all__ = [
 ]
 
 #: The ways to run Wireshark's dissectors, by ``--engine`` name.
-ENGINES: dict[str, Callable[[str], WiresharkView]] = {"tshark": tshark_view,
+ENGINES: dict[str, Callable[[str, str | None], WiresharkView]] = {"tshark": tshark_view,
                                                        "pyshark": pyshark_view}
 
 
-def compare(path: str, engine: str = "tshark") -> CrossCheckResult:
-    """Dissect ``path`` and compare it with Wireshark (``engine`` ``tshark`` or ``pyshark``).
+def compare(path: str, engine: str = "tshark", tls_keylog: str | None = None) -> CrossCheckResult:
+    """Dissect ``path`` and compare it with Wireshark (``engine`` ``tshark`` or ``pyshark``), both
+    decrypting TLS with the key log ``tls_keylog`` when given.
 
     Raises :class:`~dissect.errors.CaptureError` for a capture dissect cannot read and
     :class:`WiresharkError` when Wireshark is missing or fails.
@@ -68,6 +69,6 @@ def compare(path: str, engine: str = "tshark") -> CrossCheckResult:
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; engines are {', '.join(ENGINES)}")
     require_tshark()
-    analysis = analyze(path)
-    view = ENGINES[engine](path)
+    analysis = analyze(path, tls_keylog=tls_keylog)
+    view = ENGINES[engine](path, tls_keylog)
     return compare_analysis(analysis, view, path, engine)

@@ -29,7 +29,7 @@ from dissect.report.crosscheck.wireshark import (
 __all__ = ["pyshark_view"]
 
 
-def pyshark_view(path: str) -> WiresharkView:
+def pyshark_view(path: str, tls_keylog: str | None = None) -> WiresharkView:
     """The same view through ``pyshark.FileCapture`` (PDML); bytes are the sum of ``tcp.len`` over
     segments that are not (spurious) retransmissions, since pyshark cannot run ``-z follow``."""
     require_tshark()
@@ -40,7 +40,10 @@ def pyshark_view(path: str) -> WiresharkView:
 
     view = WiresharkView()
     times: dict[int, int] = {}
-    cap = pyshark.FileCapture(path, keep_packets=False, override_prefs=dict(TSHARK_PREFS),
+    prefs = dict(TSHARK_PREFS)
+    if tls_keylog:
+        prefs["tls.keylog_file"] = tls_keylog
+    cap = pyshark.FileCapture(path, keep_packets=False, override_prefs=prefs,
                               display_filter="tcp")
     try:
         for pkt in cap:

@@ -224,17 +224,19 @@ _AGG = "\x1f"  # tshark's aggregator for several occurrences: never in a URI or 
 _FIELDS = (
     "frame.number", "frame.time_epoch", "tcp.stream", "ip.src", "ipv6.src", "tcp.srcport",
     "ip.dst", "ipv6.dst", "tcp.dstport", "tcp.flags.syn", "tcp.flags.ack", "tcp.len",
-    "tcp.segment", "http.request.method", "http.request.uri", "http.response.code",
+    "tcp.segment", "tls.segment", "http.request.method", "http.request.uri", "http.response.code",
     "http.request_in", "http.upgrade", "websocket.opcode", "websocket.fin", "websocket.mask",
     "websocket.payload_length", "websocket.payload_length_ext_16", "websocket.payload_length_ext_64",
     "websocket.payload.close.status_code",
 )
 
 
-def tshark_view(path: str) -> WiresharkView:
+def tshark_view(path: str, tls_keylog: str | None = None) -> WiresharkView:
     """Wireshark's view of ``path`` from ``tshark -T fields`` (one pass) and ``-z follow`` (one
-    more pass for every stream's reassembled bytes)."""
-    args = ["-r", path, "-Y", "tcp", "-T", "fields", "-E", "header=n", "-E", "separator=/t",
+    more pass for every stream's reassembled bytes); TLS decrypted with ``tls_keylog`` when given
+    (``-o tls.keylog_file``; keys in the capture's Decryption Secrets Blocks are used anyway)."""
+    keys = ["-o", f"tls.keylog_file:{tls_keylog}"] if tls_keylog else []
+    args = [*keys, "-r", path, "-Y", "tcp", "-T", "fields", "-E", "header=n", "-E", "separator=/t",
             "-E", "occurrence=a", "-E", f"aggregator={_AGG}", "-E", "quote=n"]
     for f in _FIELDS:
         args += ["-e", f]
@@ -271,7 +273,8 @@ def tshark_view(path: str) -> WiresharkView:
         dst = (parse_ip(last("ip.dst") or last("ipv6.dst")), dport)
         view.packets.append(TcpPacket(frame, ts, stream, src, dst, parse_flag(first("tcp.flags.syn")),
                                       parse_flag(first("tcp.flags.ack")), parse_int(first("tcp.len")) or 0))
-        segments = [int(s) for s in many("tcp.segment")]
+        # a message reassembled from TCP segments, or (decrypted) from TLS records
+        segments = [int(s) for s in many("tcp.segment") + many("tls.segment")]
         seg_start = times.get(min(segments), ts) if segments else ts
         methods, uris = many("http.request.method"), many("http.request.uri")
         codes, request_in = many("http.response.code"), many("http.request_in")
