@@ -26,6 +26,14 @@ def ntop(addr: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET if len(addr) == 4 else socket.AF_INET6, addr)
 
 
+def endpoint_text(ip: str, port: int | None) -> str:
+    """An endpoint as people and tools write it: ``10.0.0.1:80``, ``[::1]:55310`` (RFC 3986
+    section 3.2.2: an IPv6 address in brackets before a port); the address alone without a port."""
+    if port is None:
+        return ip
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
 class _Datagram:
     """Fragments of one datagram being reassembled (RFC 791 section 3.2 / RFC 8200 section 4.5)."""
 
