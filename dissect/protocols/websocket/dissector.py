@@ -19,35 +19,24 @@ from dissect import fastpaths
 from dissect.protocols.websocket.deflate import PerMessageInflate
 from dissect.protocols.websocket.frames import (
     CONTINUATION_WITHOUT_START,
-    CONTROL_FRAGMENTED,
-    CONTROL_TOO_LONG,
     FRAME_AFTER_CLOSE,
-    INFLATE_FAILED,
     INVALID_UTF8,
-    LENGTH_MSB_SET,
-    LENGTH_NOT_MINIMAL,
     LOST_BYTES,
-    MASKED_SERVER_FRAME,
     MESSAGE_INTERRUPTED,
-    MESSAGE_TOO_LARGE,
     NEW_MESSAGE_INSIDE_FRAGMENTED,
     OP_BINARY,
     OP_CLOSE,
     OP_CONT,
     OP_TEXT,
     OPCODE_NAMES,
-    RESERVED_OPCODE,
     RESYNC,
     RSV1_MESSAGE_START,
     RSV1_NONE,
-    RSV1_ON_CONTINUATION,
-    RSV1_ON_CONTROL,
-    RSV_WITHOUT_EXTENSION,
     TRUNCATED,
-    UNMASKED_CLIENT_FRAME,
     HeaderRules,
     close_body,
     find_header,
+    header_anomalies,
     unmask,
 )
 from dissect.protocols.websocket.handshake import DeflateParams
@@ -237,10 +226,11 @@ class WebSocketDissector:
                 and not st.closed
                 and not st.resynced
                 and not st.orphan
-                and ln <= cap
+                and ln <= cap  # never when fastpaths.WS_WHOLE_FRAME is off (cap is -1)
             ):
                 # Fast path, RFC 6455 5.4: an unfragmented, uncompressed, well-formed data
-                # message complete in this segment (by far the most common frame).
+                # message complete in this segment (by far the most common frame); the rows
+                # _begin_frame, _payload and _end_frame would write.
                 payload: bytes | None = None
                 if op == 1 or upper is not None:
                     if mask_bit:
@@ -313,7 +303,7 @@ class WebSocketDissector:
             st.f_lost = True
             m = st.msg
             if m is not None and not st.f_b0 & 0x100:
-                self._lose(st, m)
+                m.lose(st.inflate)
             if nbytes < st.f_rem:
                 # The gap is inside this frame's payload: we still know where the frame ends.
                 st.f_rem -= nbytes
@@ -330,7 +320,7 @@ class WebSocketDissector:
         st.orphan = True
         m = st.msg
         if m is not None:
-            self._lose(st, m)
+            m.lose(st.inflate)
             m.size_known = False
             m.gap_open = True
         if st.inflate is not None:
@@ -362,43 +352,16 @@ class WebSocketDissector:
 
     # --------------------------------------------------------------- frames
 
-    def _header_tags(self, st: _Dir, b0: int, b1: int, ln: int, odd: bool) -> list[str]:
-        """RFC 6455 5.2 / RFC 7692 6.1 checks of one frame header."""
-        tags: list[str] = []
-        op = b0 & 0x0F
-        if st.resynced:
-            tags.append(RESYNC)
-            st.resynced = False
-        if (b1 & 0x80) != st.mask_bit:
-            tags.append(MASKED_SERVER_FRAME if st.d == S2C else UNMASKED_CLIENT_FRAME)
-        if b0 & 0x30 or (b0 & 0x40 and st.inflate is None):
-            tags.append(RSV_WITHOUT_EXTENSION)
-        elif b0 & 0x40:
-            if op == OP_CONT:
-                tags.append(RSV1_ON_CONTINUATION)
-            elif op >= 8:
-                tags.append(RSV1_ON_CONTROL)
-        if 2 < op < 8 or op > 10:
-            tags.append(RESERVED_OPCODE)
-        if op >= 8:
-            if not b0 & 0x80:
-                tags.append(CONTROL_FRAGMENTED)
-            if ln > 125:
-                tags.append(CONTROL_TOO_LONG)
-        if odd:
-            if ln >> 63:
-                tags.append(LENGTH_MSB_SET)
-            if ln < 126 or (ln < 65536 and (b1 & 0x7F) == 127):
-                tags.append(LENGTH_NOT_MINIMAL)
-        if st.closed:
-            tags.append(FRAME_AFTER_CLOSE)
-        return tags
-
     def _begin_frame(
         self, st: _Dir, b0: int, b1: int, hl: int, ln: int, odd: bool, mask: bytes | None
     ) -> None:
         """A frame header was parsed: set up the frame and, for data frames, the message."""
-        tags = self._header_tags(st, b0, b1, ln, odd)
+        tags = header_anomalies(b0, b1, ln, odd, st.mask_bit, st.inflate is not None)
+        if st.resynced:
+            tags.insert(0, RESYNC)
+            st.resynced = False
+        if st.closed:
+            tags.append(FRAME_AFTER_CLOSE)
         op = b0 & 0x0F
         st.f_hl = hl
         st.f_ln = ln
@@ -455,7 +418,7 @@ class WebSocketDissector:
         m.frames += 1
         m.wire += hl + ln
         if not m.compressed:
-            self._count(m, ln)  # known from the header, even if payload bytes get lost
+            m.count(ln, self.max_message_bytes)  # known from the header, even if payload bytes get lost
 
     def _payload(self, st: _Dir, chunk: bytes | bytearray) -> None:
         """Bytes of the current frame's payload, masked as on the wire (RFC 6455 5.3)."""
@@ -471,10 +434,18 @@ class WebSocketDissector:
         m = st.msg
         assert m is not None
         if m.compressed:
-            if m.decoding and st.inflate is not None:
+            inflate = st.inflate
+            if m.decoding and inflate is not None:
                 mask = st.f_mask
-                out, tag = st.inflate.frame_payload(unmask(chunk, mask, off) if mask else bytes(chunk))
-                self._inflated(m, out, tag)
+                out, tag = inflate.frame_payload(unmask(chunk, mask, off) if mask else bytes(chunk))
+                if tag:
+                    m.inflated(out, tag)
+                elif out:  # Message.inflated's common case, inline: no more calls than text
+                    m.size += len(out)
+                    if m.opcode == OP_TEXT and not m.utf8_bad:
+                        m.text(out)
+                    if m.chunks is not None:
+                        m.chunks.append(out)
             return
         # Unmask/copy only what someone needs: text for UTF-8 and preview, any data for upper.
         text = m.opcode == OP_TEXT and not m.utf8_bad and m.decoding
@@ -485,14 +456,6 @@ class WebSocketDissector:
                 m.text(p)
             if m.chunks is not None:
                 m.chunks.append(p)
-
-    def _count(self, m: Message, n: int) -> None:
-        """Uncompressed payload bytes: count them, enforce the size cap."""
-        m.size += n
-        if m.size > self.max_message_bytes and m.payload_ok:
-            m.tags.append(MESSAGE_TOO_LARGE)
-            m.payload_ok = False
-            m.chunks = None
 
     def _end_frame(self, st: _Dir, ts: int, truncated: bool = False) -> None:
         """The current frame is complete (or ended by a gap / the end of the connection)."""
@@ -540,53 +503,10 @@ class WebSocketDissector:
                 m.tags.append(t)
         if fin and not truncated:
             st.msg = None
-            self._end_message(st, m)
+            m.end(st.inflate)
             self._emit_msg(st, m, ts)
 
     # ------------------------------------------------------------- messages
-
-    def _lose(self, st: _Dir, m: Message) -> None:
-        """Bytes of message ``m`` were lost: its payload is gone, maybe the deflate context."""
-        if LOST_BYTES not in m.tags:
-            m.tags.append(LOST_BYTES)
-        m.payload_ok = False
-        m.chunks = None
-        if m.compressed:
-            m.size_known = False
-            if m.decoding and st.inflate is not None:
-                st.inflate.lose_context()  # RFC 7692 7.2.3: later messages refer to the lost bytes
-        m.decoding = False
-
-    def _inflated(self, m: Message, out: bytes, tag: str) -> None:
-        """What the RFC 7692 stage made of compressed payload bytes of ``m``: check and keep the
-        inflated bytes; on an anomaly the message is undecodable."""
-        if tag == INFLATE_FAILED:
-            # How far a broken stream decodes before zlib notices depends on how it was cut
-            # into frames and segments: forget what it decoded so the row does not.
-            m.tags = [t for t in m.tags if t != INVALID_UTF8]
-            m.preview = ""
-            m.need = 0
-        elif out:
-            # Within the cap the bytes are checked even when the message is too large, as when
-            # fed in pieces.
-            m.size += len(out)
-            if m.opcode == OP_TEXT and not m.utf8_bad:
-                m.text(out)
-            if m.chunks is not None and not tag:
-                m.chunks.append(out)
-        if tag:
-            m.tags.append(tag)
-            m.decoding = False
-            m.payload_ok = False
-            m.size_known = False
-            m.chunks = None
-
-    def _end_message(self, st: _Dir, m: Message) -> None:
-        """The message's last frame arrived: flush the inflater, finish the UTF-8 check."""
-        if m.compressed and m.decoding and st.inflate is not None:
-            out, tag = st.inflate.end_message()
-            self._inflated(m, out, tag)
-        m.text_end()
 
     def _emit_msg(self, st: _Dir, m: Message, ts_last: int) -> None:
         """Write the message row and hand a text/binary message to the upper layer."""

@@ -20,6 +20,7 @@ __all__ = [
     "judge_header",
     "header_start_re",
     "find_header",
+    "header_anomalies",
     "frames_tile",
     "unmask",
     "close_body",
@@ -192,6 +193,37 @@ def find_header(buf: bytes | bytearray, rules: HeaderRules) -> tuple[int, bool]:
         if verdict == INCOMPLETE:
             return i, False  # need more bytes to judge
         i += 1
+
+
+def header_anomalies(b0: int, b1: int, ln: int, odd: bool, mask_bit: int, deflate: bool) -> list[str]:
+    """The RFC 6455 5.2 / RFC 7692 6.1 anomaly tags of a frame header: ``b0``, ``b1`` its first
+    two bytes, ``ln`` its payload length, ``odd`` a length encoding to look at (not minimal or
+    MSB set), ``mask_bit`` what the sender must set (5.1), ``deflate`` permessage-deflate
+    negotiated."""
+    tags: list[str] = []
+    op = b0 & 0x0F
+    if (b1 & 0x80) != mask_bit:
+        tags.append(UNMASKED_CLIENT_FRAME if mask_bit else MASKED_SERVER_FRAME)
+    if b0 & 0x30 or (b0 & 0x40 and not deflate):
+        tags.append(RSV_WITHOUT_EXTENSION)
+    elif b0 & 0x40:
+        if op == OP_CONT:
+            tags.append(RSV1_ON_CONTINUATION)
+        elif op >= 8:
+            tags.append(RSV1_ON_CONTROL)
+    if 2 < op < 8 or op > 10:
+        tags.append(RESERVED_OPCODE)
+    if op >= 8:
+        if not b0 & 0x80:
+            tags.append(CONTROL_FRAGMENTED)
+        if ln > 125:
+            tags.append(CONTROL_TOO_LONG)
+    if odd:
+        if ln >> 63:
+            tags.append(LENGTH_MSB_SET)
+        if ln < 126 or (ln < 65536 and (b1 & 0x7F) == 127):
+            tags.append(LENGTH_NOT_MINIMAL)
+    return tags
 
 
 def frames_tile(data: bytes, masked: bool, max_frames: int = 64) -> tuple[bool, bool]:
