@@ -1,9 +1,10 @@
-"""RFC 6455 section 5 framing: opcodes, the anomaly tags, whether bytes hold a plausible frame header.
+"""RFC 6455 section 5 framing: opcodes, the anomaly tags, the checks of a frame header.
 
-:func:`judge_header` is the one judge of a frame header at an offset; :func:`frames_tile`
-(sniffing a connection whose handshake was not captured) and the dissector's resync scan after
-lost bytes both use it, each with its own :class:`HeaderRules`. Also the masking (5.3) and the
-Close body (5.5.1, 7.4) checks.
+:func:`judge_header` is the one judge of whether the bytes at an offset hold a plausible frame
+header: :func:`frames_tile` (sniffing a connection whose handshake was not captured) and
+:func:`find_header` (the dissector's resync scan after lost bytes) use it, each with its own
+:class:`HeaderRules`. :func:`header_anomalies` tags what a parsed header gets wrong; also the
+masking (5.3) and the Close body (5.5.1, 7.4).
 """
 
 from __future__ import annotations
