@@ -117,6 +117,8 @@ class WsFrame(NamedTuple):
     close_code: int | None
     close_reason: str | None
     anomaly: str
+    # added by the contract (the rows-to-bytes issue)
+    frame: int | None = None  # Wireshark's frame number of the packet holding the frame's last byte
 
 
 class WsMessage(NamedTuple):
@@ -156,6 +158,9 @@ class SioPacket(NamedTuple):
     # extra columns
     eio_sid: str | None
     attachment_index: int | None = None  # on a binary attachment's row: its place among the attachments
+    # added by the contract (the rows-to-bytes issue)
+    frame: int | None = None  # Wireshark's frame number of the packet holding the packet's last byte
+    acked_event: str | None = None  # on an ACK / BINARY_ACK row: the event name of the EVENT answered
 
 
 TABLES: dict[str, type[tuple]] = {

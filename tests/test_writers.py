@@ -77,9 +77,9 @@ def test_grouped_cells_format_each_combination() -> None:
     """Runs of flag/vocabulary columns are formatted once per combination: changing any one of
     them changes the line."""
     fmt = row_formatter("ws_frames", 6)
-    base = (1, 0, 10**18, "c2s", True, False, False, False, 1, "text", True, 5, 6, False, None, None, "")
+    base = (1, 0, 10**18, "c2s", True, False, False, False, 1, "text", True, 5, 6, False, None, None, "", 7)
     line = fmt(base)
-    assert line == "1,0,1000000000.000000,c2s,true,false,false,false,1,text,true,5,6,false,,,\n"
+    assert line == "1,0,1000000000.000000,c2s,true,false,false,false,1,text,true,5,6,false,,,,7\n"
     for i in (3, 4, 5, 6, 7, 8, 10, 13, 14, 15, 16):
         other = list(base)
         other[i] = {3: "s2c", 8: 8, 14: 1000, 15: "=bye, now", 16: "lost-bytes"}.get(i, not base[i])
@@ -88,7 +88,7 @@ def test_grouped_cells_format_each_combination() -> None:
         assert fmt(base) == line
     close = list(base)
     close[14:16] = [1000, "=bye, now"]
-    assert fmt(tuple(close)).endswith(",1000,\"'=bye, now\",\n")
+    assert fmt(tuple(close)).endswith(",1000,\"'=bye, now\",,7\n")
 
 
 def test_bools_and_floats() -> None:

@@ -305,6 +305,7 @@ class SioResult(NamedTuple):
     attachment_index: int | None  # set on an attachment's row: its "num" in the placeholders
     group: int  # GROUP_* below: how the row relates to a BINARY_* packet and its attachments
     broken: bool  # attachments were still expected in this direction: that group is cut short
+    acked_event: str | None = None  # on an ACK: the event name of the EVENT it answers
 
 
 GROUP_NONE = 0
@@ -342,7 +343,7 @@ class SocketIOState:
         self.protocol: int | None = None
         self.mode = mode
         self.open_ts: int | None = None  # Engine.IO open packet: start of v4's implicit "/" connect
-        self.pending_acks: dict[tuple[int, str, int], int] = {}
+        self.pending_acks: dict[tuple[int, str, int], tuple[int, str | None]] = {}  # -> (ts, event)
         self.pending_connects: dict[str, _PendingConnect] = {}
         self.expect = [0, 0]  # attachments still expected, per direction
         self.att_index = [0, 0]
@@ -378,14 +379,17 @@ class SocketIOState:
         nsp = h.namespace
         ack_id = h.ack_id
         latency: float | None = None
+        acked: str | None = None
         group = GROUP_NONE
         if t == EVENT or t == BINARY_EVENT:
             if ack_id is not None:
-                anomaly = join_tags(anomaly, self.event_sent(direction, nsp, ack_id, ts))
+                anomaly = join_tags(anomaly, self.event_sent(direction, nsp, ack_id, ts, h.event))
         elif t == ACK or t == BINARY_ACK:
-            latency = self.ack_received(direction, nsp, ack_id, ts)
-            if latency is None:
+            answered = self.ack_received(direction, nsp, ack_id, ts)
+            if answered is None:
                 anomaly = join_tags(anomaly, ACK_WITHOUT_EVENT)
+            else:
+                latency, acked = answered
         elif t == CONNECT:
             anomaly = join_tags(anomaly, self._connect(direction, ts, nsp, session_id, transport))
         elif t == CONNECT_ERROR:
@@ -412,11 +416,12 @@ class SocketIOState:
             None,
             group,
             broken,
+            acked,
         )
 
-    def event_sent(self, direction: int, nsp: str, ack_id: int, ts: int) -> str:
+    def event_sent(self, direction: int, nsp: str, ack_id: int, ts: int, event: str | None) -> str:
         """An EVENT asking for an ack (socket.io-protocol "Acknowledgement"): remember when it was
-        sent; ``ack-id-reused`` when the same id is still waiting for its ACK."""
+        sent and its name; ``ack-id-reused`` when the same id is still waiting for its ACK."""
         key = (direction, nsp, ack_id)
         acks = self.pending_acks
         anomaly = ""
@@ -426,15 +431,17 @@ class SocketIOState:
         elif len(acks) >= MAX_PENDING_ACKS:
             del acks[next(iter(acks))]
             self.counters["sio-acks-dropped"] = self.counters.get("sio-acks-dropped", 0) + 1
-        acks[key] = ts
+        acks[key] = (ts, event)
         return anomaly
 
-    def ack_received(self, direction: int, nsp: str, ack_id: int | None, ts: int) -> float | None:
-        """An ACK: the latency in ms since the EVENT it answers, None when no EVENT waits for it."""
+    def ack_received(self, direction: int, nsp: str, ack_id: int | None,
+                     ts: int) -> tuple[float, str | None] | None:
+        """An ACK: the latency in ms since the EVENT it answers and that EVENT's name; None when
+        no EVENT waits for it."""
         if ack_id is None:
             return None
         sent = self.pending_acks.pop((1 - direction, nsp, ack_id), None)
-        return None if sent is None else (ts - sent) / 1e6
+        return None if sent is None else ((ts - sent[0]) / 1e6, sent[1])
 
     def binary(self, direction: int, data: bytes, start: int = 0) -> SioResult | None:
         """A binary Engine.IO message ``data[start:]``: an attachment, or a custom parser's packet.

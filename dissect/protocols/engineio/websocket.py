@@ -98,6 +98,7 @@ class EngineIOWebSocket:
                 i = DIGITS.match(payload, 2).end()  # type: ignore[union-attr]  # always matches
                 ack_id = int(payload[2:i]) if i - 2 <= MAX_ACK_ID_DIGITS else -1
             sio_type = ""
+            acked: str | None = None
             if payload[i : i + 1] == b"[" and ack_id != -1:
                 if t == b"2":
                     q = payload.find(b'"', i + 2)
@@ -108,12 +109,15 @@ class EngineIOWebSocket:
                         latency = None
                         anomaly = RESERVED_EVENT_NAME if sio.protocol != 4 and name in RESERVED_EVENTS else ""
                         if ack_id is not None:
-                            anomaly = join_tags(anomaly, sio.event_sent(direction, "/", ack_id, ts))
+                            anomaly = join_tags(anomaly, sio.event_sent(direction, "/", ack_id, ts, name))
                 elif t == b"3":
                     name = None
                     sio_type = "ACK"
-                    latency = sio.ack_received(direction, "/", ack_id, ts)
-                    anomaly = ACK_WITHOUT_EVENT if latency is None else ""
+                    answered = sio.ack_received(direction, "/", ack_id, ts)
+                    if answered is None:
+                        latency, acked, anomaly = None, None, ACK_WITHOUT_EVENT
+                    else:
+                        (latency, acked), anomaly = answered, ""
             if sio_type:
                 tcp = self._tcp
                 eio = self._eio
@@ -123,6 +127,7 @@ class EngineIOWebSocket:
                 eio.outbox.sio_packets.append(_new_row(SioPacket, (
                     tcp, ts, DIRECTION_NAMES[direction], "websocket", sess.version, "message", sio_type,
                     "/", name, ack_id, None, len(payload) - 1, latency, anomaly, sess.sid, None,
+                    eio.outbox.frame, acked,
                 )))
                 return
         pkt: DecodedPacket

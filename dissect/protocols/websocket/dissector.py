@@ -185,6 +185,7 @@ class WebSocketDissector:
         pos = 0
         sink_frames = self.outbox.ws_frames
         sink_msgs = self.outbox.ws_messages
+        packet = self.outbox.frame  # the packet being fed holds the last byte of what ends here
         upper = self.upper
         cap = self._fast_cap
         sid = self.session_id
@@ -258,7 +259,7 @@ class WebSocketDissector:
                 opname = OPCODE_NAMES[op]
                 sink_frames.append(_row(WsFrame, (
                     sid, fi, ts, dname, True, False, False, False, op, opname,
-                    masked, ln, hl, False, None, None, "",
+                    masked, ln, hl, False, None, None, "", packet,
                 )))
                 mi = self._message_index
                 self._message_index = mi + 1
@@ -482,7 +483,7 @@ class WebSocketDissector:
         self.outbox.ws_frames.append(_row(WsFrame, (
             self.session_id, fi, ts, st.name, fin, bool(b0 & 0x40), bool(b0 & 0x20),
             bool(b0 & 0x10), op, OPCODE_NAMES[op], st.f_mask is not None, ln, st.f_hl,
-            compressed, close_code, close_reason, ";".join(tags),
+            compressed, close_code, close_reason, ";".join(tags), self.outbox.frame,
         )))
         st.f_ctrl = None
         if b0 & 0x100:
