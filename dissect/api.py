@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -40,7 +41,7 @@ def analyze(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
             port: Iterable[int] | int | None = None, host: Iterable[str] | str | None = None,
             session: Iterable[int] | int | None = None, namespace: Iterable[str] | str | None = None,
             limits: Limits | None = None, quiet: bool = True, jobs: int = 1, dask: Any = None,
-            tls_keylog: str | os.PathLike[str] | None = None) -> Analysis:
+            tls_keylog: str | os.PathLike[str] | None = None, payloads: bool = False) -> Analysis:
     """Dissect one or more captures (files or directories) into DataFrames.
 
     Returns an :class:`~dissect.output.tables.Analysis` whose attributes ``sessions``, ``handshakes``,
@@ -51,11 +52,14 @@ def analyze(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
     ``distributed.Client``) runs one task per file on a Dask cluster. ``tls_keylog`` is a TLS key
     log file (NSS format: SSLKEYLOGFILE, node ``--tls-keylog``, Python's ``keylog_filename``...)
     to decrypt TLS with; keys in pcapng Decryption Secrets Blocks are used without it.
+    ``payloads`` adds the whole messages: ``ws_messages.payload`` and ``sio_packets.data``.
     """
     from dissect.output.tables import Analysis  # pandas: imported only where DataFrames are made
 
     filters = Filters.make(port, host, session, namespace)
     keylog = load_keylog(tls_keylog)
+    if payloads:
+        limits = dataclasses.replace(limits or Limits(), payloads=True)
     rows: dict[str, list[tuple]] | None
     if dask is not None:
         from dissect.run.dask import run_dask

@@ -136,6 +136,8 @@ class WsMessage(NamedTuple):
     compressed: bool
     text_preview: str
     anomaly: str
+    # added by the contract (the rows-to-bytes issue), only with --payloads
+    payload: str | None = None  # the whole data message after decompression: text, or binary as base64
 
 
 class SioPacket(NamedTuple):
@@ -161,6 +163,7 @@ class SioPacket(NamedTuple):
     # added by the contract (the rows-to-bytes issue)
     frame: int | None = None  # Wireshark's frame number of the packet holding the packet's last byte
     acked_event: str | None = None  # on an ACK / BINARY_ACK row: the event name of the EVENT answered
+    data: str | None = None  # only with --payloads: the packet's JSON as sent
 
 
 TABLES: dict[str, type[tuple]] = {

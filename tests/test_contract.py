@@ -53,8 +53,6 @@ def added_columns(table: str) -> list[str]:
 # promise still open (the test fails once the column exists, so the list stays true).
 NOT_YET = {
     "http": {"frame_request", "frame_response"},
-    "ws_messages": {"payload"},
-    "sio_packets": {"data"},
 }
 
 

@@ -55,12 +55,12 @@ def analyze_captures(cmd: str, captures: Sequence[str], quiet: bool, filters: di
 
 
 def filter_arguments(port: tuple[int, ...], host: tuple[str, ...], session_ids: tuple[int, ...],
-                     namespace: tuple[str, ...], tls_keylog: str | None) -> dict[str, Any]:
+                     namespace: tuple[str, ...], tls_keylog: str | None, payloads: bool = False) -> dict[str, Any]:
     """The shared --port/--host/--session/--namespace/--tls-keylog options as dissect.analyze()
     arguments."""
     make_filters(port, host, session_ids, namespace)  # validates (bad --host: usage error)
     return {"port": port or None, "host": host or None, "session": session_ids or None,
-            "namespace": namespace or None, "tls_keylog": tls_keylog}
+            "namespace": namespace or None, "tls_keylog": tls_keylog, "payloads": payloads}
 
 
 def load_rules_file(cmd: str, path: str) -> Rules:

@@ -61,6 +61,7 @@ def diff(
     session_ids: tuple[int, ...],
     namespace: tuple[str, ...],
     tls_keylog: str | None,
+    payloads: bool,
 ) -> None:
     """Compare CAPTURES with the report in BASELINE_DIR (from dissect report --out).
 
@@ -71,6 +72,6 @@ def diff(
     tolerances: Any = load_rules_file("diff", rules_path).diff if rules_path else None
     baseline = _baseline(baseline_dir)
     current = analyze_captures("diff", captures, quiet, filter_arguments(port, host, session_ids, namespace,
-                                                                           tls_keylog))
+                                                                           tls_keylog, payloads))
     results = diff_reports(baseline, current, tolerances)
     finish("diff", results, junit_path, quiet, "dissect.diff")

@@ -16,6 +16,9 @@ def filter_options(f: F) -> F:
     """``--port``, ``--host``, ``--session``, ``--namespace`` and ``--tls-keylog``: shared by every
     command that dissects."""
     f = tls_keylog_option(f)
+    f = click.option("--payloads", is_flag=True,
+                     help="Rows carry whole messages: ws_messages.payload (text, or binary as base64) and "
+                          "sio_packets.data (the packet's JSON as sent). Off by default (size).")(f)
     f = click.option("--namespace", multiple=True, help="Only Socket.IO rows of this namespace (repeatable).")(f)
     f = click.option("--session", "session_ids", multiple=True, type=int,
                      help="Only rows of this session_id (repeatable).")(f)

@@ -105,7 +105,8 @@ def _start_websocket_midstream(dispatcher: Dispatcher, conn: Carrier, direction:
     rsv1 = frames_tile(data, masked=direction == C2S)[1]
     deflate = DeflateParams(False, False, 15, 15) if rsv1 else None
     ws = WebSocketDissector(conn.session_id, dispatcher.outbox, deflate, None,
-                            max_message_bytes=dispatcher.limits.max_message_bytes)
+                            max_message_bytes=dispatcher.limits.max_message_bytes,
+                            payloads=dispatcher.limits.payloads)
     return Start(ws, "websocket", WEBSOCKET_HANDSHAKE_NOT_CAPTURED)
 
 
@@ -151,7 +152,8 @@ def _websocket_after_101(dispatcher: Dispatcher, conn: Carrier, request: HttpReq
     if EngineIO.is_engineio_target(request.target):
         upper = dispatcher.eio.websocket_opened(conn.session_id, request.ts, response.ts, request.target)
     ws = WebSocketDissector(conn.session_id, dispatcher.outbox, deflate, upper,
-                            max_message_bytes=dispatcher.limits.max_message_bytes)
+                            max_message_bytes=dispatcher.limits.max_message_bytes,
+                            payloads=dispatcher.limits.payloads)
     return Start(ws, "websocket")
 
 
@@ -224,7 +226,7 @@ class Dispatcher:
         self.outbox = outbox
         self.limits = limits
         self.keylog = keylog if keylog is not None else KeyLog()  # TLS secrets (--tls-keylog, pcapng DSBs)
-        self.eio = EngineIO(outbox, ownership.reports if ownership is not None else None)
+        self.eio = EngineIO(outbox, ownership.reports if ownership is not None else None, limits.payloads)
         self.ownership = ownership  # --jobs
 
     def first_data(self, conn: TcpConnection, direction: int, ts: int, data: bytes) -> None:

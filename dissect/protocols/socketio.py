@@ -306,6 +306,7 @@ class SioResult(NamedTuple):
     group: int  # GROUP_* below: how the row relates to a BINARY_* packet and its attachments
     broken: bool  # attachments were still expected in this direction: that group is cut short
     acked_event: str | None = None  # on an ACK: the event name of the EVENT it answers
+    data: str | None = None  # --payloads: the packet's JSON as sent
 
 
 GROUP_NONE = 0
@@ -326,6 +327,7 @@ class SocketIOState:
 
     __slots__ = (
         "outbox",
+        "payloads",
         "counters",
         "protocol",
         "mode",
@@ -337,8 +339,9 @@ class SocketIOState:
         "att_nsp",
     )
 
-    def __init__(self, outbox: Outbox, mode: int = MODE_UNKNOWN) -> None:
+    def __init__(self, outbox: Outbox, mode: int = MODE_UNKNOWN, payloads: bool = False) -> None:
         self.outbox = outbox
+        self.payloads = payloads  # --payloads: results carry the packet's JSON
         self.counters: dict[str, int] = {}  # this session's: sio-acks-dropped, sio-acks-unanswered
         self.protocol: int | None = None
         self.mode = mode
@@ -417,6 +420,8 @@ class SocketIOState:
             group,
             broken,
             acked,
+            data[h.payload_start :].decode("utf-8", "replace") if self.payloads and h.payload_start < len(data)
+            else None,
         )
 
     def event_sent(self, direction: int, nsp: str, ack_id: int, ts: int, event: str | None) -> str:

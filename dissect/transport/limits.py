@@ -1,7 +1,7 @@
 """Resource limits a user can set (``dissect report --max-flows`` and friends).
 
-They bound what a hostile or enormous capture can make dissect hold; every layer that keeps
-state reads its bound from here.
+They bound what a hostile or enormous capture can make dissect hold, and what its rows carry
+(``--payloads``); every layer that keeps state reads its bound from here.
 """
 
 from __future__ import annotations
@@ -17,3 +17,6 @@ class Limits:
     max_reassembly_bytes: int = 8 << 20  # held out-of-order bytes per direction
     max_message_bytes: int = 16 << 20  # one reassembled / decompressed WebSocket message
     max_body_bytes: int = 8 << 20  # HTTP bodies kept for Engine.IO polling
+    # --payloads: rows carry whole messages (ws_messages.payload, sio_packets.data); off by
+    # default, for size. A message over max_message_bytes has no payload (its anomaly says why).
+    payloads: bool = False

@@ -73,9 +73,11 @@ class EngineIO:
     shared polling handshake).
     """
 
-    def __init__(self, outbox: Outbox, reports: Callable[[int, str | None], bool] | None = None) -> None:
+    def __init__(self, outbox: Outbox, reports: Callable[[int, str | None], bool] | None = None,
+                 payloads: bool = False) -> None:
         self.outbox = outbox
         self.reports = reports
+        self.payloads = payloads  # --payloads: sio_packets rows carry the packet's JSON
         self.app_protocols: dict[int, str] = {}
         self._sessions: dict[str, Session] = {}
         self._unnamed: dict[int, Session] = {}  # sessions whose open packet has not come yet
@@ -89,7 +91,7 @@ class EngineIO:
     # -- sessions ------------------------------------------------------------------------------
 
     def _new_session(self, sid: str | None, version: int | None, target: str, tcp: int) -> Session:
-        sess = Session(sid, version, SocketIOState(self.outbox, path_mode(target)), tcp)
+        sess = Session(sid, version, SocketIOState(self.outbox, path_mode(target), self.payloads), tcp)
         if sid is None:
             self._unnamed[id(sess)] = sess
         else:
@@ -290,13 +292,13 @@ class EngineIO:
             values: tuple[object, ...] = (
                 tcp, ts, DIRECTION_NAMES[d], transport, sess.version,
                 EIO_TYPE_NAMES[t] if t >= 0 else "", "", None, None, None, None, size, None,
-                anomaly, sess.sid, None, self.outbox.frame, None,
+                anomaly, sess.sid, None, self.outbox.frame, None, None,
             )
         else:
             values = (
                 tcp, ts, DIRECTION_NAMES[d], transport, sess.version, "message", res.sio_type,
                 res.namespace, res.event, res.ack_id, res.attachments, size, res.ack_latency_ms,
-                anomaly, sess.sid, res.attachment_index, self.outbox.frame, res.acked_event,
+                anomaly, sess.sid, res.attachment_index, self.outbox.frame, res.acked_event, res.data,
             )
         self._deliver(sess, d, SioPacket._make(values), res)
         if t == CLOSE:

@@ -40,6 +40,7 @@ class SessionTracker(Protocol):
 
     app_protocols: dict[int, str]
     outbox: Outbox
+    payloads: bool
 
     def packet(
         self, sess: Session, tcp: int, d: int, ts: int, transport: str, pkt: DecodedPacket,
@@ -127,7 +128,7 @@ class EngineIOWebSocket:
                 eio.outbox.sio_packets.append(_new_row(SioPacket, (
                     tcp, ts, DIRECTION_NAMES[direction], "websocket", sess.version, "message", sio_type,
                     "/", name, ack_id, None, len(payload) - 1, latency, anomaly, sess.sid, None,
-                    eio.outbox.frame, acked,
+                    eio.outbox.frame, acked, payload[i:].decode("utf-8", "replace") if eio.payloads else None,
                 )))
                 return
         pkt: DecodedPacket

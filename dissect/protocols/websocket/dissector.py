@@ -40,7 +40,7 @@ from dissect.protocols.websocket.frames import (
     unmask,
 )
 from dissect.protocols.websocket.handshake import DeflateParams
-from dissect.protocols.websocket.message import PREVIEW_CHARS, Message
+from dissect.protocols.websocket.message import PREVIEW_CHARS, Message, payload_text
 from dissect.records import C2S, DIRECTION_NAMES, S2C, Outbox, WsFrame, WsMessage
 
 __all__ = ["WebSocketDissector", "WsUpper"]
@@ -119,8 +119,10 @@ class WebSocketDissector:
         deflate: DeflateParams | None = None,
         upper: WsUpper | None = None,
         max_message_bytes: int = 16 << 20,
+        payloads: bool = False,
     ) -> None:
         self.session_id = session_id
+        self.payloads = payloads  # --payloads: ws_messages rows carry the whole data message
         self.outbox = outbox
         self.deflate = deflate
         self.upper = upper
@@ -233,7 +235,7 @@ class WebSocketDissector:
                 # message complete in this segment (by far the most common frame); the rows
                 # _begin_frame, _payload and _end_frame would write.
                 payload: bytes | None = None
-                if op == 1 or upper is not None:
+                if op == 1 or upper is not None or self.payloads:
                     if mask_bit:
                         m = src[a - 4 : a]
                         payload = (
@@ -265,6 +267,7 @@ class WebSocketDissector:
                 self._message_index = mi + 1
                 sink_msgs.append(_row(WsMessage, (
                     sid, mi, ts, ts, dname, opname, 1, hl + ln, ln, False, preview, anomaly,
+                    payload_text(op, payload) if self.payloads else None,
                 )))
                 if upper is not None:
                     upper.ws_message(direction, ts, op, payload)
@@ -397,7 +400,7 @@ class WebSocketDissector:
             inflate = st.inflate
             compressed = inflate is not None and bool(b0 & 0x40)  # RFC 7692 6.1
             st.f_compressed = compressed
-            m = st.msg = Message(op, compressed, self.upper is not None)
+            m = st.msg = Message(op, compressed, self.upper is not None or self.payloads)
             if inflate is not None and compressed:
                 tag = inflate.begin_message()
                 if tag:  # inflate-context-lost
@@ -491,7 +494,7 @@ class WebSocketDissector:
             self._message_index = mi + 1
             self.outbox.ws_messages.append(_row(WsMessage, (
                 self.session_id, mi, ts, ts, st.name, OPCODE_NAMES[op], 1, st.f_hl + ln,
-                None if st.f_lost or truncated else ln, False, "", ";".join(tags),
+                None if st.f_lost or truncated else ln, False, "", ";".join(tags), None,
             )))
             return
         m = st.msg
@@ -513,15 +516,14 @@ class WebSocketDissector:
         """Write the message row and hand a text/binary message to the upper layer."""
         mi = self._message_index
         self._message_index = mi + 1
+        payload = b"".join(m.chunks) if m.payload_ok and m.chunks is not None else None
         self.outbox.ws_messages.append(_row(WsMessage, (
             self.session_id, mi, ts_last if m.ts_first is None else m.ts_first, ts_last,
             st.name, OPCODE_NAMES[m.opcode], m.frames, m.wire,
             m.size if m.size_known else None, m.compressed, m.preview, ";".join(m.tags),
+            payload_text(m.opcode, payload) if self.payloads and payload is not None else None,
         )))
         if self.upper is not None and (m.opcode == OP_TEXT or m.opcode == OP_BINARY):
-            payload = None
-            if m.payload_ok and m.chunks is not None:
-                payload = b"".join(m.chunks)
             self.upper.ws_message(st.d, ts_last, m.opcode, payload)
 
     # ---------------------------------------------------------------- resync

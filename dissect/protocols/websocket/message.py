@@ -5,6 +5,7 @@ bytes and the RFC 7692 stage's anomalies do to it.
 
 from __future__ import annotations
 
+import base64
 import codecs
 
 from dissect.protocols.websocket.deflate import PerMessageInflate
@@ -14,6 +15,16 @@ __all__ = ["PREVIEW_CHARS", "Message"]
 
 PREVIEW_CHARS = 64  # characters of a text message kept in its row's text_preview
 _Utf8Decoder = codecs.getincrementaldecoder("utf-8")
+
+
+def payload_text(opcode: int, data: bytes | None) -> str | None:
+    """A message's payload as a ``--payloads`` cell: a text message as text (RFC 6455 5.6; bytes
+    that are not UTF-8 replaced), any other as base64 (RFC 4648)."""
+    if data is None:
+        return None
+    if opcode == OP_TEXT:
+        return data.decode("utf-8", "replace")
+    return base64.b64encode(data).decode("ascii")
 
 
 class Message:
