@@ -232,7 +232,9 @@ def summary(captures: tuple[str, ...], quiet: bool, as_json: bool, port: tuple[i
 from dissect.cli.check import check  # noqa: E402 - commands defined in their own modules
 from dissect.cli.crosscheck import crosscheck  # noqa: E402
 from dissect.cli.diff import diff  # noqa: E402
+from dissect.cli.follow import follow  # noqa: E402
 
 main.add_command(check)
 main.add_command(diff)
 main.add_command(crosscheck)
+main.add_command(follow)
