@@ -41,7 +41,9 @@ def analyze(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
             port: Iterable[int] | int | None = None, host: Iterable[str] | str | None = None,
             session: Iterable[int] | int | None = None, namespace: Iterable[str] | str | None = None,
             limits: Limits | None = None, quiet: bool = True, jobs: int = 1, dask: Any = None,
-            tls_keylog: str | os.PathLike[str] | None = None, payloads: bool = False) -> Analysis:
+            tls_keylog: str | os.PathLike[str] | None = None, payloads: bool = False,
+            since: str | float | None = None, until: str | float | None = None,
+            event: Iterable[str] | str | None = None) -> Analysis:
     """Dissect one or more captures (files or directories) into DataFrames.
 
     Returns an :class:`~dissect.output.tables.Analysis` whose attributes ``sessions``, ``handshakes``,
@@ -53,10 +55,13 @@ def analyze(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
     log file (NSS format: SSLKEYLOGFILE, node ``--tls-keylog``, Python's ``keylog_filename``...)
     to decrypt TLS with; keys in pcapng Decryption Secrets Blocks are used without it.
     ``payloads`` adds the whole messages: ``ws_messages.payload`` and ``sio_packets.data``.
+    ``since``/``until`` (epoch seconds, ISO 8601 or a datetime) keep the rows of that time window
+    (every packet is still dissected, so sessions keep their context); ``event`` keeps the
+    Socket.IO rows of those events and the ACKs answering them.
     """
     from dissect.output.tables import Analysis  # pandas: imported only where DataFrames are made
 
-    filters = Filters.make(port, host, session, namespace)
+    filters = Filters.make(port, host, session, namespace, since, until, event)
     keylog = load_keylog(tls_keylog)
     if payloads:
         limits = dataclasses.replace(limits or Limits(), payloads=True)

@@ -129,10 +129,11 @@ def main() -> None:
 def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet: bool, jobs: int | None,
            dask_address: str | None,
            port: tuple[int, ...], host: tuple[str, ...], session_ids: tuple[int, ...],
-           namespace: tuple[str, ...], tls_keylog: str | None, payloads: bool, max_flows: int,
-           max_reassembly_bytes: int, max_message_bytes: int) -> None:
+           namespace: tuple[str, ...], since: str | None, until: str | None, event: tuple[str, ...],
+           tls_keylog: str | None, payloads: bool, max_flows: int, max_reassembly_bytes: int,
+           max_message_bytes: int) -> None:
     """Write every table of CAPTURES (files or directories) to --out DIR."""
-    filters = make_filters(port, host, session_ids, namespace)
+    filters = make_filters(port, host, session_ids, namespace, since, until, event)
     keylog = load_keylog(tls_keylog)
     limits = Limits(max_flows=max_flows, max_reassembly_bytes=max_reassembly_bytes,
                     max_message_bytes=max_message_bytes, payloads=payloads)
@@ -215,9 +216,10 @@ def _write_html(out_dir: str, blocks: dict[str, Blocks], quiet: bool) -> None:
 @guarded
 def summary(captures: tuple[str, ...], quiet: bool, as_json: bool, port: tuple[int, ...],
             host: tuple[str, ...], session_ids: tuple[int, ...], namespace: tuple[str, ...],
-            tls_keylog: str | None, payloads: bool) -> None:
+            since: str | None, until: str | None, event: tuple[str, ...], tls_keylog: str | None,
+            payloads: bool) -> None:
     """Print the headline figures of CAPTURES in the terminal."""
-    filters = make_filters(port, host, session_ids, namespace)
+    filters = make_filters(port, host, session_ids, namespace, since, until, event)
     result = run(list(captures), [], filters=filters, quiet=quiet, keylog=load_keylog(tls_keylog),
                  limits=Limits(payloads=payloads))
     if as_json:

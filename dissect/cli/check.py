@@ -30,7 +30,8 @@ from dissect.cli.options import filter_options
 @filter_options
 def check(captures: tuple[str, ...], rules_path: str, junit_path: str | None, quiet: bool,
           port: tuple[int, ...], host: tuple[str, ...], session_ids: tuple[int, ...],
-          namespace: tuple[str, ...], tls_keylog: str | None, payloads: bool) -> None:
+          namespace: tuple[str, ...], tls_keylog: str | None, payloads: bool, since: str | None,
+          until: str | None, event: tuple[str, ...]) -> None:
     """Check the rules of RULES.toml against CAPTURES; exit 1 when one fails.
 
     Exit codes: 0 all rules hold, 1 a rule failed, 2 unusable capture or rules.
@@ -39,7 +40,8 @@ def check(captures: tuple[str, ...], rules_path: str, junit_path: str | None, qu
 
     rules = load_rules_file("check", rules_path)
     analysis = analyze_captures("check", captures, quiet, filter_arguments(port, host, session_ids, namespace,
-                                                                            tls_keylog, payloads))
+                                                                            tls_keylog, payloads, since, until,
+                                                                            event))
     try:
         results = check_rules(analysis, rules)
     except RulesError as e:

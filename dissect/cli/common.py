@@ -55,12 +55,15 @@ def analyze_captures(cmd: str, captures: Sequence[str], quiet: bool, filters: di
 
 
 def filter_arguments(port: tuple[int, ...], host: tuple[str, ...], session_ids: tuple[int, ...],
-                     namespace: tuple[str, ...], tls_keylog: str | None, payloads: bool = False) -> dict[str, Any]:
-    """The shared --port/--host/--session/--namespace/--tls-keylog options as dissect.analyze()
+                     namespace: tuple[str, ...], tls_keylog: str | None, payloads: bool = False,
+                     since: str | None = None, until: str | None = None,
+                     event: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The shared options (:func:`dissect.cli.options.filter_options`) as dissect.analyze()
     arguments."""
-    make_filters(port, host, session_ids, namespace)  # validates (bad --host: usage error)
+    make_filters(port, host, session_ids, namespace, since, until, event)  # validates: a usage error
     return {"port": port or None, "host": host or None, "session": session_ids or None,
-            "namespace": namespace or None, "tls_keylog": tls_keylog, "payloads": payloads}
+            "namespace": namespace or None, "tls_keylog": tls_keylog, "payloads": payloads,
+            "since": since, "until": until, "event": event or None}
 
 
 def load_rules_file(cmd: str, path: str) -> Rules:

@@ -62,6 +62,9 @@ def diff(
     namespace: tuple[str, ...],
     tls_keylog: str | None,
     payloads: bool,
+    since: str | None,
+    until: str | None,
+    event: tuple[str, ...],
 ) -> None:
     """Compare CAPTURES with the report in BASELINE_DIR (from dissect report --out).
 
@@ -72,6 +75,7 @@ def diff(
     tolerances: Any = load_rules_file("diff", rules_path).diff if rules_path else None
     baseline = _baseline(baseline_dir)
     current = analyze_captures("diff", captures, quiet, filter_arguments(port, host, session_ids, namespace,
-                                                                           tls_keylog, payloads))
+                                                                           tls_keylog, payloads, since, until,
+                                                                           event))
     results = diff_reports(baseline, current, tolerances)
     finish("diff", results, junit_path, quiet, "dissect.diff")

@@ -21,7 +21,8 @@ from dissect.cli.options import filter_options
 @filter_options
 def follow(captures: tuple[str, ...], tcp_stream: int | None, frame: int | None,
            fmt: str, quiet: bool, port: tuple[int, ...], host: tuple[str, ...], session_ids: tuple[int, ...],
-           namespace: tuple[str, ...], tls_keylog: str | None, payloads: bool) -> None:
+           namespace: tuple[str, ...], tls_keylog: str | None, payloads: bool, since: str | None,
+           until: str | None, event: tuple[str, ...]) -> None:
     """Follow one session of CAPTURES in time order, a layer above Wireshark's Follow TCP Stream:
     HTTP exchanges, the upgrade, WebSocket messages (decompressed, whole), Socket.IO packets with
     namespace, event, ack id and data, pings, the close. Pick it with --session N (the session_id
@@ -35,7 +36,7 @@ def follow(captures: tuple[str, ...], tcp_stream: int | None, frame: int | None,
     if len(session_ids) > 1 or sum(x is not None for x in (session_id, tcp_stream, frame)) != 1:
         raise click.UsageError("give one of --session N, --tcp-stream N, --frame N")
     # only --session narrows the analysis: --tcp-stream and --frame need every session's numbers
-    args = filter_arguments(port, host, session_ids, namespace, tls_keylog, True)
+    args = filter_arguments(port, host, session_ids, namespace, tls_keylog, True, since, until, event)
     analysis = analyze_captures("follow", captures, quiet, args)
     sid = find_session(analysis, session_id, tcp_stream, frame)
     if sid is None:

@@ -13,9 +13,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def filter_options(f: F) -> F:
-    """``--port``, ``--host``, ``--session``, ``--namespace`` and ``--tls-keylog``: shared by every
-    command that dissects."""
+    """``--port``, ``--host``, ``--session``, ``--namespace``, ``--since``, ``--until``, ``--event``,
+    ``--payloads`` and ``--tls-keylog``: shared by every command that dissects."""
     f = tls_keylog_option(f)
+    f = click.option("--event", multiple=True,
+                     help="Only Socket.IO rows of this event (and the ACKs answering it) (repeatable).")(f)
+    f = click.option("--until", metavar="TIME",
+                     help="Only rows up to TIME (epoch seconds or ISO 8601; UTC without a zone).")(f)
+    f = click.option("--since", metavar="TIME",
+                     help="Only rows from TIME on (epoch seconds or ISO 8601). Sessions that straddle the "
+                          "window keep their context: only their rows outside it are dropped.")(f)
     f = click.option("--payloads", is_flag=True,
                      help="Rows carry whole messages: ws_messages.payload (text, or binary as base64) and "
                           "sio_packets.data (the packet's JSON as sent). Off by default (size).")(f)
@@ -29,9 +36,10 @@ def filter_options(f: F) -> F:
 
 
 def make_filters(port: tuple[int, ...], host: tuple[str, ...], session_ids: tuple[int, ...],
-                 namespace: tuple[str, ...]) -> Filters:
+                 namespace: tuple[str, ...], since: str | None = None, until: str | None = None,
+                 event: tuple[str, ...] = ()) -> Filters:
     try:
-        return Filters.make(port, host, session_ids, namespace)
+        return Filters.make(port, host, session_ids, namespace, since, until, event)
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
 

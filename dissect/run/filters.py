@@ -6,31 +6,67 @@ session and namespace filters select rows on their way to the consumers.
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from dissect.pipeline import Consumer
+from dissect.records import TABLES
+
+# Each table's time column for --since/--until (sessions: the span ts_first..ts_last overlaps).
+TIME_COLUMNS = {"handshakes": "ts_start", "http": "ts_request", "ws_frames": "ts", "ws_messages": "ts_last",
+                "sio_packets": "ts"}
+
+TimeArg = str | float | int | dt.datetime | None
+
+
+def parse_time(value: TimeArg, option: str = "time") -> int | None:
+    """Epoch seconds (``1700000000.5``) or ISO 8601 (``2026-12-04T15:00:00Z``; without a zone: UTC)
+    as integer nanoseconds; None for None."""
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        when = value
+    else:
+        try:
+            return round(float(value) * 1e9)
+        except ValueError:
+            pass
+        try:
+            when = dt.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{option} {value!r} is neither epoch seconds nor an ISO 8601 time") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return round(when.timestamp() * 1e9)
 
 
 @dataclass
 class Filters:
-    """Filters shared by every command (``--port``, ``--host``, ``--session``, ``--namespace``).
+    """Filters shared by every command (``--port``, ``--host``, ``--session``, ``--namespace``,
+    ``--since``, ``--until``, ``--event``).
 
     Port and host filters select flows as they are created (other traffic costs almost nothing);
-    session and namespace filters select rows on their way to the consumers.
+    the others select rows on their way to the consumers: every packet is still dissected, so a
+    session that straddles the time window keeps its full context (its handshake is read), and
+    only its rows outside the window are dropped.
     """
 
     ports: frozenset[int] = frozenset()
     hosts: frozenset[bytes] = frozenset()
     sessions: frozenset[int] = frozenset()
     namespaces: frozenset[str] = frozenset()
+    since: int | None = None  # ns
+    until: int | None = None  # ns
+    events: frozenset[str] = frozenset()  # Socket.IO rows of these events (or ACKs answering them)
 
     @classmethod
     def make(cls, port: Iterable[int] | int | None = None, host: Iterable[str] | str | None = None,
              session: Iterable[int] | int | None = None,
-             namespace: Iterable[str] | str | None = None) -> Filters:
+             namespace: Iterable[str] | str | None = None, since: TimeArg = None, until: TimeArg = None,
+             event: Iterable[str] | str | None = None) -> Filters:
         def many(x: Any) -> list[Any]:
             if x is None:
                 return []
@@ -44,8 +80,12 @@ class Filters:
                 hosts.add(ipaddress.ip_address(h).packed)
             except ValueError:
                 raise ValueError(f"--host {h!r} is not an IP address") from None
+        t0, t1 = parse_time(since, "--since"), parse_time(until, "--until")
+        if t0 is not None and t1 is not None and t1 < t0:
+            raise ValueError("--until is before --since")
         return cls(frozenset(int(p) for p in many(port)), frozenset(hosts),
-                   frozenset(int(s) for s in many(session)), frozenset(many(namespace)))
+                   frozenset(int(s) for s in many(session)), frozenset(many(namespace)), t0, t1,
+                   frozenset(many(event)))
 
     def flow_filter(self) -> Callable[[bytes, int, bytes, int], bool] | None:
         if not self.ports and not self.hosts:
@@ -60,22 +100,38 @@ class Filters:
         return accept
 
     def wrap(self, consumer: Consumer) -> Consumer:
-        if not self.sessions and not self.namespaces:
+        if not (self.sessions or self.namespaces or self.events or self.since is not None
+                or self.until is not None):
             return consumer
-        return RowFilter(consumer, self.sessions, self.namespaces)
+        return RowFilter(consumer, self)
 
 
 class RowFilter:
-    def __init__(self, inner: Consumer, sessions: frozenset[int], namespaces: frozenset[str]) -> None:
+    """A consumer that passes on only the rows the filters select."""
+
+    def __init__(self, inner: Consumer, filters: Filters) -> None:
         self.inner = inner
-        self.sessions = sessions
-        self.namespaces = namespaces
+        self.f = filters
+        lo = -(1 << 127) if filters.since is None else filters.since
+        hi = 1 << 127 if filters.until is None else filters.until
+        self.window = None if filters.since is None and filters.until is None else (lo, hi)
 
     def add(self, table: str, rows: Iterable[tuple]) -> None:
-        if self.sessions:
-            rows = [r for r in rows if r[0] in self.sessions]
-        if self.namespaces and table == "sio_packets":
-            rows = [r for r in rows if r.namespace in self.namespaces]  # type: ignore[attr-defined]
+        f = self.f
+        if f.sessions:
+            rows = [r for r in rows if r[0] in f.sessions]
+        if table == "sio_packets":
+            if f.namespaces:
+                rows = [r for r in rows if r.namespace in f.namespaces]  # type: ignore[attr-defined]
+            if f.events:
+                rows = [r for r in rows if r.event in f.events or r.acked_event in f.events]  # type: ignore[attr-defined]
+        if self.window is not None:
+            lo, hi = self.window
+            if table == "sessions":
+                rows = [r for r in rows if r.ts_last >= lo and r.ts_first <= hi]  # type: ignore[attr-defined]
+            else:
+                i = TABLES[table]._fields.index(TIME_COLUMNS[table])  # type: ignore[attr-defined]
+                rows = [r for r in rows if r[i] is not None and lo <= r[i] <= hi]
         if rows:
             self.inner.add(table, rows)
 
