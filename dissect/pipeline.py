@@ -86,6 +86,7 @@ class Pipeline:
                 c.add(table, rows)
 
     def finish(self) -> None:
+        self.outbox.capture_end = self.last_ts
         self.flows.flush_all(self.last_ts)
         self.dispatcher.finish(self.last_ts)
         self.drain()

@@ -209,7 +209,8 @@ class Outbox:
     ever appends.
     """
 
-    __slots__ = ("sessions", "handshakes", "http", "ws_frames", "ws_messages", "sio_packets", "counters", "frame")
+    __slots__ = ("sessions", "handshakes", "http", "ws_frames", "ws_messages", "sio_packets", "counters", "frame",
+                 "capture_end")
     TABLES = ("sessions", "handshakes", "http", "ws_frames", "ws_messages", "sio_packets")
 
     def __init__(self) -> None:
@@ -217,6 +218,9 @@ class Outbox:
         # Wireshark's number of the packet being dissected (1-based in its file; the pipeline
         # sets it): rows that name "the packet holding the last byte" read it when they are made.
         self.frame = 0
+        # Set when the capture has ended (the time of its last packet): what is flushed then may
+        # have been cut short by the end (:func:`capture_ended`).
+        self.capture_end: int | None = None
         self.sessions: list[Session] = []
         self.handshakes: list[Handshake] = []
         self.http: list[HttpExchange] = []
@@ -236,6 +240,20 @@ class Outbox:
 
     def pending(self) -> int:
         return sum(len(getattr(self, n)) for n in self.TABLES)
+
+
+# A handshake still unanswered when the capture ends is not a failure when its request came this
+# close to the end: the answer could not have come yet (TCP's initial retransmission timeout,
+# RFC 6298 section 2, is 1 s). Its row has ok empty and detail "capture ended".
+CAPTURE_END_GRACE_NS = 1_000_000_000
+CAPTURE_ENDED = "capture ended"
+
+
+def capture_ended(ts_request: int | None, capture_end: int | None) -> bool:
+    """True when an unanswered request at ``ts_request`` met the end of the capture at
+    ``capture_end`` before an answer could come."""
+    return (capture_end is not None and ts_request is not None
+            and capture_end - ts_request < CAPTURE_END_GRACE_NS)
 
 
 def ms(a: int | None, b: int | None) -> float | None:

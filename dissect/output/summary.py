@@ -155,6 +155,7 @@ class SummaryBuilder:
         self._tls_why_not = self._counter()
         self._hs_count = self._counter()
         self._hs_ok = self._counter()
+        self._hs_cut = self._counter()  # ok empty: the capture ended before an answer could come
         self._hs_dur: dict[str, Distribution] = {}
         # http
         self._http_method = self._counter()
@@ -332,6 +333,8 @@ class SummaryBuilder:
         for layer, ok, dur in zip(layers, c["ok"], c["duration_ms"], strict=False):
             if ok is True or ok == 1:
                 self._hs_ok.add(layer)
+            elif ok is None or ok != ok:  # None (rows) or NaN (DataFrames)
+                self._hs_cut.add(layer)
             by_layer.setdefault(layer, []).append(dur)
         if "tls" in by_layer:
             for layer, detail in zip(layers, c["detail"], strict=False):
@@ -449,11 +452,13 @@ class SummaryBuilder:
         for layer in layers:
             count = self._hs_count.counts.get(layer, 0)
             ok = self._hs_ok.counts.get(layer, 0)
+            cut = self._hs_cut.counts.get(layer, 0)
             dist = self._hs_dur.get(layer) or Distribution(self._exact_limit)
             handshakes[layer] = {
                 "count": count,
                 "ok": ok,
-                "failed": count - ok,
+                "failed": count - ok - cut,
+                "capture_ended": cut,
                 "duration_ms": dist.summary(),
             }
 

@@ -30,7 +30,7 @@ import json
 import re
 from typing import NamedTuple
 
-from dissect.records import C2S, S2C, Handshake, Outbox, ms
+from dissect.records import C2S, CAPTURE_ENDED, S2C, Handshake, Outbox, capture_ended, ms
 
 # Packet types, Socket.IO protocol v5 "Exchange protocol" table (v4 names type 4 ERROR; it is the
 # same packet and the report calls it CONNECT_ERROR for both versions).
@@ -526,14 +526,16 @@ class SocketIOState:
     def close(self) -> None:
         """The Engine.IO session ended (close packet, end of the WebSocket, end of the analysis).
 
-        CONNECTs never answered become failed handshakes; events still waiting for their ACK are
-        counted (``sio-acks-unanswered``).
+        CONNECTs never answered become failed handshakes (ok empty, "capture ended", when the
+        capture's end cut them short); events still waiting for their ACK are counted
+        (``sio-acks-unanswered``).
         """
         for nsp, (ts, session_id, transport) in self.pending_connects.items():
+            cut = capture_ended(ts, self.outbox.capture_end)
             self.outbox.handshakes.append(
                 Handshake(
-                    session_id, "socketio", ts, None, None, False,
-                    f"namespace={nsp} error=no-response", transport,
+                    session_id, "socketio", ts, None, None, None if cut else False,
+                    f"namespace={nsp} {CAPTURE_ENDED if cut else 'error=no-response'}", transport,
                 )
             )
         self.pending_connects.clear()

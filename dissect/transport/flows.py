@@ -164,12 +164,12 @@ class FlowTable:
 
     # -- eviction and the end ------------------------------------------------------------------------
 
-    def _flush_tcp(self, conn: TcpConnection, ts: int) -> None:
+    def _flush_tcp(self, conn: TcpConnection, ts: int, capture_end: int | None = None) -> None:
         conn.finish(ts)
         if conn.filtered:
             return
         self.outbox.sessions.append(conn.session_row(self.app_protocol(conn.session_id)))
-        hs = conn.handshake_row()
+        hs = conn.handshake_row(capture_end)
         if hs is not None:
             self.outbox.handshakes.append(hs)
 
@@ -209,7 +209,7 @@ class FlowTable:
         for flow, _ in list(self.tcp.values()):
             if flow is not None and flow.session_id not in seen:
                 seen.add(flow.session_id)
-                self._flush_tcp(flow, now)
+                self._flush_tcp(flow, now, capture_end=now)
         for uflow, _ in list(self.udp.values()):
             if uflow is not None and uflow.session_id not in seen:
                 seen.add(uflow.session_id)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from dissect.capture.ip import ntop
-from dissect.records import Handshake, Session, ms
+from dissect.records import CAPTURE_ENDED, Handshake, Session, capture_ended, ms
 from dissect.transport.community_id import TCP, community_id
 
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
@@ -330,12 +330,19 @@ class TcpConnection:
             community_id=community_id(self.client_ip, self.client_port, self.server_ip, self.server_port, TCP),
         )
 
-    def handshake_row(self) -> Handshake | None:
-        """The ``tcp`` layer row of ``handshakes``, when the SYN was captured."""
+    def handshake_row(self, capture_end: int | None = None) -> Handshake | None:
+        """The ``tcp`` layer row of ``handshakes``, when the SYN was captured. ``capture_end``: the
+        capture ended at this time with the connection still in the table; an unanswered
+        handshake that was still waiting for its answer then (:func:`dissect.records.capture_ended`)
+        has ok empty instead of false."""
         if self.syn_ts is None:
             return None
-        ok = self.ack_ts is not None
+        ok: bool | None = self.ack_ts is not None
         detail = "" if ok else ("no SYN/ACK" if self.synack_ts is None else "no final ACK")
         end = self.ack_ts if ok else self.synack_ts
+        if not ok and self.close == "open":
+            waiting = self.last_syn_ts if self.synack_ts is None else self.synack_ts
+            if capture_ended(waiting, capture_end):
+                ok, detail = None, f"{detail}: {CAPTURE_ENDED}"
         return Handshake(self.session_id, "tcp", self.syn_ts, end, ms(self.syn_ts, end), ok, detail,
                          None)

@@ -54,7 +54,7 @@ from dissect.protocols.socketio import (
     SocketIOState,
     join_tags,
 )
-from dissect.records import C2S, DIRECTION_NAMES, S2C, Handshake, Outbox, SioPacket, ms
+from dissect.records import C2S, CAPTURE_ENDED, DIRECTION_NAMES, S2C, Handshake, Outbox, SioPacket, capture_ended, ms
 
 # Bounds.
 MAX_CLOSED_SESSIONS = 4096  # closed sessions kept for late packets naming their sid
@@ -114,7 +114,8 @@ class EngineIO:
         self._sessions[sid] = sess
 
     def end_session(self, sess: Session) -> None:
-        """The session is over: held rows go out, CONNECTs never answered fail, acks are counted."""
+        """The session is over: held rows go out, CONNECTs never answered fail (or were cut
+        short by the capture's end), acks are counted."""
         for d in (C2S, S2C):
             if sess.held[d] is not None:
                 self._flush(sess, d, sess.sio.expect[d] > 0)
@@ -202,12 +203,16 @@ class EngineIO:
         )
 
     def handshake_failed(
-        self, tcp: int, ts_start: int, ts: int | None, transport: str, version: int | None, why: str
+        self, tcp: int, ts_start: int, ts: int | None, transport: str, version: int | None, why: str,
     ) -> None:
-        """A failed Engine.IO handshake row (``why``: its ``status=`` / ``error=`` detail)."""
+        """A failed Engine.IO handshake row (``why``: its ``status=`` / ``error=`` detail); an
+        unanswered one that the capture's end cut short has ok empty."""
+        ok: bool | None = False
+        if ts is None and capture_ended(ts_start, self.outbox.capture_end):
+            ok, why = None, CAPTURE_ENDED
         self.outbox.handshakes.append(
             Handshake(
-                tcp, "engineio", ts_start, ts, ms(ts_start, ts), False,
+                tcp, "engineio", ts_start, ts, ms(ts_start, ts), ok,
                 f"eio={version if version is not None else '?'} {why}", transport,
             )
         )

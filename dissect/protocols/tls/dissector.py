@@ -23,7 +23,7 @@ from dissect.protocols.tls.events import (
     Undecryptable,
 )
 from dissect.protocols.tls.keylog import KeyLog
-from dissect.records import Handshake, Outbox, ms
+from dissect.records import CAPTURE_ENDED, Handshake, Outbox, capture_ended, ms
 from dissect.transport.tcp import StreamDissector
 
 H2 = "h2"
@@ -175,8 +175,10 @@ class TlsDissector:
             ok, end = True, self.ts_done
         elif self.fatal is not None:
             ok, end = False, ts
+        elif ended and capture_ended(self.ts_hello, self.outbox.capture_end):
+            ok, end = None, None  # the capture ended before the handshake could
         else:
-            ok, end = (None, None) if ended else (False, ts)
+            ok, end = False, ts if not ended else None
         parts = [f"version={e.version or '-'}", f"cipher={e.cipher or '-'}", f"sni={e.sni or '-'}",
                  f"alpn={e.alpn or '-'}", f"resumed={'-' if e.resumed is None else str(e.resumed).lower()}"]
         if e.decrypted and e.why_undecryptable is None:
@@ -188,6 +190,8 @@ class TlsDissector:
         if self.fatal is not None:
             parts.append(f"alert={self.fatal}")
         if ok is None:
-            parts.append("capture ended")
+            parts.append(CAPTURE_ENDED)
+        elif ok is False and self.fatal is None:
+            parts.append("handshake not completed")
         self.outbox.handshakes.append(Handshake(
             self.session_id, "tls", self.ts_hello, end, ms(self.ts_hello, end), ok, " ".join(parts), None))
