@@ -95,6 +95,10 @@ class HttpExchange(NamedTuple):
     # extra columns
     request_body_bytes: int
     anomaly: str
+    # added by the contract (the rows-to-bytes issue): Wireshark's numbers of the packets holding the
+    # last byte of the request head and of the response head
+    frame_request: int | None = None
+    frame_response: int | None = None
 
 
 class WsFrame(NamedTuple):

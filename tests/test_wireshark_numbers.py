@@ -170,3 +170,37 @@ def test_acked_event_names_the_event_answered() -> None:
             else:
                 assert r.acked_event is None or r.acked_event != r.acked_event  # empty
     assert checked > 20
+
+
+@needs_tshark
+@pytest.mark.parametrize("path", [p for p in CAPTURES if "http" in Path(p).name or "polling" in Path(p).name
+                                  or (Path(p).name.startswith("tls") and keys_for(p) and "h2" not in p)],
+                         ids=lambda p: Path(p).name)
+def test_http_frames_are_in_the_message_wireshark_reassembles(path: str) -> None:
+    """http.frame_request / frame_response name the packet holding the last byte of the head.
+    Wireshark shows a message where its body ends; the head's packet is one of the packets it
+    reassembled the message from (tcp.segment / tls.segment), or that very packet."""
+    msgs: dict[tuple[int, str], list[set[int]]] = {}
+    for frame, stream, req, resp, code, tcp_segs, tls_segs in tshark_fields(
+            path, "http.request || http.response", "frame.number", "tcp.stream", "http.request",
+            "http.response", "http.response.code", "tcp.segment", "tls.segment"):
+        if resp and code and int(code.split(",")[0]) < 200 and int(code.split(",")[0]) != 101:
+            continue  # an interim 1xx response (not 101) has no row of its own (RFC 9110 15.2)
+        frames = {int(frame)} | {int(x) for x in (tcp_segs + "," + tls_segs).split(",") if x}
+        kind = "request" if req else "response"
+        msgs.setdefault((int(stream), kind), []).append(frames)
+    a = dissect.analyze(path, tls_keylog=keys_for(path))
+    stream_of = dict(zip(a.sessions.session_id, a.sessions.tcp_stream, strict=True))
+    checked = 0
+    for sid, rows in a.http.groupby("session_id"):
+        rows = rows.sort_values("ts_request")
+        stream = int(stream_of[sid])
+        theirs_q = msgs.get((stream, "request"), [])
+        theirs_r = msgs.get((stream, "response"), [])
+        mine_q = [int(f) for f in rows.frame_request if f == f]
+        mine_r = [int(f) for f in rows.sort_values("ts_response").frame_response if f == f]
+        assert len(mine_q) == len(theirs_q) and len(mine_r) == len(theirs_r)
+        for f, frames in zip(mine_q + mine_r, theirs_q + theirs_r, strict=True):
+            assert f in frames
+            checked += 1
+    assert checked

@@ -57,6 +57,7 @@ class HttpRequest:
     headers: dict[str, str]
     body: bytes | None = field(default=None, repr=False)
     body_bytes: int = 0
+    frame: int | None = None  # Wireshark's number of the packet that completed the head
 
 
 @dataclass(slots=True)
@@ -70,7 +71,7 @@ class HttpResponse:
     headers: dict[str, str]
     body: bytes | None = field(default=None, repr=False)
     body_bytes: int = 0
-
+    frame: int | None = None  # Wireshark's number of the packet that completed the head
 
 
 # What HTTP held when it stopped at a 101 (h11's ``trailing_data``), in order: (direction, ts,
@@ -776,7 +777,7 @@ class HttpDissector:
         assert start is not None
         method, target, version = start
         assert isinstance(target, str)
-        req = HttpRequest(h.msg_ts, method, target, version, headers)
+        req = HttpRequest(h.msg_ts, method, target, version, headers, frame=self.outbox.frame)
         ex = _Exchange(req, h.msg_ts)
         ex.anomaly.extend(anomaly)
         ex.pauses = "upgrade" in headers or method == "CONNECT"
@@ -811,7 +812,7 @@ class HttpDissector:
         assert start is not None
         version, status, reason = start
         assert isinstance(status, int)
-        resp = HttpResponse(h.msg_ts, version, status, reason, headers)
+        resp = HttpResponse(h.msg_ts, version, status, reason, headers, frame=self.outbox.frame)
         h.start = None
         if 100 <= status < 200 and status != 101:
             # interim response (RFC 9110 section 15.2), e.g. 100 Continue: the final one follows
@@ -1022,5 +1023,7 @@ class HttpDissector:
                 upgrade=upgrade,
                 request_body_bytes=req.body_bytes if req is not None else 0,
                 anomaly=";".join(dict.fromkeys(ex.anomaly)),
+                frame_request=req.frame if req is not None else None,
+                frame_response=resp.frame if resp is not None else None,
             )
         )
