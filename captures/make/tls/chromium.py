@@ -217,8 +217,9 @@ def http_truth(server: dict, client: dict, checks: list[str]) -> list[dict]:
     """Every HTTP request the server handled (page, script, polling, WebSocket upgrade), in order;
     each must be one Chromium wrote on the socket with that client port."""
     sent = {(s["client_port"], r["method"], r["target"]) for s in client["sockets"] for r in s["requests"]}
-    polling = {(r["client_port"], r["method"], round(r["ts"], 6)): t["sid"] for t in server["transports"]
-               for r in t["requests"]}
+    # the handshake GET has no sid in its target: the session whose polling transport served it
+    first_get = {(t["requests"][0]["client_port"], t["requests"][0]["method"]): t["sid"]
+                 for t in server["transports"] if t["name"] == "polling" and t["requests"]}
     ws_sids = {p: t["sid"] for t in server["transports"] if t["name"] == "websocket" for p in t["client_ports"]}
     out = []
     for r in sorted(server["http"], key=lambda r: r["ts"]):
@@ -227,9 +228,8 @@ def http_truth(server: dict, client: dict, checks: list[str]) -> list[dict]:
             kind, sid, status = "websocket", ws_sids.get(r["client_port"]), 101
         elif path.startswith("/socket.io/") and "EIO=" in r["target"]:
             kind, status = "polling", r["status"]
-            sid = next((v for (p, m, _), v in polling.items() if p == r["client_port"] and m == r["method"]
-                        and f"sid={v}" in r["target"]), None) or next(
-                (v for (p, m, _), v in polling.items() if p == r["client_port"] and m == r["method"]), None)
+            query = dict(kv.split("=", 1) for kv in r["target"].split("?", 1)[1].split("&") if "=" in kv)
+            sid = query.get("sid") or first_get.get((r["client_port"], r["method"]))
         else:
             kind, sid, status = "page", None, r["status"]
         row = {"client_port": r["client_port"], "method": r["method"], "target": r["target"], "status": status,
@@ -238,7 +238,8 @@ def http_truth(server: dict, client: dict, checks: list[str]) -> list[dict]:
         if r.get("upgrade"):
             row["upgrade"] = r["upgrade"]
         if (r["client_port"], r["method"], r["target"]) not in sent:
-            checks.append(f"HTTP {r['method']} {r['target']} on client port {r['client_port']}: not in Chromium's NetLog")
+            checks.append(f"HTTP {r['method']} {r['target']} on client port {r['client_port']}: "
+                          "not in Chromium's NetLog")
         out.append(row)
     if len(sent) != len({(x["client_port"], x["method"], x["target"]) for x in out}):
         checks.append(f"Chromium wrote {len(sent)} distinct requests, the server handled {len(out)}")
