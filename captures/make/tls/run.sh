@@ -7,9 +7,12 @@
 #
 # Needs root (tcpdump/dumpcap on lo), node + npm, python3 with venv. Installs what is missing:
 # tcpdump, tshark, editcap/capinfos (wireshark-common), curl, openssl (apt), node_modules (npm ci from
-# package-lock.json) and a virtualenv .venv with websockets (requirements.txt). All traffic stays on
-# 127.0.0.1 / ::1, TCP ports 9401-9409. Each scenario's truth must check out (the peers agree, the
-# capture holds every connection) and so must check.py (tshark decrypts what the truth says).
+# package-lock.json), chromium (apt; tls13_chromium_sio4 runs it headless) and a virtualenv .venv with
+# websockets (requirements.txt). All traffic stays on 127.0.0.1 / ::1, TCP ports 9401-9409 and 9450-9451.
+# Scenarios (python3 tls.py list): tls13_sio4_polling_upgrade tls12_websockets_chacha tls12_ws_aesgcm
+# tls12_cbc tls_curl_https tls_resumption tls13_dsb tls_nokeys tls_h2 tls13_chromium_sio4.
+# Each scenario's truth must check out (the peers agree, the capture holds every connection) and so
+# must check.py (tshark decrypts what the truth says).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -18,6 +21,11 @@ if [ "${SKIP_INSTALL:-}" != 1 ]; then
   for tool in tcpdump dumpcap tshark capinfos editcap curl openssl; do
     command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
   done
+  if ! command -v chromium >/dev/null 2>&1; then
+    echo "installing chromium (for tls13_chromium_sio4)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
   if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing tcpdump tshark wireshark-common curl openssl (missing: ${need_apt[*]})"
     apt-get update -qq

@@ -41,6 +41,7 @@ def _load(name: str, path: str):
 
 sio = _load("sio_corpus", os.path.join(HERE, "..", "sio", "sio.py"))  # build_truth, capinfos, capture_ports
 wsmerge = _load("ws_merge", os.path.join(HERE, "..", "ws", "merge.py"))  # merge_ws, merge_http, dumps
+chromium = _load("tls_chromium", os.path.join(HERE, "chromium.py"))  # the browser scenario
 
 CAP_LO_PCAP = sio.CAP_LO_PCAP
 CAP_LO_PCAPNG = sio.CAP_LO_PCAPNG
@@ -111,6 +112,17 @@ SCENARIOS = {
         "about": "curl --http2 to node http2.createSecureServer (TLS 1.3, ALPN h2): three GETs and a POST on one "
                  "connection. HTTP/2, not HTTP/1: dissect must report ALPN h2 and not parse it.",
     },
+    "tls13_chromium_sio4": {
+        "port": 9450, "log_port": 9451, "kind": "browser", "capture": CAP_LO_PCAPNG, "keys": "file",
+        "server_args": ["--ping-interval", "300", "--ping-timeout", "1000", "--upgrade-delay", "600"],
+        "about": "a real browser: headless Chromium loads https://dissect.test:9450/ (the page, then "
+                 "socket.io.min.js) and runs socket.io-client 4 in the page against socket.io 4 over https/wss, "
+                 "TLS 1.3, ALPN http/1.1 (the server is HTTP/1.1-only; Chromium offers h2 and http/1.1); "
+                 "default transports: polling (the server holds the upgrade back 600 ms), then the WebSocket "
+                 "upgrade; '/' and '/chat', events, acks both ways, binary events and a binary ack, "
+                 "pingInterval 300 ms, clean disconnect. Chromium opens more TCP connections than it uses "
+                 "(preconnects) and resumes TLS 1.3 sessions; every TCP connection is in tcp_connections.",
+    },
 }
 
 # IANA code points of the suites used (for check.py)
@@ -144,6 +156,8 @@ def run_peers(name: str, tmp: str) -> int:
     sc = SCENARIOS[name]
     port = str(sc["port"])
     certs = os.path.join(tmp, "certs")
+    if sc["kind"] == "browser":
+        return chromium.run_peers(tmp, sc["port"], sc["log_port"], sc["server_args"])
     if sc["kind"] != "sio":
         cmd = [PYTHON if c == "@PY" else c for c in sc["cmd"]] + [tmp, certs, port]
         return subprocess.call(cmd, cwd=HERE, timeout=60)
@@ -209,7 +223,7 @@ def merge_tls(server: dict, client: dict, checks: list[str]) -> tuple[list[dict]
         # say whether the server accepted the session it offered), the server's word
         for f in ("version", "cipher", "cipher_openssl", "alpn", "session_reused", "client_random"):
             row[f] = c[f] if c.get(f) is not None else s.get(f)
-        for f in ("session_offered", "resumes_client_port", "server_random", "server_hello_extensions",
+        for f in ("session_offered", "resumes_client_port", "alpn_offered", "server_random", "server_hello_extensions",
                   "encrypt_then_mac", "extended_master_secret", "key_exchange"):
             if f in c or f in s:
                 row[f] = c.get(f, s.get(f))
@@ -242,11 +256,16 @@ def build_truth(name: str, tmp: str, capture_file: str) -> tuple[dict, list[str]
     server = load(os.path.join(tmp, "server.json"))
     client = load(os.path.join(tmp, "client.json"))
     checks: list[str] = []
-    if sc["kind"] == "sio":
+    if sc["kind"] in ("sio", "browser"):
         sio.SCENARIOS[name] = {"port": sc["port"], "lib": "sio4", "capture": sc["capture"], "about": sc["about"]}
         truth = sio.build_truth(name, tmp, capture_file)
         checks += truth["checks"]["problems"]
         truth["http"] = sio_http(server)
+        if sc["kind"] == "browser":
+            truth["http"] = chromium.http_truth(server, client, checks)
+            truth["tcp_connections"] = chromium.tcp_truth(server, client, truth["http"], checks)
+            checks += [f"page: {e}" for e in client.get("page_errors") or []]
+            checks += [f"page log: {p}" for p in client.get("browserlog_problems") or []]
     else:
         cap = sc["capture"]
         truth = {"capture": os.path.basename(capture_file), "about": sc["about"],
