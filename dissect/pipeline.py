@@ -96,6 +96,8 @@ class Pipeline:
             st.counters["flows-evicted"] += self.flows.evicted
         if self.flows.filtered:
             st.counters["flows-filtered-out"] += self.flows.filtered
+        if self.flows.half_open_flushed:
+            st.counters["half-open-flows-flushed"] += self.flows.half_open_flushed
         st.protocol.update(self.outbox.counters)
 
     def run_reader(self, reader: CaptureReader) -> None:
@@ -127,6 +129,7 @@ class Pipeline:
         tcp_hdr = _tcp_hdr
         ip4_hdr = _ip4_hdr
         in_order_fast = fastpaths.TCP_IN_ORDER
+        half_open = flows.half_open
 
         inject = self.inject
         outbox = self.outbox
@@ -216,6 +219,8 @@ class Pipeline:
                         if conn is None:
                             continue
                     conn.control(d, ts, seq, ack, flags)
+                    if flags & ACK and flags & SYN:
+                        half_open.pop(conn.session_id, None)  # answered
                 if conn.foreign:  # --jobs: another worker dissects it
                     conn.ts_last = ts
                     if flags & FIN:

@@ -36,6 +36,9 @@ def limit_options(f: F) -> F:
                      help="Out-of-order bytes held per TCP direction before a hole is declared lost.")(f)
     f = click.option("--max-flows", type=int, default=d.max_flows, show_default=True,
                      help="Open flows kept; past it the longest-idle are flushed.")(f)
+    f = click.option("--max-half-open", type=int, default=d.max_half_open, show_default=True,
+                     help="TCP flows with a SYN and no answer kept (a SYN flood, a scan); past it the oldest "
+                          "are written out early, each still a sessions row.")(f)
     return f
 
 
@@ -130,12 +133,12 @@ def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet:
            dask_address: str | None,
            port: tuple[int, ...], host: tuple[str, ...], session_ids: tuple[int, ...],
            namespace: tuple[str, ...], since: str | None, until: str | None, event: tuple[str, ...],
-           tls_keylog: str | None, payloads: bool, max_flows: int, max_reassembly_bytes: int,
-           max_message_bytes: int) -> None:
+           tls_keylog: str | None, payloads: bool, max_flows: int, max_half_open: int,
+           max_reassembly_bytes: int, max_message_bytes: int) -> None:
     """Write every table of CAPTURES (files or directories) to --out DIR."""
     filters = make_filters(port, host, session_ids, namespace, since, until, event)
     keylog = load_keylog(tls_keylog)
-    limits = Limits(max_flows=max_flows, max_reassembly_bytes=max_reassembly_bytes,
+    limits = Limits(max_flows=max_flows, max_half_open=max_half_open, max_reassembly_bytes=max_reassembly_bytes,
                     max_message_bytes=max_message_bytes, payloads=payloads)
     files = expand_paths(list(captures))
     digits = 9 if any_nanosecond(files) else 6

@@ -87,6 +87,8 @@ class FlowTable:
         self.app_protocol = app_protocol or (lambda sid: None)
         self.ownership = ownership  # --jobs: which sessions this worker dissects
         self.evicted = 0  # flows flushed early because the table was full
+        self.half_open: dict[int, TcpConnection] = {}  # SYN seen, no answer yet (oldest first)
+        self.half_open_flushed = 0  # ... flushed early: more than limits.max_half_open
         self.filtered = 0  # flows left out by --host/--port
 
     # -- creation (slow path) ------------------------------------------------------------------------
@@ -133,7 +135,32 @@ class FlowTable:
         elif self.ownership is not None:
             self.ownership.new_flow(conn.session_id)  # the first payload may re-decide
         conn.on_first_data = self.first_data
+        if flags & SYN and not flags & ACK:
+            half_open = self.half_open
+            half_open[conn.session_id] = conn
+            if len(half_open) > self.limits.max_half_open:
+                self._shed_half_open(ts)
         return conn, d
+
+    def _shed_half_open(self, ts: int) -> None:
+        """Too many SYNs without an answer: forget the flows that got one since, and write out the
+        older half of the others (each keeps its sessions row; memory stays bounded)."""
+        # (what every --jobs worker sees alike: the SYN/ACK and the close, not the data)
+        waiting = {sid: c for sid, c in self.half_open.items() if c.synack_ts is None and c.close == "open"}
+        victims = list(waiting.values())[: len(waiting) // 2]
+        for conn in victims:
+            del waiting[conn.session_id]
+            alen = len(conn.client_ip)
+            key = conn.client_ip + conn.server_ip + conn.client_port.to_bytes(2, "big") + \
+                conn.server_port.to_bytes(2, "big")
+            for k in (key, _reverse(key, alen)):
+                entry = self.tcp.get(k)
+                if entry is not None and entry[0] is conn:
+                    del self.tcp[k]
+            self._flush_tcp(conn, ts)
+        self.half_open.clear()
+        self.half_open.update(waiting)  # the same dict: the pipeline holds it
+        self.half_open_flushed += len(victims)
 
     def restart_tcp(self, key: bytes, src: bytes, dst: bytes, sport: int, dport: int, flags: int,
                     ts: int) -> tuple[TcpConnection | None, int]:
@@ -165,6 +192,7 @@ class FlowTable:
     # -- eviction and the end ------------------------------------------------------------------------
 
     def _flush_tcp(self, conn: TcpConnection, ts: int, capture_end: int | None = None) -> None:
+        self.half_open.pop(conn.session_id, None)
         conn.finish(ts)
         if conn.filtered:
             return

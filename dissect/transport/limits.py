@@ -12,6 +12,9 @@ from dataclasses import dataclass
 @dataclass
 class Limits:
     max_flows: int = 200_000
+    # TCP flows with a SYN and no answer yet (a SYN flood, a scan): past this many the oldest are
+    # written out (each still a sessions row); an answer that comes later starts a new session
+    max_half_open: int = 50_000
     idle_timeout_s: float = 600.0
     closed_linger_s: float = 30.0
     max_reassembly_bytes: int = 8 << 20  # held out-of-order bytes per direction
