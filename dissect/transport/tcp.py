@@ -33,6 +33,16 @@ class StreamDissector(Protocol):
     def finish(self, ts: int) -> None: ...
 
 
+def replay(app: StreamDissector, trailing: Iterable[tuple[int, int, bytes | int]]) -> None:
+    """Feed ``app`` what the previous dissector handed back when it stopped: ``(direction, ts,
+    bytes)``, or a lost-byte count in place of bytes, in order."""
+    for d, ts, item in trailing:
+        if isinstance(item, int):
+            app.gap(d, ts, item)
+        elif item:
+            app.feed(d, ts, item)
+
+
 def seq_diff(a: int, b: int) -> int:
     """a - b in sequence space (RFC 9293 section 3.4), as a signed 32-bit number."""
     d = (a - b) & MASK
@@ -118,13 +128,8 @@ class TcpConnection:
         self.app = app
         self.app_decided = True
         self.note_layer(app_protocol, anomaly)
-        if app is None:
-            return
-        for d, ts, item in trailing:
-            if isinstance(item, int):
-                app.gap(d, ts, item)
-            elif item:
-                app.feed(d, ts, item)
+        if app is not None:
+            replay(app, trailing)
 
     def note_layer(self, app_protocol: str | None, anomaly: str = "") -> None:
         """A layer carried inside this connection (the plaintext in TLS) reached ``app_protocol``."""

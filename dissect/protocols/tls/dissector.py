@@ -24,7 +24,7 @@ from dissect.protocols.tls.events import (
 )
 from dissect.protocols.tls.keylog import KeyLog
 from dissect.records import CAPTURE_ENDED, Handshake, Outbox, capture_ended, ms
-from dissect.transport.tcp import StreamDissector
+from dissect.transport.tcp import StreamDissector, replay
 
 H2 = "h2"
 NO_KEYS = "no keys"
@@ -51,13 +51,8 @@ class TlsPlaintext:
         self.app = app
         self.app_decided = True
         self.owner.note_layer(app_protocol, anomaly)
-        if app is None:
-            return
-        for d, ts, item in trailing:
-            if isinstance(item, int):
-                app.gap(d, ts, item)
-            elif item:
-                app.feed(d, ts, item)
+        if app is not None:
+            replay(app, trailing)
 
     def feed(self, direction: int, ts: int, data: bytes) -> None:
         app = self.app
