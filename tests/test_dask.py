@@ -49,3 +49,19 @@ def test_report_dask_option(cluster: str, tmp_path: Path) -> None:
         a = sorted((tmp_path / "a" / f"{name}.csv").read_text().splitlines())
         b = sorted((tmp_path / "b" / f"{name}.csv").read_text().splitlines())
         assert a == b
+
+
+def test_report_dask_reuses_out(cluster: str, tmp_path: Path) -> None:
+    """--dask writes the report aside and swaps it in like every other run mode: an earlier
+    report's files the new one does not write are gone."""
+    r = CliRunner()
+    out = tmp_path / "r"
+    assert r.invoke(main, ["report", FILES[0], "--out", str(out), "-q", "--dask", cluster]).exit_code == 0
+    assert (out / "report.html").exists()
+    res = r.invoke(main, ["report", FILES[2], "--out", str(out), "-q", "--no-html", "--format", "jsonl",
+                          "--dask", cluster])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["handshakes.jsonl", "http.jsonl", "sessions.jsonl", "sio_packets.jsonl", "summary.json",
+         "ws_frames.jsonl", "ws_messages.jsonl"])
+    assert json.loads((out / "summary.json").read_text())["files"][0]["path"] == FILES[2]

@@ -83,6 +83,7 @@ class CaptureReader:
         self._compressed = head[:2] == b"\x1f\x8b"
         raw.seek(0)
         self._raw = raw
+        self._header_rest = b""  # the file header after the magic, read (whole) here
         self._f: Any = gzip.GzipFile(fileobj=raw, mode="rb") if self._compressed else raw
         try:
             self._magic = self._f.read(4)
@@ -91,14 +92,36 @@ class CaptureReader:
         if self._magic in PCAP_MAGICS:
             self.format = "pcap"
             self.nanosecond = PCAP_MAGICS[self._magic][1] == 1
+            self._header_rest = self._read_header(20, "pcap file header")
         elif len(self._magic) == 4 and struct.unpack("<I", self._magic)[0] == PCAPNG_SHB:
             self.format = "pcapng"
+            self._header_rest = self._read_header(8, "pcapng section header")
+            if self._header_rest[4:8] not in (b"\x4d\x3c\x2b\x1a", b"\x1a\x2b\x3c\x4d"):
+                self.close()
+                raise CaptureError(f"{path}: not a pcapng capture (byte-order magic "
+                                   f"{self._header_rest[4:8].hex()} in the section header)")
             self.nanosecond = self._peek_pcapng_resolution()
         else:
             self.close()
             if not self._magic:
                 raise CaptureError(f"{path}: empty file, not a capture")
             raise CaptureError(f"{path}: not a pcap or pcapng capture (magic {self._magic.hex()})")
+
+    def _read_header(self, n: int, what: str) -> bytes:
+        """The ``n`` bytes of the file header after the magic; :class:`CaptureError` when the file
+        ends (or cannot be read) before them: no packet can follow a cut file header."""
+        try:
+            rest = self._f.read(n)
+        except (OSError, EOFError, zlib.error) as e:
+            rest, why = b"", str(e)
+        else:
+            why = ""
+        if len(rest) < n:
+            self.close()
+            got = 4 + len(rest)
+            raise CaptureError(f"{self.path}: " + (f"cannot read the {what} ({why})" if why else
+                               f"file ends inside the {what} ({got} of {4 + n} bytes), not a capture"))
+        return bytes(rest)
 
     def _peek_pcapng_resolution(self) -> bool:
         """Whether any interface of the file's first section has sub-microsecond timestamps, read
@@ -122,6 +145,11 @@ class CaptureReader:
                 fine = fine or mul < 1000 or div > 1
             off += blen
         return fine
+
+    @property
+    def compressed(self) -> bool:
+        """Whether the file is gzip-compressed (then :attr:`bytes_read` counts uncompressed bytes)."""
+        return self._compressed
 
     @property
     def position(self) -> int:
@@ -196,11 +224,8 @@ class CaptureReader:
     def _pcap(self) -> Iterator[Packet]:
         endian, mult = PCAP_MAGICS[self._magic]
         frac_limit = 1_000_000_000 // mult  # a fraction of a second must stay below this
-        hdr = self._f.read(20)
+        hdr = self._header_rest  # read (whole) when the file was opened
         self.bytes_read = 24
-        if len(hdr) < 20:
-            self.warn(W_TRUNCATED, "file header cut short")
-            return
         _vmaj, _vmin, _zone, _sigfigs, snaplen, network = struct.unpack(endian + "HHiIII", hdr)
         linktype = network & 0xFFFF  # upper bits carry FCS information
         snaplen = snaplen or 262144
@@ -271,7 +296,7 @@ class CaptureReader:
     # -- pcapng -------------------------------------------------------------------------------------
 
     def _pcapng(self) -> Iterator[Packet]:
-        pending = self._magic
+        pending = self._magic + self._header_rest
         endian = "<"
         # Per interface of the current section: (linktype, ticks->ns multiplier or divisor, offset ns, snaplen)
         ifaces: list[tuple[int, int, int, int, int]] = []

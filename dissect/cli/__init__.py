@@ -20,8 +20,11 @@ from dissect import __version__
 from dissect.capture.reader import CaptureReader
 from dissect.cli.options import filter_options, make_filters
 from dissect.errors import DissectError
+from dissect.output.report_dir import ReportDir
 from dissect.output.writers import Blocks, ParquetWriter, ReportWriter
-from dissect.run.core import expand_paths, load_keylog
+from dissect.protocols.tls import KeyLog
+from dissect.run.core import RunResult, load_keylog, readable_files
+from dissect.run.filters import Filters
 from dissect.run.local import run
 from dissect.transport.limits import Limits
 
@@ -114,8 +117,9 @@ def main() -> None:
 
 @main.command()
 @click.argument("captures", nargs=-1, required=True)
-@click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Directory for the tables, summary.json and report.html.")
+@click.option("--out", "-o", "out_dir", required=True, type=click.Path(),
+              help="Directory for the tables, summary.json and report.html: new, empty, or an earlier "
+                   "report's (replaced whole).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "parquet"]), default="csv",
               show_default=True, help="Table files: CSV, JSON lines, or Parquet (needs pyarrow).")
 @click.option("--html/--no-html", default=True, show_default=True, help="Also write report.html.")
@@ -135,12 +139,17 @@ def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet:
            namespace: tuple[str, ...], since: str | None, until: str | None, event: tuple[str, ...],
            tls_keylog: str | None, payloads: bool, max_flows: int, max_half_open: int,
            max_reassembly_bytes: int, max_message_bytes: int) -> None:
-    """Write every table of CAPTURES (files or directories) to --out DIR."""
+    """Write every table of CAPTURES (files or directories) to --out DIR.
+
+    DIR holds one report: it is created if missing; an earlier dissect report in it is replaced
+    (its files the new report does not write are removed); a non-empty directory that holds no
+    dissect report is refused. The report is written aside (DIR/.dissect-new-*) and moved into
+    place when complete, so a failed run leaves the earlier report whole."""
     filters = make_filters(port, host, session_ids, namespace, since, until, event)
     keylog = load_keylog(tls_keylog)
     limits = Limits(max_flows=max_flows, max_half_open=max_half_open, max_reassembly_bytes=max_reassembly_bytes,
                     max_message_bytes=max_message_bytes, payloads=payloads)
-    files = expand_paths(list(captures))
+    files, skipped = readable_captures(captures)
     digits = 9 if any_nanosecond(files) else 6
     if jobs is None:
         jobs = default_jobs()
@@ -148,51 +157,95 @@ def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet:
         raise click.UsageError("--jobs above 1 needs the fork start method (Linux, macOS): use --jobs 1")
     if fmt == "parquet" and jobs > 2:
         raise click.UsageError("--format parquet is written by one process: use --jobs 1 or 2, or write CSV")
+    place = ReportDir(out_dir)
+    with place as work:
+        try:
+            result, counts, blocks = _write_tables(work, files, skipped, fmt, digits, html, quiet, jobs,
+                                                   dask_address, filters, limits, keylog)
+            summary = result.summary
+            with open(os.path.join(work, "summary.json"), "w", encoding="utf-8") as f:
+                json.dump(summary, f, indent=2, sort_keys=False)
+                f.write("\n")
+            if html:
+                _write_html(work, blocks, quiet)
+        except OSError as e:
+            raise DissectError(f"--out {out_dir}: cannot write the report ({e.strerror or e})") from None
+        place.commit()
+    warn_lines(summary, quiet)
+    if not quiet:
+        listed = ", ".join(f"{counts.get(t, 0)} {t}" for t in ReportWriter.TABLES)
+        click.echo(f"dissect: wrote {out_dir}: {listed}", err=True)
+    finish(summary, filters, quiet, skipped)
+
+
+def _write_tables(work: str, files: list[str], skipped: list[tuple[str, str]], fmt: str, digits: int,
+                  html: bool, quiet: bool, jobs: int,
+                  dask_address: str | None, filters: Filters, limits: Limits, keylog: KeyLog | None,
+                  ) -> tuple[RunResult, dict[str, int], dict[str, Blocks]]:
+    """Dissect ``files`` and write their tables into ``work`` the way ``--jobs``/``--dask`` say;
+    the run's result (naming the ``skipped`` files), the row counts and (for report.html) where
+    the blocks of rows are."""
     # Where each table's blocks of rows were written: report.html reads back a sample of them.
     blocks: dict[str, Blocks] = {}
     if dask_address:
         from dissect.run.dask import run_dask
 
-        dask_result, rows = run_dask(files, dask_address, filters=filters, limits=limits, keylog=keylog)
-        summary = dask_result.summary
-        writer = _writer(out_dir, fmt, digits, html)
+        result, rows = run_dask(files, dask_address, filters=filters, limits=limits, keylog=keylog)
+        result.skipped = skipped
+        writer = _writer(work, fmt, digits, html)
         for table, table_rows in rows.items():
             writer.add(table, table_rows)
         writer.close()
-        counts = writer.counts
-        blocks = getattr(writer, "blocks", {})
-    elif jobs == 2:
+        return result, writer.counts, getattr(writer, "blocks", {})
+    if jobs == 2:
         from dissect.run.two_stage import run_two_stages
 
-        os.makedirs(out_dir, exist_ok=True)
-        result, counts, blocks = run_two_stages(files, functools.partial(_writer, out_dir, fmt, digits, html),
+        result, counts, blocks = run_two_stages(files, functools.partial(_writer, work, fmt, digits, html),
                                                 filters=filters, limits=limits, quiet=quiet, keylog=keylog)
-        summary = result.summary
-    elif jobs > 2:
-        os.makedirs(out_dir, exist_ok=True)
+        result.skipped = skipped
+        return result, counts, blocks
+    if jobs > 2:
         from dissect.run.jobs import run_jobs
 
-        jobs_result, _ = run_jobs(files, jobs, out_dir=out_dir, fmt=fmt, digits=digits, filters=filters,
-                                  limits=limits, quiet=quiet, blocks=blocks if html else None, keylog=keylog)
-        summary = jobs_result.summary
-        counts = summary.get("totals", {})
-    else:
-        writer = _writer(out_dir, fmt, digits, html)
-        try:
-            summary = run(files, [writer], filters=filters, limits=limits, quiet=quiet, keylog=keylog).summary
-        finally:
-            writer.close()
-        counts = writer.counts
-        blocks = getattr(writer, "blocks", {})
-    with open(os.path.join(out_dir, "summary.json"), "w", encoding="utf-8") as f:
-        json.dump(summary, f, indent=2, sort_keys=False)
-        f.write("\n")
-    if html:
-        _write_html(out_dir, blocks, quiet)
-    warn_lines(summary, quiet)
-    if not quiet:
-        listed = ", ".join(f"{counts.get(t, 0)} {t}" for t in ReportWriter.TABLES)
-        click.echo(f"dissect: wrote {out_dir}: {listed}", err=True)
+        result, _ = run_jobs(files, jobs, out_dir=work, fmt=fmt, digits=digits, filters=filters,
+                             limits=limits, quiet=quiet, blocks=blocks if html else None, keylog=keylog)
+        result.skipped = skipped
+        return result, result.summary.get("totals", {}), blocks
+    writer = _writer(work, fmt, digits, html)
+    try:
+        result = run(files, [writer], filters=filters, limits=limits, quiet=quiet, keylog=keylog)
+    finally:
+        writer.close()
+    result.skipped = skipped
+    return result, writer.counts, getattr(writer, "blocks", {})
+
+
+def readable_captures(captures: tuple[str, ...]) -> tuple[list[str], list[tuple[str, str]]]:
+    """The readable capture files of CAPTURES and the unreadable ones, ``(path, why)``: the
+    others are analysed, and :func:`finish` names the skipped ones and exits 2. When none can
+    be read: each named, and :class:`DissectError` for the last."""
+    files, skipped = readable_files(list(captures))
+    if not files:
+        for path, why in skipped[:-1]:
+            click.echo(f"dissect: {path}: {why}", err=True)
+        path, why = skipped[-1]
+        raise DissectError(f"{path}: {why}")
+    return files, skipped
+
+
+def finish(summary: dict[str, Any], filters: Filters, quiet: bool, skipped: list[tuple[str, str]]) -> None:
+    """The last lines of a run: what the filters left (unless ``quiet``), the skipped files (then
+    exit 2: the analysis is not that of every capture given)."""
+    if filters.active and not quiet:
+        totals = summary.get("totals") or {}
+        if not totals.get("sessions"):
+            click.echo("dissect: no flow matched the filters", err=True)
+        elif filters.namespaces and not totals.get("sio_packets"):
+            click.echo("dissect: no Socket.IO packet matched --namespace", err=True)
+    for path, why in skipped:
+        click.echo(f"dissect: {path}: {why} (skipped; the other captures were analysed)", err=True)
+    if skipped:
+        sys.exit(2)
 
 
 # report.html is drawn from at most this many rows per table (beyond, every k-th block of rows
@@ -215,23 +268,39 @@ def _write_html(out_dir: str, blocks: dict[str, Blocks], quiet: bool) -> None:
 @click.argument("captures", nargs=-1, required=True)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, no warning lines.")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json instead.")
+@click.option("--sessions", "list_sessions", is_flag=True,
+              help="Also list the sessions, one line each: id, endpoints, app protocol, TLS version, "
+                   "duration, HTTP exchanges, WebSocket messages, Socket.IO packets, anomalies, close, "
+                   "handshake times (! failed, ? capture ended first).")
 @filter_options
 @guarded
-def summary(captures: tuple[str, ...], quiet: bool, as_json: bool, port: tuple[int, ...],
-            host: tuple[str, ...], session_ids: tuple[int, ...], namespace: tuple[str, ...],
-            since: str | None, until: str | None, event: tuple[str, ...], tls_keylog: str | None,
-            payloads: bool) -> None:
+def summary(captures: tuple[str, ...], quiet: bool, as_json: bool, list_sessions: bool,
+            port: tuple[int, ...], host: tuple[str, ...], session_ids: tuple[int, ...],
+            namespace: tuple[str, ...], since: str | None, until: str | None, event: tuple[str, ...],
+            tls_keylog: str | None, payloads: bool) -> None:
     """Print the headline figures of CAPTURES in the terminal."""
+    if as_json and list_sessions:
+        raise click.UsageError("--sessions prints a list, --json prints summary.json: give one of them "
+                               "(the sessions table of dissect report holds every session's figures)")
     filters = make_filters(port, host, session_ids, namespace, since, until, event)
-    result = run(list(captures), [], filters=filters, quiet=quiet, keylog=load_keylog(tls_keylog),
+    keylog = load_keylog(tls_keylog)
+    files, skipped = readable_captures(captures)
+    from dissect.report.sessions_list import SessionList, print_sessions
+
+    listing = SessionList() if list_sessions else None
+    result = run(files, [listing] if listing is not None else [], filters=filters, quiet=quiet, keylog=keylog,
                  limits=Limits(payloads=payloads))
+    result.skipped = skipped
     if as_json:
         click.echo(json.dumps(result.summary, indent=2))
     else:
         from dissect.report.terminal import print_summary
 
         print_summary(result.summary)
+    if listing is not None:
+        print_sessions(listing.lines.values(), sys.stdout)
     warn_lines(result.summary, quiet)
+    finish(result.summary, filters, quiet, skipped)
 
 
 from dissect.cli.check import check  # noqa: E402 - commands defined in their own modules

@@ -29,8 +29,10 @@ def filter_options(f: F) -> F:
     f = click.option("--namespace", multiple=True, help="Only Socket.IO rows of this namespace (repeatable).")(f)
     f = click.option("--session", "session_ids", multiple=True, type=int,
                      help="Only rows of this session_id (repeatable).")(f)
-    f = click.option("--host", multiple=True, help="Only flows to or from this IP address (repeatable).")(f)
-    f = click.option("--port", multiple=True, type=int,
+    f = click.option("--host", multiple=True,
+                     help="Only flows to or from this IP address, IPv6 with or without brackets "
+                          "(::1 or [::1]) (repeatable).")(f)
+    f = click.option("--port", multiple=True, type=click.IntRange(0, 65535),
                      help="Only flows with this port on either side (repeatable).")(f)
     return f
 

@@ -59,6 +59,13 @@ def _fmt_int(x: Any) -> str:
     return "-" if x is None else f"{int(x):,}"
 
 
+def _size(f: Mapping[str, Any]) -> str:
+    """A capture file's size: for a gzip-compressed one, the capture's bytes and the file's."""
+    if f.get("uncompressed_bytes") is None:
+        return _fmt_bytes(f.get("bytes"))
+    return f"{_fmt_bytes(f.get('uncompressed_bytes'))} (gzip: {_fmt_bytes(f.get('bytes'))} on disk)"
+
+
 def _fmt_bytes(x: Any) -> str:
     if x is None:
         return "-"
@@ -70,6 +77,13 @@ def _fmt_bytes(x: Any) -> str:
     return f"{v:.1f} GiB"  # pragma: no cover
 
 
+def plural(n: Any, word: str, many: str | None = None) -> str:
+    """``1 session``, ``2 sessions``, ``- sessions`` (count unknown): the count with its noun."""
+    if n is None:
+        return f"- {many or word + 's'}"
+    return f"{int(n):,} {word if int(n) == 1 else (many or word + 's')}"
+
+
 def _counts(d: Mapping[str, Any] | None) -> str:
     if not d:
         return "-"
@@ -77,11 +91,13 @@ def _counts(d: Mapping[str, Any] | None) -> str:
     return ", ".join(f"{safe_text(k, 60) or '-'} {int(v):,}" for k, v in items)
 
 
-def _pct_line(p: Mapping[str, Any] | None) -> str:
+def _pct_line(p: Mapping[str, Any] | None, count: bool = True) -> str:
+    """Percentiles of a distribution; ``count``: lead with ``n=`` (left out where the line
+    already gives the count)."""
     if not p or not p.get("count"):
         return "-"
     return (
-        f"n={p['count']:,}  p50 {_fmt_ms(p.get('p50'))}  p90 {_fmt_ms(p.get('p90'))}  "
+        (f"n={p['count']:,}  " if count else "") + f"p50 {_fmt_ms(p.get('p50'))}  p90 {_fmt_ms(p.get('p90'))}  "
         f"p99 {_fmt_ms(p.get('p99'))}  max {_fmt_ms(p.get('max'))}"
     )
 
@@ -126,14 +142,23 @@ def print_summary(
         lts = ",".join(safe_text(x, 20) for x in f.get("link_types") or []) or "-"
         row(
             safe_text(f.get("path"), 60),
-            f"{_fmt_int(f.get('packets'))} packets, {_fmt_bytes(f.get('bytes'))}, "
-            f"link {lts}, {_fmt_int(f.get('sessions'))} sessions",
+            f"{plural(f.get('packets'), 'packet')}, {_size(f)}, "
+            f"link {lts}, {plural(f.get('sessions'), 'session')}",
         )
     if len(files) > top:
         row("...", f"{len(files) - top} more files")
+    for skipped in s.get("skipped_files") or []:
+        row("skipped", f"{safe_text(skipped.get('path'), 60)}: {safe_text(skipped.get('reason'), 100)}", bad=True)
     row("files", _fmt_int(totals.get("files", len(files))))
     row("packets", _fmt_int(totals.get("packets")))
-    row("bytes", _fmt_bytes(totals.get("bytes")))
+    packed = [f for f in files if f.get("uncompressed_bytes") is not None]
+    if packed:
+        unpacked = sum(int(f.get("uncompressed_bytes") or 0) for f in packed)
+        unpacked += sum(int(f.get("bytes") or 0) for f in files if f.get("uncompressed_bytes") is None)
+        row("bytes", f"{_fmt_bytes(unpacked)} of captures ({_fmt_bytes(totals.get('bytes'))} on disk, "
+                     f"{plural(len(packed), 'file')} gzip-compressed)")
+    else:
+        row("bytes", _fmt_bytes(totals.get("bytes")))
     cap = s.get("capture") or {}
     if cap.get("duration_s") is not None:
         row("duration", f"{float(cap['duration_s']):.3f} s")
@@ -152,14 +177,14 @@ def print_summary(
         bad=bool(sess.get("lost_bytes")),
     )
 
-    head("Handshakes")
-    for layer, h in (s.get("handshakes") or {}).items():
-        if not h.get("count"):
-            continue
+    layers = {k: h for k, h in (s.get("handshakes") or {}).items() if h.get("count")}
+    if layers:
+        head("Handshakes")
+    for layer, h in layers.items():
         failed = int(h.get("failed") or 0)
         row(
             safe_text(layer, 20),
-            f"{h['count']:,} ({failed:,} failed)  {_pct_line(h.get('duration_ms'))}",
+            f"{h['count']:,} ({failed:,} failed)  {_pct_line(h.get('duration_ms'), count=False)}",
             bad=failed > 0,
         )
 
@@ -199,6 +224,9 @@ def print_summary(
                 f"p50 {_fmt_bytes(size.get('p50'))}  p90 {_fmt_bytes(size.get('p90'))}  "
                 f"p99 {_fmt_bytes(size.get('p99'))}  max {_fmt_bytes(size.get('max'))}",
             )
+    else:
+        head("WebSocket")
+        row("frames", "0: no WebSocket traffic found")
 
     sio = s.get("sio_packets") or {}
     if sio.get("count"):

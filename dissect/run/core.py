@@ -62,6 +62,23 @@ def capture_files(paths: Paths) -> list[str]:
     return files
 
 
+def readable_files(paths: Paths) -> tuple[list[str], list[tuple[str, str]]]:
+    """The capture files of ``paths`` (:func:`expand_paths`) that can be read, and the others as
+    ``(path, why)``, for runs that analyse what they can (``dissect report`` and ``summary`` name
+    the skipped files and exit 2 at the end; summary.json lists them in ``skipped_files``)."""
+    readable: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    for f in expand_paths(paths):
+        try:
+            CaptureReader(f).close()
+        except CaptureError as e:
+            why = str(e)
+            skipped.append((f, why[len(f) + 2:] if why.startswith(f"{f}: ") else why))
+        else:
+            readable.append(f)
+    return readable, skipped
+
+
 def load_keylog(path: str | os.PathLike[str] | None) -> KeyLog | None:
     """The TLS key log file at ``path`` (NSS format: SSLKEYLOGFILE, node --tls-keylog, ...);
     :class:`CaptureError` when it cannot be read or holds no secret."""
@@ -96,6 +113,7 @@ class RunResult:
     protocol: Counter[str] = field(default_factory=Counter)
     nanosecond: bool = False
     sessions: int = 0  # session ids handed out (the next file's ids follow on --dask)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # unreadable files: (path, why)
 
     def merge_worker(self, other: RunResult) -> None:
         """Add a ``--jobs`` worker's share: the same files were read, other flows dissected."""
@@ -128,8 +146,15 @@ class RunResult:
         # Files in the order they were read (rows may have named them first, in any order).
         order = {info["path"]: i for i, info in enumerate(self.files)}
         result["files"] = sorted(result.get("files", []), key=lambda f: order.get(f.get("path"), len(order)))
+        # A gzip-compressed capture: "bytes" is its size on disk, "uncompressed_bytes" the capture's.
+        unpacked = {info["path"]: info["uncompressed_bytes"] for info in self.files if "uncompressed_bytes" in info}
+        for f in result["files"]:
+            if f.get("path") in unpacked:
+                f["uncompressed_bytes"] = unpacked[f["path"]]
         result["decode"] = dict(sorted((self.decode + self.protocol).items()))
         result["ts_precision"] = "ns" if self.nanosecond else "us"
+        if self.skipped:  # only when a file was skipped: the key is absent from a complete run
+            result["skipped_files"] = [{"path": p, "reason": why} for p, why in self.skipped]
         return result
 
 
@@ -168,6 +193,8 @@ def drive(pipe: Pipeline, files: Sequence[str], quiet: bool = True) -> None:
         for path in files:
             reader = CaptureReader(path)
             pipe.run_reader(reader)
+            if reader.compressed and pipe.stats.files:  # the entry run_reader just added
+                pipe.stats.files[-1]["uncompressed_bytes"] = reader.bytes_read
             done_before += reader.size
             current = done_before
         pipe.finish()

@@ -76,16 +76,27 @@ class Filters:
 
         hosts = set()
         for h in many(host):
+            hosts.add(host_address(h))
+        ports = set()
+        for p in many(port):
             try:
-                hosts.add(ipaddress.ip_address(h).packed)
-            except ValueError:
-                raise ValueError(f"--host {h!r} is not an IP address") from None
+                number = int(p)
+            except (TypeError, ValueError):
+                number = -1
+            if isinstance(p, (bool, float)) or not 0 <= number <= 65535:
+                raise ValueError(f"--port {p!r} is not a port number (0 to 65535)")
+            ports.add(number)
         t0, t1 = parse_time(since, "--since"), parse_time(until, "--until")
         if t0 is not None and t1 is not None and t1 < t0:
             raise ValueError("--until is before --since")
-        return cls(frozenset(int(p) for p in many(port)), frozenset(hosts),
+        return cls(frozenset(ports), frozenset(hosts),
                    frozenset(int(s) for s in many(session)), frozenset(many(namespace)), t0, t1,
                    frozenset(many(event)))
+
+    @property
+    def active(self) -> bool:
+        """Whether any filter is set."""
+        return bool(self.ports or self.hosts or self.sessions or self.namespaces)
 
     def flow_filter(self) -> Callable[[bytes, int, bytes, int], bool] | None:
         if not self.ports and not self.hosts:
@@ -104,6 +115,18 @@ class Filters:
                 or self.until is not None):
             return consumer
         return RowFilter(consumer, self)
+
+
+def host_address(text: str) -> bytes:
+    """The packed address of ``--host`` text: an IPv4 or IPv6 address, the IPv6 one also in
+    brackets as in a URL or an endpoint (``[::1]``, RFC 3986 section 3.2.2); ValueError if none."""
+    h = text.strip()
+    if h.startswith("[") and h.endswith("]"):
+        h = h[1:-1]
+    try:
+        return ipaddress.ip_address(h).packed
+    except ValueError:
+        raise ValueError(f"--host {text!r} is not an IP address") from None
 
 
 class RowFilter:
