@@ -1,6 +1,6 @@
 """TCP (RFC 9293): connection state, handshake timing and per-direction stream reassembly.
 
-A :class:`TcpConnection` is one session of the ``sessions`` table. Its two :class:`Stream` objects
+A :class:`TcpConnection` is one session of the ``sessions`` table. Its two :class:`Direction` objects
 rebuild each direction's byte stream from segments that may arrive out of order, retransmitted
 (fully or partly), overlapping, across a sequence-number wraparound, or never (lost from the
 capture). The application dissector sees only in-order bytes through ``feed`` and is told of every
@@ -49,7 +49,7 @@ def seq_diff(a: int, b: int) -> int:
     return d - 0x100000000 if d & HALF else d
 
 
-class Stream:
+class Direction:
     """One direction of a connection: the next expected sequence number and segments held early."""
 
     __slots__ = ("next_seq", "isn", "pending", "pending_bytes", "fin_seq", "fin_done", "delivered",
@@ -88,7 +88,7 @@ class TcpConnection:
         self.client_ip, self.client_port = client
         self.server_ip, self.server_port = server
         self.inferred = inferred
-        self.streams = (Stream(), Stream())
+        self.streams = (Direction(), Direction())  # c2s, s2c
         self.packets = [0, 0]
         self.ts_first = ts
         self.ts_last = ts
@@ -229,7 +229,7 @@ class TcpConnection:
         if st.pending_bytes > self.max_pending:
             self.skip_hole(d, ts)
 
-    def _drain(self, d: int, st: Stream, ts: int) -> None:
+    def _drain(self, d: int, st: Direction, ts: int) -> None:
         pending = st.pending
         while pending:
             seg = pending.pop(st.next_seq, None)

@@ -9,7 +9,7 @@ from collections import deque
 
 from dissect.protocols.http.messages import HttpRequest, HttpResponse, HttpUpper, Trailing
 from dissect.protocols.http.readers import DONE, READERS, parse_start
-from dissect.protocols.http.state import Exchange, Half
+from dissect.protocols.http.state import Direction, Exchange
 from dissect.protocols.http.syntax import (
     BODY,
     CHUNK_DATA,
@@ -48,7 +48,7 @@ class HttpDissector:
         self.upper = upper
         self.max_header_bytes = max_header_bytes
         self.max_body_bytes = max_body_bytes
-        self._halves = (Half(C2S), Half(S2C))
+        self._halves = (Direction(C2S), Direction(S2C))
         # Requests waiting for their response, oldest first; None marks where c2s framing was
         # lost, so an unknown number of requests may be missing there.
         self._queue: deque[Exchange | None] = deque()
@@ -87,7 +87,7 @@ class HttpDissector:
 
     # -- one direction --------------------------------------------------------------------------
 
-    def _feed_half(self, h: Half, ts: int, data: bytes | bytearray) -> None:
+    def _feed_half(self, h: Direction, ts: int, data: bytes | bytearray) -> None:
         st = h.state
         if st == DEAD:
             h.ignored += len(data)
@@ -98,7 +98,7 @@ class HttpDissector:
         else:  # after a switch the connection's owner sends the bytes elsewhere; these are not HTTP
             h.ignored += len(data)
 
-    def stash(self, h: Half, ts: int, item: bytes | int) -> None:
+    def stash(self, h: Direction, ts: int, item: bytes | int) -> None:
         """Keep c2s bytes sent after an upgrade request until the response decides their fate."""
         if isinstance(item, bytes):
             room = self.max_header_bytes - h.stash_bytes
@@ -118,7 +118,7 @@ class HttpDissector:
         else:
             h.stash.append((ts, item))
 
-    def _gap_half(self, h: Half, ts: int, nbytes: int) -> None:
+    def _gap_half(self, h: Direction, ts: int, nbytes: int) -> None:
         st = h.state
         if st in (DEAD, HANDED):
             return
@@ -148,7 +148,7 @@ class HttpDissector:
         self.drop(h, "lost-bytes")
         self.lose_sync(h)
 
-    def _finish_half(self, h: Half, ts: int) -> None:
+    def _finish_half(self, h: Direction, ts: int) -> None:
         st = h.state
         if st == EOF_BODY:
             self.message_done(h)  # RFC 9112 section 6.3 rule 8: the close ends the body
@@ -174,7 +174,7 @@ class HttpDissector:
                 self.drop(h, "truncated-body")
         h.buf = bytearray()
 
-    def _run(self, h: Half, ts: int, data: bytes | bytearray) -> None:
+    def _run(self, h: Direction, ts: int, data: bytes | bytearray) -> None:
         """Parse ``data``, the next in-order bytes of h's direction, carried at ``ts``: the reader
         of each state in turn (:data:`~dissect.protocols.http.readers.READERS`)."""
         if h.buf:
@@ -198,7 +198,7 @@ class HttpDissector:
             else:
                 h.buf = bytearray(data[pos:])
 
-    def take_body(self, h: Half, data: bytes | bytearray, pos: int, take: int) -> None:
+    def take_body(self, h: Direction, data: bytes | bytearray, pos: int, take: int) -> None:
         msg = h.msg
         assert msg is not None
         msg.body_bytes += take
@@ -209,7 +209,7 @@ class HttpDissector:
                 h.parts.append(piece)
                 h.kept += len(piece)
 
-    def _framing(self, h: Half, headers: dict[str, str], ex: Exchange) -> int:
+    def _framing(self, h: Direction, headers: dict[str, str], ex: Exchange) -> int:
         """Body framing per RFC 9112 section 6.3 rules 3-8; returns a state or -1 (invalid).
 
         START means no body. HEAD/1xx/204/304/CONNECT (rules 1-2) are the caller's.
@@ -248,7 +248,7 @@ class HttpDissector:
                 old.anomaly.append("no-response")
                 self._emit(old)
 
-    def lose_sync(self, h: Half) -> None:
+    def lose_sync(self, h: Direction) -> None:
         """Framing of h's direction is lost: resynchronise, and remember what may be missing."""
         h.state = HUNT
         h.bol = True
@@ -304,7 +304,7 @@ class HttpDissector:
                 ex.anomaly.append("lost-bytes")
         return ex
 
-    def request_head(self, h: Half, headers: dict[str, str], anomaly: list[str]) -> None:
+    def request_head(self, h: Direction, headers: dict[str, str], anomaly: list[str]) -> None:
         start = h.start
         assert start is not None
         method, target, version = start
@@ -319,7 +319,7 @@ class HttpDissector:
         self._begin_body(h, req, ex)
         self._apply_framing(h, self._framing(h, headers, ex))
 
-    def _apply_framing(self, h: Half, framing: int) -> None:
+    def _apply_framing(self, h: Direction, framing: int) -> None:
         """Go on after a header section as its framing says (RFC 9112 section 6.3)."""
         if framing < 0:
             # rules 3 and 5: an unusable length; a server answers 400 and closes, so do we
@@ -332,7 +332,7 @@ class HttpDissector:
 
     def response_head(
         self,
-        h: Half,
+        h: Direction,
         ts: int,
         headers: dict[str, str],
         anomaly: list[str],
@@ -375,7 +375,7 @@ class HttpDissector:
             self._resume()  # not switching: the client carries on with HTTP/1.1
         return False
 
-    def _begin_body(self, h: Half, msg: HttpRequest | HttpResponse, ex: Exchange) -> None:
+    def _begin_body(self, h: Direction, msg: HttpRequest | HttpResponse, ex: Exchange) -> None:
         h.msg = msg
         h.ex = ex
         h.start = None
@@ -386,7 +386,7 @@ class HttpDissector:
         h.remaining = 0
         h.scan = 0
 
-    def message_done(self, h: Half) -> None:
+    def message_done(self, h: Direction) -> None:
         """The message in h's direction is complete (possibly with lost bytes in its body)."""
         msg, ex = h.msg, h.ex
         assert msg is not None and ex is not None
@@ -413,7 +413,7 @@ class HttpDissector:
             if ex.request_done:
                 self._emit(ex)
 
-    def drop(self, h: Half, tag: str | None) -> None:
+    def drop(self, h: Direction, tag: str | None) -> None:
         """Abandon the message in progress in h's direction; its row (if any) gets ``tag``."""
         ex = h.ex
         if ex is None and h.start is not None and h.state in (LINE, FIELDS):
@@ -446,17 +446,17 @@ class HttpDissector:
         h.lost = False
         h.state = START
 
-    def bad_chunk(self, h: Half) -> None:
+    def bad_chunk(self, h: Direction) -> None:
         # RFC 9112 section 7.1: not chunked coding, so the message's end is unknown
         self.drop(h, "bad-chunk")
         self.lose_sync(h)
 
-    def too_large(self, h: Half) -> None:
+    def too_large(self, h: Direction) -> None:
         self.drop(h, "header-too-large")
         self.lose_sync(h)
         h.state = SKIP_HEAD  # then hunt: without its fields the body's framing is unknown
 
-    def garbage(self, h: Half) -> None:
+    def garbage(self, h: Direction) -> None:
         """Not a start line: a row says so, and the direction is no longer parsed."""
         if h.direction == C2S:
             ex = Exchange(HttpRequest(h.msg_ts, "", "", "", {}), h.msg_ts)
@@ -471,7 +471,7 @@ class HttpDissector:
             self._emit(ex)
         self._kill(h)
 
-    def _kill(self, h: Half) -> None:
+    def _kill(self, h: Direction) -> None:
         h.ignored += h.stash_bytes + len(h.buf)  # held back or partial: never parsed now
         h.state = DEAD
         h.buf = bytearray()

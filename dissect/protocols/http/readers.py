@@ -1,7 +1,7 @@
 """One small reader per parser state, chosen from a table (after h11's ``_readers.READERS``).
 
 A reader gets the dissector (for the message-level steps it may take: a head is complete, a
-message is done, framing is lost...), the direction's :class:`~.state.Half`, the time, the bytes
+message is done, framing is lost...), the direction's :class:`~.state.Direction`, the time, the bytes
 and where to start; it returns where the next reader starts and what the loop does next:
 :data:`GO` (run the reader of the new state), :data:`WAIT` (keep the bytes from there until more
 come) or :data:`DONE` (the direction is not HTTP's any more: stop, keep nothing).
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from dissect.protocols.http.state import Half
+from dissect.protocols.http.state import Direction
 from dissect.protocols.http.syntax import (
     BODY,
     CHUNK_DATA,
@@ -53,25 +53,25 @@ class Steps(Protocol):
 
     max_header_bytes: int
 
-    def take_body(self, h: Half, data: Data, pos: int, take: int) -> None: ...
-    def message_done(self, h: Half) -> None: ...
-    def garbage(self, h: Half) -> None: ...
-    def too_large(self, h: Half) -> None: ...
-    def bad_chunk(self, h: Half) -> None: ...
-    def drop(self, h: Half, tag: str | None) -> None: ...
-    def lose_sync(self, h: Half) -> None: ...
-    def stash(self, h: Half, ts: int, item: bytes | int) -> None: ...
-    def request_head(self, h: Half, headers: dict[str, str], anomaly: list[str]) -> None: ...
-    def response_head(self, h: Half, ts: int, headers: dict[str, str], anomaly: list[str], data: Data,
+    def take_body(self, h: Direction, data: Data, pos: int, take: int) -> None: ...
+    def message_done(self, h: Direction) -> None: ...
+    def garbage(self, h: Direction) -> None: ...
+    def too_large(self, h: Direction) -> None: ...
+    def bad_chunk(self, h: Direction) -> None: ...
+    def drop(self, h: Direction, tag: str | None) -> None: ...
+    def lose_sync(self, h: Direction) -> None: ...
+    def stash(self, h: Direction, ts: int, item: bytes | int) -> None: ...
+    def request_head(self, h: Direction, headers: dict[str, str], anomaly: list[str]) -> None: ...
+    def response_head(self, h: Direction, ts: int, headers: dict[str, str], anomaly: list[str], data: Data,
                       end: int) -> bool: ...
 
 
-Reader = Callable[[Steps, Half, int, Data, int, int], tuple[int, int]]
+Reader = Callable[[Steps, Direction, int, Data, int, int], tuple[int, int]]
 
 
 # -- start lines -------------------------------------------------------------------------------------
 
-def prefix_ok(h: Half, head: Data) -> bool:
+def prefix_ok(h: Direction, head: Data) -> bool:
     """Could ``head`` still grow into a start line? Catches binary garbage early."""
     if h.direction == S2C:
         return b"HTTP/1."[: len(head)] == head[:7]
@@ -81,7 +81,7 @@ def prefix_ok(h: Half, head: Data) -> bool:
     return sp > 0 and TOKEN.fullmatch(head[:sp]) is not None
 
 
-def parse_start(h: Half, line: Data) -> tuple[str, str, str] | tuple[str, int, str] | None:
+def parse_start(h: Direction, line: Data) -> tuple[str, str, str] | tuple[str, int, str] | None:
     """A request-line (RFC 9112 section 3) or status-line (section 4), as h's direction expects."""
     if h.direction == C2S:
         m = REQUEST_LINE.fullmatch(line)
@@ -94,7 +94,7 @@ def parse_start(h: Half, line: Data) -> tuple[str, str, str] | tuple[str, int, s
     return (m[1].decode("ascii"), int(m[2]), field_text(m[3] or b""))
 
 
-def hunt(h: Half, data: Data, pos: int, n: int) -> int:
+def hunt(h: Direction, data: Data, pos: int, n: int) -> int:
     """Look for a start line at a line start (resynchronisation after lost framing).
 
     Returns its index, or ``-(k + 1)`` where ``k`` is where the tail worth keeping begins.
@@ -141,7 +141,7 @@ def hunt(h: Half, data: Data, pos: int, n: int) -> int:
 
 # -- the readers ---------------------------------------------------------------------------------------
 
-def read_body(d: Steps, h: Half, ts: int, data: Data, pos: int, n: int) -> tuple[int, int]:
+def read_body(d: Steps, h: Direction, ts: int, data: Data, pos: int, n: int) -> tuple[int, int]:
     """Content-Length body or chunk-data: count (and keep, if asked) up to the length."""
     st = h.state
     take = min(h.remaining, n - pos)
@@ -156,7 +156,7 @@ def read_body(d: Steps, h: Half, ts: int, data: Data, pos: int, n: int) -> tuple
     return pos, GO
 
 
-def read_start(d: Steps, h: Half, ts: int, data: Data, pos: int, n: int) -> tuple[int, int]:
+def read_start(d: Steps, h: Direction, ts: int, data: Data, pos: int, n: int) -> tuple[int, int]:
     # RFC 9112 section 2.2: ignore empty lines before a start line
     while pos < n and data[pos] in (10, 13):
         pos += 1
@@ -167,7 +167,7 @@ def read_start(d: Steps, h: Half, ts: int, data: Data, pos: int, n: int) -> tupl
     return pos, GO
 
 
-def read_line(d: Steps, h: Half, ts: int, data: Data, pos: int, n: int) -> tuple[int, int]:
+def read_line(d: Steps, h: Direction, ts: int, data: Data, pos: int, n: int) -> tuple[int, int]:
     """The start line: whole, or judged as it grows (garbage, too long)."""
     nl = data.find(b"\n", pos + h.scan)
     if nl < 0 or nl - pos > d.max_header_bytes:
@@ -195,7 +195,7 @@ def read_line(d: Steps, h: Half, ts: int, data: Data, pos: int, n: int) -> tuple
     return pos, GO
 
 
-def read_fields(d: Steps, h: Half, ts: int, data: Data, pos: int, n: int) -> tuple[int, int]:
+def read_fields(d: Steps, h: Direction, ts: int, data: Data, pos: int, n: int) -> tuple[int, int]:
     """The field section up to its empty line (RFC 9112 sections 2.1, 5)."""
     end = find_head_end(data, pos + h.scan, n)
     if end < 0:
@@ -218,7 +218,7 @@ def read_fields(d: Steps, h: Half, ts: int, data: Data, pos: int, n: int) -> tup
     return end, GO
 
 
-def read_chunk_size(d: Steps, h: Half, ts: int, data: Data, pos: int, n: int) -> tuple[int, int]:
+def read_chunk_size(d: Steps, h: Direction, ts: int, data: Data, pos: int, n: int) -> tuple[int, int]:
     """A chunk-size line (RFC 9112 section 7.1)."""
     nl = data.find(b"\n", pos + h.scan)
     if nl < 0:
@@ -242,7 +242,7 @@ def read_chunk_size(d: Steps, h: Half, ts: int, data: Data, pos: int, n: int) ->
     return nl + 1, GO
 
 
-def read_chunk_end(d: Steps, h: Half, ts: int, data: Data, pos: int, n: int) -> tuple[int, int]:
+def read_chunk_end(d: Steps, h: Direction, ts: int, data: Data, pos: int, n: int) -> tuple[int, int]:
     """The CRLF after chunk-data."""
     b0 = data[pos]
     if b0 == 10:
@@ -259,7 +259,7 @@ def read_chunk_end(d: Steps, h: Half, ts: int, data: Data, pos: int, n: int) -> 
     return pos, GO
 
 
-def read_trailer(d: Steps, h: Half, ts: int, data: Data, pos: int, n: int) -> tuple[int, int]:
+def read_trailer(d: Steps, h: Direction, ts: int, data: Data, pos: int, n: int) -> tuple[int, int]:
     """The trailer section after the last chunk (RFC 9112 section 7.1.2)."""
     if h.scan == 0 and data[pos] in (10, 13):
         # no trailer fields: the CRLF ending the chunked body follows last-chunk
@@ -292,13 +292,13 @@ def read_trailer(d: Steps, h: Half, ts: int, data: Data, pos: int, n: int) -> tu
     return end, GO
 
 
-def read_eof_body(d: Steps, h: Half, ts: int, data: Data, pos: int, n: int) -> tuple[int, int]:
+def read_eof_body(d: Steps, h: Direction, ts: int, data: Data, pos: int, n: int) -> tuple[int, int]:
     """A response body that the close ends (RFC 9112 section 6.3 rule 8)."""
     d.take_body(h, data, pos, n - pos)
     return n, GO
 
 
-def read_skip_head(d: Steps, h: Half, ts: int, data: Data, pos: int, n: int) -> tuple[int, int]:
+def read_skip_head(d: Steps, h: Direction, ts: int, data: Data, pos: int, n: int) -> tuple[int, int]:
     """An oversized header section: skip to its end, then hunt."""
     end = find_head_end(data, pos, n)
     if end < 0:
@@ -309,7 +309,7 @@ def read_skip_head(d: Steps, h: Half, ts: int, data: Data, pos: int, n: int) -> 
     return end, GO
 
 
-def read_hunt(d: Steps, h: Half, ts: int, data: Data, pos: int, n: int) -> tuple[int, int]:
+def read_hunt(d: Steps, h: Direction, ts: int, data: Data, pos: int, n: int) -> tuple[int, int]:
     found = hunt(h, data, pos, n)
     if found < 0:
         return -found - 1, WAIT
@@ -317,19 +317,19 @@ def read_hunt(d: Steps, h: Half, ts: int, data: Data, pos: int, n: int) -> tuple
     return found, GO
 
 
-def read_paused(d: Steps, h: Half, ts: int, data: Data, pos: int, n: int) -> tuple[int, int]:
+def read_paused(d: Steps, h: Direction, ts: int, data: Data, pos: int, n: int) -> tuple[int, int]:
     """c2s after a request asking to switch protocols: held until the response says."""
     d.stash(h, ts, bytes(data[pos:]))
     return n, GO
 
 
-def read_dead(d: Steps, h: Half, ts: int, data: Data, pos: int, n: int) -> tuple[int, int]:
+def read_dead(d: Steps, h: Direction, ts: int, data: Data, pos: int, n: int) -> tuple[int, int]:
     """Not HTTP (any more): counted, not parsed."""
     h.ignored += n - pos
     return n, GO
 
 
-def read_handed(d: Steps, h: Half, ts: int, data: Data, pos: int, n: int) -> tuple[int, int]:
+def read_handed(d: Steps, h: Direction, ts: int, data: Data, pos: int, n: int) -> tuple[int, int]:
     return pos, DONE
 
 

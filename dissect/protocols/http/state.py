@@ -1,4 +1,4 @@
-"""What the parser holds: one :class:`Half` per direction, one :class:`Exchange` per request being
+"""What the parser holds: one :class:`Direction` per direction, one :class:`Exchange` per request being
 paired with its response."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class Exchange:
         self.ts0 = ts0  # row timestamp when there is neither request nor response
 
 
-class Half:
+class Direction:
     """Parser state of one direction."""
 
     __slots__ = (

@@ -64,7 +64,7 @@ class WsUpper(Protocol):
         """
 
 
-class _Dir:
+class Direction:
     """Parser state of one direction."""
 
     __slots__ = (
@@ -137,12 +137,12 @@ class WebSocketDissector:
         sane_len = max(self.max_message_bytes, 1 << 24)
         # RFC 7692 7.1.1: client_* parameters govern c2s, server_* govern s2c.
         if deflate is None:
-            self._st = (_Dir(C2S, None, sane_len), _Dir(S2C, None, sane_len))
+            self._st = (Direction(C2S, None, sane_len), Direction(S2C, None, sane_len))
         else:
             cap = self.max_message_bytes
             self._st = (
-                _Dir(C2S, PerMessageInflate(not deflate.client_no_context_takeover, cap), sane_len),
-                _Dir(S2C, PerMessageInflate(not deflate.server_no_context_takeover, cap), sane_len),
+                Direction(C2S, PerMessageInflate(not deflate.client_no_context_takeover, cap), sane_len),
+                Direction(S2C, PerMessageInflate(not deflate.server_no_context_takeover, cap), sane_len),
             )
 
     # ------------------------------------------------------------------ input
@@ -357,7 +357,7 @@ class WebSocketDissector:
     # --------------------------------------------------------------- frames
 
     def _begin_frame(
-        self, st: _Dir, b0: int, b1: int, hl: int, ln: int, odd: bool, mask: bytes | None
+        self, st: Direction, b0: int, b1: int, hl: int, ln: int, odd: bool, mask: bytes | None
     ) -> None:
         """A frame header was parsed: set up the frame and, for data frames, the message."""
         tags = header_anomalies(b0, b1, ln, odd, st.mask_bit, st.inflate is not None)
@@ -424,7 +424,7 @@ class WebSocketDissector:
         if not m.compressed:
             m.count(ln, self.max_message_bytes)  # known from the header, even if payload bytes get lost
 
-    def _payload(self, st: _Dir, chunk: bytes | bytearray) -> None:
+    def _payload(self, st: Direction, chunk: bytes | bytearray) -> None:
         """Bytes of the current frame's payload, masked as on the wire (RFC 6455 5.3)."""
         off = st.f_off
         st.f_off = off + len(chunk)
@@ -461,7 +461,7 @@ class WebSocketDissector:
             if m.chunks is not None:
                 m.chunks.append(p)
 
-    def _end_frame(self, st: _Dir, ts: int, truncated: bool = False) -> None:
+    def _end_frame(self, st: Direction, ts: int, truncated: bool = False) -> None:
         """The current frame is complete (or ended by a gap / the end of the connection)."""
         b0 = st.f_b0
         op = b0 & 0x0F
@@ -512,7 +512,7 @@ class WebSocketDissector:
 
     # ------------------------------------------------------------- messages
 
-    def _emit_msg(self, st: _Dir, m: Message, ts_last: int) -> None:
+    def _emit_msg(self, st: Direction, m: Message, ts_last: int) -> None:
         """Write the message row and hand a text/binary message to the upper layer."""
         mi = self._message_index
         self._message_index = mi + 1
@@ -528,7 +528,7 @@ class WebSocketDissector:
 
     # ---------------------------------------------------------------- resync
 
-    def _scan(self, st: _Dir) -> bool:
+    def _scan(self, st: Direction) -> bool:
         """After lost bytes: drop bytes up to a plausible RFC 6455 5.2 frame header (see
         :func:`~dissect.protocols.websocket.frames.find_header`). True when one was found."""
         buf = st.buf
