@@ -538,6 +538,8 @@ def test_junit_written_on_every_exit_2(tmp_path: Path) -> None:
         "bad rules": ["check", cap, "--rules", str(tmp_path / "missing.toml")],
         "usage error": ["check", cap],
         "bad option value": ["check", cap, "--rules", str(good), "--port", "x"],
+        "bad baseline": ["diff", str(garbage), cap],
+        "bad current": ["diff", cap, str(garbage)],
     }
     for what, args in cases.items():
         junit = tmp_path / f"{what}.xml"
