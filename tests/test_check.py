@@ -502,3 +502,89 @@ def test_check_takes_the_shared_filters(tmp_path: Path) -> None:
     assert runner.invoke(main, ["check", cap, "--rules", str(rules)]).exit_code == 1
     assert runner.invoke(main, ["check", cap, "--rules", str(rules), "--session", "1"]).exit_code == 0
     assert runner.invoke(main, ["check", cap, "--rules", str(rules), "--host", "nonsense"]).exit_code == 2
+
+
+# -- a gate that cannot pass by accident ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["", "# no rules yet\n", "[diff]\ncount_tolerance = 1\n"])
+def test_empty_rules_are_an_error(tmp_path: Path, fake_analyze: list[list[str]], text: str) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text(text)
+    junit = tmp_path / "junit.xml"
+    r = CliRunner().invoke(check_cmd, ["a.pcap", "--rules", str(rules), "--junit", str(junit)])
+    assert r.exit_code == 2
+    assert r.output == f"dissect check: {rules}: no rules ([[rule]] tables): an empty rules file would pass anything\n"
+    assert fake_analyze == []
+    error = ET.parse(junit).getroot().find("testsuite/testcase/error")
+    assert error is not None and error.get("message") == r.output.strip()
+    with pytest.raises(RulesError, match="no rules"):
+        check_rules(synthetic_analysis(), parse_rules(text))
+    with pytest.raises(RulesError, match="no rules"):
+        assert_rules(synthetic_analysis(), {"rule": []})
+
+
+def test_junit_written_on_every_exit_2(tmp_path: Path) -> None:
+    """A CI publisher run with if: always() finds a JUnit file whatever stopped the gate."""
+    from dissect.cli import main
+
+    good = tmp_path / "good.toml"
+    good.write_text(GOOD)
+    garbage = tmp_path / "garbage.pcap"
+    garbage.write_bytes(b"this is not a capture at all\n" * 4)
+    cap = str(Path(__file__).resolve().parent.parent / "captures" / "ws_basic.pcap")
+    cases = {
+        "unreadable capture": ["check", str(garbage), "--rules", str(good)],
+        "bad rules": ["check", cap, "--rules", str(tmp_path / "missing.toml")],
+        "usage error": ["check", cap],
+        "bad option value": ["check", cap, "--rules", str(good), "--port", "x"],
+        "bad baseline": ["diff", str(garbage), cap],
+        "bad current": ["diff", cap, str(garbage)],
+    }
+    for what, args in cases.items():
+        junit = tmp_path / f"{what}.xml"
+        r = CliRunner().invoke(main, [*args, "--junit", str(junit)])
+        assert r.exit_code == 2, (what, r.output)
+        root = ET.parse(junit).getroot()
+        suite = root.find("testsuite")
+        assert suite is not None and suite.get("name") == f"dissect.{args[0]}", what
+        assert (suite.get("tests"), suite.get("errors"), suite.get("failures")) == ("1", "1", "0"), what
+        error = suite.find("testcase/error")
+        assert error is not None and (error.get("message") or "").startswith(f"dissect {args[0]}: "), what
+        if what in ("unreadable capture", "bad rules", "bad baseline", "bad current"):
+            assert error.get("message") == r.output.strip(), what  # the same line as on stderr
+    # --junit=PATH is found too when click stops at the command line.
+    junit = tmp_path / "eq.xml"
+    assert CliRunner().invoke(main, ["check", cap, f"--junit={junit}"]).exit_code == 2
+    assert ET.parse(junit).getroot().get("errors") == "1"
+
+
+def test_offenders_show_detail_and_source_file(tmp_path: Path) -> None:
+    """The CONNECT_ERROR message (handshakes.detail) is in the offender line, as the peers recorded
+    it; with several captures each line names its file (sessions.source_file)."""
+    import json
+
+    captures = Path(__file__).resolve().parent.parent / "captures"
+    refused, sio4 = captures / "sio4_connect_error.pcap", captures / "sio4_websocket.pcap"
+    truth = json.loads((captures / "sio4_connect_error.truth.json").read_text())
+    errors = [n for n in truth["namespaces"] if not n["ok"]]
+    rules = parse_rules('[[rule]]\nname = "hs"\ntable = "handshakes"\nwhere = "not ok"\nexpect = "none"\n'
+                        '[[rule]]\nname = "no RST"\ntable = "sessions"\nwhere = "close == \'rst\'"\n'
+                        'expect = "none"\n')
+    one = by_name(check_rules(dissect.analyze(str(refused), quiet=True), rules))
+    lines = one["hs"].offenders
+    assert len(lines) == len(errors)
+    for n, line in zip(errors, lines, strict=True):
+        assert line.endswith(f'layer=socketio detail="namespace={n["namespace"]} error={n["error"]}"')
+    assert not any("source_file" in line for line in lines)
+
+    both = dissect.analyze([str(refused), str(sio4)], quiet=True)
+    res = by_name(check_rules(both, rules))
+    assert all(line.endswith(f"source_file={refused}") for line in res["hs"].offenders)
+    s = both.sessions
+    rst = s[s.close == "rst"]
+    assert len(rst) >= 1
+    assert res["no RST"].offenders == [
+        f"session_id={i} app_protocol={p} source_file={f}"
+        for i, p, f in zip(rst.session_id, rst.app_protocol, rst.source_file, strict=True)]
+    assert {str(sio4)} <= set(rst.source_file)

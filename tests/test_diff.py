@@ -65,7 +65,7 @@ def test_same_traffic_later_with_other_ids_matches() -> None:
     assert failures(results) == {}
     names = [r.name for r in results]
     assert "ws_frames: rows" in names
-    assert "ws_frames: counts by direction, opcode_name" in names
+    assert "ws_frames: counts by opcode and direction" in names
     assert "handshakes.duration_ms layer=socketio" in names
     assert "sio_packets.ack_latency_ms" in names
 
@@ -78,11 +78,8 @@ def test_baseline_from_disk_matches_memory(tmp_path: Path) -> None:
     cur = Analysis.from_rows(rows, {})
     assert failures(diff_reports(base, cur)) == {}
     for table in ("handshakes", "ws_frames", "sio_packets", "http", "sessions"):
-        from dissect.report.diff import KEY_COLUMNS
 
-        assert keyed_counts(base.table(table), KEY_COLUMNS[table]) == keyed_counts(
-            cur.table(table), KEY_COLUMNS[table]
-        ), table
+        assert keyed_counts(table, base.table(table)) == keyed_counts(table, cur.table(table)), table
 
 
 def test_counts_by_key_differ() -> None:
@@ -114,17 +111,17 @@ def test_counts_by_key_differ() -> None:
     more["ws_frames"] = rows["ws_frames"] + extra
     cur = Analysis.from_rows(more, {})
     bad = failures(diff_reports(base, cur))
-    assert set(bad) == {"ws_frames: rows", "ws_frames: counts by direction, opcode_name"}
+    assert set(bad) == {"ws_frames: rows", "ws_frames: counts by opcode and direction"}
     assert bad["ws_frames: rows"].value == 3
-    assert bad["ws_frames: counts by direction, opcode_name"].offenders == [
-        "direction=s2c opcode_name=ping: 0 -> 3 (+3)"
+    assert bad["ws_frames: counts by opcode and direction"].offenders == [
+        "ping s2c: 0 -> 3 (+3)"
     ]
     # Tolerances: absolute and relative.
     assert failures(diff_reports(base, cur, DiffConfig(count_tolerance=3))) == {}
     # 3 more rows is within 5 % of the table, but a key new in the current capture never is.
     assert len(rows["ws_frames"]) * 0.05 >= 3
     assert set(failures(diff_reports(base, cur, DiffConfig(count_rel_tolerance=0.05)))) == {
-        "ws_frames: counts by direction, opcode_name"
+        "ws_frames: counts by opcode and direction"
     }
     assert failures(diff_reports(base, cur, {"ignore_tables": ["ws_frames"]})) == {}
 
@@ -135,11 +132,11 @@ def test_sio_events_and_http_status_differ() -> None:
     other = synthetic_rows(events=("message", "typing2"))
     other["http"] = [h._replace(status=500) if h.status == 404 else h for h in other["http"]]
     bad = failures(diff_reports(base, Analysis.from_rows(other, {})))
-    sio = bad["sio_packets: counts by namespace, sio_type, event"]
-    assert "namespace=/chat sio_type=EVENT event=typing: 9 -> 0 (-9)" in sio.offenders
-    assert "namespace=/chat sio_type=EVENT event=typing2: 0 -> 9 (+9)" in sio.offenders
-    http = bad["http: counts by method, status"]
-    assert set(http.offenders) == {"method=GET status=404: 3 -> 0 (-3)", "method=GET status=500: 0 -> 3 (+3)"}
+    sio = bad["sio_packets: counts by type, event, namespace and direction"]
+    assert 'EVENT "typing" on /chat c2s: 9 -> 0 (-9)' in sio.offenders
+    assert 'EVENT "typing2" on /chat c2s: 0 -> 9 (+9)' in sio.offenders
+    http = bad["http: counts by method and status"]
+    assert set(http.offenders) == {"GET 404: 3 -> 0 (-3)", "GET 500: 0 -> 3 (+3)"}
     assert "sio_packets: rows" not in bad
 
 
@@ -175,7 +172,7 @@ def test_layer_missing_in_current() -> None:
     cur_rows["handshakes"] = [h for h in rows["handshakes"] if h.layer != "socketio"]
     bad = failures(diff_reports(base, Analysis.from_rows(cur_rows, {})))
     assert bad["handshakes.duration_ms layer=socketio"].message == "no values in the current capture"
-    assert "handshakes: counts by layer, ok" in bad
+    assert "handshakes: counts by layer and transport" in bad
 
 
 def test_bad_tolerances() -> None:
@@ -214,8 +211,8 @@ def test_cli_diff(tmp_path: Path, baseline_dir: Path, monkeypatch: pytest.Monkey
         diff_cmd, [str(baseline_dir), "cap.pcapng", "--rules", str(rules), "--junit", str(junit), "--quiet"]
     )
     assert r.exit_code == 1
-    assert "FAIL sio_packets: counts by namespace, sio_type, event" in r.output
-    assert "    namespace=/chat sio_type=EVENT event=x: 0 -> 9 (+9)" in r.output
+    assert "FAIL sio_packets: counts by type, event, namespace and direction" in r.output
+    assert '    EVENT "x" on /chat c2s: 0 -> 9 (+9)' in r.output
     assert "FAIL handshakes.duration_ms layer=socketio" in r.output
     assert "PASS" not in r.output
     root = ET.parse(junit).getroot()
@@ -228,14 +225,22 @@ def test_cli_diff(tmp_path: Path, baseline_dir: Path, monkeypatch: pytest.Monkey
 
 
 def test_cli_diff_unusable(tmp_path: Path, baseline_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(dissect, "analyze", lambda paths, **kw: Analysis())
     runner = CliRunner()
-    r = runner.invoke(diff_cmd, [str(tmp_path / "nosuch"), "cap.pcapng"])
-    assert r.exit_code == 2 and "baseline is not a directory" in r.output
+    junit = tmp_path / "junit.xml"
+    # A baseline that is neither a report nor a capture: exit 2, one line, and a JUnit error case.
+    r = runner.invoke(diff_cmd, [str(tmp_path / "nosuch"), str(baseline_dir), "--junit", str(junit)])
+    assert r.exit_code == 2 and r.output.count("\n") == 1
+    assert r.output.startswith("dissect diff: baseline: ") and "nosuch" in r.output
+    error = ET.parse(junit).getroot().find("testsuite/testcase/error")
+    assert error is not None and error.get("message") == r.output.strip()
     empty = tmp_path / "empty"
     empty.mkdir()
-    r = runner.invoke(diff_cmd, [str(empty), "cap.pcapng"])
-    assert r.exit_code == 2 and "no report tables" in r.output
+    r = runner.invoke(diff_cmd, [str(empty), str(baseline_dir)])
+    assert r.exit_code == 2 and "baseline: " in r.output and "no capture files" in r.output
+    r = runner.invoke(diff_cmd, [str(baseline_dir), str(baseline_dir), "cap.pcapng"])
+    assert r.exit_code == 2 and "current: give one report directory or captures, not both" in r.output
+
+    monkeypatch.setattr(dissect, "analyze", lambda paths, **kw: Analysis())
     bad = tmp_path / "bad.toml"
     bad.write_text("[diff]\nnope = 1\n")
     r = runner.invoke(diff_cmd, [str(baseline_dir), "cap.pcapng", "--rules", str(bad)])
@@ -247,5 +252,61 @@ def test_cli_diff_unusable(tmp_path: Path, baseline_dir: Path, monkeypatch: pyte
         raise CaptureError("cap.pcapng: truncated header")
 
     monkeypatch.setattr(dissect, "analyze", unreadable)
-    r = runner.invoke(diff_cmd, [str(baseline_dir), "cap.pcapng"])
-    assert r.exit_code == 2 and r.output == "dissect diff: cap.pcapng: truncated header\n"
+    r = runner.invoke(diff_cmd, [str(baseline_dir), "cap.pcapng", "--junit", str(junit)])
+    assert r.exit_code == 2 and r.output == "dissect diff: current: cap.pcapng: truncated header\n"
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None and (suite.get("tests"), suite.get("errors"), suite.get("failures")) == ("1", "1", "0")
+
+
+@pytest.mark.parametrize(
+    ("table", "values", "label"),
+    [
+        ("sessions", {"transport": "tcp", "app_protocol": "socketio"}, "socketio over tcp"),
+        ("sessions", {"transport": "udp", "app_protocol": "udp"}, "udp"),
+        ("handshakes", {"layer": "engineio", "transport": "polling"}, "engineio (polling)"),
+        ("handshakes", {"layer": "tcp", "transport": None}, "tcp"),
+        ("handshakes", {"layer": "websocket", "transport": "websocket"}, "websocket"),
+        ("http", {"method": "GET", "status": float("nan")}, "GET no response"),
+        ("http", {"method": "GET", "status": 101.0}, "GET 101"),
+        ("ws_frames", {"opcode_name": "text", "direction": "c2s"}, "text c2s"),
+        ("sio_packets", {"sio_type": "EVENT", "event": "chat", "namespace": "/chat", "eio_type": "message",
+                         "attachment_index": None, "direction": "c2s"}, 'EVENT "chat" on /chat c2s'),
+        ("sio_packets", {"sio_type": "", "event": None, "namespace": None, "eio_type": "open",
+                         "attachment_index": None, "direction": "s2c"}, "Engine.IO open s2c"),
+        ("sio_packets", {"sio_type": "", "event": None, "namespace": "/", "eio_type": "message",
+                         "attachment_index": 0, "direction": "c2s"}, "attachment on / c2s"),
+        ("sio_packets", {"sio_type": "CONNECT", "event": "", "namespace": "/", "eio_type": "message",
+                         "attachment_index": None, "direction": "s2c"}, "CONNECT on / s2c"),
+    ],
+)
+def test_key_labels(table: str, values: dict[str, Any], label: str) -> None:
+    from dissect.report.diff import key_label
+
+    assert key_label(table, values) == label
+
+
+def test_failed_handshakes_only_count_when_they_grow() -> None:
+    rows = synthetic_rows()
+    base = Analysis.from_rows(rows, {})
+    worse = dict(rows)
+    worse["handshakes"] = [h._replace(ok=False, detail="namespace=/chat error=nope") if h.layer == "socketio"
+                           else h for h in rows["handshakes"]]
+    n = sum(1 for h in rows["handshakes"] if h.layer == "socketio")
+    bad = failures(diff_reports(base, Analysis.from_rows(worse, {})))
+    assert bad["handshakes failed by layer"].offenders == [
+        f"socketio: 0 -> {n} (+{n}): namespace=/chat error=nope"]
+    assert "handshakes failed by layer" not in failures(diff_reports(Analysis.from_rows(worse, {}), base))
+    # A handshake the capture's end cut short (ok empty) is no failure.
+    cut = dict(rows)
+    cut["handshakes"] = [h._replace(ok=None) if h.layer == "socketio" else h for h in rows["handshakes"]]
+    assert "handshakes failed by layer" not in failures(diff_reports(base, Analysis.from_rows(cut, {})))
+
+
+def test_new_tolerance_keys_from_a_rules_file() -> None:
+    cfg = parse_rules("[diff]\nanomaly_tolerance = 2\nanomaly_rel_tolerance = 0.1\nlost_bytes_tolerance = 65536\n"
+                      "lost_bytes_rel_tolerance = 0.5\nretransmission_tolerance = 3\n"
+                      "retransmission_rel_tolerance = 0.2\n").diff
+    assert (cfg.anomaly_tolerance, cfg.lost_bytes_tolerance, cfg.retransmission_tolerance) == (2, 65536, 3)
+    assert cfg.percentiles == ("p50", "p90", "p99")
+    with pytest.raises(RulesError, match="whole number"):
+        parse_rules("[diff]\nlost_bytes_tolerance = 1.5\n")

@@ -7,24 +7,34 @@ from __future__ import annotations
 
 import click
 
-from dissect.cli.common import analyze_captures, fail, filter_arguments, finish, load_rules_file
+from dissect.cli.common import (
+    GateCommand,
+    analyze_captures,
+    fail,
+    filter_arguments,
+    finish,
+    load_rules_file,
+)
 from dissect.cli.options import filter_options
 
 # The rules engine (and pandas under it) is imported inside the command, so that loading the
 # command line stays fast for the commands that do not need it.
 
 
-@click.command("check")
+@click.command("check", cls=GateCommand)
 @click.argument("captures", nargs=-1, required=True)
 @click.option(
     "--rules",
     "rules_path",
     required=True,
     metavar="RULES.toml",
-    help="The rules to check (format: docs/ci-gating.md).",
+    help="The rules to check: [[rule]] tables (at least one; an empty file is an error). "
+    "Format: docs/ci-gating.md in the dissect repository.",
 )
 @click.option(
-    "--junit", "junit_path", metavar="OUT.xml", help="Also write the results as JUnit XML."
+    "--junit", "junit_path", metavar="OUT.xml",
+    help="Also write the results as JUnit XML, one test case per rule; on exit 2 one error case "
+    "saying why.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print only failed rules (and no progress).")
 @filter_options
@@ -34,11 +44,20 @@ def check(captures: tuple[str, ...], rules_path: str, junit_path: str | None, qu
           until: str | None, event: tuple[str, ...]) -> None:
     """Check the rules of RULES.toml against CAPTURES; exit 1 when one fails.
 
-    Exit codes: 0 all rules hold, 1 a rule failed, 2 unusable capture or rules.
+    Each failed rule is followed by up to ten offending rows (a handshake's detail, such as a
+    CONNECT_ERROR message, included; with several captures, each row's source_file).
+
+    Exit codes: 0 all rules hold, 1 a rule failed, 2 unusable input: a capture that cannot be read,
+    a rules file that cannot be used or holds no rule (one line on stderr says why; --junit then
+    writes one error case).
     """
-    from dissect.report.check import RulesError, check_rules
+    from dissect.report.check import RulesError, check_rules, require_rules
 
     rules = load_rules_file("check", rules_path)
+    try:
+        require_rules(rules)
+    except RulesError as e:
+        fail("check", str(e))
     analysis = analyze_captures("check", captures, quiet, filter_arguments(port, host, session_ids, namespace,
                                                                             tls_keylog, payloads, since, until,
                                                                             event))

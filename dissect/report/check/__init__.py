@@ -34,7 +34,7 @@ The modules: :mod:`.model` (the rules and their error), :mod:`.expressions` (col
 
 from __future__ import annotations
 
-from dissect.report.check.checking import assert_rules, check_rules
+from dissect.report.check.checking import assert_rules, check_rules, require_rules
 from dissect.report.check.expressions import (
     MAX_WHERE,
     PERCENTILE,
@@ -46,16 +46,18 @@ from dissect.report.check.expressions import (
     literal_kind,
     table_columns,
 )
-from dissect.report.check.junit import junit_xml, write_junit
+from dissect.report.check.junit import junit_error_xml, junit_xml, write_junit, write_junit_error
 from dissect.report.check.model import DiffConfig, Rule, Rules, RulesError
 from dissect.report.check.results import (
     MAX_OFFENDERS,
+    ROW_DETAILS,
     ROW_IDS,
     RuleResult,
     cell_text,
     describe_row,
     format_results,
     offender_lines,
+    source_files,
 )
 from dissect.report.check.rules import (
     EXPECTS,
@@ -72,6 +74,7 @@ __all__ = [
     "MAX_OFFENDERS",
     "MAX_WHERE",
     "PERCENTILE",
+    "ROW_DETAILS",
     "ROW_IDS",
     "RULE_KEYS",
     "STATS",
@@ -91,12 +94,16 @@ __all__ = [
     "diff_config",
     "eval_where",
     "format_results",
+    "junit_error_xml",
     "junit_xml",
     "literal_kind",
     "load_rules",
     "offender_lines",
     "parse_rules",
+    "require_rules",
     "rules_from_dict",
+    "source_files",
     "table_columns",
     "write_junit",
+    "write_junit_error",
 ]

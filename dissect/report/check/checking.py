@@ -12,7 +12,7 @@ import pandas as pd
 
 from dissect.report.check.expressions import column_kind, compute_stat, eval_where
 from dissect.report.check.model import Rule, Rules, RulesError
-from dissect.report.check.results import RuleResult, cell_text, offender_lines
+from dissect.report.check.results import RuleResult, cell_text, offender_lines, source_files
 from dissect.report.check.rules import coerce_rules
 from dissect.report.terminal import safe_text
 
@@ -80,7 +80,7 @@ def _check_summary(r: Rule, summary: Mapping[str, Any]) -> RuleResult:
     return RuleResult(r.name, ok, msg, value=fv)
 
 
-def _check_table(r: Rule, df: pd.DataFrame) -> RuleResult:
+def _check_table(r: Rule, df: pd.DataFrame, sources: Mapping[int, str] | None = None) -> RuleResult:
     assert r.table is not None
     if r.column is not None and r.column not in df.columns:
         raise RulesError(f"rule {r.name!r}: the {r.table} table has no column {r.column!r}")
@@ -92,7 +92,7 @@ def _check_table(r: Rule, df: pd.DataFrame) -> RuleResult:
         if r.expect == "none":
             ok = n == 0
             msg = f"no {r.table} rows" if ok else f"{n} {r.table} row(s), expected none"
-            offenders, total = ([], 0) if ok else offender_lines(r.table, rows, None)
+            offenders, total = ([], 0) if ok else offender_lines(r.table, rows, None, sources)
         else:
             ok = n > 0
             msg = f"{n} {r.table} row(s)" if ok else f"no {r.table} rows, expected some"
@@ -120,7 +120,7 @@ def _check_table(r: Rule, df: pd.DataFrame) -> RuleResult:
         counts = bad[r.column].map(cell_text).value_counts()
         seen = ", ".join(f"{safe_text(k, 40)} ({n})" for k, n in counts.head(10).items())
         msg = f"{len(bad)} {r.table} row(s) with {r.column} outside [{shown}]: {seen}"
-        offenders, total = offender_lines(r.table, bad, r.column)
+        offenders, total = offender_lines(r.table, bad, r.column, sources)
         return RuleResult(r.name, False, msg, offenders, float(len(bad)), total)
 
     # stat
@@ -144,7 +144,7 @@ def _check_table(r: Rule, df: pd.DataFrame) -> RuleResult:
     too_high = (r.max is not None and value > r.max) or (r.equals is not None and value > r.equals)
     if r.stat == "count" or r.stat == "nunique":
         if too_high:
-            offenders, total = offender_lines(r.table, rows, r.column)
+            offenders, total = offender_lines(r.table, rows, r.column, sources)
     elif r.column is not None:
         nums = pd.to_numeric(rows[r.column], errors="coerce").astype("float64")
         limit = r.max if r.max is not None else r.equals
@@ -163,8 +163,17 @@ def _check_table(r: Rule, df: pd.DataFrame) -> RuleResult:
                 if limit is not None
                 else rows.iloc[:0]
             )
-        offenders, total = offender_lines(r.table, bad.drop(columns="_v", errors="ignore"), r.column)
+        offenders, total = offender_lines(r.table, bad.drop(columns="_v", errors="ignore"), r.column, sources)
     return RuleResult(r.name, False, msg, offenders, value, total)
+
+
+def require_rules(rules: Rules) -> None:
+    """Raise :class:`RulesError` when ``rules`` holds no rule: an empty rules file would pass any
+    capture, so it is an error (``dissect check`` exits 2), never a pass."""
+    if not rules.rules:
+        raise RulesError(
+            f"{rules.source}: no rules ([[rule]] tables): an empty rules file would pass anything"
+        )
 
 
 def check_rules(
@@ -172,11 +181,14 @@ def check_rules(
 ) -> list[RuleResult]:
     """Check every rule against ``analysis``; one :class:`RuleResult` per rule, in order.
 
-    Raises :class:`RulesError` for a rule that cannot be checked (a summary path that does not
-    exist, a column the tables lack).
+    Raises :class:`RulesError` for rules that cannot be checked (none at all, a summary path that
+    does not exist, a column the tables lack). With captures from more than one file, offender
+    lines name each row's ``source_file``.
     """
     rs = coerce_rules(rules)
+    require_rules(rs)
     summary: Mapping[str, Any] | None = None
+    sources = source_files(analysis.sessions)
     out: list[RuleResult] = []
     for r in rs.rules:
         if r.kind == "summary":
@@ -187,7 +199,7 @@ def check_rules(
             out.append(_check_summary(r, summary))
         else:
             assert r.table is not None
-            out.append(_check_table(r, analysis.table(r.table)))
+            out.append(_check_table(r, analysis.table(r.table), sources))
     return out
 
 

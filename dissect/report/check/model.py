@@ -18,13 +18,25 @@ class RulesError(DissectError):
 
 @dataclass
 class DiffConfig:
-    """The ``[diff]`` table of a rules file: tolerances of ``dissect diff``."""
+    """The ``[diff]`` table of a rules file: tolerances of ``dissect diff``.
+
+    Each compared figure may move by the larger of an absolute and a relative allowance
+    (``max(abs, rel * baseline)``): row counts and counts by key by ``count_*``; anomalies (per kind
+    and table), lost bytes and retransmissions by their own pair, and only upwards (fewer is never a
+    regression); duration percentiles by ``duration_*``.
+    """
 
     count_tolerance: int = 0
     count_rel_tolerance: float = 0.0
+    anomaly_tolerance: int = 0
+    anomaly_rel_tolerance: float = 0.0
+    lost_bytes_tolerance: int = 0
+    lost_bytes_rel_tolerance: float = 0.0
+    retransmission_tolerance: int = 0
+    retransmission_rel_tolerance: float = 0.0
     duration_rel_tolerance: float = 0.5
     duration_abs_tolerance_ms: float = 1.0
-    percentiles: tuple[str, ...] = ("p50", "p90")
+    percentiles: tuple[str, ...] = ("p50", "p90", "p99")
     only_slower: bool = False
     ignore_tables: tuple[str, ...] = ()
 

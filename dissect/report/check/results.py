@@ -60,8 +60,17 @@ def cell_text(v: Any, limit: int = 60) -> str:
     return safe_text(v, limit)
 
 
-def describe_row(table: str, row: Mapping[str, Any], column: str | None = None) -> str:
-    """One offender: the row's identifying columns and the tested column."""
+# Columns shown after the tested one when they are not empty (quoted: they hold free text).
+ROW_DETAILS: dict[str, tuple[str, ...]] = {
+    "handshakes": ("detail",),
+}
+
+
+def describe_row(
+    table: str, row: Mapping[str, Any], column: str | None = None, source_file: str | None = None
+) -> str:
+    """One offender: the row's identifying columns, the tested column, then the row's details
+    (a handshake's ``detail``, such as a CONNECT_ERROR message) and ``source_file`` when given."""
     cols = list(ROW_IDS.get(table, ("session_id",)))
     if column and column not in cols:
         cols.append(column)
@@ -72,18 +81,44 @@ def describe_row(table: str, row: Mapping[str, Any], column: str | None = None) 
             if c in ("namespace", "event", "target") and (v is None or v == ""):
                 continue
             parts.append(f"{c}={cell_text(v)}")
+    for c in ROW_DETAILS.get(table, ()):
+        v = row.get(c)
+        if c != column and isinstance(v, str) and v:
+            parts.append(f'{c}="{cell_text(v, 120)}"')
+    if source_file:
+        parts.append(f"source_file={cell_text(source_file, 200)}")
     return " ".join(parts)
 
 
-def offender_lines(table: str, df: pd.DataFrame, column: str | None) -> tuple[list[str], int]:
+def source_files(sessions: pd.DataFrame) -> dict[int, str] | None:
+    """``session_id`` -> ``source_file`` when the sessions come from more than one capture (offender
+    lines then name the file), else None."""
+    if not len(sessions) or "source_file" not in sessions.columns:
+        return None
+    if sessions["source_file"].nunique() < 2:
+        return None
+    return {int(i): str(f) for i, f in zip(sessions["session_id"], sessions["source_file"], strict=False)}
+
+
+def offender_lines(
+    table: str, df: pd.DataFrame, column: str | None, sources: Mapping[int, str] | None = None
+) -> tuple[list[str], int]:
     """The first :data:`MAX_OFFENDERS` rows of ``df`` described (:func:`describe_row`), and how
-    many rows there are."""
+    many rows there are; with ``sources`` (:func:`source_files`) each names its capture."""
     head = df.head(MAX_OFFENDERS)
-    return [describe_row(table, r, column) for r in head.to_dict("records")], len(df)
+    lines = []
+    for r in head.to_dict("records"):
+        src = None
+        if sources is not None:
+            sid = r.get("session_id")
+            src = sources.get(int(sid)) if sid is not None and not pd.isna(sid) else None
+        lines.append(describe_row(table, r, column, src))
+    return lines, len(df)
 
 
-def format_results(results: Iterable[RuleResult], failures_only: bool = False) -> str:
-    """The results as text, one rule per line with its offenders under it, and a total line."""
+def format_results(results: Iterable[RuleResult], failures_only: bool = False, noun: str = "rule(s)") -> str:
+    """The results as text, one rule per line with its offenders under it, and a total line
+    (``6 rule(s): 3 held, 3 failed``; ``noun`` names what was checked)."""
     results = list(results)
     lines: list[str] = []
     for res in results:
@@ -91,6 +126,6 @@ def format_results(results: Iterable[RuleResult], failures_only: bool = False) -
             continue
         lines += res.lines()
     failed = sum(1 for r in results if not r.passed)
-    lines.append(f"{len(results)} rule(s): {len(results) - failed} held, {failed} failed")
+    lines.append(f"{len(results)} {noun}: {len(results) - failed} held, {failed} failed")
     return "\n".join(lines)
 

@@ -167,6 +167,12 @@ def _rule(d: Mapping[str, Any], index: int) -> Rule:
 _DIFF_KEYS = {
     "count_tolerance": int,
     "count_rel_tolerance": float,
+    "anomaly_tolerance": int,
+    "anomaly_rel_tolerance": float,
+    "lost_bytes_tolerance": int,
+    "lost_bytes_rel_tolerance": float,
+    "retransmission_tolerance": int,
+    "retransmission_rel_tolerance": float,
     "duration_rel_tolerance": float,
     "duration_abs_tolerance_ms": float,
     "percentiles": list,
