@@ -46,15 +46,17 @@ def numeric(s: pd.Series) -> np.ndarray:
     return np.asarray(pd.to_numeric(s, errors="coerce").astype("float64"), dtype=np.float64)
 
 
-def utc_text(ts: float | None) -> str:
-    """A capture timestamp (seconds) as UTC ``YYYY-MM-DD HH:MM:SS.mmm``; empty when missing."""
+def utc_text(ts: float | None, digits: int = 3) -> str:
+    """A capture timestamp (seconds) as UTC ``YYYY-MM-DD HH:MM:SS.mmm`` (``digits`` decimals of
+    the second, 0-6); empty when missing."""
     if ts is None or (isinstance(ts, float) and math.isnan(ts)):
         return ""
     try:
         t = _dt.datetime.fromtimestamp(float(ts), tz=_dt.timezone.utc)
     except (OverflowError, ValueError, OSError):  # a capture's timestamps may be anything
         return f"{float(ts):.6g} s"
-    return t.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    text = t.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return text[: len(text) - 6 + digits - (digits == 0)]
 
 
 def value_text(v: Any) -> str:

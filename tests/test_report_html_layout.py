@@ -1,0 +1,176 @@
+"""report.html as a user sees it, on captures of the corpus: what the plots put where (read from the
+DOM headless Chromium leaves after plotly drew) and how the figures are set up."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+import dissect
+from dissect.report.html import render_html
+from dissect.report.html.activity import TIME_BUCKETS, time_bucket
+from tests.test_report_html import CHROMIUM, chromium, needs_chromium
+
+CAPTURES = Path(__file__).resolve().parent.parent / "captures"
+
+# name -> (capture, TLS key log or None)
+CORPUS = {
+    "polling": ("sio4_polling_upgrade.pcapng", None),
+    "websocket": ("sio4_websocket.pcap", None),
+    "tls": ("tls13_sio4_polling_upgrade.pcapng", "tls13_sio4_polling_upgrade.keys"),
+    "multi": ("ws_multi.pcapng", None),
+}
+
+Rect = tuple[float, float, float, float]  # x0, y0, x1, y1
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """report.html of each capture of :data:`CORPUS`, as ``dissect report`` writes it."""
+    pytest.importorskip("plotly")
+    out = tmp_path_factory.mktemp("corpus-html")
+    found = {}
+    for name, (cap, keys) in CORPUS.items():
+        a = dissect.analyze(CAPTURES / cap, tls_keylog=CAPTURES / keys if keys else None)
+        path = out / f"{name}.html"
+        render_html(a, str(path))
+        found[name] = path
+    return found
+
+
+@pytest.fixture(scope="module")
+def doms(pages: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The DOM of each page once Chromium ran plotly (1400 px wide, as on a laptop)."""
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed")
+    tmp = tmp_path_factory.mktemp("chromium")
+    out = {}
+    for name, path in pages.items():
+        res = chromium(tmp, "--window-size=1400,3000", "--virtual-time-budget=5000", "--dump-dom", path.as_uri())
+        dom = res.stdout.decode("utf-8", errors="replace")
+        assert "</html>" in dom, res.stderr.decode(errors="replace")[-2000:]
+        out[name] = dom
+    return out
+
+
+def figures_of(page: Path) -> dict[str, dict]:
+    """anchor -> plotly figure (its JSON) of every plot on the page."""
+    text = page.read_text(encoding="utf-8")
+    found = re.finditer(r'<h2 id="([\w-]+)">.*?var f=(\{.*?\});Plotly', text)
+    return {m.group(1): json.loads(m.group(2)) for m in found}
+
+
+def plot_sections(dom: str) -> dict[str, str]:
+    """anchor -> the DOM of that plot (from its heading to the next)."""
+    heads = list(re.finditer(r'<h2 id="([\w-]+)">', dom))
+    return {
+        m.group(1): dom[m.start() : heads[i + 1].start() if i + 1 < len(heads) else len(dom)]
+        for i, m in enumerate(heads)
+        if 'class="main-svg"' in dom[m.start() : heads[i + 1].start() if i + 1 < len(heads) else len(dom)]
+    }
+
+
+def bars(section: str) -> list[list[Rect]]:
+    """The rectangles plotly drew for each bar trace, trace by trace (plot-area coordinates)."""
+    traces = re.split(r'<g class="trace bars"', section)[1:]
+    out = []
+    for t in traces:
+        rects = []
+        for m in re.finditer(r'<path d="M([\d.]+),([\d.]+)V([\d.]+)H([\d.]+)V[\d.]+Z"', t):
+            x0, y0, y1, x1 = (float(v) for v in m.groups())
+            rects.append((min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
+        out.append(rects)
+    return out
+
+
+def _overlap(a: Rect, b: Rect) -> bool:
+    return min(a[2], b[2]) - max(a[0], b[0]) > 0.5 and min(a[3], b[3]) - max(a[1], b[1]) > 0.5
+
+
+@needs_chromium
+@pytest.mark.parametrize("name", list(CORPUS))
+def test_every_layer_of_a_chain_is_visible(doms: dict[str, str], pages: dict[str, Path], name: str) -> None:
+    """No layer's bar is drawn under another's: a websocket handshake and the Engine.IO open that
+    starts at the same GET each have their own row in the session."""
+    traces = bars(plot_sections(doms[name])["chain"])
+    layers = [t["name"] for t in figures_of(pages[name])["chain"]["data"]]
+    assert len(traces) == len(layers) >= 2
+    for i, rects in enumerate(traces):
+        assert rects and all(r[3] - r[1] >= 4 for r in rects), f"{layers[i]}: a bar too thin to see"
+        for j in range(i + 1, len(traces)):
+            hidden = [(a, b) for a in rects for b in traces[j] if _overlap(a, b)]
+            assert not hidden, f"{layers[i]} and {layers[j]} bars drawn over each other: {hidden[:2]}"
+
+
+@pytest.mark.parametrize("name", list(CORPUS))
+def test_chain_layers_top_to_bottom_in_chain_order(pages: dict[str, Path], name: str) -> None:
+    from dissect.output.summary import LAYERS
+
+    fig = figures_of(pages[name])["chain"]
+    layers = [t["name"] for t in fig["data"]]
+    assert layers == [x for x in LAYERS if x in layers]
+    # the y axis is reversed: the first trace of a group (tcp) is the top row of its session
+    assert fig["layout"]["yaxis"]["autorange"] == "reversed" and fig["layout"]["barmode"] == "group"
+    if name == "tls":  # tcp -> tls -> websocket -> engineio -> socketio on a wss session
+        assert layers == ["tcp", "tls", "websocket", "engineio", "socketio"]
+
+
+@needs_chromium
+@pytest.mark.parametrize("name", list(CORPUS))
+def test_legends_above_the_plot_area(doms: dict[str, str], name: str) -> None:
+    """Every legend is drawn above its plot area, so it can meet no axis title nor tick label
+    (below the plot it ran into the time axis's title)."""
+    sections = plot_sections(doms[name])
+    assert len(sections) >= 4
+    for anchor, sec in sections.items():
+        area = re.search(r'<rect class="nsewdrag drag"[^>]*?x="([\d.]+)" y="([\d.]+)"', sec)
+        assert area, anchor
+        top = float(area.group(2))
+        legend = re.search(r'<g class="legend"[^>]*transform="translate\(([\d.]+),([\d.]+)\)">'
+                           r'<rect class="bg"[^>]*height="([\d.]+)"', sec)
+        if legend is None:
+            continue  # a plot without a legend (one trace per category)
+        bottom = float(legend.group(2)) + float(legend.group(3))
+        assert bottom <= top, f"{anchor}: legend ends at y={bottom}, the plot starts at {top}"
+
+
+def test_time_buckets_are_clock_units() -> None:
+    names = [n for _w, n in TIME_BUCKETS]
+    assert {"1 ms", "10 ms", "100 ms", "1 s", "10 s", "1 min"} <= set(names)
+    widths = [w for w, _n in TIME_BUCKETS]
+    assert widths == sorted(widths)
+    assert time_bucket(0.1306, 200) == (0.001, "1 ms")  # 0.65 ms per bin -> 1 ms
+    assert time_bucket(1.806, 200) == (0.01, "10 ms")
+    assert time_bucket(3600, 200) == (30.0, "30 s")
+    assert time_bucket(0.0, 200) == (0.001, "1 ms")  # one instant
+    assert time_bucket(float("nan"), 200) == (0.001, "1 ms")
+    w, n = time_bucket(1e12, 200)
+    assert n.endswith(" years") and w * 200 >= 1e12
+
+
+@pytest.mark.parametrize("name", list(CORPUS))
+def test_over_time_counts_per_clock_unit(pages: dict[str, Path], name: str) -> None:
+    """The y axis says "per 10 ms" (a unit of the clock), and the x values step by that width
+    from a multiple of it."""
+    import datetime as dt
+
+    fig = figures_of(pages[name])["over-time"]
+    title = fig["layout"]["yaxis"]["title"]["text"]
+    m = re.fullmatch(r"frames, messages, packets per (\d+ (?:µs|ms|s|min|h|d))", title)
+    assert m, title
+    width = dict((n, w) for w, n in TIME_BUCKETS)[m.group(1)]
+    xs = [dt.datetime.fromisoformat(x).replace(tzinfo=dt.timezone.utc).timestamp() for x in fig["data"][0]["x"]]
+    steps = {round(b - a, 6) for a, b in zip(xs, xs[1:], strict=False)}
+    assert steps == {round(width, 6)}
+    assert round(xs[0] * 1e6) % round(width * 1e6) == 0  # on the clock: .000, .010, ...
+    # every row counted once: frames c2s + s2c add up to the capture's frames
+    frames = sum(sum(t["y"][:-1]) for t in fig["data"] if t["name"].startswith("frames "))
+    a = dissect.analyze(CAPTURES / CORPUS[name][0],
+                        tls_keylog=CAPTURES / CORPUS[name][1] if CORPUS[name][1] else None)
+    assert frames == len(a.ws_frames)
+    # small counts: whole-number ticks
+    top = max(max(t["y"]) for t in fig["data"])
+    assert top > 8 or fig["layout"]["yaxis"].get("dtick") == 1
