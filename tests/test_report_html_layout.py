@@ -3,6 +3,7 @@ DOM headless Chromium leaves after plotly drew) and how the figures are set up."
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
@@ -47,13 +48,25 @@ def doms(pages: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> di
     if CHROMIUM is None:
         pytest.skip("chromium is not installed")
     tmp = tmp_path_factory.mktemp("chromium")
-    out = {}
-    for name, path in pages.items():
-        res = chromium(tmp, "--window-size=1400,3000", "--virtual-time-budget=5000", "--dump-dom", path.as_uri())
-        dom = res.stdout.decode("utf-8", errors="replace")
-        assert "</html>" in dom, res.stderr.decode(errors="replace")[-2000:]
-        out[name] = dom
-    return out
+    return {name: laid_out(path, tmp, 1400) for name, path in pages.items()}
+
+
+def laid_out(page: Path, tmp: Path, width: int) -> str:
+    """The DOM of ``page`` once Chromium ran plotly at ``width`` px, with the line breaks of every
+    table cell checked (:data:`BREAKS_JS`, its verdict in ``<pre id="broken-words">``)."""
+    probe = tmp / f"{page.stem}-{width}.html"
+    probe.write_bytes(page.read_bytes().replace(b"</body>", BREAKS_JS.encode() + b"</body>"))
+    res = chromium(tmp, f"--window-size={width},3000", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri())
+    dom = res.stdout.decode("utf-8", errors="replace")
+    assert "</html>" in dom and 'id="broken-words"' in dom, res.stderr.decode(errors="replace")[-2000:]
+    return dom
+
+
+def broken_words(dom: str) -> list[str]:
+    """The cells :data:`BREAKS_JS` found broken inside a word."""
+    m = re.search(r'<pre id="broken-words">(.*?)</pre>', dom)
+    assert m
+    return list(json.loads(html.unescape(m.group(1))))
 
 
 def figures_of(page: Path) -> dict[str, dict]:
@@ -174,3 +187,93 @@ def test_over_time_counts_per_clock_unit(pages: dict[str, Path], name: str) -> N
     # small counts: whole-number ticks
     top = max(max(t["y"]) for t in fig["data"])
     assert top > 8 or fig["layout"]["yaxis"].get("dtick") == 1
+
+
+# -- tables -----------------------------------------------------------------------------------------
+
+# Appended to a copy of a page: every table cell's line breaks, as laid out. A header may wrap only
+# at a space; a number cell (class n) not at all; another cell not between two letters or digits
+# (JSON may wrap after its punctuation); a cell with a long token (class t) anywhere.
+BREAKS_JS = r"""<script>
+document.querySelectorAll('details').forEach(function (d) { d.open = true; });
+var bad = [];
+document.querySelectorAll('th, td').forEach(function (cell) {
+  if (cell.classList.contains('t')) return;
+  var number = cell.tagName === 'TD' && cell.classList.contains('n');
+  var walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+  var prevTop = null, prevCh = ' ';
+  for (var n = walker.nextNode(); n; n = walker.nextNode()) {
+    for (var i = 0; i < n.data.length; i++) {
+      var ch = n.data[i], r = document.createRange();
+      r.setStart(n, i); r.setEnd(n, i + 1);
+      var rects = r.getClientRects();
+      if (rects.length && rects[0].width > 0) {
+        var top = rects[0].top;
+        var inWord = cell.tagName === 'TH' ? !/\s/.test(prevCh) && !/\s/.test(ch)
+                                            : /\w/.test(prevCh) && /\w/.test(ch);
+        if (prevTop !== null && top > prevTop + 2 && (number || inWord)) {
+          bad.push(cell.tagName + ' ' + JSON.stringify(cell.textContent));
+        }
+        prevTop = top;
+      }
+      prevCh = ch;
+    }
+  }
+});
+var out = document.createElement('pre');
+out.id = 'broken-words';
+out.textContent = JSON.stringify(bad);
+document.body.appendChild(out);
+</script>"""
+
+
+@needs_chromium
+def test_no_header_or_number_breaks_inside_a_word(doms: dict[str, str], pages: dict[str, Path],
+                                                  tmp_path: Path) -> None:
+    """Headers wrap only between words ("session", never "sessi / on"); numbers and times never
+    wrap: laid out by Chromium at a laptop's width and at a narrow one."""
+    for name, dom in doms.items():
+        assert broken_words(dom) == [], f"{name} at 1400 px"
+    for name, page in pages.items():
+        assert broken_words(laid_out(page, tmp_path, 900)) == [], f"{name} at 900 px"
+
+
+def _cells(page: Path) -> list[str]:
+    text = page.read_text(encoding="utf-8")
+    return [html.unescape(re.sub(r"<wbr>", "", c)) for c in re.findall(r"<td[^>]*>(.*?)</td>", text)]
+
+
+@pytest.mark.parametrize("name", list(CORPUS))
+def test_numbers_are_rounded(pages: dict[str, Path], name: str) -> None:
+    """No cell holds a float as stored (0.026378, 3.98005): durations in ms to three significant
+    digits, counts with thousands separators, times as UTC."""
+    cells = _cells(pages[name])
+    assert cells
+    unrounded = [c for c in cells if re.fullmatch(r"-?[\d,]*\.\d{4,}", c)
+                 and len(c.replace(",", "").replace(".", "").lstrip("-0")) > 3]
+    assert not unrounded, unrounded[:5]
+    for c in cells:
+        if re.fullmatch(r"[\d,]+", c) and len(c.replace(",", "")) > 3:
+            assert c == f"{int(c.replace(',', '')):,}", c  # 35,860, never 35860
+    text = pages[name].read_text(encoding="utf-8")
+    table = re.search(r'<h2 id="handshake-table">.*?</table>', text)
+    assert table
+    for row in re.findall(r"<tr>(.*?)</tr>", table.group(0))[1:]:
+        ms = re.findall(r"<td class=n>([^<]*)</td>", row)[2:]
+        assert len(ms) == 4
+        for v in ms:  # three significant digits below 1 s
+            digits = v.replace(",", "").replace(".", "").lstrip("0")
+            assert len(digits) <= 3 or float(v.replace(",", "")) >= 1000, v
+    # timestamps read as UTC times, never seconds since the epoch
+    assert not [c for c in cells if re.fullmatch(r"1[5-9]\d{8}(\.\d+)?", c)]
+    assert any(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}", c) for c in cells)
+
+
+def test_ms_and_count_text() -> None:
+    from dissect.report.html.text import count_text, ms_text
+
+    cases = {0.026378: "0.0264", 0.0077: "0.00770", 3.98005: "3.98", 10.54: "10.5", 99.96: "100",
+             752.293351: "752", 1234.5: "1,234", 0: "0", -2.345: "-2.35"}
+    assert {v: ms_text(v) for v in cases} == cases
+    assert ms_text(None) == ms_text(float("nan")) == ""
+    assert count_text(35860) == "35,860" and count_text(3.0) == "3" and count_text(None) == ""
