@@ -277,3 +277,123 @@ def test_ms_and_count_text() -> None:
     assert {v: ms_text(v) for v in cases} == cases
     assert ms_text(None) == ms_text(float("nan")) == ""
     assert count_text(35860) == "35,860" and count_text(3.0) == "3" and count_text(None) == ""
+
+
+# -- anomalies and TLS ------------------------------------------------------------------------------
+
+
+def _section(page: Path, anchor: str) -> str:
+    text = page.read_text(encoding="utf-8")
+    m = re.search(rf'<h2 id="{anchor}">(.*?)(?=<h2 |</body>)', text, re.S)
+    assert m, anchor
+    return m.group(1)
+
+
+def _rows(table_html: str) -> list[list[str]]:
+    return [[html.unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", r)]
+            for r in re.findall(r"<tr>(.*?)</tr>", table_html)]
+
+
+def _kinds_in_code() -> set[str]:
+    """The anomaly and warning tags the dissectors name as constants (``X = "kebab-case"``)."""
+    import importlib
+
+    kinds = set()
+    for name in ("dissect.protocols.websocket", "dissect.protocols.engineio.packets",
+                 "dissect.protocols.socketio", "dissect.protocols.registry", "dissect.capture.reader"):
+        for k, v in vars(importlib.import_module(name)).items():
+            if k.isupper() and isinstance(v, str) and re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)+", v):
+                kinds.add(v)
+    return kinds
+
+
+def test_every_kind_has_a_meaning(tmp_path: Path) -> None:
+    """Every anomaly and warning kind in the corpus's reviewed reports, in a cut capture, and among
+    the dissectors' tag constants has a one-line meaning for the page."""
+    from dissect.output.anomalies import anomaly_kind, split_anomalies
+    from dissect.report.html.kinds import MEANINGS
+
+    seen: set[str] = set()
+    for summary in (Path(__file__).resolve().parent.parent / "reports").glob("*/summary.json"):
+        s = json.loads(summary.read_text())
+        seen |= {k for counts in s["anomalies"]["by_table"].values() for k in counts}
+        seen |= set(s["warnings"]["by_kind"])
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes((CAPTURES / "sio4_websocket.pcap").read_bytes()[:9000])
+    a = dissect.analyze(cut)
+    for t in ("sessions", "http", "ws_frames", "ws_messages", "sio_packets"):
+        seen |= {anomaly_kind(x) for cell in a.table(t)["anomaly"].dropna() for x in split_anomalies(cell)}
+    seen |= set(a.summary["warnings"]["by_kind"])
+    assert {"custom-parser", "truncated-file"} <= seen
+    assert not seen - set(MEANINGS)
+    assert not _kinds_in_code() - set(MEANINGS)
+    assert all(m and "\n" not in m and len(m) <= 120 for m in MEANINGS.values())
+
+
+def test_anomaly_table_kind_table_count_meaning(tmp_path: Path) -> None:
+    """The anomalies: one row per kind and table with its count (summary.json's) and meaning; the
+    rows themselves below, each anomaly cell once."""
+    pytest.importorskip("plotly")
+    from dissect.report.html.kinds import MEANINGS
+
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes((CAPTURES / "sio4_websocket.pcap").read_bytes()[:9000])
+    a = dissect.analyze(cut)
+    page = tmp_path / "report.html"
+    render_html(a, str(page))
+    sec = _section(page, "anomaly-kinds")
+    tables = re.findall(r"<table>.*?</table>", sec)
+    kinds = _rows(tables[0])
+    assert kinds[0] == ["kind", "table", "count", "meaning"]
+    expected = sorted([k, t, f"{n:,}", MEANINGS[k]] for t, c in a.summary["anomalies"]["by_table"].items()
+                      for k, n in c.items())
+    assert sorted(kinds[1:]) == expected and expected
+    rows = _rows(tables[1])
+    assert rows[0] == ["table", "session", "index", "anomaly"]
+    assert len(rows) - 1 == sum(len(a.table(t)["anomaly"].dropna().loc[lambda s: s != ""])
+                                for t in ("sessions", "http", "ws_frames", "ws_messages", "sio_packets"))
+    # the reader's warning has its meaning too
+    files = _section(page, "files")
+    assert MEANINGS["truncated-file"] in html.unescape(files)
+
+
+@pytest.mark.parametrize("cap, keys", [("tls13_sio4_polling_upgrade.pcapng", "tls13_sio4_polling_upgrade.keys"),
+                                       ("tls_nokeys.pcap", None), ("sio4_websocket.pcap", None)])
+def test_tls_section(tmp_path: Path, cap: str, keys: str | None) -> None:
+    """TLS sessions by version, decrypted or not (as the peers recorded: their versions, and
+    whether the key log was kept), and why not."""
+    a = dissect.analyze(CAPTURES / cap, tls_keylog=CAPTURES / keys if keys else None)
+    page = tmp_path / "report.html"
+    render_html(a, str(page))
+    truth = json.loads((CAPTURES / cap.rsplit(".", 1)[0]).with_suffix(".truth.json").read_text())
+    tls = truth.get("tls")
+    if not tls:
+        assert '<h2 id="tls">' not in page.read_text(encoding="utf-8")
+        return
+    versions: dict[str, int] = {}
+    for c in tls["connections"]:
+        v = c["version"].replace("TLSv", "TLS ")
+        versions[v] = versions.get(v, 0) + 1
+    sec = _section(page, "tls")
+    rows = _rows(re.findall(r"<table>.*?</table>", sec)[0])
+    assert rows[0] == ["version", "sessions", "decrypted", "not decrypted"]
+    shipped = tls["keys"]["shipped"]
+    assert sorted(rows[1:]) == sorted([v, str(n), str(n if shipped else 0), str(0 if shipped else n)]
+                                      for v, n in versions.items())
+    assert ("--tls-keylog" in sec) == (not shipped)
+    assert ("Why not decrypted" in sec) == (not shipped)
+
+
+@pytest.mark.parametrize("name", list(CORPUS))
+def test_count_axes_have_whole_ticks(pages: dict[str, Path], name: str) -> None:
+    """A count axis never reads 0.5 messages: whole-number steps when the counts are small."""
+    figs = figures_of(pages[name])
+    axes = {"message-sizes": "yaxis", "opcodes": "yaxis", "events": "xaxis", "anomalies": "xaxis",
+            "over-time": "yaxis"}
+    checked = 0
+    for anchor, axis in axes.items():
+        if anchor in figs:
+            ax = figs[anchor]["layout"][axis]
+            assert ax.get("dtick") == 1 or ax.get("tickformat") == ",d", (anchor, ax)
+            checked += 1
+    assert checked >= 2

@@ -273,7 +273,7 @@ def _message_sizes(msg: pd.DataFrame, base_layout: dict[str, Any]) -> Plot | Non
     fig.update_layout(
         barmode="group",
         xaxis={"title": "payload size (log2 bins)", "type": "category"},
-        yaxis={"title": "messages"},
+        yaxis=count_axis("messages", fig),
     )
     return ("message-sizes", "WebSocket message sizes", fig)
 
@@ -319,7 +319,7 @@ def _opcodes(fr: pd.DataFrame, base_layout: dict[str, Any]) -> Plot | None:
     fig.update_layout(
         barmode="group",
         xaxis={"type": "category", "title": "opcode"},
-        yaxis={"title": "frames"},
+        yaxis=count_axis("frames", fig),
     )
     return ("opcodes", "WebSocket frames by opcode", fig)
 
@@ -344,7 +344,7 @@ def _events(sio: pd.DataFrame, base_layout: dict[str, Any]) -> Plot | None:
         barmode="stack",
         height=max(300, 22 * len(cats) + 120),
         yaxis={"type": "category", "autorange": "reversed", "automargin": True},
-        xaxis={"title": "events"},
+        xaxis=count_axis("events", fig, stacked=True),
     )
     title = "Socket.IO events (namespace, event)"
     if key.nunique() > len(top):
@@ -376,9 +376,22 @@ def _anomalies(summary: dict[str, Any], base_layout: dict[str, Any]) -> Plot | N
         barmode="stack",
         height=max(300, 22 * len(top_kinds) + 120),
         yaxis={"type": "category", "autorange": "reversed", "automargin": True},
-        xaxis={"title": "occurrences"},
+        xaxis=count_axis("occurrences", fig, stacked=True),
     )
     return ("anomalies", "Anomalies by kind", fig)
+
+
+def count_axis(title: str, fig: Figure, stacked: bool = False) -> dict[str, Any]:
+    """An axis of counts: whole-number ticks (plotly steps by 0.2 or 0.5 below about ten)."""
+    totals: dict[Any, float] = {}
+    for i, t in enumerate(fig.data):
+        horizontal = t.get("orientation") == "h"
+        cats, vals = (t.get("y"), t.get("x")) if horizontal else (t.get("x"), t.get("y"))
+        for c, v in zip(cats or [], vals or [], strict=False):
+            key = c if stacked else (i, c)
+            totals[key] = totals.get(key, 0) + (v if isinstance(v, int | float) else 0)
+    top = max(totals.values(), default=0)
+    return {"title": title, "rangemode": "tozero", **({"dtick": 1} if top <= 8 else {"tickformat": ",d"})}
 
 
 def _size_bin_label(k: int) -> str:

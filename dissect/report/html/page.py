@@ -11,12 +11,14 @@ from dissect.report.html.plot import plotly_file
 from dissect.report.html.tables import (
     MAX_ROWS,
     TOP_SESSIONS,
+    anomaly_kinds,
     anomaly_rows,
     cards,
     drilldown_section,
     files_section,
     handshake_table,
     sessions_section,
+    tls_section,
 )
 from dissect.report.html.text import esc, script_json, utc_text
 
@@ -84,16 +86,18 @@ def render_html(
             "again.</p>"
         )
 
+    tls = tls_section(analysis, summary)
     sections = [
         ("files", "Capture files", files_section(summary)),
         ("handshake-table", "Handshake percentiles", handshake_table(summary)),
+        *([("tls", "TLS", tls)] if tls else []),
         ("sessions", "Sessions", sessions_section(analysis, max_rows)),
         (
             "top-sessions",
             f"Top {TOP_SESSIONS} sessions by messages",
             drilldown_section(analysis, TOP_SESSIONS),
         ),
-        ("anomaly-rows", "Rows with anomalies", anomaly_rows(analysis)),
+        ("anomaly-kinds", "Anomalies", anomaly_kinds(summary) + anomaly_rows(analysis)),
     ]
     nav += [(a_, t) for a_, t, _ in sections]
     nav_html = "<nav>" + "".join(f'<a href="#{esc(a_)}">{esc(t, None)}</a>' for a_, t in nav) + "</nav>"

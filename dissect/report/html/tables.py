@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from dissect.capture.ip import endpoint_text
-from dissect.output.summary import anomaly_kind, split_anomalies
+from dissect.report.html.kinds import meaning
 from dissect.report.html.text import count_text, esc, ms_text, numeric, utc_text, value_text
 
 if TYPE_CHECKING:
@@ -299,14 +299,28 @@ def files_section(summary: dict[str, Any]) -> str:
     warn = (summary.get("warnings") or {}).get("by_kind") or {}
     if warn:
         out += "<h3>Reader warnings</h3>" + _table(
-            ["kind", "count", "details"],
-            [[k, w.get("count"), "; ".join(str(d) for d in w.get("details") or [])] for k, w in warn.items()],
+            ["kind", "count", "meaning", "details"],
+            [[k, count_text(w.get("count")), meaning(k), "; ".join(str(d) for d in w.get("details") or [])]
+             for k, w in warn.items()],
+            numbers={1},
         )
     return out or "<p>No capture file information.</p>"
 
 
+def anomaly_kinds(summary: dict[str, Any]) -> str:
+    """Anomalies by kind and table, with what each kind means (:mod:`~dissect.report.html.kinds`)."""
+    by_table = (summary.get("anomalies") or {}).get("by_table") or {}
+    rows = sorted(((kind, table, int(n)) for table, counts in by_table.items() for kind, n in counts.items()),
+                  key=lambda r: (-r[2], r[0], r[1]))
+    if not rows:
+        return "<p>No anomalies.</p>"
+    return _table(["kind", "table", "count", "meaning"],
+                  [[k, t, count_text(n), meaning(k)] for k, t, n in rows], numbers={2})
+
+
 def anomaly_rows(a: Analysis, limit: int = 50) -> str:
-    """Up to ``limit`` rows with an anomaly from each table, with the anomalies' kinds."""
+    """Up to ``limit`` rows with an anomaly from each table (in a ``<details>``): where each is
+    and its anomaly cell as written (the kinds with their details)."""
     rows = []
     for table, key in (
         ("sessions", None),
@@ -321,8 +335,38 @@ def anomaly_rows(a: Analysis, limit: int = 50) -> str:
         bad = df[df["anomaly"].fillna("").astype(str) != ""]
         for rec in bad.head(limit).itertuples(index=False):
             r = rec._asdict()
-            kinds = ", ".join(sorted({anomaly_kind(t) for t in split_anomalies(r["anomaly"])}))
-            rows.append([table, r["session_id"], r.get(key) if key else "", kinds, r["anomaly"]])
+            rows.append([table, r["session_id"], r.get(key) if key else "", r["anomaly"]])
     if not rows:
-        return "<p>No anomalies.</p>"
-    return _table(["table", "session_id", "index", "kinds", "anomaly"], rows[: limit * 2])
+        return ""
+    return (f"<details><summary>The rows (at most {limit} a table)</summary>"
+            + _table(["table", "session", "index", "anomaly"], rows, numbers={1, 2}) + "</details>")
+
+
+def tls_section(a: Analysis, summary: dict[str, Any]) -> str:
+    """TLS sessions by version, decrypted or not, and why not (summary.json's ``tls``); empty
+    without TLS."""
+    tls = summary.get("tls") or {}
+    if not tls.get("sessions"):
+        return ""
+    s = a.sessions
+    rows = []
+    if len(s) and "tls_version" in s.columns:
+        version = s["tls_version"].fillna("").astype(str)
+        decrypted = s["tls_decrypted"].map(lambda v: v is True or v == 1 or v == "true")
+        for v in sorted(set(version) - {""}):
+            mine = version == v
+            n = int(mine.sum())
+            d = int((mine & decrypted).sum())
+            rows.append([v, count_text(n), count_text(d), count_text(n - d)])
+    else:  # the tables were not read: the totals only
+        for v, n in (tls.get("by_version") or {}).items():
+            rows.append([v, count_text(n), "", ""])
+    out = _table(["version", "sessions", "decrypted", "not decrypted"], rows, numbers={1, 2, 3})
+    why = tls.get("not_decrypted_by_reason") or {}
+    if why:
+        out += "<h3>Why not decrypted</h3>" + _table(
+            ["reason", "handshakes"], [[k, count_text(n)] for k, n in why.items()], numbers={1})
+    if tls.get("not_decrypted"):
+        out += ("<p class=note>Give the key log with <code>--tls-keylog FILE</code> (SSLKEYLOGFILE format) "
+                "to decrypt.</p>")
+    return out
