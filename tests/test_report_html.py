@@ -181,7 +181,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
 
 
-def _chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+def chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """Run headless Chromium with ``args`` (a profile under ``tmp``, no network chatter)."""
     assert CHROMIUM is not None
     cmd = [
         CHROMIUM,
@@ -247,7 +248,7 @@ def png_pixels(path: Path) -> tuple[int, int, list[bytes], int]:
 @needs_chromium
 def test_screenshot_shows_plots(evil_report: Path, tmp_path: Path) -> None:
     shot = tmp_path / "shot.png"
-    res = _chromium(
+    res = chromium(
         tmp_path, f"--screenshot={shot}", "--window-size=1400,3000", "--virtual-time-budget=5000", evil_report.as_uri()
     )
     assert shot.exists(), res.stderr.decode(errors="replace")[-2000:]
@@ -270,7 +271,7 @@ def test_screenshot_shows_plots(evil_report: Path, tmp_path: Path) -> None:
 
 @needs_chromium
 def test_dom_has_plots_and_no_injected_elements(evil_report: Path, tmp_path: Path) -> None:
-    res = _chromium(tmp_path, "--virtual-time-budget=5000", "--dump-dom", evil_report.as_uri())
+    res = chromium(tmp_path, "--virtual-time-budget=5000", "--dump-dom", evil_report.as_uri())
     dom = res.stdout.decode("utf-8", errors="replace")
     assert "</html>" in dom, res.stderr.decode(errors="replace")[-2000:]
     assert dom.count('class="main-svg"') >= 7  # plotly drew its SVGs

@@ -13,8 +13,9 @@ Sizes stay bounded on large captures: tables are aggregated before plotting, sca
 sampled to ``max_points`` per trace, and the drill-down tables are cut to ``max_rows`` rows.
 
 The modules: :mod:`.text` (escaping and formatting), :mod:`.plot` (the figure dict, plotly's
-package data), :mod:`.activity` (rows over time), :mod:`.figures` (each plot), :mod:`.tables` (the
-HTML tables) and :mod:`.page` (the page assembled, :func:`render_html`).
+package data), :mod:`.activity` (rows over time, in clock-like buckets), :mod:`.figures` (each
+plot), :mod:`.kinds` (what each anomaly and warning kind means), :mod:`.tables` (the HTML tables)
+and :mod:`.page` (the page assembled, :func:`render_html`).
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """The rows of a table over time, for the plot of activity: from the rows when the table was read
-whole, from the blocks its writer recorded when it was sampled (so every row still counts)."""
+whole, from the blocks its writer recorded when it was sampled (so every row still counts); and
+the clock-like bucket widths they are counted in."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -44,3 +46,31 @@ def activity(a: Analysis, table: str) -> dict[str, tuple[np.ndarray, np.ndarray 
             t = numeric(df.loc[df["direction"] == direction, ACTIVITY_COLUMNS[table]])
             out[direction] = (t[~np.isnan(t)], None)
     return out
+
+
+TIME_BUCKETS: tuple[tuple[float, str], ...] = tuple(
+    (n * scale, f"{n} {unit}")
+    for scale, unit, steps in (
+        (1e-6, "µs", (1, 2, 5, 10, 20, 50, 100, 200, 500)),
+        (1e-3, "ms", (1, 2, 5, 10, 20, 50, 100, 200, 500)),
+        (1.0, "s", (1, 2, 5, 10, 15, 30)),
+        (60.0, "min", (1, 2, 5, 10, 15, 30)),
+        (3600.0, "h", (1, 2, 3, 6, 12)),
+        (86400.0, "d", (1, 2, 7, 14, 30, 90, 180, 365)),
+    )
+    for n in steps
+)
+"""The widths the plot over time counts in, in seconds, with their names: clock-like steps."""
+
+
+def time_bucket(span_s: float, bins: int) -> tuple[float, str]:
+    """The narrowest of :data:`TIME_BUCKETS` that covers ``span_s`` seconds in at most ``bins``
+    buckets: (width in seconds, its name, "10 ms"). Past a year, whole years."""
+    if not (span_s > 0 and math.isfinite(span_s)):
+        return 1e-3, "1 ms"  # one instant
+    need = span_s / max(bins, 1)
+    for width, name in TIME_BUCKETS:
+        if width >= need:
+            return width, name
+    years = math.ceil(need / (365 * 86400.0))
+    return years * 365 * 86400.0, f"{years} years"

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from dissect.output.summary import LAYERS
-from dissect.report.html.activity import activity
+from dissect.report.html.activity import activity, time_bucket
 from dissect.report.html.plot import DIR_COLORS, LAYER_COLORS, Figure, direction_bars, template, trace
 from dissect.report.html.text import numeric, plot_text, utc_text
 
@@ -20,6 +21,10 @@ MAX_POINTS = 5000
 TIME_BINS = 200
 CHAIN_SESSIONS = 40
 
+LEGEND: dict[str, Any] = {"orientation": "h", "x": 0, "xanchor": "left", "y": 1.02, "yanchor": "bottom"}
+"""Every plot's legend: one row above the plot area, left, where no axis title or tick label is
+(below the plot it ran into the time axis's two-line tick labels and its title)."""
+
 Plot = tuple[str, str, Figure]
 """A plot of the page: (anchor, title, figure)."""
 
@@ -28,9 +33,9 @@ def figures(a: Analysis, summary: dict[str, Any], max_points: int) -> list[Plot]
     """(anchor, title, figure) for every plot that has data."""
     base_layout: dict[str, Any] = {
         "template": template("plotly_white"),
-        "margin": {"l": 60, "r": 20, "t": 40, "b": 50},
+        "margin": {"l": 60, "r": 20, "t": 70, "b": 50},
         "height": 420,
-        "legend": {"orientation": "h", "y": -0.15},
+        "legend": LEGEND,
     }
     hs = a.handshakes
     sio = a.sio_packets
@@ -110,7 +115,12 @@ def _handshake_chains(hs: pd.DataFrame, base_layout: dict[str, Any]) -> Plot | N
     h["dur"] = np.nan_to_num(dur, nan=0.0)
     labels = {sid: f"session {sid}" for sid in chosen}
     fig = Figure(base_layout)
-    for layer in list(LAYERS) + sorted(set(h["layer"].astype(str)) - set(LAYERS)):
+    # One row per layer within a session (barmode "group", the layers top to bottom in chain
+    # order): each layer's bar is visible, even where one starts under another (websocket and
+    # engineio both start at the GET of a WebSocket-only client).
+    layers = [x for x in list(LAYERS) + sorted(set(h["layer"].astype(str)) - set(LAYERS))
+              if (h["layer"] == x).any()]
+    for layer in layers:
         sub = h[h["layer"] == layer]
         if not len(sub):
             continue
@@ -140,8 +150,10 @@ def _handshake_chains(hs: pd.DataFrame, base_layout: dict[str, Any]) -> Plot | N
             )
         )
     fig.update_layout(
-        barmode="overlay",
-        height=max(300, 22 * len(chosen) + 120),
+        barmode="group",
+        bargap=0.25,
+        bargroupgap=0.1,
+        height=max(300, (10 * len(layers) + 10) * len(chosen) + 160),
         xaxis={"title": "ms since the session's first handshake step"},
         yaxis={
             "type": "category",
@@ -163,8 +175,8 @@ def _handshake_chains(hs: pd.DataFrame, base_layout: dict[str, Any]) -> Plot | N
                 {
                     "type": "buttons",
                     "direction": "right",
-                    "x": 0.0,
-                    "xanchor": "left",
+                    "x": 1.0,
+                    "xanchor": "right",
                     "y": 1.0,
                     "yanchor": "bottom",
                     "showactive": True,
@@ -195,20 +207,30 @@ def _over_time(a: Analysis, base_layout: dict[str, Any]) -> Plot | None:
         return None
     lo = min(float(t.min()) for t in all_ts)
     hi = max(float(t.max()) for t in all_ts)
-    nbins = TIME_BINS if hi > lo else 1
-    edges = np.linspace(lo, hi if hi > lo else lo + 1.0, nbins + 1)
-    width = edges[1] - edges[0]
-    centers = [utc_text(x) for x in (edges[:-1] + width / 2)]
+    width, unit = time_bucket(hi - lo, TIME_BINS)
+    # Buckets on whole multiples of their width (a 10 ms bucket starts at .000, .010, ...);
+    # counted on times relative to the first bucket, so edges always increase.
+    start = math.floor(lo / width) * width
+    if not 0 <= lo - start < width:  # timestamps too large for the width's precision
+        start = lo
+    nbins = int(min(max(1, math.floor((hi - start) / width) + 1), 4 * TIME_BINS))
+    edges = width * np.arange(nbins + 1)
+    # A step line (shape "hv") from each bucket's start, and one more point at the last bucket's
+    # end so that it has a width too.
+    starts = [utc_text(start + x, 6) for x in edges]
     fig = Figure(base_layout)
+    top = 0
     for name, by_dir in series:
         for direction, (t, weights) in by_dir.items():
             if not len(t):
                 continue
-            counts, _ = np.histogram(t, bins=edges, weights=weights)
+            counts, _ = np.histogram(t - start, bins=edges, weights=weights)
+            y = np.rint(counts).astype(np.int64).tolist()
+            top = max([top, *y])
             fig.add_trace(
                 trace("scatter",
-                    x=centers,
-                    y=np.rint(counts).astype(np.int64).tolist(),
+                    x=starts,
+                    y=y + y[-1:],
                     mode="lines",
                     line={
                         "shape": "hv",
@@ -216,11 +238,14 @@ def _over_time(a: Analysis, base_layout: dict[str, Any]) -> Plot | None:
                         "dash": {"frames": "solid", "messages": "dot"}.get(name, "dash"),
                     },
                     name=f"{name} {direction}",
+                    hovertemplate=f"%{{y}} {name} {direction} in the {unit} from %{{x}}<extra></extra>",
                 )
             )
     fig.update_layout(
         xaxis={"title": "time (UTC)", "type": "date"},
-        yaxis={"title": f"count per {width:.3g} s"},
+        # Counts: whole-number ticks (plotly steps by 0.5 when the counts are small).
+        yaxis={"title": f"frames, messages, packets per {unit}", "rangemode": "tozero",
+               **({"dtick": 1} if top <= 8 else {"tickformat": ",d"})},
     )
     if fig.data:
         return ("over-time", "Frames and messages over time", fig)
@@ -248,7 +273,7 @@ def _message_sizes(msg: pd.DataFrame, base_layout: dict[str, Any]) -> Plot | Non
     fig.update_layout(
         barmode="group",
         xaxis={"title": "payload size (log2 bins)", "type": "category"},
-        yaxis={"title": "messages"},
+        yaxis=count_axis("messages", fig),
     )
     return ("message-sizes", "WebSocket message sizes", fig)
 
@@ -294,7 +319,7 @@ def _opcodes(fr: pd.DataFrame, base_layout: dict[str, Any]) -> Plot | None:
     fig.update_layout(
         barmode="group",
         xaxis={"type": "category", "title": "opcode"},
-        yaxis={"title": "frames"},
+        yaxis=count_axis("frames", fig),
     )
     return ("opcodes", "WebSocket frames by opcode", fig)
 
@@ -319,7 +344,7 @@ def _events(sio: pd.DataFrame, base_layout: dict[str, Any]) -> Plot | None:
         barmode="stack",
         height=max(300, 22 * len(cats) + 120),
         yaxis={"type": "category", "autorange": "reversed", "automargin": True},
-        xaxis={"title": "events"},
+        xaxis=count_axis("events", fig, stacked=True),
     )
     title = "Socket.IO events (namespace, event)"
     if key.nunique() > len(top):
@@ -351,9 +376,22 @@ def _anomalies(summary: dict[str, Any], base_layout: dict[str, Any]) -> Plot | N
         barmode="stack",
         height=max(300, 22 * len(top_kinds) + 120),
         yaxis={"type": "category", "autorange": "reversed", "automargin": True},
-        xaxis={"title": "occurrences"},
+        xaxis=count_axis("occurrences", fig, stacked=True),
     )
     return ("anomalies", "Anomalies by kind", fig)
+
+
+def count_axis(title: str, fig: Figure, stacked: bool = False) -> dict[str, Any]:
+    """An axis of counts: whole-number ticks (plotly steps by 0.2 or 0.5 below about ten)."""
+    totals: dict[Any, float] = {}
+    for i, t in enumerate(fig.data):
+        horizontal = t.get("orientation") == "h"
+        cats, vals = (t.get("y"), t.get("x")) if horizontal else (t.get("x"), t.get("y"))
+        for c, v in zip(cats or [], vals or [], strict=False):
+            key = c if stacked else (i, c)
+            totals[key] = totals.get(key, 0) + (v if isinstance(v, int | float) else 0)
+    top = max(totals.values(), default=0)
+    return {"title": title, "rangemode": "tozero", **({"dtick": 1} if top <= 8 else {"tickformat": ",d"})}
 
 
 def _size_bin_label(k: int) -> str:

@@ -11,12 +11,14 @@ from dissect.report.html.plot import plotly_file
 from dissect.report.html.tables import (
     MAX_ROWS,
     TOP_SESSIONS,
+    anomaly_kinds,
     anomaly_rows,
     cards,
     drilldown_section,
     files_section,
     handshake_table,
     sessions_section,
+    tls_section,
 )
 from dissect.report.html.text import esc, script_json, utc_text
 
@@ -32,8 +34,9 @@ padding-bottom:4px}
 border-radius:6px;padding:10px 16px;min-width:110px}.card .v{font-size:22px;font-weight:600}
 .card .l{color:#666;font-size:12px}.card.bad .v{color:#c62828}
 table{border-collapse:collapse;font-size:12px;margin:8px 0}th,td{border:1px solid #ddd;
-padding:3px 6px;text-align:left;vertical-align:top;max-width:420px;overflow-wrap:anywhere}
-th{background:#f4f4f4}table.sessions td{white-space:nowrap}
+padding:3px 6px;text-align:left;vertical-align:top;word-break:normal;overflow-wrap:normal;hyphens:none}
+th{background:#f4f4f4}.n{text-align:right}td.n{white-space:nowrap;font-variant-numeric:tabular-nums}
+td.t{overflow-wrap:anywhere;min-width:14em;max-width:420px}table.sessions td{white-space:nowrap}
 table.sessions td:nth-last-child(-n+2){white-space:normal}.note{color:#666;font-size:13px}.warn{background:#fff3cd;
 border:1px solid #e0c36c;padding:8px 12px;border-radius:4px}
 details{margin:6px 0}summary{cursor:pointer;font-weight:500}nav a{margin-right:12px}
@@ -83,16 +86,18 @@ def render_html(
             "again.</p>"
         )
 
+    tls = tls_section(analysis, summary)
     sections = [
         ("files", "Capture files", files_section(summary)),
         ("handshake-table", "Handshake percentiles", handshake_table(summary)),
+        *([("tls", "TLS", tls)] if tls else []),
         ("sessions", "Sessions", sessions_section(analysis, max_rows)),
         (
             "top-sessions",
             f"Top {TOP_SESSIONS} sessions by messages",
             drilldown_section(analysis, TOP_SESSIONS),
         ),
-        ("anomaly-rows", "Rows with anomalies", anomaly_rows(analysis)),
+        ("anomaly-kinds", "Anomalies", anomaly_kinds(summary) + anomaly_rows(analysis)),
     ]
     nav += [(a_, t) for a_, t, _ in sections]
     nav_html = "<nav>" + "".join(f'<a href="#{esc(a_)}">{esc(t, None)}</a>' for a_, t in nav) + "</nav>"

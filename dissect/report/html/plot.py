@@ -12,6 +12,7 @@ import numpy as np
 
 LAYER_COLORS = {
     "tcp": "#4c78a8",
+    "tls": "#72b7b2",
     "websocket": "#f58518",
     "engineio": "#54a24b",
     "socketio": "#b279a2",

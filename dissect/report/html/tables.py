@@ -4,14 +4,16 @@ traffic string goes through :func:`~dissect.report.html.text.esc`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from dissect.output.summary import anomaly_kind, split_anomalies
-from dissect.report.html.text import esc, numeric, utc_text, value_text
+from dissect.capture.ip import endpoint_text
+from dissect.report.html.kinds import meaning
+from dissect.report.html.text import count_text, esc, ms_text, numeric, utc_text, value_text
 
 if TYPE_CHECKING:
     from dissect.output.tables import Analysis
@@ -20,24 +22,60 @@ MAX_ROWS = 200
 TOP_SESSIONS = 20
 
 
-def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]], cls: str = "") -> str:
-    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{esc(value_text(v))}</td>" for v in r) + "</tr>" for r in rows)
+# How a column of a row table is written: durations in ms to three significant digits, counts
+# with thousands separators, times as UTC. Other columns as they are.
+MS_COLUMNS = frozenset({"duration_ms", "ack_latency_ms", "tcp_handshake_ms", "spread_ms"})
+COUNT_COLUMNS = frozenset({"payload_bytes", "wire_bytes", "frames", "recipients", "bytes_c2s", "bytes_s2c",
+                           "packets_c2s", "packets_s2c", "lost_bytes", "retransmissions"})
+TS_COLUMNS = frozenset({"ts", "ts_start", "ts_end", "ts_first", "ts_last", "ts_request", "ts_response"})
+NUMBER_COLUMNS = MS_COLUMNS | COUNT_COLUMNS | frozenset({"session_id", "message_index", "frame_index",
+                                                         "ack_id", "status", "index", "count"})
+"""Columns right-aligned and never wrapped (numbers and times)."""
+
+
+def cell_text(column: str, v: Any) -> str:
+    """A value of ``column`` as the tables show it (see :data:`MS_COLUMNS`, :data:`COUNT_COLUMNS`,
+    :data:`TS_COLUMNS`)."""
+    if column in MS_COLUMNS:
+        return ms_text(v)
+    if column in COUNT_COLUMNS:
+        return count_text(v)
+    if column in TS_COLUMNS:
+        t = numeric(pd.Series([v]))[0]
+        return utc_text(None if np.isnan(t) else float(t))
+    return value_text(v)
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]], cls: str = "",
+           numbers: Collection[int] = ()) -> str:
+    """An HTML table; the columns at the indexes ``numbers`` right-aligned and never wrapped
+    (class ``n``), the others wrap at spaces (long tokens anywhere)."""
+    head = "".join(f"<th{' class=n' if i in numbers else ''}>{esc(h)}</th>" for i, h in enumerate(headers))
+    body = "".join("<tr>" + "".join(_cell(v, i in numbers) for i, v in enumerate(r)) + "</tr>" for r in rows)
     c = f' class="{esc(cls)}"' if cls else ""
     return f"<table{c}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _df_table(df: pd.DataFrame, columns: Sequence[str], ts_cols: Sequence[str] = ()) -> str:
+LONG_TOKEN = 24
+"""A cell with a word longer than this (a path, a sid, a preview without spaces) may break it
+anywhere (class ``t``, at least 14em wide); shorter words never break."""
+
+
+def _cell(v: Any, number: bool) -> str:
+    text = value_text(v)
+    if number:
+        return f"<td class=n>{esc(text)}</td>"
+    if any(len(w) > LONG_TOKEN for w in text.split()):
+        # a long token breaks after a path separator or an underscore first (<wbr>)
+        return "<td class=t>" + re.sub(r"(?<=\w)([/_])(?=\w)", r"\1<wbr>", esc(text)) + "</td>"
+    return f"<td>{esc(text)}</td>"
+
+
+def _df_table(df: pd.DataFrame, columns: Sequence[str]) -> str:
     cols = [c for c in columns if c in df.columns]
-    rows = []
-    for rec in df[cols].itertuples(index=False, name=None):
-        row = []
-        for c, v in zip(cols, rec, strict=False):
-            if c in ts_cols:
-                v = utc_text(None if v is None or v is pd.NA else float(v))
-            row.append(v)
-        rows.append(row)
-    return _table(cols, rows)
+    rows = [[cell_text(c, v) for c, v in zip(cols, rec, strict=False)]
+            for rec in df[cols].itertuples(index=False, name=None)]
+    return _table(cols, rows, numbers={i for i, c in enumerate(cols) if c in NUMBER_COLUMNS or c in TS_COLUMNS})
 
 
 def cards(summary: dict[str, Any]) -> str:
@@ -73,24 +111,22 @@ def handshake_table(summary: dict[str, Any]) -> str:
         if not h.get("count"):
             continue
         d = h.get("duration_ms") or {}
-        rows.append(
-            [
-                layer,
-                h.get("count"),
-                h.get("failed"),
-                d.get("p50"),
-                d.get("p90"),
-                d.get("p99"),
-                d.get("max"),
-            ]
-        )
+        rows.append([layer, count_text(h.get("count")), count_text(h.get("failed")),
+                     *(ms_text(d.get(p)) for p in ("p50", "p90", "p99", "max"))])
     if not rows:
         return "<p>No handshakes.</p>"
-    return _table(["layer", "count", "failed", "p50 ms", "p90 ms", "p99 ms", "max ms"], rows)
+    return _table(["layer", "count", "failed", "p50 ms", "p90 ms", "p99 ms", "max ms"], rows,
+                  numbers=range(1, 7))
 
 
-def _pair(a: Any, b: Any, sep: str) -> str:
-    return f"{value_text(a)}{sep}{value_text(b)}"
+def _pair(a: Any, b: Any) -> str:
+    """Two counts, client to server then server to client."""
+    return f"{count_text(a)} / {count_text(b)}"
+
+
+def _endpoint(ip: Any, port: Any) -> str:
+    p = numeric(pd.Series([port]))[0]
+    return endpoint_text(value_text(ip), None if np.isnan(p) else int(p))
 
 
 def sessions_section(a: Analysis, max_rows: int) -> str:
@@ -112,17 +148,17 @@ def sessions_section(a: Analysis, max_rows: int) -> str:
             [
                 r.get("session_id"),
                 r.get("transport"),
-                _pair(r.get("client_ip"), r.get("client_port"), ":")
+                _endpoint(r.get("client_ip"), r.get("client_port"))
                 + (" (inferred)" if r.get("client_inferred") is True else ""),
-                _pair(r.get("server_ip"), r.get("server_port"), ":"),
+                _endpoint(r.get("server_ip"), r.get("server_port")),
                 r.get("app_protocol"),
                 utc_text(t0),
-                "" if np.isnan(t0) or np.isnan(t1) else f"{t1 - t0:.3f}",
-                _pair(r.get("packets_c2s"), r.get("packets_s2c"), " / "),
-                _pair(r.get("bytes_c2s"), r.get("bytes_s2c"), " / "),
-                r.get("tcp_handshake_ms"),
-                r.get("retransmissions"),
-                r.get("lost_bytes"),
+                "" if np.isnan(t0) or np.isnan(t1) else f"{t1 - t0:,.3f}",
+                _pair(r.get("packets_c2s"), r.get("packets_s2c")),
+                _pair(r.get("bytes_c2s"), r.get("bytes_s2c")),
+                ms_text(r.get("tcp_handshake_ms")),
+                count_text(r.get("retransmissions")),
+                count_text(r.get("lost_bytes")),
                 r.get("close"),
                 r.get("anomaly"),
                 r.get("source_file"),
@@ -145,7 +181,11 @@ def sessions_section(a: Analysis, max_rows: int) -> str:
         "anomaly",
         "file",
     ]
-    return note + _table(headers, rows, cls="sessions")
+    if "source_file" in s.columns and s["source_file"].nunique(dropna=False) <= 1:
+        # one capture file: the table above names it
+        headers.pop()
+        rows = [r[:-1] for r in rows]
+    return note + _table(headers, rows, cls="sessions", numbers={0, 5, 6, 7, 8, 9, 10, 11})
 
 
 def drilldown_section(a: Analysis, top: int) -> str:
@@ -170,8 +210,8 @@ def drilldown_section(a: Analysis, top: int) -> str:
             if isinstance(r, pd.DataFrame):
                 r = r.iloc[0]
             head += (
-                f" &mdash; {esc(r.get('client_ip'))}:{esc(value_text(r.get('client_port')))} &rarr; "
-                f"{esc(r.get('server_ip'))}:{esc(value_text(r.get('server_port')))} "
+                f" &mdash; {esc(_endpoint(r.get('client_ip'), r.get('client_port')))} &rarr; "
+                f"{esc(_endpoint(r.get('server_ip'), r.get('server_port')))} "
                 f"({esc(r.get('app_protocol'))}, close {esc(r.get('close'))})"
             )
         body = []
@@ -182,7 +222,6 @@ def drilldown_section(a: Analysis, top: int) -> str:
                 + _df_table(
                     hs,
                     ["layer", "ts_start", "duration_ms", "ok", "transport", "detail"],
-                    ts_cols=("ts_start",),
                 )
             )
         ht = a.http[a.http["session_id"] == sid].head(20)
@@ -192,7 +231,6 @@ def drilldown_section(a: Analysis, top: int) -> str:
                 + _df_table(
                     ht,
                     ["ts_request", "duration_ms", "method", "target", "host", "status", "upgrade"],
-                    ts_cols=("ts_request",),
                 )
             )
         ms = a.ws_messages[a.ws_messages["session_id"] == sid].head(20)
@@ -211,7 +249,6 @@ def drilldown_section(a: Analysis, top: int) -> str:
                         "text_preview",
                         "anomaly",
                     ],
-                    ts_cols=("ts_first",),
                 )
             )
         sp = a.sio_packets[a.sio_packets["session_id"] == sid].head(20)
@@ -232,7 +269,6 @@ def drilldown_section(a: Analysis, top: int) -> str:
                         "ack_latency_ms",
                         "anomaly",
                     ],
-                    ts_cols=("ts",),
                 )
             )
         parts.append(f"<details><summary>{head}</summary>{''.join(body)}</details>")
@@ -249,27 +285,42 @@ def files_section(summary: dict[str, Any]) -> str:
             [
                 [
                     f.get("path"),
-                    f.get("packets"),
-                    f.get("bytes"),
+                    count_text(f.get("packets")),
+                    count_text(f.get("bytes")),
                     ", ".join(str(x) for x in f.get("link_types") or []),
-                    f.get("sessions"),
+                    count_text(f.get("sessions")),
                     utc_text(f.get("ts_first")),
                     utc_text(f.get("ts_last")),
                 ]
                 for f in files
             ],
+            numbers={1, 2, 4, 5, 6},
         )
     warn = (summary.get("warnings") or {}).get("by_kind") or {}
     if warn:
         out += "<h3>Reader warnings</h3>" + _table(
-            ["kind", "count", "details"],
-            [[k, w.get("count"), "; ".join(str(d) for d in w.get("details") or [])] for k, w in warn.items()],
+            ["kind", "count", "meaning", "details"],
+            [[k, count_text(w.get("count")), meaning(k), "; ".join(str(d) for d in w.get("details") or [])]
+             for k, w in warn.items()],
+            numbers={1},
         )
     return out or "<p>No capture file information.</p>"
 
 
+def anomaly_kinds(summary: dict[str, Any]) -> str:
+    """Anomalies by kind and table, with what each kind means (:mod:`~dissect.report.html.kinds`)."""
+    by_table = (summary.get("anomalies") or {}).get("by_table") or {}
+    rows = sorted(((kind, table, int(n)) for table, counts in by_table.items() for kind, n in counts.items()),
+                  key=lambda r: (-r[2], r[0], r[1]))
+    if not rows:
+        return "<p>No anomalies.</p>"
+    return _table(["kind", "table", "count", "meaning"],
+                  [[k, t, count_text(n), meaning(k)] for k, t, n in rows], numbers={2})
+
+
 def anomaly_rows(a: Analysis, limit: int = 50) -> str:
-    """Up to ``limit`` rows with an anomaly from each table, with the anomalies' kinds."""
+    """Up to ``limit`` rows with an anomaly from each table (in a ``<details>``): where each is
+    and its anomaly cell as written (the kinds with their details)."""
     rows = []
     for table, key in (
         ("sessions", None),
@@ -284,8 +335,38 @@ def anomaly_rows(a: Analysis, limit: int = 50) -> str:
         bad = df[df["anomaly"].fillna("").astype(str) != ""]
         for rec in bad.head(limit).itertuples(index=False):
             r = rec._asdict()
-            kinds = ", ".join(sorted({anomaly_kind(t) for t in split_anomalies(r["anomaly"])}))
-            rows.append([table, r["session_id"], r.get(key) if key else "", kinds, r["anomaly"]])
+            rows.append([table, r["session_id"], r.get(key) if key else "", r["anomaly"]])
     if not rows:
-        return "<p>No anomalies.</p>"
-    return _table(["table", "session_id", "index", "kinds", "anomaly"], rows[: limit * 2])
+        return ""
+    return (f"<details><summary>The rows (at most {limit} a table)</summary>"
+            + _table(["table", "session", "index", "anomaly"], rows, numbers={1, 2}) + "</details>")
+
+
+def tls_section(a: Analysis, summary: dict[str, Any]) -> str:
+    """TLS sessions by version, decrypted or not, and why not (summary.json's ``tls``); empty
+    without TLS."""
+    tls = summary.get("tls") or {}
+    if not tls.get("sessions"):
+        return ""
+    s = a.sessions
+    rows = []
+    if len(s) and "tls_version" in s.columns:
+        version = s["tls_version"].fillna("").astype(str)
+        decrypted = s["tls_decrypted"].map(lambda v: v is True or v == 1 or v == "true")
+        for v in sorted(set(version) - {""}):
+            mine = version == v
+            n = int(mine.sum())
+            d = int((mine & decrypted).sum())
+            rows.append([v, count_text(n), count_text(d), count_text(n - d)])
+    else:  # the tables were not read: the totals only
+        for v, n in (tls.get("by_version") or {}).items():
+            rows.append([v, count_text(n), "", ""])
+    out = _table(["version", "sessions", "decrypted", "not decrypted"], rows, numbers={1, 2, 3})
+    why = tls.get("not_decrypted_by_reason") or {}
+    if why:
+        out += "<h3>Why not decrypted</h3>" + _table(
+            ["reason", "handshakes"], [[k, count_text(n)] for k, n in why.items()], numbers={1})
+    if tls.get("not_decrypted"):
+        out += ("<p class=note>Give the key log with <code>--tls-keylog FILE</code> (SSLKEYLOGFILE format) "
+                "to decrypt.</p>")
+    return out
