@@ -327,3 +327,24 @@ def test_timestamps_beyond_datetime_render(tmp_path: Path) -> None:
     render_html(Analysis.from_rows(rows, {}), str(path))
     page = path.read_text(encoding="utf-8")
     assert "Plotly.newPlot" in page and "1e+19 s" in page
+
+
+def test_rows_name_their_wireshark_frames(tmp_path: Path) -> None:
+    """Where report.html lists rows, each names the packet (Wireshark's frame number) that
+    completed it, and each session its tcp.stream."""
+    from click.testing import CliRunner
+
+    import dissect
+    from dissect.cli import main as cli_main
+
+    cap = str(Path(__file__).resolve().parent.parent / "captures" / "sio4_websocket.pcap")
+    res = CliRunner().invoke(cli_main, ["report", cap, "--out", str(tmp_path), "-q", "--jobs", "1"])
+    assert res.exit_code == 0, res.output
+    page = (tmp_path / "report.html").read_text()
+    a = dissect.analyze(cap)
+    first = a.sio_packets[a.sio_packets.session_id == 1].iloc[0]
+    assert f">#{int(first.frame)}<" in page
+    http = a.http.iloc[0]
+    assert f">#{int(http.frame_request)}<" in page and f">#{int(http.frame_response)}<" in page
+    for s in a.sessions.itertuples():
+        assert f"tcp.stream {s.tcp_stream}, first packet #{s.frame_first}" in page

@@ -28,8 +28,10 @@ MS_COLUMNS = frozenset({"duration_ms", "ack_latency_ms", "tcp_handshake_ms", "sp
 COUNT_COLUMNS = frozenset({"payload_bytes", "wire_bytes", "frames", "recipients", "bytes_c2s", "bytes_s2c",
                            "packets_c2s", "packets_s2c", "lost_bytes", "retransmissions"})
 TS_COLUMNS = frozenset({"ts", "ts_start", "ts_end", "ts_first", "ts_last", "ts_request", "ts_response"})
-NUMBER_COLUMNS = MS_COLUMNS | COUNT_COLUMNS | frozenset({"session_id", "message_index", "frame_index",
-                                                         "ack_id", "status", "index", "count"})
+# Wireshark's frame numbers: where to look in Wireshark (Go to packet, or `frame.number == N`)
+FRAME_COLUMNS = frozenset({"frame", "frame_request", "frame_response", "frame_first"})
+NUMBER_COLUMNS = MS_COLUMNS | COUNT_COLUMNS | FRAME_COLUMNS | frozenset({
+    "session_id", "message_index", "frame_index", "ack_id", "status", "index", "count", "tcp_stream"})
 """Columns right-aligned and never wrapped (numbers and times)."""
 
 
@@ -43,6 +45,9 @@ def cell_text(column: str, v: Any) -> str:
     if column in TS_COLUMNS:
         t = numeric(pd.Series([v]))[0]
         return utc_text(None if np.isnan(t) else float(t))
+    if column in FRAME_COLUMNS:
+        f = numeric(pd.Series([v]))[0]
+        return "" if np.isnan(f) else f"#{int(f)}"
     return value_text(v)
 
 
@@ -212,7 +217,10 @@ def drilldown_section(a: Analysis, top: int) -> str:
             head += (
                 f" &mdash; {esc(_endpoint(r.get('client_ip'), r.get('client_port')))} &rarr; "
                 f"{esc(_endpoint(r.get('server_ip'), r.get('server_port')))} "
-                f"({esc(r.get('app_protocol'))}, close {esc(r.get('close'))})"
+                f"({esc(r.get('app_protocol'))}, close {esc(r.get('close'))}"
+                + (f", tcp.stream {int(r.get('tcp_stream'))}, first packet #{int(r.get('frame_first'))}"
+                   if r.get("tcp_stream") == r.get("tcp_stream") and r.get("tcp_stream") is not None else "")
+                + ")"
             )
         body = []
         hs = a.handshakes[a.handshakes["session_id"] == sid]
@@ -230,7 +238,8 @@ def drilldown_section(a: Analysis, top: int) -> str:
                 "<h4>HTTP</h4>"
                 + _df_table(
                     ht,
-                    ["ts_request", "duration_ms", "method", "target", "host", "status", "upgrade"],
+                    ["ts_request", "frame_request", "frame_response", "duration_ms", "method", "target", "host",
+                     "status", "upgrade"],
                 )
             )
         ms = a.ws_messages[a.ws_messages["session_id"] == sid].head(20)
@@ -259,6 +268,7 @@ def drilldown_section(a: Analysis, top: int) -> str:
                     sp,
                     [
                         "ts",
+                        "frame",
                         "direction",
                         "transport",
                         "eio_type",
@@ -322,12 +332,12 @@ def anomaly_rows(a: Analysis, limit: int = 50) -> str:
     """Up to ``limit`` rows with an anomaly from each table (in a ``<details>``): where each is
     and its anomaly cell as written (the kinds with their details)."""
     rows = []
-    for table, key in (
-        ("sessions", None),
-        ("http", None),
-        ("ws_frames", "frame_index"),
-        ("ws_messages", "message_index"),
-        ("sio_packets", None),
+    for table, key, frame in (
+        ("sessions", None, "frame_first"),
+        ("http", None, "frame_request"),
+        ("ws_frames", "frame_index", "frame"),
+        ("ws_messages", "message_index", None),
+        ("sio_packets", None, "frame"),
     ):
         df = a.table(table)
         if not len(df) or "anomaly" not in df.columns:
@@ -335,11 +345,14 @@ def anomaly_rows(a: Analysis, limit: int = 50) -> str:
         bad = df[df["anomaly"].fillna("").astype(str) != ""]
         for rec in bad.head(limit).itertuples(index=False):
             r = rec._asdict()
-            rows.append([table, r["session_id"], r.get(key) if key else "", r["anomaly"]])
+            at = r.get(frame) if frame else None
+            rows.append([table, r["session_id"], r.get(key) if key else "",
+                         "" if at is None or at != at else f"#{int(at)}", r["anomaly"]])
     if not rows:
         return ""
-    return (f"<details><summary>The rows (at most {limit} a table)</summary>"
-            + _table(["table", "session", "index", "anomaly"], rows, numbers={1, 2}) + "</details>")
+    return (f"<details><summary>The rows (at most {limit} a table; frame: Wireshark's number of the packet "
+            "that completed the row)</summary>"
+            + _table(["table", "session", "index", "frame", "anomaly"], rows, numbers={1, 2, 3}) + "</details>")
 
 
 def tls_section(a: Analysis, summary: dict[str, Any]) -> str:
