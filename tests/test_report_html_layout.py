@@ -349,7 +349,7 @@ def test_anomaly_table_kind_table_count_meaning(tmp_path: Path) -> None:
                       for k, n in c.items())
     assert sorted(kinds[1:]) == expected and expected
     rows = _rows(tables[1])
-    assert rows[0] == ["table", "session", "index", "anomaly"]
+    assert rows[0] == ["table", "session", "index", "frame", "anomaly"]
     assert len(rows) - 1 == sum(len(a.table(t)["anomaly"].dropna().loc[lambda s: s != ""])
                                 for t in ("sessions", "http", "ws_frames", "ws_messages", "sio_packets"))
     # the reader's warning has its meaning too

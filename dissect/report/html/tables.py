@@ -219,7 +219,7 @@ def drilldown_section(a: Analysis, top: int) -> str:
                 f"{esc(_endpoint(r.get('server_ip'), r.get('server_port')))} "
                 f"({esc(r.get('app_protocol'))}, close {esc(r.get('close'))}"
                 + (f", tcp.stream {int(r.get('tcp_stream'))}, first packet #{int(r.get('frame_first'))}"
-                   if r.get("tcp_stream") == r.get("tcp_stream") and r.get("tcp_stream") is not None else "")
+                   if pd.notna(r.get("tcp_stream")) and pd.notna(r.get("frame_first")) else "")
                 + ")"
             )
         body = []
@@ -347,7 +347,7 @@ def anomaly_rows(a: Analysis, limit: int = 50) -> str:
             r = rec._asdict()
             at = r.get(frame) if frame else None
             rows.append([table, r["session_id"], r.get(key) if key else "",
-                         "" if at is None or at != at else f"#{int(at)}", r["anomaly"]])
+                         f"#{int(at)}" if at is not None and pd.notna(at) else "", r["anomaly"]])
     if not rows:
         return ""
     return (f"<details><summary>The rows (at most {limit} a table; frame: Wireshark's number of the packet "
