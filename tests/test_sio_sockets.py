@@ -45,7 +45,8 @@ _ROWS: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
 def _rows(capture: str) -> dict[tuple[str, str], dict[str, Any]]:
     """The sio_sockets rows of a capture by (eio_sid, namespace)."""
     if capture not in _ROWS:
-        df = dissect.analyze(str(CAPTURES / capture)).sio_sockets
+        keys = CAPTURES / (capture.rsplit(".", 1)[0] + ".keys")  # wss: its key log
+        df = dissect.analyze(str(CAPTURES / capture), tls_keylog=keys if keys.exists() else None).sio_sockets
         rows = {}
         for r in df.to_dict("records"):
             clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
@@ -164,7 +165,8 @@ def test_msgpack_sockets_are_not_decoded_yet() -> None:
 # -- the older captures: closed_by / server_close_reason per Engine.IO session --------------------
 
 OLDER = ["sio4_websocket.pcap", "sio2_websocket.pcap", "sio2_polling.pcapng", "sio2_polling_binary.pcap",
-         "sio4_any_sll.pcap", "sio4_connect_error.pcap", "sio4_polling_upgrade.pcapng", "sio_python.pcapng"]
+         "sio4_any_sll.pcap", "sio4_connect_error.pcap", "sio4_polling_upgrade.pcapng", "sio_python.pcapng",
+         "tls13_chromium_sio4.pcapng", "tls13_sio4_polling_upgrade.pcapng", "tls13_dsb.pcapng"]
 
 
 @pytest.mark.parametrize("capture", OLDER)
@@ -216,6 +218,25 @@ def test_offset_time_of_a_yeast_offset() -> None:
     assert offset_time_ms("not an offset!") is None
 
 
+def test_replayed_events_are_counted_by_offset_within_the_replay() -> None:
+    # yeast offsets: Q91dmrK = ...272.404, Q91dm00 = ...268.992, Q91dmuO = ...272.600 (epoch s).
+    assert offset_time_ms("Q91dmuO") == 1796397272600
+    s = SessionSockets()
+    s.opened(25000, 20000, 4)
+    t0 = 1796397272_500 * MS  # the reconnecting CONNECT
+    s.connect_request("/", t0, 1, b'{"pid":"p1","offset":"Q91dm00"}')
+    assert s.slow  # s2c EVENTs of "/" leave the WebSocket fast path while the replay lasts
+    s.event(S2C, "/", b'["news",1,"Q91dmrK"]', t0 + 1 * MS)  # made before t0: replayed
+    s.connect_answer("/", t0 + 2 * MS, 1, b'{"sid":"x","pid":"p1"}', True)
+    s.event(S2C, "/", b'["news",2,"Q91dm00"]', t0 + 3 * MS)  # made before t0: replayed, after the reply
+    s.event(S2C, "/", b'["news",3,"Q91dmuO"]', t0 + 100 * MS)  # made after t0: a new event
+    s.event(S2C, "/", b'["late",4,"Q91dm00"]', t0 + 2000 * MS)  # past the replay window: not read
+    assert not s.slow
+    s.disconnect(C2S, "/", t0 + 3000 * MS)
+    (row,) = _ended(s)
+    assert (row.recovered, row.replayed_events, row.events_s2c) == (True, 2, 4)
+
+
 def _socket(s: SessionSockets, nsp: str = "/") -> None:
     s.opened(300, 200, 4)
     s.connect_request(nsp, 0, 1, b"")
@@ -263,8 +284,8 @@ def test_late_pong_is_flagged_and_ends_the_socket_at_the_timeout() -> None:
     _socket(s)
     s.ping(300 * MS)
     assert s.pong(800 * MS) == PONG_LATE
-    s.event(C2S, "/", b'["x"]')
-    s.event(S2C, "/", b'["y"]')
+    s.event(C2S, "/", b'["x"]', 900 * MS)
+    s.event(S2C, "/", b'["y"]', 901 * MS)
     s.session_ended(2000 * MS, "capture ended", None)
     (row,) = _ended(s)
     assert (row.disconnect_reason, row.ts_disconnect, row.anomaly) == (PING_TIMEOUT, 500 * MS, PONG_LATE)
@@ -291,3 +312,15 @@ def test_still_open_at_the_end_of_the_capture() -> None:
     assert (rows["/"].disconnect_reason, rows["/"].ts_disconnect, rows["/"].disconnect_by) == \
         ("capture ended", None, None)
     assert rows["/never"].connected is False and rows["/never"].disconnect_reason is None
+
+
+def test_namespace_and_time_filters_select_sockets() -> None:
+    path = str(CAPTURES / "sio4_disconnects.pcapng")
+    chat = dissect.analyze(path, namespace="/chat").sio_sockets
+    assert list(chat.namespace) == ["/chat"]
+    every = dissect.analyze(path).sio_sockets
+    # A window after /chat was left (268.0845) keeps the sockets still open then, and only those.
+    window = dissect.analyze(path, since=1796397268.2, until=1796397268.3).sio_sockets
+    open_then = every[(every.ts_connect <= 1796397268.3) & (every.ts_disconnect >= 1796397268.2)]
+    assert sorted(window.eio_sid + window.namespace) == sorted(open_then.eio_sid + open_then.namespace)
+    assert "/chat" not in set(window.namespace) and len(window) == 5  # A/, C, D, E, F (B left at .187)

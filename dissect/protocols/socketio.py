@@ -390,7 +390,7 @@ class SocketIOState:
         if t == EVENT or t == BINARY_EVENT:
             if ack_id is not None:
                 anomaly = join_tags(anomaly, self.event_sent(direction, nsp, ack_id, ts, h.event))
-            self.sockets.event(direction, nsp, data[h.payload_start :])
+            self.sockets.event(direction, nsp, data[h.payload_start :], ts)
         elif t == ACK or t == BINARY_ACK:
             answered = self.ack_received(direction, nsp, ack_id, ts)
             if answered is None:

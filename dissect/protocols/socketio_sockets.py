@@ -55,6 +55,9 @@ BY_NAMES = ("client", "server")  # indexed by direction: C2S -> the client did i
 _YEAST = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_"
 _YEAST_VALUE = {c: i for i, c in enumerate(_YEAST)}
 MAX_SOCKETS = 256  # namespaces live per Engine.IO session (bounded like pending CONNECTs)
+# Replayed events come with the CONNECT reply (socket.io 4.8: just before it); s2c EVENTs are
+# read for their offset until this long after the reply, then the socket takes the fast path again.
+REPLAY_WINDOW_NS = 1_000_000_000
 
 Emit = Callable[[SioSocket], None]
 
@@ -206,13 +209,17 @@ class SessionSockets:
         life.last_ping = ts
         self._set(nsp, life)
 
-    def event(self, direction: int, nsp: str, payload: bytes) -> None:
+    def event(self, direction: int, nsp: str, payload: bytes, ts: int) -> None:
         life = self.live.get(nsp)
         if life is None:
             return
         life.events[direction] += 1
         if direction == S2C and life.asked_ms is not None:
-            life.s2c_event(payload)
+            if life.ts_connect is not None and ts - life.ts_connect > REPLAY_WINDOW_NS:
+                life.asked_ms = None  # the replay is over: no more offsets to read
+                self._set(nsp, life)
+            else:
+                life.s2c_event(payload)
 
     def disconnect(self, direction: int, nsp: str, ts: int) -> None:
         """A DISCONNECT packet (socket.io-protocol "Disconnection from a namespace")."""
