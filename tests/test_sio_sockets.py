@@ -324,3 +324,36 @@ def test_namespace_and_time_filters_select_sockets() -> None:
     open_then = every[(every.ts_connect <= 1796397268.3) & (every.ts_disconnect >= 1796397268.2)]
     assert sorted(window.eio_sid + window.namespace) == sorted(open_then.eio_sid + open_then.namespace)
     assert "/chat" not in set(window.namespace) and len(window) == 5  # A/, C, D, E, F (B left at .187)
+
+
+def test_tls_passes_the_fin_to_the_websocket_inside() -> None:
+    """wss: the FIN / RST under TLS reaches the WebSocket, so sockets end as ``transport close``
+    at the FIN rather than ``capture ended`` (no corpus capture has a wss FIN without a Close
+    frame: this checks the hand-over)."""
+    from dissect.protocols.tls import KeyLog
+    from dissect.protocols.tls.dissector import TlsDissector
+    from dissect.records import Outbox
+
+    class Owner:
+        session_id = 1
+
+        def note_layer(self, app_protocol: str | None, anomaly: str = "") -> None:
+            pass
+
+    class Inner:
+        def __init__(self) -> None:
+            self.ended: list[tuple[int, int, str]] = []
+
+        def feed(self, direction: int, ts: int, data: bytes) -> None: ...
+        def gap(self, direction: int, ts: int, nbytes: int) -> None: ...
+        def finish(self, ts: int) -> None: ...
+
+        def transport_ended(self, ts: int, direction: int, how: str) -> None:
+            self.ended.append((ts, direction, how))
+
+    tls = TlsDissector(1, Outbox(), KeyLog(), Owner(), lambda *a: None)  # type: ignore[arg-type]
+    tls.transport_ended(5, C2S, "fin")  # nothing inside yet: nothing to tell
+    inner = Inner()
+    tls.plaintext.switch(inner, "websocket")
+    tls.transport_ended(7, S2C, "rst")
+    assert inner.ended == [(7, S2C, "rst")]
