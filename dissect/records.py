@@ -170,6 +170,33 @@ class SioPacket(NamedTuple):
     data: str | None = None  # only with --payloads: the packet's JSON as sent
 
 
+class SioSocket(NamedTuple):
+    """One Socket.IO socket: a client's connection to one namespace within one Engine.IO session,
+    from its CONNECT to why it ended (table ``sio_sockets``)."""
+
+    session_id: int  # the TCP session that carried the CONNECT
+    eio_sid: str | None
+    namespace: str
+    socket_sid: str | None  # the sid of the server's CONNECT reply (protocol v5)
+    eio_version: int | None
+    transport: str  # the last one the session used: websocket | polling
+    ts_connect: int  # the server's CONNECT reply (the request when it was never answered)
+    ts_disconnect: int | None
+    duration_ms: float | None
+    connected: bool  # the CONNECT was accepted
+    disconnect_reason: str | None  # the socket.io server's words
+    disconnect_by: str | None  # client | server; None when unknown
+    events_c2s: int
+    events_s2c: int
+    acks_unanswered: int
+    pings: int
+    max_pong_delay_ms: float | None
+    recovered: bool | None  # None when no connection-state recovery was asked
+    replayed_events: int | None
+    # extra columns
+    anomaly: str = ""
+
+
 TABLES: dict[str, type[tuple]] = {
     "sessions": Session,
     "handshakes": Handshake,
@@ -177,6 +204,7 @@ TABLES: dict[str, type[tuple]] = {
     "ws_frames": WsFrame,
     "ws_messages": WsMessage,
     "sio_packets": SioPacket,
+    "sio_sockets": SioSocket,
 }
 
 
@@ -184,7 +212,7 @@ TABLES: dict[str, type[tuple]] = {
 # so writers may skip quoting and formula neutralisation for them.
 VOCABULARY_COLUMNS = frozenset({
     "transport", "app_protocol", "close", "layer", "direction", "opcode_name", "eio_type",
-    "sio_type",
+    "sio_type", "disconnect_reason", "disconnect_by",
 })
 
 
@@ -213,9 +241,9 @@ class Outbox:
     ever appends.
     """
 
-    __slots__ = ("sessions", "handshakes", "http", "ws_frames", "ws_messages", "sio_packets", "counters", "frame",
-                 "capture_end")
-    TABLES = ("sessions", "handshakes", "http", "ws_frames", "ws_messages", "sio_packets")
+    __slots__ = ("sessions", "handshakes", "http", "ws_frames", "ws_messages", "sio_packets", "sio_sockets",
+                 "counters", "frame", "capture_end")
+    TABLES = ("sessions", "handshakes", "http", "ws_frames", "ws_messages", "sio_packets", "sio_sockets")
 
     def __init__(self) -> None:
         self.counters: Counter[str] = Counter()
@@ -231,6 +259,7 @@ class Outbox:
         self.ws_frames: list[WsFrame] = []
         self.ws_messages: list[WsMessage] = []
         self.sio_packets: list[SioPacket] = []
+        self.sio_sockets: list[SioSocket] = []
 
     def drain(self) -> dict[str, list[tuple]]:
         """Hand over every row collected so far and start empty lists."""

@@ -15,7 +15,7 @@ CONTRACT = Path(__file__).resolve().parent.parent / "docs" / "REPORTS.md"
 
 def contract_columns(table: str) -> list[str]:
     text = CONTRACT.read_text(encoding="utf-8")
-    section = re.search(rf"^## {table}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    section = re.search(rf"^## {table}(?: \([^)]*\))?\n(.*?)(?=^## |\Z)", text, re.S | re.M)
     assert section is not None, f"no section for {table} in {CONTRACT}"
     lines = section.group(1).splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("session_id"))
@@ -24,6 +24,7 @@ def contract_columns(table: str) -> list[str]:
     listing = " ".join(lines[start:end])
     while "(" in listing:  # drop the explanations in (possibly nested) parentheses
         listing = re.sub(r"\([^()]*\)", "", listing)
+    listing = re.split(r"\.(?:\s|$)", listing)[0]  # the listing ends with its sentence
     return [cell.split()[0] for cell in listing.rstrip(". ").split(",") if cell.strip()]
 
 
@@ -38,7 +39,7 @@ def added_columns(table: str) -> list[str]:
     """The columns of the contract's "Added (...): a (...), b (...)." sentences of a table (and of
     "Only with `--payloads`: c"), in order; a cell of several words is prose, not a column."""
     text = CONTRACT.read_text(encoding="utf-8")
-    section = re.search(rf"^## {table}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    section = re.search(rf"^## {table}(?: \([^)]*\))?\n(.*?)(?=^## |\Z)", text, re.S | re.M)
     assert section is not None
     body = " ".join(section.group(1).split("\n"))
     while "(" in body:

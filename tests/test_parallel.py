@@ -27,7 +27,8 @@ def one_and_two() -> tuple[dissect.Analysis, dissect.Analysis]:
     return dissect.analyze(ALL), dissect.analyze(ALL, jobs=2)
 
 
-@pytest.mark.parametrize("table", ["sessions", "handshakes", "http", "ws_frames", "ws_messages", "sio_packets"])
+@pytest.mark.parametrize("table", ["sessions", "handshakes", "http", "ws_frames", "ws_messages", "sio_packets",
+                                   "sio_sockets"])
 def test_jobs_rows_identical(one_and_two: tuple[dissect.Analysis, dissect.Analysis], table: str) -> None:
     a, b = one_and_two
     assert len(a.table(table)) > 0
@@ -45,7 +46,7 @@ def test_jobs_report_files_identical(tmp_path: Path) -> None:
         res = r.invoke(main, ["report", *ALL, "--out", str(tmp_path / str(jobs)), "--no-html", "-q",
                               "--jobs", str(jobs)])
         assert res.exit_code == 0, res.output
-    for name in ("sessions", "handshakes", "http", "ws_frames", "ws_messages", "sio_packets"):
+    for name in ("sessions", "handshakes", "http", "ws_frames", "ws_messages", "sio_packets", "sio_sockets"):
         one = (tmp_path / "1" / f"{name}.csv").read_text().splitlines()
         three = (tmp_path / "3" / f"{name}.csv").read_text().splitlines()
         assert one[0] == three[0]  # one header
@@ -111,7 +112,7 @@ def test_two_stages_write_the_same_bytes(tmp_path: Path, extra: list[str]) -> No
         assert res.exit_code == 0, res.output
     names = sorted(p.name for p in (tmp_path / "1").iterdir())
     assert names == sorted(p.name for p in (tmp_path / "2").iterdir())
-    assert "summary.json" in names and "report.html" in names and len(names) == 8
+    assert "summary.json" in names and "report.html" in names and len(names) == 9
     for name in names:  # report.html included
         assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes(), name
     assert sum(1 for _ in (tmp_path / "2" / names[-1]).open()) > 100  # ws_messages: many rows

@@ -456,6 +456,7 @@ def test_json_clean_and_stable() -> None:
         "ws_frames",
         "ws_messages",
         "sio_packets",
+        "sio_sockets",
         "anomalies",
         "warnings",
     ]

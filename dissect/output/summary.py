@@ -59,7 +59,7 @@ TOP_EVENTS = 50
 MAX_WARNING_DETAILS = 5
 LAYERS = ("tcp", "tls", "websocket", "engineio", "socketio")
 PROTOCOLS = ("tcp", "udp", "http", "websocket", "engineio", "socketio")
-ANOMALY_TABLES = ("sessions", "http", "ws_frames", "ws_messages", "sio_packets")
+ANOMALY_TABLES = ("sessions", "http", "ws_frames", "ws_messages", "sio_packets", "sio_sockets")
 SCHEMA_VERSION = 1
 _TLS_NOT_DECRYPTED = re.compile(r"decrypted=(?:false|partly) \(([^)]*)\)")
 
@@ -184,6 +184,13 @@ class SummaryBuilder:
         self._events = self._counter()
         self._event_keys: dict[str, tuple[str, str]] = {}
         self._ack = Distribution(exact_limit)
+        # sio sockets (the Socket.IO issue): why they ended, heartbeats, recoveries
+        self._sock_reason = self._counter()
+        self._sock_by = self._counter()
+        self._sock_refused = 0
+        self._sock_recovery = self._counter()  # recovered / not_recovered (recovery asked)
+        self._sock_replayed = 0
+        self._pong = Distribution(exact_limit)
         # anomalies and warnings
         self._anom: dict[str, CappedCounter] = {}
         self._anom_rows = 0
@@ -402,6 +409,16 @@ class SummaryBuilder:
                 self._events.add(key if key in self._event_keys else OTHER, n)
         self._ack.extend(c["ack_latency_ms"])
 
+    def _add_sio_sockets(self, c: Mapping[str, Sequence[Any]], ts_divisor: float) -> None:
+        self._sock_reason.update(cell_key(x) or "none" for x in c["disconnect_reason"])
+        self._sock_by.update(cell_key(x) or "unknown" for x in c["disconnect_by"])
+        self._sock_refused += sum(1 for x in c["connected"] if x is False or x == 0)
+        self._sock_recovery.update(
+            "recovered" if x is True or x == 1 else "not_recovered"
+            for x in c["recovered"] if cell_key(x))
+        self._sock_replayed += sum(int(v) for v in map(to_number, c["replayed_events"]) if v is not None)
+        self._pong.extend(c["max_pong_delay_ms"])
+
     def _add_anomalies(self, table: str, cells: Sequence[Any]) -> None:
         counter = self._anom.get(table)
         for cell, n in count_cells(cells).items():
@@ -543,6 +560,16 @@ class SummaryBuilder:
                 "events_total": self._events.total(),
                 "events": events,
                 "ack_latency_ms": self._ack.summary(),
+            },
+            "sio_sockets": {
+                "count": self.rows.get("sio_sockets", 0),
+                "by_disconnect_reason": self._sock_reason.sorted(),
+                "by_disconnect_by": self._sock_by.sorted(),
+                "refused": self._sock_refused,
+                "recovered": self._sock_recovery.counts.get("recovered", 0),
+                "not_recovered": self._sock_recovery.counts.get("not_recovered", 0),
+                "replayed_events": self._sock_replayed,
+                "max_pong_delay_ms": self._pong.summary(),
             },
             "anomalies": {
                 "total": sum(by_kind.values()),

@@ -30,6 +30,7 @@ import json
 import re
 from typing import NamedTuple
 
+from dissect.protocols.socketio_sockets import SessionSockets
 from dissect.records import C2S, CAPTURE_ENDED, S2C, Handshake, Outbox, capture_ended, ms
 
 # Packet types, Socket.IO protocol v5 "Exchange protocol" table (v4 names type 4 ERROR; it is the
@@ -337,6 +338,7 @@ class SocketIOState:
         "expect",
         "att_index",
         "att_nsp",
+        "sockets",
     )
 
     def __init__(self, outbox: Outbox, mode: int = MODE_UNKNOWN, payloads: bool = False) -> None:
@@ -351,6 +353,7 @@ class SocketIOState:
         self.expect = [0, 0]  # attachments still expected, per direction
         self.att_index = [0, 0]
         self.att_nsp = ["/", "/"]
+        self.sockets = SessionSockets()  # each namespace's socket: the sio_sockets rows
 
     # -- messages -------------------------------------------------------------------------------
 
@@ -387,6 +390,7 @@ class SocketIOState:
         if t == EVENT or t == BINARY_EVENT:
             if ack_id is not None:
                 anomaly = join_tags(anomaly, self.event_sent(direction, nsp, ack_id, ts, h.event))
+            self.sockets.event(direction, nsp, data[h.payload_start :], ts)
         elif t == ACK or t == BINARY_ACK:
             answered = self.ack_received(direction, nsp, ack_id, ts)
             if answered is None:
@@ -395,6 +399,10 @@ class SocketIOState:
                 latency, acked = answered
         elif t == CONNECT:
             anomaly = join_tags(anomaly, self._connect(direction, ts, nsp, session_id, transport))
+            if direction == C2S:
+                self.sockets.connect_request(nsp, ts, session_id, data[h.payload_start :])
+            else:
+                self.sockets.connect_answer(nsp, ts, session_id, data[h.payload_start :], True)
         elif t == CONNECT_ERROR:
             if direction == C2S:
                 anomaly = join_tags(anomaly, SIO_WRONG_DIRECTION)
@@ -403,6 +411,9 @@ class SocketIOState:
                 anomaly = join_tags(
                     anomaly, self._answer(ts, nsp, session_id, transport, reason)
                 )
+                self.sockets.connect_answer(nsp, ts, session_id, None, False)
+        elif t == DISCONNECT:
+            self.sockets.disconnect(direction, nsp, ts)
         if h.attachments is not None:
             self.expect[direction] = h.attachments
             self.att_index[direction] = 0

@@ -17,7 +17,7 @@ from dissect.records import TABLES
 
 # Each table's time column for --since/--until (sessions: the span ts_first..ts_last overlaps).
 TIME_COLUMNS = {"handshakes": "ts_start", "http": "ts_request", "ws_frames": "ts", "ws_messages": "ts_last",
-                "sio_packets": "ts"}
+                "sio_packets": "ts", "sio_sockets": "ts_connect"}
 
 TimeArg = str | float | int | dt.datetime | None
 
@@ -143,6 +143,8 @@ class RowFilter:
         f = self.f
         if f.sessions:
             rows = [r for r in rows if r[0] in f.sessions]
+        if table == "sio_sockets" and f.namespaces:
+            rows = [r for r in rows if r.namespace in f.namespaces]  # type: ignore[attr-defined]
         if table == "sio_packets":
             if f.namespaces:
                 rows = [r for r in rows if r.namespace in f.namespaces]  # type: ignore[attr-defined]
@@ -152,6 +154,9 @@ class RowFilter:
             lo, hi = self.window
             if table == "sessions":
                 rows = [r for r in rows if r.ts_last >= lo and r.ts_first <= hi]  # type: ignore[attr-defined]
+            elif table == "sio_sockets":  # a socket open during the window (like a session)
+                rows = [r for r in rows if (r.ts_disconnect is None or r.ts_disconnect >= lo)  # type: ignore[attr-defined]
+                        and r.ts_connect <= hi]  # type: ignore[attr-defined]
             else:
                 i = TABLES[table]._fields.index(TIME_COLUMNS[table])  # type: ignore[attr-defined]
                 rows = [r for r in rows if r[i] is not None and lo <= r[i] <= hi]

@@ -77,7 +77,7 @@ class TcpConnection:
                  "streams", "packets", "ts_first", "ts_last", "syn_ts", "last_syn_ts", "synack_ts",
                  "ack_ts", "syn_retrans", "close", "closed_ts", "app", "app_decided", "app_protocol",
                  "source_file", "max_pending", "anomaly", "on_first_data", "foreign", "frame_first",
-                 "tcp_stream", "filtered", "app_columns")
+                 "tcp_stream", "filtered", "app_columns", "ended")
 
     def __init__(self, session_id: int, client: tuple[bytes, int], server: tuple[bytes, int],
                  inferred: bool, ts: int, source_file: str, max_pending: int, frame_first: int | None = None,
@@ -99,6 +99,7 @@ class TcpConnection:
         self.syn_retrans = 0
         self.close = "open"
         self.closed_ts: int | None = None
+        self.ended: tuple[int, int, str] | None = None  # the first FIN or RST: ts, direction, fin|rst
         # Where the next in-order bytes go: changed only by switch() (one owner of the pointer).
         self.app: StreamDissector | None = None
         self.app_decided = False
@@ -161,6 +162,8 @@ class TcpConnection:
             if st.isn < 0:
                 st.isn = seq
                 st.next_seq = (seq + 1) & MASK
+        if self.ended is None and flags & (FIN | RST):
+            self.ended = (ts, d, "rst" if flags & RST else "fin")
         if flags & RST:
             self.close = "rst"
             if self.closed_ts is None:
@@ -313,6 +316,9 @@ class TcpConnection:
                     st.pending_bytes = 0
         app = self.app
         if app is not None:
+            ended = getattr(app, "transport_ended", None)  # optional: a layer that wants FIN / RST
+            if ended is not None and self.ended is not None:
+                ended(*self.ended)
             app.finish(ts)
             self.app = None
             columns = getattr(app, "session_columns", None)  # a layer that adds columns (TLS)

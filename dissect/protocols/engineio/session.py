@@ -14,11 +14,13 @@ from dissect.records import SioPacket
 class Session:
     """One Engine.IO session (one sid)."""
 
-    __slots__ = ("sid", "version", "sio", "transport", "closed", "held", "ws", "first_tcp")
+    __slots__ = ("sid", "version", "sio", "transport", "closed", "held", "ws", "first_tcp", "ws_born")
 
     def __init__(self, sid: str | None, version: int | None, sio: SocketIOState, first_tcp: int) -> None:
         self.sid = sid
         self.first_tcp = first_tcp  # the TCP session it was first seen on
+        # Started on a WebSocket without sid (its connection's owner under --jobs is not the sid's)
+        self.ws_born = False
         self.version = version
         self.sio = sio
         sio.protocol = None if version is None else version + 1

@@ -54,6 +54,7 @@ from dissect.protocols.socketio import (
     SocketIOState,
     join_tags,
 )
+from dissect.protocols.socketio_sockets import BY_NAMES, SERVER_SHUTTING_DOWN, TRANSPORT_CLOSE
 from dissect.records import C2S, CAPTURE_ENDED, DIRECTION_NAMES, S2C, Handshake, Outbox, SioPacket, capture_ended, ms
 
 # Bounds.
@@ -115,12 +116,18 @@ class EngineIO:
 
     def end_session(self, sess: Session) -> None:
         """The session is over: held rows go out, CONNECTs never answered fail (or were cut
-        short by the capture's end), acks are counted."""
+        short by the capture's end), sockets still open end (``capture ended``, unless the
+        heartbeat had given up on them before), acks are counted."""
         for d in (C2S, S2C):
             if sess.held[d] is not None:
                 self._flush(sess, d, sess.sio.expect[d] > 0)
+        sockets = sess.sio.sockets
+        if sockets.live:
+            end = self.outbox.capture_end
+            sockets.session_ended(end if end is not None else 0, CAPTURE_ENDED, None)
+        self.socket_rows(sess)
         sess.sio.close()
-        if sess.sio.counters and (self.reports is None or self.reports(sess.first_tcp, sess.sid)):
+        if sess.sio.counters and self._reports(sess):
             self.outbox.counters.update(sess.sio.counters)
         sess.sio.counters.clear()
         if sess.closed:
@@ -134,6 +141,23 @@ class EngineIO:
                 gone = self._sessions.get(old)
                 if gone is not None and gone.closed:
                     del self._sessions[old]
+
+    def socket_rows(self, sess: Session) -> None:
+        """The ``sio_sockets`` rows of the session's sockets that ended (under ``--jobs`` only
+        from the worker that reports the session)."""
+        sockets = sess.sio.sockets
+        if not sockets.ended:
+            return
+        mine = self._reports(sess)
+        sockets.rows(sess.sid, sess.version, sess.transport,
+                     self.outbox.sio_sockets.append if mine else None, sess.sio.pending_acks)
+
+    def _reports(self, sess: Session) -> bool:
+        """Whether this worker reports the session (``--jobs``): the owner of its sid, or of its
+        connection when it started on a WebSocket (nobody dealt it by its sid)."""
+        if self.reports is None:
+            return True
+        return self.reports(sess.first_tcp, None if sess.ws_born else sess.sid)
 
     def stop_waiting(self, ws: EngineIOWebSocket) -> None:
         """``ws`` no longer waits for its open packet (it came, or the handshake failed)."""
@@ -239,6 +263,7 @@ class EngineIO:
         if sess.sid is None:
             self._name(sess, sid)
         sess.sio.open_ts = ts
+        sess.sio.sockets.opened(info.get("pingInterval"), info.get("pingTimeout"), sess.version)
         if hs_start is not None:
             self._handshake_open(sess, tcp, hs_start, ts, transport, info)
         return ""
@@ -251,6 +276,9 @@ class EngineIO:
         t, buf, off, binary, size, anomaly = pkt
         res: SioResult | None = None
         opened = False
+        sockets = sess.sio.sockets
+        if d == C2S:
+            sockets.c2s(ts)
         if t == MESSAGE:
             if binary:
                 res = sess.sio.binary(d, buf, off)
@@ -281,6 +309,12 @@ class EngineIO:
                     anomaly = join_tags(anomaly, PING_WRONG_DIRECTION)
                 elif t == PONG and d != (S2C if client_pings else C2S):
                     anomaly = join_tags(anomaly, PONG_WRONG_DIRECTION)
+                elif binary or buf[off:] != b"probe":
+                    # A heartbeat (v4 "Heartbeat"; v3 the client's ping): for the sockets' rows.
+                    if t == PING:
+                        sockets.ping(ts)
+                    else:
+                        anomaly = join_tags(anomaly, sockets.pong(ts))
             elif t == OPEN:
                 opened = True
                 why = self._open(sess, tcp, d, ts, transport, buf, off, hs_start)
@@ -306,8 +340,13 @@ class EngineIO:
                 anomaly, sess.sid, res.attachment_index, self.outbox.frame, res.acked_event, res.data,
             )
         self._deliver(sess, d, SioPacket._make(values), res)
+        if sockets.ended:
+            self.socket_rows(sess)
         if t == CLOSE:
-            # v4 "Protocol": close ends the session (both transports).
+            # v4 "Protocol": close ends the session (both transports): by the client, the
+            # transport closed under its sockets; by the server without DISCONNECT, io.close().
+            if not sess.closed and sockets.live:
+                sockets.session_ended(ts, TRANSPORT_CLOSE if d == C2S else SERVER_SHUTTING_DOWN, BY_NAMES[d])
             self.end_session(sess)
         return opened
 
@@ -419,6 +458,7 @@ class EngineIO:
             return EngineIOWebSocket(self, self._session(sid, version, target, session_id), session_id, None)
         sess = self._new_session(None, version, target, session_id)
         sess.transport = "websocket"
+        sess.ws_born = True
         ws = EngineIOWebSocket(self, sess, session_id, ts_request)
         sess.ws = ws
         self._ws_waiting[id(ws)] = ws

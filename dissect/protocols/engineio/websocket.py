@@ -28,7 +28,8 @@ from dissect.protocols.socketio import (
     RESERVED_EVENTS,
     join_tags,
 )
-from dissect.records import DIRECTION_NAMES, S2C, Outbox, SioPacket
+from dissect.protocols.socketio_sockets import BY_NAMES, SERVER_SHUTTING_DOWN, TRANSPORT_CLOSE
+from dissect.records import CAPTURE_ENDED, DIRECTION_NAMES, S2C, Outbox, SioPacket
 
 # A NamedTuple row without the Python-level __new__ (the field count is fixed by the code).
 _new_row = tuple.__new__
@@ -89,9 +90,10 @@ class EngineIOWebSocket:
         """
         sess = self._sess
         sio = sess.sio
+        sockets = sio.sockets
         if self._fast and opcode == 1 and payload is not None and payload[:1] == b"4" \
                 and not sess.closed and sio.mode == MODE_SIO and not sio.expect[direction] \
-                and sess.held[direction] is None:
+                and sess.held[direction] is None and not sockets.slow:
             t = payload[1:2]
             i = 2
             ack_id = None
@@ -120,6 +122,10 @@ class EngineIOWebSocket:
                     else:
                         (latency, acked), anomaly = answered, ""
             if sio_type:
+                if direction != S2C:
+                    sockets.last_c2s = ts
+                if name is not None and sockets.root is not None:
+                    sockets.root.events[direction] += 1
                 tcp = self._tcp
                 eio = self._eio
                 if not self._level:
@@ -161,14 +167,35 @@ class EngineIOWebSocket:
             self._hs_start = None
         self._eio.stop_waiting(self)
 
-    def ws_closed(self, ts: int) -> None:
-        """Optional: the WebSocket (or its TCP connection) ended at ``ts``.
+    def ws_closed(
+        self, ts: int, close: tuple[int, int] | None = None,
+        transport_end: tuple[int, int, str] | None = None,
+    ) -> None:
+        """Optional: the WebSocket (or its TCP connection) ended; ``ts`` is when the WebSocket
+        layer learnt it (the connection's end, or the end of the analysis).
 
-        When this WebSocket carried the session (WebSocket-only, or after the upgrade) the session
-        ends with it; a probe WebSocket whose upgrade never completed leaves the session alone.
-        Without this call the same happens at the tracker's ``finish``.
+        ``close``: (ts, direction) of the first Close frame (RFC 6455 section 5.5.1);
+        ``transport_end``: (ts, direction, ``fin`` | ``rst``) of the first FIN or RST under it,
+        when the transport reported one. When this WebSocket carried the session (WebSocket-only,
+        or after the upgrade) the session ends with it, and so do its sockets: a Close frame from
+        the server first is ``server shutting down`` (no DISCONNECT came: io.close()), from the
+        client ``transport close``; a FIN or RST without a Close frame is ``transport close`` by
+        the side that sent it; neither, at the end of the capture, ``capture ended``. A probe
+        WebSocket whose upgrade never completed leaves the session alone. Without this call the
+        same happens at the tracker's ``finish``.
         """
         self.give_up()
         sess = self._sess
         if sess.ws is self and not sess.closed:
+            sockets = sess.sio.sockets
+            if sockets.live:
+                if close is not None and (transport_end is None or close[0] <= transport_end[0]):
+                    when, d = close
+                    sockets.session_ended(when, SERVER_SHUTTING_DOWN if d == S2C else TRANSPORT_CLOSE, BY_NAMES[d])
+                elif transport_end is not None:
+                    sockets.session_ended(transport_end[0], TRANSPORT_CLOSE, BY_NAMES[transport_end[1]])
+                elif self._eio.outbox.capture_end is not None:
+                    sockets.session_ended(self._eio.outbox.capture_end, CAPTURE_ENDED, None)
+                else:  # the connection ended, how is not known (e.g. under TLS)
+                    sockets.session_ended(ts, TRANSPORT_CLOSE, None)
             self._eio.end_session(sess)

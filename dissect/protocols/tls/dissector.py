@@ -108,6 +108,13 @@ class TlsDissector:
     def gap(self, direction: int, ts: int, nbytes: int) -> None:
         self._events(self.engine.gap(direction, ts, nbytes))
 
+    def transport_ended(self, ts: int, direction: int, how: str) -> None:
+        """Optional, from TCP: its first FIN or RST, passed on to the layer inside TLS (a
+        WebSocket tells its sockets how their transport ended)."""
+        ended = getattr(self.plaintext.app, "transport_ended", None)
+        if ended is not None:
+            ended(ts, direction, how)
+
     def finish(self, ts: int) -> None:
         self._events(self.engine.finish(ts))
         self.plaintext.finish(ts)

@@ -130,6 +130,8 @@ class WebSocketDissector:
         self._frame_index = 0
         self._message_index = 0
         self._done = False
+        self.first_close: tuple[int, int] | None = None  # (ts, direction) of the first Close frame
+        self.transport_end: tuple[int, int, str] | None = None  # first FIN / RST (transport_ended)
         # The fast path's largest payload: -1 (no frame) when its switch is off, so that the
         # switch costs the per-frame test nothing.
         self._fast_cap = self.max_message_bytes if fastpaths.WS_WHOLE_FRAME else -1
@@ -352,7 +354,13 @@ class WebSocketDissector:
             st.buf = bytearray()
         closed = getattr(self.upper, "ws_closed", None)
         if closed is not None:
-            closed(ts)
+            closed(ts, self.first_close, self.transport_end)
+
+    def transport_ended(self, ts: int, direction: int, how: str) -> None:
+        """Optional, from the transport: its first FIN or RST (``how``) came at ``ts`` from
+        ``direction``; passed on to the upper layer when the WebSocket ends."""
+        if self.transport_end is None:
+            self.transport_end = (ts, direction, how)
 
     # --------------------------------------------------------------- frames
 
@@ -479,6 +487,8 @@ class WebSocketDissector:
             close_code, close_reason = close_body(body, tags)
         if op == OP_CLOSE:
             st.closed = True
+            if self.first_close is None:
+                self.first_close = (ts, st.d)
         fin = bool(b0 & 0x80)
         compressed = st.f_compressed
         fi = self._frame_index
