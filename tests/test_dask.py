@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 import dissect
 from dissect.cli import main
+from dissect.records import TABLES
 
 distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
 
@@ -61,7 +62,5 @@ def test_report_dask_reuses_out(cluster: str, tmp_path: Path) -> None:
     res = r.invoke(main, ["report", FILES[2], "--out", str(out), "-q", "--no-html", "--format", "jsonl",
                           "--dask", cluster])
     assert res.exit_code == 0, res.output
-    assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["handshakes.jsonl", "http.jsonl", "sessions.jsonl", "sio_packets.jsonl", "summary.json",
-         "ws_frames.jsonl", "ws_messages.jsonl"])
+    assert sorted(p.name for p in out.iterdir()) == sorted([f"{t}.jsonl" for t in TABLES] + ["summary.json"])
     assert json.loads((out / "summary.json").read_text())["files"][0]["path"] == FILES[2]

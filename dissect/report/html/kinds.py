@@ -54,6 +54,8 @@ MEANINGS: dict[str, str] = {
     "eio-bad-open": "an open packet without a JSON object holding a string sid",
     "eio-bad-encoding": "a polling body whose Content-Encoding does not decode",
     "ws-undecodable": "the WebSocket layer could not give Engine.IO the message",
+    "pong-late": "a pong that came after pingTimeout: the server had already given up on the socket",
+    "pings-stopped": "no ping for pingInterval + pingTimeout while the socket was open",
     "open-wrong-direction": "an open packet from the client (only the server sends it)",
     "ping-wrong-direction": "a ping from the side that must not ping (v3: the client pings; v4: the server)",
     "pong-wrong-direction": "a pong from the side that must not answer pings",
