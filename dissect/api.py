@@ -44,9 +44,11 @@ def analyze(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
     """Dissect one or more captures (files or directories) into DataFrames.
 
     Returns an :class:`~dissect.output.tables.Analysis` whose attributes ``sessions``, ``handshakes``,
-    ``http``, ``ws_frames``, ``ws_messages`` and ``sio_packets`` are the report tables (their
-    columns: the NamedTuples of ``dissect.records``, documented in the repository's
-    docs/REPORTS.md) and ``summary`` is the dict of ``summary.json``. ``jobs`` > 1 spreads
+    ``http``, ``ws_frames``, ``ws_messages`` and ``sio_packets`` are the report tables and
+    ``summary`` is the dict of ``summary.json``. Their columns are the fields of the NamedTuples in
+    ``dissect.records`` (``Session``, ``Handshake``, ``HttpExchange``, ``WsFrame``, ``WsMessage``,
+    ``SioPacket``: ``help(dissect.records)``); the meaning of every column and every anomaly and
+    warning kind is in docs/REPORTS.md of dissect's source repository (not installed by pip). ``jobs`` > 1 spreads
     the work over that many processes (the same rows); ``dask`` (a scheduler address or a
     ``distributed.Client``) runs one task per file on a Dask cluster. ``tls_keylog`` is a TLS key
     log file (NSS format: SSLKEYLOGFILE, node ``--tls-keylog``, Python's ``keylog_filename``...)

@@ -21,7 +21,7 @@ from dissect.cli.options import filter_options
     "rules_path",
     required=True,
     metavar="RULES.toml",
-    help="The rules to check (format: docs/ci-gating.md).",
+    help="The rules to check: a TOML file of [[rule]] tables (example above).",
 )
 @click.option(
     "--junit", "junit_path", metavar="OUT.xml", help="Also write the results as JUnit XML."
@@ -34,6 +34,32 @@ def check(captures: tuple[str, ...], rules_path: str, junit_path: str | None, qu
     """Check the rules of RULES.toml against CAPTURES; exit 1 when one fails.
 
     Exit codes: 0 all rules hold, 1 a rule failed, 2 unusable capture or rules.
+
+    \b
+    A rule looks at the rows of a table (the tables `dissect report` writes, whose
+    columns are the NamedTuples of dissect.records) or at a summary.json figure:
+      [[rule]]
+      name = "every handshake succeeds"     # unique; the JUnit test case name
+      table = "handshakes"
+      where = "not ok"                      # optional row filter: == != < <= > >= in, and/or/not
+      expect = "none"                       # or "some"
+      [[rule]]
+      name = "socket.io connect p90 under 100 ms"
+      metric = "handshakes.duration_ms"     # table.column
+      where = "layer == 'socketio'"
+      stat = "p90"                          # count nunique min max mean median sum pNN
+      max = 100                             # and/or min, equals
+      [[rule]]
+      name = "close codes"
+      table = "ws_frames"
+      column = "close_code"
+      allowed = [1000, 1001]
+      [[rule]]
+      name = "capture read without warnings"
+      metric = "summary.warnings.total"     # a summary.json figure by its dotted path
+      max = 0
+
+    The full reference is docs/ci-gating.md in dissect's source repository (not installed by pip).
     """
     from dissect.report.check import RulesError, check_rules
 

@@ -1,8 +1,9 @@
 """The one adapter from rows to pandas: record NamedTuples in, DataFrames out.
 
 Timestamps travel through dissect as integer nanoseconds; here, at the edge, they become UNIX epoch
-seconds as floats (``shared/REPORTS.md``). A float64 holds about 0.24 us of resolution at today's
-epoch, so the exact nanosecond values are written to CSV by :mod:`dissect.output.writers` instead.
+seconds as floats (the contract: docs/REPORTS.md in the source repository). A float64 holds about
+0.24 us of resolution at today's epoch, so the exact nanosecond values are written to CSV by
+:mod:`dissect.output.writers` instead.
 """
 
 from __future__ import annotations

@@ -37,7 +37,19 @@ __all__ = [
     "HttpResponse",
     "HttpUpper",
     "looks_like_http_request",
+    "ANOMALIES",
+    "DECODE_COUNTERS",
 ]
+
+#: Every tag this dissector writes in the ``http`` table's ``anomaly`` column (docs/REPORTS.md,
+#: "Anomaly and warning kinds"; tests/test_anomaly_kinds.py keeps the two in step).
+ANOMALIES: tuple[str, ...] = (
+    "bad-request-line", "bad-status-line", "bad-header", "header-too-large", "truncated-headers",
+    "bad-content-length", "bad-transfer-encoding", "te-and-content-length", "bad-chunk", "truncated-body",
+    "lost-bytes", "no-response", "response-without-request",
+)
+#: The names this dissector counts in summary.json's ``decode``.
+DECODE_COUNTERS: tuple[str, ...] = ("http-bytes-not-parsed",)
 
 
 @dataclass(slots=True)

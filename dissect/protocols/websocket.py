@@ -32,6 +32,7 @@ __all__ = [
     "negotiate",
     "OPCODE_NAMES",
     "ANOMALY_TAGS",
+    "ANOMALIES",
 ]
 
 # RFC 6455 section 1.3 / 4.2.2: the GUID concatenated to Sec-WebSocket-Key.
@@ -84,6 +85,9 @@ ANOMALY_TAGS: tuple[str, ...] = (
     CLOSE_BODY_1_BYTE, INFLATE_FAILED, INFLATE_CONTEXT_LOST, MESSAGE_TOO_LARGE, LOST_BYTES,
     RESYNC, TRUNCATED,
 )
+#: The tags of ``ws_frames`` / ``ws_messages`` rows, by the name every protocol module uses
+#: (docs/REPORTS.md, "Anomaly and warning kinds").
+ANOMALIES: tuple[str, ...] = ANOMALY_TAGS
 
 # RFC 6455 7.4.1 plus the IANA registry (11.7): the codes below 3000 an endpoint may send.
 # 1004 is reserved, 1005/1006/1015 must never be on the wire, 0-999 and 5000+ are invalid.

@@ -31,7 +31,8 @@
     aligned with :class:`difflib.SequenceMatcher` so that a missing or extra frame is reported as
     such, and for aligned frames the time (both show a frame at the packet that completed it).
     Decompressed payloads are not compared: Wireshark 4.0 inflates with the wrong side's
-    permessage-deflate parameters when they are asymmetric (``shared/PROTOCOLS.md``).
+    permessage-deflate parameters when they are asymmetric (it applies the server's parameters to
+    c2s frames and the client's to s2c).
 
 Every time is compared with a tolerance of :data:`TIME_TOLERANCE_NS` (half a microsecond): dissect's
 DataFrames hold float epoch seconds, whose rounding is at most about 0.12 us today, and packets of a
