@@ -12,9 +12,11 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from dissect.errors import CaptureWarning
 from dissect.output.writers import MemoryCollector
 from dissect.run.core import CAPTURE_SUFFIXES, RunResult, capture_files, expand_paths, load_keylog
 from dissect.run.filters import Filters
@@ -53,6 +55,11 @@ def analyze(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
     ``distributed.Client``) runs one task per file on a Dask cluster. ``tls_keylog`` is a TLS key
     log file (NSS format: SSLKEYLOGFILE, node ``--tls-keylog``, Python's ``keylog_filename``...)
     to decrypt TLS with; keys in pcapng Decryption Secrets Blocks are used without it.
+
+    A capture that cannot be read at all raises :class:`~dissect.errors.CaptureError` (an
+    ``OSError``). One that is read only in part (a truncated file, corrupt records, packets cut by
+    the snaplen) gives everything read, lists the problem in ``summary["warnings"]`` and warns with a
+    :class:`~dissect.errors.CaptureWarning` (a ``UserWarning``) per kind of problem.
     """
     from dissect.output.tables import Analysis  # pandas: imported only where DataFrames are made
 
@@ -71,9 +78,22 @@ def analyze(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
         collector = MemoryCollector()
         result = run(paths, [collector], filters=filters, limits=limits, quiet=quiet, keylog=keylog)
         rows = collector.rows
+    _warn_capture_problems(result.summary)
     a = Analysis.from_rows(rows or {}, result.summary)
     for name, keys in _SORT_KEYS.items():
         df = a.table(name)
         if len(df):
             setattr(a, name, df.sort_values(keys, kind="stable").reset_index(drop=True))
     return a
+
+
+def _warn_capture_problems(summary: dict[str, Any]) -> None:
+    """One :class:`CaptureWarning` per kind of reader warning of ``summary`` (they point at the
+    caller of :func:`analyze`)."""
+    by_kind = (summary.get("warnings") or {}).get("by_kind") or {}
+    for kind, info in by_kind.items():
+        count = info.get("count", 0) if isinstance(info, dict) else info
+        details = info.get("details", []) if isinstance(info, dict) else []
+        text = f"{kind} ({count})" + (f": {'; '.join(details)}" if details else "")
+        warnings.warn(f"{text}; everything read before is analysed (summary['warnings'])", CaptureWarning,
+                      stacklevel=3)
