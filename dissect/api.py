@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from dissect.errors import CaptureWarning
 from dissect.output.writers import MemoryCollector
 from dissect.run.core import CAPTURE_SUFFIXES, RunResult, capture_files, expand_paths, load_keylog
 from dissect.run.filters import Filters
@@ -47,9 +49,11 @@ def analyze(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
     """Dissect one or more captures (files or directories) into DataFrames.
 
     Returns an :class:`~dissect.output.tables.Analysis` whose attributes ``sessions``, ``handshakes``,
-    ``http``, ``ws_frames``, ``ws_messages`` and ``sio_packets`` are the report tables (their
-    columns: the NamedTuples of ``dissect.records``, documented in the repository's
-    docs/REPORTS.md) and ``summary`` is the dict of ``summary.json``. ``jobs`` > 1 spreads
+    ``http``, ``ws_frames``, ``ws_messages`` and ``sio_packets`` are the report tables and
+    ``summary`` is the dict of ``summary.json``. Their columns are the fields of the NamedTuples in
+    ``dissect.records`` (``Session``, ``Handshake``, ``HttpExchange``, ``WsFrame``, ``WsMessage``,
+    ``SioPacket``: ``help(dissect.records)``); the meaning of every column and every anomaly and
+    warning kind is in docs/REPORTS.md of dissect's source repository (not installed by pip). ``jobs`` > 1 spreads
     the work over that many processes (the same rows); ``dask`` (a scheduler address or a
     ``distributed.Client``) runs one task per file on a Dask cluster. ``tls_keylog`` is a TLS key
     log file (NSS format: SSLKEYLOGFILE, node ``--tls-keylog``, Python's ``keylog_filename``...)
@@ -58,6 +62,11 @@ def analyze(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
     ``since``/``until`` (epoch seconds, ISO 8601 or a datetime) keep the rows of that time window
     (every packet is still dissected, so sessions keep their context); ``event`` keeps the
     Socket.IO rows of those events and the ACKs answering them.
+
+    A capture that cannot be read at all raises :class:`~dissect.errors.CaptureError` (an
+    ``OSError``). One that is read only in part (a truncated file, corrupt records, packets cut by
+    the snaplen) gives everything read, lists the problem in ``summary["warnings"]`` and warns with a
+    :class:`~dissect.errors.CaptureWarning` (a ``UserWarning``) per kind of problem.
     """
     from dissect.output.tables import Analysis  # pandas: imported only where DataFrames are made
 
@@ -78,9 +87,22 @@ def analyze(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
         collector = MemoryCollector()
         result = run(paths, [collector], filters=filters, limits=limits, quiet=quiet, keylog=keylog)
         rows = collector.rows
+    _warn_capture_problems(result.summary)
     a = Analysis.from_rows(rows or {}, result.summary)
     for name, keys in _SORT_KEYS.items():
         df = a.table(name)
         if len(df):
             setattr(a, name, df.sort_values(keys, kind="stable").reset_index(drop=True))
     return a
+
+
+def _warn_capture_problems(summary: dict[str, Any]) -> None:
+    """One :class:`CaptureWarning` per kind of reader warning of ``summary`` (they point at the
+    caller of :func:`analyze`)."""
+    by_kind = (summary.get("warnings") or {}).get("by_kind") or {}
+    for kind, info in by_kind.items():
+        count = info.get("count", 0) if isinstance(info, dict) else info
+        details = info.get("details", []) if isinstance(info, dict) else []
+        text = f"{kind} ({count})" + (f": {'; '.join(details)}" if details else "")
+        warnings.warn(f"{text}; everything read before is analysed (summary['warnings'])", CaptureWarning,
+                      stacklevel=3)

@@ -1,4 +1,4 @@
-"""Typed rows of the public report tables (``shared/REPORTS.md``).
+"""Typed rows of the public report tables (the contract: docs/REPORTS.md in the source repository).
 
 Every table row is a NamedTuple whose fields are the contract's columns, in the contract's order.
 Extra columns (allowed by the contract) come after the contract's own.

@@ -362,7 +362,8 @@ def test_result_render_groups_by_check() -> None:
     assert text.index("streams (1)") < text.index("ws_frames (1)")
     assert "- : tcp.stream 4" not in text and "-: tcp.stream 4" in text
     assert "compared: streams 5" in text
-    assert r.t(1_700_000_000_123_456_789) == "1700000000.123457"
+    assert r.epoch(1_700_000_000_123_456_789) == "1700000000.123457"
+    assert r.t(1_700_000_000_123_456_789).endswith("Z [1700000000.123457]")
     assert dataclasses.asdict(r.disagreements[0]) == {"check": "ws_frames", "session_id": 1,
-                                                      "detail": "c2s frame_index 3: ts"}
+                                                      "detail": "c2s frame_index 3: ts", "tcp_stream": None}
     assert os.path.basename(r.to_dict()["capture"]) == "x.pcap"

@@ -32,6 +32,9 @@ def test_payload_sizes_equal_payload_bytes(path: Path) -> None:
     m = a.ws_messages
     data = m[m.opcode_name.isin(["text", "binary"]) & m.anomaly.fillna("").eq("")]
     for r in data.itertuples():
+        if not isinstance(r.payload, str):  # an empty message: an empty cell (NaN in pandas)
+            assert r.payload_bytes == 0
+            continue
         raw = r.payload.encode("utf-8") if r.opcode_name == "text" else base64.b64decode(r.payload)
         assert len(raw) == r.payload_bytes
     plain = dissect.analyze(str(path), tls_keylog=keys(path)).ws_messages

@@ -250,7 +250,7 @@ def test_websocket_without_captured_handshake(tmp_path: Path) -> None:
     later = full.ws_frames[full.ws_frames.ts > t101 + 1e-7]
     cols = ["direction", "fin", "opcode", "masked", "payload_len"]
     assert mid.ws_frames[cols].values.tolist() == later[cols].values.tolist()
-    assert (mid.ws_frames.anomaly == "").all()
+    assert mid.ws_frames.anomaly.isna().all()
 
 
 def test_websocket_detection_is_conservative() -> None:

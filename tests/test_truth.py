@@ -13,6 +13,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 import dissect
@@ -111,8 +112,8 @@ def test_ws_messages_match_peers(name: str) -> None:
             assert got == want, f"{name} port {conn['client_port']} {direction}"
             texts = [m.get("text") for m in conn["messages"] if m["direction"] == direction]
             for want_text, got_text in zip(texts, got_rows.text_preview, strict=True):
-                if want_text is not None:
-                    assert got_text == want_text[:64]
+                if want_text is not None:  # an empty text is missing in the tables (an empty CSV cell)
+                    assert (got_text if isinstance(got_text, str) else "") == want_text[:64]
 
 
 @pytest.mark.parametrize("name", ws_names())
@@ -131,7 +132,7 @@ def test_ws_frames_match_peers(name: str) -> None:
             got = list(zip(rows.fin, rows.rsv1, rows.opcode, rows.masked, rows.payload_len, rows.header_len,
                            strict=True))
             assert got == want, f"{name} port {conn['client_port']} {direction}"
-        assert (fr.anomaly == "").all(), fr[fr.anomaly != ""].to_string()
+        assert fr.anomaly.isna().all(), fr[fr.anomaly.notna()].to_string()
 
 
 @pytest.mark.parametrize("name", ws_names())
@@ -150,7 +151,8 @@ def test_ws_control_and_close_match_peers(name: str) -> None:
             initiator = "c2s" if close["initiator"] == "client" else "s2c"
             first = fr[fr.direction == initiator].iloc[0]
             assert first.close_code == close["code"]
-            assert (first.close_reason or "") == close["reason"]
+            reason = first.close_reason  # an empty reason is missing in the tables (an empty CSV cell)
+            assert (reason if isinstance(reason, str) else "") == close["reason"]
 
 
 @pytest.mark.parametrize("name", ws_names())
@@ -197,7 +199,7 @@ def test_http_exchanges_match_peers(name: str) -> None:
                 assert r.request_body_bytes == h["request_body_bytes"]
             if h.get("content_length") is not None:
                 assert r.content_length == h["content_length"]
-            assert r.anomaly == ""
+            assert pd.isna(r.anomaly), r.anomaly
 
 
 # -- UDP -------------------------------------------------------------------------------------------
@@ -335,4 +337,4 @@ def test_not_yet_decoded_is_said_so(name: str) -> None:
     p = sio_rows(analysis(name))
     messages = p[p.eio_type == "message"]
     assert len(messages) > 10 and (messages.anomaly == "custom-parser").all()
-    assert not (messages.sio_type.fillna("") != "").any()
+    assert messages.sio_type.isna().all()

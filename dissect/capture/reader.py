@@ -51,6 +51,9 @@ W_UNKNOWN_BLOCK = "pcapng-unknown-block"
 W_BAD_INTERFACE = "pcapng-bad-interface"
 W_BAD_TIMESTAMP = "invalid-timestamp"
 W_UNKNOWN_SECRETS = "pcapng-unknown-secrets"  # a Decryption Secrets Block of a type other than TLS
+#: Every warning kind of the reader (docs/REPORTS.md, "Anomaly and warning kinds").
+WARNINGS: tuple[str, ...] = (W_TRUNCATED, W_CORRUPT, W_SNAPLEN, W_UNKNOWN_BLOCK, W_BAD_INTERFACE, W_BAD_TIMESTAMP,
+                             W_UNKNOWN_SECRETS)
 SECRETS_TLS_KEY_LOG = 0x544C534B  # "TLSK": an NSS key log (pcapng 4.7)
 
 

@@ -11,6 +11,7 @@ import functools
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -19,7 +20,7 @@ import click
 from dissect import __version__
 from dissect.capture.reader import CaptureReader
 from dissect.cli.options import filter_options, make_filters
-from dissect.errors import DissectError
+from dissect.errors import CaptureWarning, DissectError
 from dissect.output.report_dir import ReportDir
 from dissect.output.writers import Blocks, ParquetWriter, ReportWriter
 from dissect.protocols.tls import KeyLog
@@ -113,6 +114,9 @@ def warn_lines(summary: dict[str, Any], quiet: bool) -> None:
 def main() -> None:
     """Dissect captures (pcap, pcapng, gzip) into TCP sessions, HTTP exchanges, WebSocket frames
     and messages, and Engine.IO / Socket.IO packets, with the handshake chain of every session."""
+    # The commands say what was wrong with a capture in their own words (warning lines, summary.json,
+    # crosscheck's result), not as the Python API's CaptureWarning.
+    warnings.simplefilter("ignore", CaptureWarning)
 
 
 @main.command()

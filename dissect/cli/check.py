@@ -28,8 +28,8 @@ from dissect.cli.options import filter_options
     "rules_path",
     required=True,
     metavar="RULES.toml",
-    help="The rules to check: [[rule]] tables (at least one; an empty file is an error). "
-    "Format: docs/ci-gating.md in the dissect repository.",
+    help="The rules to check: a TOML file of [[rule]] tables (example above; at least one: an empty "
+    "file is an error).",
 )
 @click.option(
     "--junit", "junit_path", metavar="OUT.xml",
@@ -50,6 +50,32 @@ def check(captures: tuple[str, ...], rules_path: str, junit_path: str | None, qu
     Exit codes: 0 all rules hold, 1 a rule failed, 2 unusable input: a capture that cannot be read,
     a rules file that cannot be used or holds no rule (one line on stderr says why; --junit then
     writes one error case).
+
+    \b
+    A rule looks at the rows of a table (the tables `dissect report` writes, whose
+    columns are the NamedTuples of dissect.records) or at a summary.json figure:
+      [[rule]]
+      name = "every handshake succeeds"     # unique; the JUnit test case name
+      table = "handshakes"
+      where = "not ok"                      # optional row filter: == != < <= > >= in, and/or/not
+      expect = "none"                       # or "some"
+      [[rule]]
+      name = "socket.io connect p90 under 100 ms"
+      metric = "handshakes.duration_ms"     # table.column
+      where = "layer == 'socketio'"
+      stat = "p90"                          # count nunique min max mean median sum pNN
+      max = 100                             # and/or min, equals
+      [[rule]]
+      name = "close codes"
+      table = "ws_frames"
+      column = "close_code"
+      allowed = [1000, 1001]
+      [[rule]]
+      name = "capture read without warnings"
+      metric = "summary.warnings.total"     # a summary.json figure by its dotted path
+      max = 0
+
+    The full reference is docs/ci-gating.md in dissect's source repository (not installed by pip).
     """
     from dissect.report.check import RulesError, check_rules, require_rules
 

@@ -99,8 +99,8 @@ def diff(
       anomalies by kind, lost bytes, retransmissions, failed handshakes by layer (these fail only
         when they grow); sessions by close, WebSocket close codes, TLS sessions decrypted;
       p50/p90/p99 of handshake durations per layer, http durations and Socket.IO ack latency.
-    Tolerances: the [diff] table of --rules (defaults and keys: docs/ci-gating.md in the dissect
-    repository); a duration may move by max(1 ms, 50 %) by default, every count by 0.
+    Tolerances: the [diff] table of --rules (defaults and keys: docs/ci-gating.md in dissect's
+    source repository); a duration may move by max(1 ms, 50 %) by default, every count by 0.
 
     Exit codes: 0 within tolerances, 1 a difference beyond them, 2 unusable input (one line on
     stderr says why; --junit then writes one error case).

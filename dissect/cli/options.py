@@ -29,6 +29,12 @@ def filter_options(f: F) -> F:
     f = click.option("--namespace", multiple=True, help="Only Socket.IO rows of this namespace (repeatable).")(f)
     f = click.option("--session", "session_ids", multiple=True, type=int,
                      help="Only rows of this session_id (repeatable).")(f)
+    return port_host_options(f)
+
+
+def port_host_options(f: F) -> F:
+    """``--port`` and ``--host``: the flow filters (alone on ``crosscheck``, which has no rows to
+    filter by session or namespace)."""
     f = click.option("--host", multiple=True,
                      help="Only flows to or from this IP address, IPv6 with or without brackets "
                           "(::1 or [::1]) (repeatable).")(f)

@@ -1,8 +1,16 @@
 """The one adapter from rows to pandas: record NamedTuples in, DataFrames out.
 
 Timestamps travel through dissect as integer nanoseconds; here, at the edge, they become UNIX epoch
-seconds as floats (``shared/REPORTS.md``). A float64 holds about 0.24 us of resolution at today's
-epoch, so the exact nanosecond values are written to CSV by :mod:`dissect.output.writers` instead.
+seconds as floats (the contract: docs/REPORTS.md in the source repository). A float64 holds about
+0.24 us of resolution at today's epoch, so the exact nanosecond values are written to CSV by
+:mod:`dissect.output.writers` instead.
+
+Missing values are pandas' own, never a sentinel: integer columns with gaps are ``Int64`` (``<NA>``),
+and a missing text value is NaN (None in an ``object`` column with pandas 2) in every text column
+of every table, an empty text included: the CSV writes both as an empty cell, so ``analyze()`` and
+``Analysis.from_dir`` of its report give the same frames. ``anomaly`` is missing on a clean row,
+``sio_type`` on an Engine.IO packet without a Socket.IO packet. The text columns with a handful of
+values (:data:`CATEGORY_COLUMNS`) are pandas ``category``.
 """
 
 from __future__ import annotations
@@ -23,6 +31,15 @@ TABLE_NAMES = tuple(TABLES)
 
 # pandas dtypes that keep missing values as NaN/None rather than a sentinel.
 _NULLABLE_INT = "Int64"
+# Text: pandas 3's "str" (missing is NaN); pandas 2 keeps Python objects (missing is None).
+_TEXT: Any = "str" if int(pd.__version__.split(".", 1)[0]) >= 3 else object
+
+#: Text columns whose values come from a small vocabulary: pandas ``category`` (the categories are
+#: the values present, sorted).
+CATEGORY_COLUMNS = frozenset({
+    "direction", "layer", "opcode_name", "eio_type", "sio_type", "transport", "app_protocol",
+    "tls_version", "close",
+})
 
 
 def frame(table: str, rows: Iterable[tuple]) -> pd.DataFrame:
@@ -40,19 +57,39 @@ def empty(table: str) -> pd.DataFrame:
 
 
 def _tidy(cls: type, df: pd.DataFrame) -> pd.DataFrame:
-    """Give integer columns with gaps a nullable integer dtype instead of float."""
+    """Give integer columns with gaps a nullable integer dtype instead of float, text columns one
+    missing value (NaN, never ``''``) and the low-cardinality ones the ``category`` dtype."""
     ts_cols = ts_columns(cls)  # already float seconds
     for col, text in column_types(cls).items():
-        if col in df.columns and text.startswith("int") and "None" in text and col not in ts_cols:
+        if col not in df.columns:
+            continue
+        if text.startswith("int") and "None" in text and col not in ts_cols:
             try:
                 df[col] = df[col].astype(_NULLABLE_INT)  # type: ignore[call-overload]
             except (TypeError, OverflowError, ValueError):
                 # A value past int64 (a hostile 64-bit length field): keep Python ints.
                 df[col] = df[col].astype(object)
+        elif text.startswith("str"):
+            df[col] = text_column(df[col], col in CATEGORY_COLUMNS)
     return df
 
 
-@dataclass
+def text_column(s: pd.Series, category: bool = False) -> pd.Series:
+    """A text column with missing and empty values as pandas' missing value; ``category`` or text.
+
+    (Values that are not text, such as a number a CSV reader guessed, become their text.)
+    """
+    values = s.astype(object)
+    present = values.notna() & (values != "")
+    values = values.where(present, None)
+    if category:
+        return values.map(lambda v: v if v is None or isinstance(v, str) else str(v)).astype("category")
+    if _TEXT is object:
+        return values.map(lambda v: v if v is None or isinstance(v, str) else str(v))
+    return values.astype(_TEXT)
+
+
+@dataclass(repr=False)
 class Analysis:
     """The tables of one analysis as DataFrames, plus ``summary`` (the dict of summary.json).
 
@@ -72,6 +109,22 @@ class Analysis:
     sampled: dict[str, int] = field(default_factory=dict)
     # table -> where its writer put its blocks of rows, with their times (from_dir with blocks)
     blocks: dict[str, Blocks] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        """A short summary: capture files, time span, and each table's row count (not the rows)."""
+        files = [f.get("path") for f in self.summary.get("files") or [] if isinstance(f, dict)]
+        span = _span(self.summary.get("capture") or {}, self.sessions)
+        lines = [f"<Analysis of {len(files)} capture file(s){': ' + ', '.join(map(str, files[:3])) if files else ''}"
+                 f"{f' and {len(files) - 3} more' if len(files) > 3 else ''}"]
+        if span:
+            lines.append(f"  {span}")
+        width = max(len(n) for n in TABLE_NAMES)
+        for name in TABLE_NAMES:
+            n = len(self.table(name))
+            note = f" (sampled: 1 row in {self.sampled[name]})" if name in self.sampled else ""
+            lines.append(f"  {name:<{width}}  {n:>9,} row{'s' if n != 1 else ''}{note}")
+        lines.append("  .summary: summary.json as a dict; .tables(): the DataFrames by name>")
+        return "\n".join(lines)
 
     def table(self, name: str) -> pd.DataFrame:
         if name not in TABLE_NAMES:
@@ -131,6 +184,30 @@ class Analysis:
         a.sampled = sampled
         a.blocks = dict(blocks or {})
         return a
+
+
+def _span(capture: Mapping[str, Any], sessions: pd.DataFrame) -> str:
+    """The capture's time span in UTC (ISO 8601), from summary.json or else the sessions table."""
+    first, last = capture.get("ts_first"), capture.get("ts_last")
+    if (first is None or last is None) and len(sessions):
+        first, last = sessions["ts_first"].min(), sessions["ts_last"].max()
+    try:
+        a, b = float(first), float(last)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return ""
+    if a != a or b != b:
+        return ""
+    return f"{iso_utc(a)} to {iso_utc(b)} ({b - a:,.3f} s)"
+
+
+def iso_utc(ts: float) -> str:
+    """Epoch seconds as UTC ISO 8601 to the microsecond (``2026-01-02T03:04:05.123456Z``)."""
+    import datetime as dt
+
+    try:
+        return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except (OverflowError, OSError, ValueError):
+        return f"{ts}"
 
 
 def read_csv_sampled(path: str, table: str, max_rows: int | None) -> tuple[pd.DataFrame, int]:
@@ -211,6 +288,4 @@ def _typed(table: str, df: pd.DataFrame) -> pd.DataFrame:
             if col not in VOCABULARY_COLUMNS:
                 # Undo the writer's formula neutralisation (writers.csv_text).
                 df[col] = df[col].map(lambda v: v[1:] if isinstance(v, str) and v[:1] == "'" else v)
-            if "None" not in text:
-                df[col] = df[col].fillna("")
     return _tidy(cls, df)

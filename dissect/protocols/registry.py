@@ -32,6 +32,9 @@ from dissect.transport.ownership import Ownership
 from dissect.transport.tcp import StreamDissector, TcpConnection
 
 WEBSOCKET_HANDSHAKE_NOT_CAPTURED = "websocket-handshake-not-captured"
+#: The ``sessions`` table's anomaly tags set here, and the ``decode`` counters (docs/REPORTS.md).
+ANOMALIES: tuple[str, ...] = (WEBSOCKET_HANDSHAKE_NOT_CAPTURED,)
+DECODE_COUNTERS: tuple[str, ...] = ("upgraded-bytes-not-parsed",)
 
 
 class Carrier(Protocol):

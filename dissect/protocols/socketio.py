@@ -65,6 +65,15 @@ ACK_ID_REUSED = "ack-id-reused"  # EVENT reusing an ack id still waiting for its
 CONNECT_UNSOLICITED = "connect-unsolicited"  # server CONNECT / CONNECT_ERROR nobody asked for
 SIO_WRONG_DIRECTION = "sio-wrong-direction"  # CONNECT_ERROR sent by the client
 CUSTOM_PARSER = "custom-parser"  # binary messages of a custom parser (socket.io-msgpack-parser)
+#: Every Socket.IO tag of the ``sio_packets`` table's ``anomaly`` column (docs/REPORTS.md, "Anomaly
+#: and warning kinds").
+ANOMALIES: tuple[str, ...] = (
+    SIO_BAD_TYPE, SIO_BAD_PAYLOAD, SIO_BAD_ACK_ID, RESERVED_EVENT_NAME, ATTACHMENTS_INVALID,
+    ATTACHMENTS_MISSING, ATTACHMENT_UNEXPECTED, ACK_WITHOUT_EVENT, ACK_ID_REUSED, CONNECT_UNSOLICITED,
+    SIO_WRONG_DIRECTION, CUSTOM_PARSER,
+)
+#: The names Socket.IO counts in summary.json's ``decode``.
+DECODE_COUNTERS: tuple[str, ...] = ("sio-acks-dropped",)
 
 # Bounds on per-session state (memory stays bounded whatever the capture holds).
 MAX_ATTACHMENTS = 1000  # socket.io-parser rejects more than 10 by default; allow headroom

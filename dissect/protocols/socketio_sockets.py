@@ -50,6 +50,7 @@ DISCONNECT_REASONS = (
 # Anomalies of the heartbeat (on the sio_sockets row; pong-late also on the pong's sio_packets row).
 PONG_LATE = "pong-late"  # a pong came later than pingTimeout after its ping
 PINGS_STOPPED = "pings-stopped"  # no ping for pingInterval + pingTimeout while the socket was open
+ANOMALIES: tuple[str, ...] = (PONG_LATE, PINGS_STOPPED)
 
 BY_NAMES = ("client", "server")  # indexed by direction: C2S -> the client did it
 _YEAST = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_"

@@ -2,7 +2,7 @@
 
 Every flow is registered under both directional keys (``src + dst + sport + dport`` as raw bytes),
 mapping to ``(flow, direction)``, so a packet costs one dict lookup. Roles follow
-``shared/REPORTS.md``: the client sent the first SYN; without a SYN the SYN/ACK tells; failing that,
+docs/REPORTS.md: the client sent the first SYN; without a SYN the SYN/ACK tells; failing that,
 the side with the higher (ephemeral) port is the client and ``client_inferred`` is true.
 
 Memory stays bounded: closed connections leave the table a while after they close, idle ones after

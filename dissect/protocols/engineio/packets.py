@@ -33,6 +33,13 @@ PONG_WRONG_DIRECTION = "pong-wrong-direction"
 UPGRADE_WRONG_DIRECTION = "upgrade-wrong-direction"  # only the client sends upgrade
 UPGRADE_WITHOUT_PROBE = "upgrade-without-probe"  # upgrade not preceded by 2probe/3probe on a WS
 EIO_BAD_ENCODING = "eio-bad-encoding"  # polling body whose Content-Encoding does not decode
+#: Every Engine.IO tag of the ``sio_packets`` table's ``anomaly`` column (docs/REPORTS.md, "Anomaly
+#: and warning kinds").
+ANOMALIES: tuple[str, ...] = (
+    EIO_BAD_TYPE, EIO_EMPTY_PACKET, EIO_BAD_LENGTH, EIO_TRUNCATED, EIO_BAD_BASE64, EIO_BAD_OPEN,
+    WS_UNDECODABLE, OPEN_WRONG_DIRECTION, PING_WRONG_DIRECTION, PONG_WRONG_DIRECTION,
+    UPGRADE_WRONG_DIRECTION, UPGRADE_WITHOUT_PROBE, EIO_BAD_ENCODING,
+)
 
 # One decoded packet: (type or -1, buffer, offset of the data in the buffer, binary?, data size,
 # anomaly). Text packets keep their type character at buffer[0] (offset 1) so nothing is copied.

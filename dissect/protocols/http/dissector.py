@@ -11,6 +11,7 @@ from dissect.protocols.http.messages import HttpRequest, HttpResponse, HttpUpper
 from dissect.protocols.http.readers import DONE, READERS, parse_start
 from dissect.protocols.http.state import Direction, Exchange
 from dissect.protocols.http.syntax import (
+    ANOMALIES,
     BODY,
     CHUNK_DATA,
     CHUNK_END,
@@ -30,6 +31,8 @@ from dissect.protocols.http.syntax import (
     strip_cr,
 )
 from dissect.records import C2S, S2C, HttpExchange, Outbox, ms
+
+__all__ = ["ANOMALIES", "HttpDissector"]  # ANOMALIES: the tags written here (syntax.ANOMALIES)
 
 
 class HttpDissector:

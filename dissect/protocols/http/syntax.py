@@ -21,6 +21,15 @@ MAX_CHUNK_LINE = 4096  # chunk-size plus extensions; a longer "line" is not chun
 MAX_HUNT_LINE = 8192  # longest start line looked for while resynchronising
 MAX_PENDING = 1024  # requests waiting for a response; beyond, the oldest is reported unanswered
 
+# Every tag the HTTP dissector writes in the ``http`` table's anomaly column (docs/REPORTS.md).
+ANOMALIES: tuple[str, ...] = (
+    "bad-request-line", "bad-status-line", "bad-header", "header-too-large", "truncated-headers",
+    "bad-content-length", "bad-transfer-encoding", "te-and-content-length", "bad-chunk", "truncated-body",
+    "lost-bytes", "no-response", "response-without-request",
+)
+#: The names this dissector counts in summary.json's ``decode``.
+DECODE_COUNTERS: tuple[str, ...] = ("http-bytes-not-parsed",)
+
 # Parser states of one direction.
 START = 0  # between messages
 LINE = 1  # in the start line

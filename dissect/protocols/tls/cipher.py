@@ -25,6 +25,8 @@ from .keys import KeyBlock, hash_algorithm, traffic_key_iv
 from .suites import CipherSuite
 
 _TAG = 16
+#: The anomaly kinds of :class:`DecryptError` (the ``sessions`` table's ``anomaly``; docs/REPORTS.md).
+ANOMALIES: tuple[str, ...] = ("tls-decrypt-failed", "tls-bad-inner-plaintext", "tls-bad-mac")
 
 
 class DecryptError(Exception):

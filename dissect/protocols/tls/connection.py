@@ -69,6 +69,14 @@ from .suites import SUITES, CipherSuite, suite_name
 
 MAX_HELD_EARLY_DATA = 64 * 1024
 MAX_SKIPPED_RECORDS = 64  # records no key opens before the connection's key is declared wrong
+#: The kinds of the :class:`Anomaly` events this engine makes itself (the other kinds of records and
+#: decryption are in ``records.ANOMALIES`` and ``cipher.ANOMALIES``); the ``sessions`` table's
+#: ``anomaly`` (docs/REPORTS.md).
+ANOMALIES: tuple[str, ...] = (
+    "tls-decrypt-failed", "tls-bad-direction", "tls-internal-error", "tls-lost-bytes", "tls-truncated-record",
+    "tls-truncated-handshake", "tls-early-data", "tls-renegotiation", "tls-unexpected-record", "tls-records-skipped",
+    "tls-bad-alert", "tls-bad-handshake", "tls-missing-secret",
+)
 _FULL_HANDSHAKE_SERVER_MESSAGES = (CERTIFICATE, SERVER_KEY_EXCHANGE, CERTIFICATE_REQUEST, SERVER_HELLO_DONE)
 
 

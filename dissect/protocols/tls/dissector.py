@@ -28,6 +28,10 @@ from dissect.transport.tcp import StreamDissector, replay
 
 H2 = "h2"
 NO_KEYS = "no keys"
+#: The kind this module adds to the engine's (``tls-fatal-alert:<description>``, RFC 8446 6.2), and
+#: the ``decode`` counters (docs/REPORTS.md).
+ANOMALIES: tuple[str, ...] = ("tls-fatal-alert",)
+DECODE_COUNTERS: tuple[str, ...] = ("h2-bytes-not-parsed",)
 
 
 class TlsPlaintext:

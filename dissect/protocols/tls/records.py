@@ -21,6 +21,8 @@ MAX_PLAINTEXT = 2**14
 MAX_TLS13_CIPHERTEXT = 2**14 + 256  # RFC 8446 5.2
 MAX_TLS12_CIPHERTEXT = 2**14 + 2048  # RFC 5246 6.2.3
 MAX_HANDSHAKE_MESSAGE = 64 * 1024  # this engine's bound on one reassembled handshake message
+#: The anomaly kinds of ``error`` (the ``sessions`` table's ``anomaly``; docs/REPORTS.md).
+ANOMALIES: tuple[str, ...] = ("tls-bad-record", "tls-record-too-large", "tls-handshake-too-large")
 
 
 class Record(NamedTuple):

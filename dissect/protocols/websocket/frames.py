@@ -74,6 +74,7 @@ ANOMALY_TAGS: tuple[str, ...] = (
     CLOSE_BODY_1_BYTE, INFLATE_FAILED, INFLATE_CONTEXT_LOST, MESSAGE_TOO_LARGE, LOST_BYTES,
     RESYNC, TRUNCATED,
 )
+ANOMALIES: tuple[str, ...] = ANOMALY_TAGS  # every tag of the ws_frames / ws_messages anomaly columns
 
 # RFC 6455 7.4.1 plus the IANA registry (11.7): the codes below 3000 an endpoint may send.
 # 1004 is reserved, 1005/1006/1015 must never be on the wire, 0-999 and 5000+ are invalid.

@@ -80,8 +80,18 @@ def _check_summary(r: Rule, summary: Mapping[str, Any]) -> RuleResult:
     return RuleResult(r.name, ok, msg, value=fv)
 
 
+def _plain(df: pd.DataFrame) -> pd.DataFrame:
+    """The table with its ``category`` columns as plain values: rules compare text by its order
+    (``direction < 'd'``), test substrings and count values as they would on any text column."""
+    cats = [c for c in df.columns if isinstance(df[c].dtype, pd.CategoricalDtype)]
+    if not cats:
+        return df
+    return df.assign(**{c: df[c].astype(object).where(df[c].notna(), None) for c in cats})
+
+
 def _check_table(r: Rule, df: pd.DataFrame, sources: Mapping[int, str] | None = None) -> RuleResult:
     assert r.table is not None
+    df = _plain(df)
     if r.column is not None and r.column not in df.columns:
         raise RulesError(f"rule {r.name!r}: the {r.table} table has no column {r.column!r}")
     rows = df[eval_where(r.where_tree, df)] if r.where_tree is not None else df

@@ -5,7 +5,8 @@
     One ``tcp.stream`` per dissect TCP session. Streams are matched to sessions by their endpoint
     pair (either order), and where a pair is reused by the first-packet time nearest to the
     session's ``ts_first``. A stream or session left without a partner is a disagreement; for the
-    pairs, ``ts_first``, ``ts_last`` and ``packets_c2s``/``packets_s2c`` are compared too.
+    pairs, ``ts_first``, ``ts_last``, ``packets_c2s``/``packets_s2c`` and the session's
+    ``tcp_stream`` (Wireshark's number for it) are compared too.
 ``roles``
     Only where Wireshark saw a SYN (SYN without ACK): its sender must be dissect's client and
     ``client_inferred`` must be false. Without a SYN, ``client_inferred`` must be true.
@@ -31,7 +32,8 @@
     aligned with :class:`difflib.SequenceMatcher` so that a missing or extra frame is reported as
     such, and for aligned frames the time (both show a frame at the packet that completed it).
     Decompressed payloads are not compared: Wireshark 4.0 inflates with the wrong side's
-    permessage-deflate parameters when they are asymmetric (``shared/PROTOCOLS.md``).
+    permessage-deflate parameters when they are asymmetric (it applies the server's parameters to
+    c2s frames and the client's to s2c).
 
 Every time is compared with a tolerance of :data:`TIME_TOLERANCE_NS` (half a microsecond): dissect's
 DataFrames hold float epoch seconds, whose rounding is at most about 0.12 us today, and packets of a
@@ -128,6 +130,10 @@ def compare_analysis(analysis: Any, view: WiresharkView, path: str = "",
 
     sessions = analysis.sessions
     tcp_rows = [r for r in sessions.to_dict("records") if r.get("transport") == "tcp"]
+    for r in tcp_rows:  # how a disagreement names the session in Wireshark's terms
+        stream = _opt_int(r.get("tcp_stream"))
+        if stream is not None:
+            res.streams[int(r["session_id"])] = stream
     by_pair: dict[frozenset[Endpoint], list[dict[str, Any]]] = defaultdict(list)
     for r in tcp_rows:
         pair = frozenset({(parse_ip(str(r["client_ip"])), int(r["client_port"])),
@@ -143,11 +149,12 @@ def compare_analysis(analysis: Any, view: WiresharkView, path: str = "",
             a, b = sorted(st.endpoints)
             res.add("streams", None, f"tcp.stream {st.stream} ({a[0]}:{a[1]} <-> {b[0]}:{b[1]}, "
                                      f"first packet {res.t(st.first)}, {len(st.packets)} packets) "
-                                     "has no dissect session")
+                                     "has no dissect session", st.stream)
             continue
         best = min(candidates, key=lambda r: abs((_ns_of(r["ts_first"]) or 0) - st.first))
         used.add(int(best["session_id"]))
         matched.append((st, best))
+        res.streams[int(best["session_id"])] = st.stream  # Wireshark's own number names it
     for r in tcp_rows:
         if int(r["session_id"]) not in used:
             res.count("streams")
@@ -176,13 +183,16 @@ def _compare_stream(res: CrossCheckResult, sid: int, st: _Stream, row: dict[str,
     for col, ws_value in (("ts_first", st.first), ("ts_last", st.last)):
         mine = _ns_of(row[col])
         if not _same_time(mine, ws_value):
-            res.add("streams", sid, f"tcp.stream {st.stream}: {col} dissect {res.t(mine)}, "
+            res.add("streams", sid, f"{col} dissect {res.t(mine)}, "
                                     f"wireshark {res.t(ws_value)}")
+    mine_stream = _opt_int(row.get("tcp_stream"))
+    if mine_stream is not None and mine_stream != st.stream:
+        res.add("streams", sid, f"tcp_stream dissect {mine_stream}, wireshark {st.stream}")
     c2s = sum(1 for p in st.packets if p.src == client)
     s2c = len(st.packets) - c2s
     for col, ws_n in (("packets_c2s", c2s), ("packets_s2c", s2c)):
         if _opt_int(row[col]) != ws_n:
-            res.add("streams", sid, f"tcp.stream {st.stream}: {col} dissect {row[col]}, "
+            res.add("streams", sid, f"{col} dissect {row[col]}, "
                                     f"wireshark {ws_n}")
 
 
@@ -192,14 +202,14 @@ def _compare_roles(res: CrossCheckResult, sid: int, st: _Stream, row: dict[str, 
     res.count("roles")
     if st.client is None:
         if not inferred:
-            res.add("roles", sid, f"tcp.stream {st.stream}: wireshark saw no SYN, dissect "
+            res.add("roles", sid, "wireshark saw no SYN, dissect "
                                   "has client_inferred false")
         return
     if st.client != client:
-        res.add("roles", sid, f"tcp.stream {st.stream}: client dissect {client[0]}:{client[1]}, "
+        res.add("roles", sid, f"client dissect {client[0]}:{client[1]}, "
                               f"wireshark (SYN sender) {st.client[0]}:{st.client[1]}")
     if inferred:
-        res.add("roles", sid, f"tcp.stream {st.stream}: wireshark saw the SYN, dissect has "
+        res.add("roles", sid, "wireshark saw the SYN, dissect has "
                               "client_inferred true")
 
 
@@ -213,7 +223,7 @@ def _compare_tcp_handshake(res: CrossCheckResult, sid: int, st: _Stream,
             continue
         res.count("tcp_handshake")
         if not _same_time(mine, ws_value):
-            res.add("tcp_handshake", sid, f"tcp.stream {st.stream}: {col} dissect {res.t(mine)}, "
+            res.add("tcp_handshake", sid, f"{col} dissect {res.t(mine)}, "
                                           f"wireshark {what} {res.t(ws_value)}")
 
 
@@ -228,7 +238,7 @@ def _compare_bytes(res: CrossCheckResult, sid: int, st: _Stream, row: dict[str, 
         res.count("bytes")
         ws_n = per_node.get(node, 0)
         if _opt_int(row[col]) != ws_n:
-            res.add("bytes", sid, f"tcp.stream {st.stream}: {col} dissect {row[col]}, "
+            res.add("bytes", sid, f"{col} dissect {row[col]}, "
                                   f"wireshark {ws_n}")
 
 

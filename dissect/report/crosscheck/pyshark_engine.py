@@ -11,6 +11,7 @@ from typing import Any
 
 from dissect.errors import DissectError
 from dissect.report.crosscheck.wireshark import (
+    CUT_SHORT_NOTE,
     TSHARK_PREFS,
     Endpoint,
     HttpMessage,
@@ -29,9 +30,11 @@ from dissect.report.crosscheck.wireshark import (
 __all__ = ["pyshark_view"]
 
 
-def pyshark_view(path: str, tls_keylog: str | None = None) -> WiresharkView:
+def pyshark_view(path: str, tls_keylog: str | None = None, flows: str | None = None) -> WiresharkView:
     """The same view through ``pyshark.FileCapture`` (PDML); bytes are the sum of ``tcp.len`` over
-    segments that are not (spurious) retransmissions, since pyshark cannot run ``-z follow``."""
+    segments that are not (spurious) retransmissions, since pyshark cannot run ``-z follow``. Only
+    the packets matching the display filter ``flows`` when given; a capture cut short is read as
+    far as tshark reads it (noted)."""
     require_tshark()
     try:
         import pyshark  # type: ignore[import-not-found,import-untyped,unused-ignore]
@@ -44,14 +47,16 @@ def pyshark_view(path: str, tls_keylog: str | None = None) -> WiresharkView:
     if tls_keylog:
         prefs["tls.keylog_file"] = tls_keylog
     cap = pyshark.FileCapture(path, keep_packets=False, override_prefs=prefs,
-                              display_filter="tcp")
+                              display_filter=f"tcp && ({flows})" if flows else "tcp")
     try:
         for pkt in cap:
             _pyshark_packet(pkt, view, times)
     except Exception as e:  # pyshark wraps tshark's failures in its own exception types
         if isinstance(e, DissectError):
             raise
-        raise WiresharkError(f"pyshark failed on {path}: {e}") from e
+        if "cut short" not in str(e):
+            raise WiresharkError(f"pyshark failed on {path}: {e}") from e
+        view.notes.append(CUT_SHORT_NOTE)
     finally:
         cap.close()
     sums: dict[int, dict[Endpoint, int]] = {}

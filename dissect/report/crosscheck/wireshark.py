@@ -15,6 +15,9 @@ Wireshark details the extraction copes with (tshark 4.0.17):
   only ``http.prev_request_in``): those responses are paired with the remaining requests in order.
 - FT_NONE fields such as ``tcp.analysis.retransmission`` print nothing with ``-T fields``, which
   is one more reason the tshark engine takes bytes from ``-z follow``.
+- A capture cut short in the middle of a packet makes tshark exit 2 ("appears to have been cut
+  short") after printing every packet before the cut: that output is used, and the view says so
+  (:data:`CUT_SHORT_NOTE` in ``notes``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from dataclasses import dataclass, field
 from dissect.errors import DissectError
 
 __all__ = [
+    "CUT_SHORT_NOTE",
     "FOLLOW_BATCH",
     "TSHARK_PREFS",
     "Endpoint",
@@ -38,6 +42,7 @@ __all__ = [
     "WiresharkError",
     "WiresharkView",
     "WsFrame",
+    "display_filter",
     "follow_bytes",
     "pair_http",
     "parse_epoch_ns",
@@ -63,6 +68,10 @@ Endpoint = tuple[str, int]
 
 #: Streams followed per tshark run (each ``-z follow`` is one more tap over every packet).
 FOLLOW_BATCH = 200
+
+#: The note of a view whose capture Wireshark read only up to a cut in the middle of a packet.
+CUT_SHORT_NOTE = "tshark: the capture appears to have been cut short: compared as far as tshark read it"
+_CUT_SHORT = "cut short in the middle of a packet"
 
 
 class WiresharkError(DissectError):
@@ -131,6 +140,7 @@ class WiresharkView:
     http: list[HttpMessage] = field(default_factory=list)
     ws: list[WsFrame] = field(default_factory=list)
     stream_bytes: dict[int, dict[Endpoint, int]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what limited Wireshark's reading (CUT_SHORT_NOTE)
 
 
 def pair_http(messages: list[HttpMessage]) -> list[tuple[HttpMessage, HttpMessage | None]]:
@@ -210,12 +220,31 @@ def _pref_args() -> list[str]:
     return args
 
 
-def _run_tshark(args: Sequence[str]) -> str:
+def display_filter(ports: Iterable[int] = (), hosts: Iterable[str] = ()) -> str | None:
+    """The Wireshark display filter of ``--port`` / ``--host`` (a port on either side, an address on
+    either side), or None without them."""
+    parts = []
+    ports = sorted(set(ports))
+    if ports:
+        parts.append("(" + " || ".join(f"tcp.port == {p}" for p in ports) + ")")
+    addrs = sorted({ipaddress.ip_address(h.strip().strip("[]")) for h in hosts}, key=str)
+    if addrs:
+        parts.append("(" + " || ".join(f"{'ipv6' if a.version == 6 else 'ip'}.addr == {a}" for a in addrs) + ")")
+    return " && ".join(parts) or None
+
+
+def _run_tshark(args: Sequence[str], notes: list[str] | None = None) -> str:
+    """tshark's output; a capture cut short mid-packet adds :data:`CUT_SHORT_NOTE` to ``notes`` and
+    returns what tshark printed before the cut."""
     tshark = require_tshark()
     proc = subprocess.run([tshark, "-n", *_pref_args(), *args], capture_output=True, text=True,
                           encoding="utf-8", errors="replace", check=False)
     if proc.returncode != 0:
         err = [ln for ln in proc.stderr.splitlines() if ln.strip() and "Running as user" not in ln]
+        if notes is not None and err and all(_CUT_SHORT in ln for ln in err):
+            if CUT_SHORT_NOTE not in notes:
+                notes.append(CUT_SHORT_NOTE)
+            return proc.stdout
         raise WiresharkError(f"tshark failed (exit {proc.returncode}): {' '.join(err)[:300]}")
     return proc.stdout
 
@@ -231,17 +260,19 @@ _FIELDS = (
 )
 
 
-def tshark_view(path: str, tls_keylog: str | None = None) -> WiresharkView:
+def tshark_view(path: str, tls_keylog: str | None = None, flows: str | None = None) -> WiresharkView:
     """Wireshark's view of ``path`` from ``tshark -T fields`` (one pass) and ``-z follow`` (one
     more pass for every stream's reassembled bytes); TLS decrypted with ``tls_keylog`` when given
-    (``-o tls.keylog_file``; keys in the capture's Decryption Secrets Blocks are used anyway)."""
+    (``-o tls.keylog_file``; keys in the capture's Decryption Secrets Blocks are used anyway); only
+    the packets matching the display filter ``flows`` (:func:`display_filter`) when given."""
     keys = ["-o", f"tls.keylog_file:{tls_keylog}"] if tls_keylog else []
-    args = [*keys, "-r", path, "-Y", "tcp", "-T", "fields", "-E", "header=n", "-E", "separator=/t",
+    shown = f"tcp && ({flows})" if flows else "tcp"
+    view = WiresharkView()
+    args = [*keys, "-r", path, "-Y", shown, "-T", "fields", "-E", "header=n", "-E", "separator=/t",
             "-E", "occurrence=a", "-E", f"aggregator={_AGG}", "-E", "quote=n"]
     for f in _FIELDS:
         args += ["-e", f]
-    out = _run_tshark(args)
-    view = WiresharkView()
+    out = _run_tshark(args, view.notes)
     times: dict[int, int] = {}
     for line in out.splitlines():
         cols = line.split("\t")
@@ -303,12 +334,13 @@ def tshark_view(path: str, tls_keylog: str | None = None) -> WiresharkView:
             close_code = parse_int(next(close, None)) if opcode == 8 and length >= 2 else None
             view.ws.append(WsFrame(frame, ts, stream, src, opcode, parse_flag(fins[i]),
                                    parse_flag(masks[i]), length, close_code))
-    view.stream_bytes = follow_bytes(path, sorted({p.stream for p in view.packets}))
+    view.stream_bytes = follow_bytes(path, sorted({p.stream for p in view.packets}), view.notes)
     return view
 
 
-def follow_bytes(path: str, streams: Sequence[int]) -> dict[int, dict[Endpoint, int]]:
-    """Reassembled bytes per stream and sender from ``tshark -q -z follow,tcp,raw,N``.
+def follow_bytes(path: str, streams: Sequence[int], notes: list[str] | None = None) -> dict[int, dict[Endpoint, int]]:
+    """Reassembled bytes per stream and sender from ``tshark -q -z follow,tcp,raw,N`` (a capture cut
+    short: as far as tshark read, noted in ``notes``).
 
     The output lists the stream's two nodes, then the data as hex lines: lines of node 0 start at
     the margin, lines of node 1 with a tab.
@@ -318,7 +350,7 @@ def follow_bytes(path: str, streams: Sequence[int]) -> dict[int, dict[Endpoint, 
         args = ["-r", path, "-q"]
         for s in streams[i:i + FOLLOW_BATCH]:
             args += ["-z", f"follow,tcp,raw,{s}"]
-        _parse_follow(_run_tshark(args), out)
+        _parse_follow(_run_tshark(args, [] if notes is None else notes), out)
     return out
 
 

@@ -364,7 +364,7 @@ def tls_section(a: Analysis, summary: dict[str, Any]) -> str:
     s = a.sessions
     rows = []
     if len(s) and "tls_version" in s.columns:
-        version = s["tls_version"].fillna("").astype(str)
+        version = s["tls_version"].astype(object).fillna("").astype(str)
         decrypted = s["tls_decrypted"].map(lambda v: v is True or v == 1 or v == "true")
         for v in sorted(set(version) - {""}):
             mine = version == v
