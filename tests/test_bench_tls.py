@@ -5,6 +5,9 @@ give the plaintext one's WebSocket, Socket.IO and HTTP rows (all but the timesta
 handshake packets), every session decrypted; without the key log no WebSocket frame is seen (the bytes are really
 encrypted). When tshark is installed, Wireshark decrypting with the same key log must see one WebSocket frame per
 ws_frames row and agree that the handshake was TLS 1.3 with TLS_AES_128_GCM_SHA256.
+
+The last tests pin the fast paths this traffic takes (one whole record per segment; TLS 1.3 inner plaintext
+without padding) to the general ones: the same records, content types, errors.
 """
 
 from __future__ import annotations
@@ -16,6 +19,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from dissect.protocols.tls.cipher import DecryptError, Tls13Protection
+from dissect.protocols.tls.keys import traffic_key_iv
+from dissect.protocols.tls.records import MAX_TLS13_CIPHERTEXT, RecordReader
+from dissect.protocols.tls.suites import SUITES
 
 ROOT = Path(__file__).resolve().parent.parent
 MAKE = ROOT / "benchmarks" / "make_capture.py"
@@ -85,3 +94,43 @@ def test_tshark_decrypts_every_frame(made: dict[str, Path]) -> None:
     finished = subprocess.run([*tshark, "-Y", "tls.handshake.type == 20", "-T", "fields", "-e", "frame.number"],
                               check=True, capture_output=True, text=True).stdout.split()
     assert len(finished) == 2 * CONNECTIONS  # both Finished decrypted under the handshake keys
+
+
+def _record(content_type: int, fragment: bytes, version: bytes = b"\x03\x03") -> bytes:
+    return bytes([content_type]) + version + len(fragment).to_bytes(2, "big") + fragment
+
+
+@pytest.mark.parametrize("bad", [
+    _record(17, b"x"),  # not a record type
+    b"\x17\x04\x03\x00\x01x",  # not version 3.x
+    _record(23, bytes(MAX_TLS13_CIPHERTEXT + 1)),  # over the TLS 1.3 limit
+])
+def test_one_whole_record_per_feed_gives_what_the_whole_stream_gives(bad: bytes) -> None:
+    good = [_record(22, b"hello", b"\x03\x01"), _record(23, bytes(300)), _record(23, b""), _record(21, b"\x01\x00")]
+    stream = b"".join(good) + bad + _record(23, b"after")
+    whole = RecordReader(MAX_TLS13_CIPHERTEXT)
+    at_once = whole.feed(stream)
+    one_by_one = RecordReader(MAX_TLS13_CIPHERTEXT)
+    each = [r for piece in [*good, bad, _record(23, b"after")] for r in one_by_one.feed(piece)]
+    assert each == at_once and len(each) == len(good)
+    assert [(r.content_type, r.version, r.header, r.fragment) for r in each][0] == (22, 0x0301, good[0][:5], b"hello")
+    assert one_by_one.error == whole.error and whole.error is not None
+
+
+def test_tls13_inner_plaintext_with_and_without_padding() -> None:
+    suite, secret = SUITES[0x1301], bytes(range(32))
+    key, iv = traffic_key_iv(secret, suite.key_length, suite.hash_name)
+
+    def seal(seq: int, inner: bytes) -> tuple[bytes, bytes]:
+        header = b"\x17\x03\x03" + (len(inner) + 16).to_bytes(2, "big")
+        nonce = (int.from_bytes(iv, "big") ^ seq).to_bytes(12, "big")
+        return header, AESGCM(key).encrypt(nonce, inner, header)
+
+    protection = Tls13Protection(suite, secret)
+    assert protection.open(*seal(0, b"data\x17")) == (23, b"data")
+    assert protection.open(*seal(1, b"data\x00\x17\x00\x00\x00")) == (23, b"data\x00")  # padding stripped
+    assert protection.open(*seal(2, b"\x16")) == (22, b"")
+    for inner in (b"\x00\x00", b""):  # no content type at all
+        with pytest.raises(DecryptError) as raised:
+            Tls13Protection(suite, secret).open(*seal(0, inner))
+        assert raised.value.kind == "tls-bad-inner-plaintext", inner
