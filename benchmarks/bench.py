@@ -13,7 +13,8 @@
 one writes) and with ``--jobs 1`` (one process). dissect writes every table of REPORTS.md (CSV)
 plus summary.json; tshark extracts the WebSocket
 frame fields of the issue's job (``-Y websocket -T fields``) to a file. Each command runs once, as a
-child process; wall time and the child's peak RSS (``os.wait4``) are printed with the ratio.
+child process; wall time and the child's peak RSS (``os.wait4``) are printed with the ratio, and its
+CPU time (user + system), which says more than wall time on a loaded machine.
 With ``--tls`` the same commands run again on the TLS 1.3 capture of ``make_capture.py --tls``
 (the same connections and frames, every write one AES-128-GCM record), dissect with
 ``--tls-keylog`` and tshark with ``-o tls.keylog_file``, and the TLS table is printed beside the
@@ -59,8 +60,9 @@ def _tree_rss_kb(pid: int) -> int:
     return total
 
 
-def measure(cmd: list[str], stdout_path: str | None = None) -> tuple[float, float, int]:
-    """Run ``cmd`` once: (wall seconds, peak RSS in MB of the process and its children, exit status).
+def measure(cmd: list[str], stdout_path: str | None = None) -> tuple[float, float, float, int]:
+    """Run ``cmd`` once: (wall seconds, CPU seconds (user + system, with the children it waited for), peak
+    RSS in MB of the process and its children, exit status).
 
     The peak is the larger of the kernel's ru_maxrss (the main process) and the largest sum over
     the process tree seen by sampling every 50 ms (worker processes of --jobs).
@@ -84,7 +86,8 @@ def measure(cmd: list[str], stdout_path: str | None = None) -> tuple[float, floa
     sampler.join()
     if stdout_path:
         out.close()  # type: ignore[union-attr]
-    return wall, max(usage.ru_maxrss, peak[0]) / 1024, os.waitstatus_to_exitcode(status)
+    cpu = usage.ru_utime + usage.ru_stime
+    return wall, cpu, max(usage.ru_maxrss, peak[0]) / 1024, os.waitstatus_to_exitcode(status)
 
 
 def _default_jobs() -> int:
@@ -109,11 +112,11 @@ def make_capture(work: Path, packets: int, connections: int, tls: bool) -> tuple
     return capture, str(work / f"{name}.keys") if tls else None
 
 
-Row = tuple[str, float, float]
+Row = tuple[str, float, float, float]  # label, wall seconds, CPU seconds, peak RSS MB
 
 
 def run_all(capture: str, keylog: str | None, args: argparse.Namespace, work: Path, tag: str) -> list[Row] | None:
-    """Every command of the table on ``capture`` (decrypting with ``keylog``): (label, seconds, peak RSS MB)."""
+    """Every command of the table on ``capture`` (decrypting with ``keylog``)."""
     keys = ["--tls-keylog", keylog] if keylog else []
     out = work / f"out{tag}"
     dissect_cmd = [sys.executable, "-m", "dissect", "report", capture, *keys, "--no-html", "--quiet"]
@@ -129,19 +132,19 @@ def run_all(capture: str, keylog: str | None, args: argparse.Namespace, work: Pa
         runs.append(("floor.py (lower bound, 3 tables)", [sys.executable, str(HERE / "floor.py"), capture]))
     rows: list[Row] = []
     for label, cmd in runs:
-        wall, rss, code = measure(cmd)
+        wall, cpu, rss, code = measure(cmd)
         if code:
             print(f"{label} failed with exit {code}", file=sys.stderr)
             return None
-        rows.append((label, wall, rss))
+        rows.append((label, wall, cpu, rss))
     tshark = shutil.which("tshark")
     if tshark:
         cmd = [tshark, "-r", capture, *(["-o", f"tls.keylog_file:{keylog}"] if keylog else []),
                "-Y", "websocket", "-T", "fields"]
         for f in TSHARK_FIELDS:
             cmd += ["-e", f]
-        t_wall, t_rss, _code = measure(cmd, str(work / f"tshark{tag}.tsv"))
-        rows.append((f"tshark {'-o tls.keylog_file ' if keylog else ''}-Y websocket -T fields", t_wall, t_rss))
+        t_wall, t_cpu, t_rss, _code = measure(cmd, str(work / f"tshark{tag}.tsv"))
+        rows.append((f"tshark {'-o tls.keylog_file ' if keylog else ''}-Y websocket -T fields", t_wall, t_cpu, t_rss))
     else:
         print("tshark not installed: no comparison (apt-get install tshark)")
     return rows
@@ -150,11 +153,11 @@ def run_all(capture: str, keylog: str | None, args: argparse.Namespace, work: Pa
 def print_table(title: str, capture: str, rows: list[Row]) -> None:
     packets = count_packets(capture)
     print(f"\n{title}: {capture} ({packets:,} packets, {os.path.getsize(capture) / 1e6:.1f} MB)")
-    t_wall = next((wall for label, wall, _ in rows if label.startswith("tshark")), None)
-    print(f"{'command':48s} {'seconds':>8s} {'packets/s':>11s} {'peak RSS MB':>12s} {'vs tshark':>10s}")
-    for label, wall, rss in rows:
+    t_wall = next((wall for label, wall, _, _ in rows if label.startswith("tshark")), None)
+    print(f"{'command':48s} {'seconds':>8s} {'packets/s':>11s} {'peak RSS MB':>12s} {'vs tshark':>10s} {'CPU s':>7s}")
+    for label, wall, cpu, rss in rows:
         ratio = f"{t_wall / wall:.2f}x" if t_wall and not label.startswith("tshark") else ""
-        print(f"{label:48s} {wall:8.2f} {packets / wall:11,.0f} {rss:12.0f} {ratio:>10s}")
+        print(f"{label:48s} {wall:8.2f} {packets / wall:11,.0f} {rss:12.0f} {ratio:>10s} {cpu:7.2f}")
 
 
 def main() -> int:
@@ -202,12 +205,12 @@ def main() -> int:
     for title, capture, rows in tables:
         print_table(title, capture, rows)
     if len(tables) == 2:
-        plain, over_tls = dict((r[0], r[1]) for r in tables[0][2]), tables[1][2]
-        print("\nTLS seconds / plaintext seconds:")
-        for label, wall, _ in over_tls:
+        plain = {r[0]: r for r in tables[0][2]}
+        print(f"\n{'TLS / plaintext':50s} {'seconds':>8s} {'CPU s':>7s}")
+        for label, wall, cpu, _ in tables[1][2]:
             base = plain.get(label) or plain.get(label.replace("-o tls.keylog_file ", ""))
             if base:
-                print(f"  {label:48s} {wall / base:6.2f}")
+                print(f"  {label:48s} {wall / base[1]:8.2f} {cpu / base[2]:7.2f}")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     else:
