@@ -6,12 +6,19 @@
     python3 benchmarks/bench.py --floor               # and floor.py's lower bound for one process
     python3 benchmarks/bench.py --html                # also the default report, with report.html
     python3 benchmarks/bench.py --jobs 4              # also --jobs 4 (workers sharing the sessions)
+    python3 benchmarks/bench.py --tls                 # and the same traffic over TLS 1.3, decrypted
+    python3 benchmarks/bench.py --tls-only --tls-capture tls.pcap --tls-keylog tls.keys
 
 ``dissect report`` runs with its default ``--jobs`` (2 on two cores or more: one process dissects,
 one writes) and with ``--jobs 1`` (one process). dissect writes every table of REPORTS.md (CSV)
 plus summary.json; tshark extracts the WebSocket
 frame fields of the issue's job (``-Y websocket -T fields``) to a file. Each command runs once, as a
-child process; wall time and the child's peak RSS (``os.wait4``) are printed with the ratio.
+child process; wall time and the child's peak RSS (``os.wait4``) are printed with the ratio, and its
+CPU time (user + system), which says more than wall time on a loaded machine.
+With ``--tls`` the same commands run again on the TLS 1.3 capture of ``make_capture.py --tls``
+(the same connections and frames, every write one AES-128-GCM record), dissect with
+``--tls-keylog`` and tshark with ``-o tls.keylog_file``, and the TLS table is printed beside the
+plaintext one with the ratio of their times.
 This is a measurement to read, not a test: nothing here passes or fails.
 """
 
@@ -53,8 +60,9 @@ def _tree_rss_kb(pid: int) -> int:
     return total
 
 
-def measure(cmd: list[str], stdout_path: str | None = None) -> tuple[float, float, int]:
-    """Run ``cmd`` once: (wall seconds, peak RSS in MB of the process and its children, exit status).
+def measure(cmd: list[str], stdout_path: str | None = None) -> tuple[float, float, float, int]:
+    """Run ``cmd`` once: (wall seconds, CPU seconds (user + system, with the children it waited for), peak
+    RSS in MB of the process and its children, exit status).
 
     The peak is the larger of the kernel's ru_maxrss (the main process) and the largest sum over
     the process tree seen by sampling every 50 ms (worker processes of --jobs).
@@ -78,7 +86,8 @@ def measure(cmd: list[str], stdout_path: str | None = None) -> tuple[float, floa
     sampler.join()
     if stdout_path:
         out.close()  # type: ignore[union-attr]
-    return wall, max(usage.ru_maxrss, peak[0]) / 1024, os.waitstatus_to_exitcode(status)
+    cpu = usage.ru_utime + usage.ru_stime
+    return wall, cpu, max(usage.ru_maxrss, peak[0]) / 1024, os.waitstatus_to_exitcode(status)
 
 
 def _default_jobs() -> int:
@@ -93,6 +102,64 @@ def count_packets(path: str) -> int:
     return sum(1 for _ in CaptureReader(path))
 
 
+def make_capture(work: Path, packets: int, connections: int, tls: bool) -> tuple[str, str | None]:
+    """A capture of make_capture.py (and its key log with ``tls``) in ``work``."""
+    name = f"ws{'_tls' if tls else ''}_{packets}"
+    capture = str(work / f"{name}.pcap")
+    cmd = [sys.executable, str(HERE / "make_capture.py"), "--packets", str(packets),
+           "--connections", str(connections), "--out", capture]
+    subprocess.run(cmd + (["--tls"] if tls else []), check=True)
+    return capture, str(work / f"{name}.keys") if tls else None
+
+
+Row = tuple[str, float, float, float]  # label, wall seconds, CPU seconds, peak RSS MB
+
+
+def run_all(capture: str, keylog: str | None, args: argparse.Namespace, work: Path, tag: str) -> list[Row] | None:
+    """Every command of the table on ``capture`` (decrypting with ``keylog``)."""
+    keys = ["--tls-keylog", keylog] if keylog else []
+    out = work / f"out{tag}"
+    dissect_cmd = [sys.executable, "-m", "dissect", "report", capture, *keys, "--no-html", "--quiet"]
+    runs = [("dissect report --jobs 1", dissect_cmd + ["--jobs", "1", "--out", f"{out}1"]),
+            (f"dissect report (--jobs {_default_jobs()})", dissect_cmd + ["--out", f"{out}d"])]
+    if args.jobs > 2:
+        runs.append((f"dissect report --jobs {args.jobs}",
+                     dissect_cmd + ["--jobs", str(args.jobs), "--out", f"{out}j"]))
+    if args.html:
+        runs.append((f"... + report.html (--jobs {_default_jobs()})",
+                     dissect_cmd[:-2] + ["--quiet", "--out", f"{out}h"]))
+    if args.floor and not keylog:
+        runs.append(("floor.py (lower bound, 3 tables)", [sys.executable, str(HERE / "floor.py"), capture]))
+    rows: list[Row] = []
+    for label, cmd in runs:
+        wall, cpu, rss, code = measure(cmd)
+        if code:
+            print(f"{label} failed with exit {code}", file=sys.stderr)
+            return None
+        rows.append((label, wall, cpu, rss))
+    tshark = shutil.which("tshark")
+    if tshark:
+        cmd = [tshark, "-r", capture, *(["-o", f"tls.keylog_file:{keylog}"] if keylog else []),
+               "-Y", "websocket", "-T", "fields"]
+        for f in TSHARK_FIELDS:
+            cmd += ["-e", f]
+        t_wall, t_cpu, t_rss, _code = measure(cmd, str(work / f"tshark{tag}.tsv"))
+        rows.append((f"tshark {'-o tls.keylog_file ' if keylog else ''}-Y websocket -T fields", t_wall, t_cpu, t_rss))
+    else:
+        print("tshark not installed: no comparison (apt-get install tshark)")
+    return rows
+
+
+def print_table(title: str, capture: str, rows: list[Row]) -> None:
+    packets = count_packets(capture)
+    print(f"\n{title}: {capture} ({packets:,} packets, {os.path.getsize(capture) / 1e6:.1f} MB)")
+    t_wall = next((wall for label, wall, _, _ in rows if label.startswith("tshark")), None)
+    print(f"{'command':48s} {'seconds':>8s} {'packets/s':>11s} {'peak RSS MB':>12s} {'vs tshark':>10s} {'CPU s':>7s}")
+    for label, wall, cpu, rss in rows:
+        ratio = f"{t_wall / wall:.2f}x" if t_wall and not label.startswith("tshark") else ""
+        print(f"{label:48s} {wall:8.2f} {packets / wall:11,.0f} {rss:12.0f} {ratio:>10s} {cpu:7.2f}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--capture", help="capture to measure (default: make one)")
@@ -105,55 +172,45 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the outputs in the temp directory")
     ap.add_argument("--floor", action="store_true",
                     help="also run floor.py: the least one Python process takes for the three big tables "
-                         "(only for captures made by make_capture.py)")
+                         "(only for captures made by make_capture.py; not on the TLS capture)")
+    ap.add_argument("--tls", action="store_true",
+                    help="also measure the same traffic over TLS 1.3, decrypted with its key log (dissect "
+                         "--tls-keylog, tshark -o tls.keylog_file)")
+    ap.add_argument("--tls-only", action="store_true", help="as --tls, without the plaintext runs")
+    ap.add_argument("--tls-capture", help="the TLS capture to measure (default: make one like the plaintext one)")
+    ap.add_argument("--tls-keylog", help="its key log (default: the TLS capture's name with .keys)")
     args = ap.parse_args()
+    tls = args.tls or args.tls_only or args.tls_capture is not None
 
     work = Path(tempfile.mkdtemp(prefix="dissect-bench-"))
-    capture = args.capture
-    if capture is None:
-        capture = str(work / f"ws_{args.packets}.pcap")
-        subprocess.run([sys.executable, str(HERE / "make_capture.py"), "--packets", str(args.packets),
-                        "--connections", str(args.connections), "--out", capture], check=True)
-    packets = count_packets(capture)
-    size_mb = os.path.getsize(capture) / 1e6
-    print(f"capture: {capture} ({packets:,} packets, {size_mb:.1f} MB)")
-
-    rows: list[tuple[str, float, float, int]] = []
-    dissect_cmd = [sys.executable, "-m", "dissect", "report", capture, "--out", str(work / "out"),
-                   "--no-html", "--quiet"]
-    runs = [("dissect report --jobs 1", dissect_cmd + ["--jobs", "1"]),
-            (f"dissect report (--jobs {_default_jobs()})", dissect_cmd + ["--out", str(work / "outd")])]
-    if args.jobs > 2:
-        runs.append((f"dissect report --jobs {args.jobs}",
-                     dissect_cmd + ["--jobs", str(args.jobs), "--out", str(work / "outj")]))
-    if args.html:
-        runs.append((f"... + report.html (--jobs {_default_jobs()})",
-                     dissect_cmd[:-2] + ["--quiet", "--out", str(work / "outh")]))
-    if args.floor:
-        runs.append(("floor.py (lower bound, 3 tables)", [sys.executable, str(HERE / "floor.py"), capture]))
-    for label, cmd in runs:
-        wall, rss, code = measure(cmd)
-        if code:
-            print(f"{label} failed with exit {code}", file=sys.stderr)
+    tables: list[tuple[str, str, list[Row]]] = []
+    if not args.tls_only:
+        capture = args.capture or make_capture(work, args.packets, args.connections, tls=False)[0]
+        rows = run_all(capture, None, args, work, "")
+        if rows is None:
             return 1
-        rows.append((label, wall, rss, code))
+        tables.append(("plaintext", capture, rows))
+    if tls:
+        if args.tls_capture:
+            capture, keylog = args.tls_capture, args.tls_keylog or str(Path(args.tls_capture).with_suffix(".keys"))
+        else:
+            capture, keylog = make_capture(work, args.packets, args.connections, tls=True)
+            keylog = args.tls_keylog or keylog
+        rows = run_all(capture, keylog, args, work, "_tls")
+        if rows is None:
+            return 1
+        tables.append(("TLS 1.3, decrypted", capture, rows))
 
-    tshark = shutil.which("tshark")
-    t_wall = None
-    if tshark:
-        cmd = [tshark, "-r", capture, "-Y", "websocket", "-T", "fields"]
-        for f in TSHARK_FIELDS:
-            cmd += ["-e", f]
-        t_wall, t_rss, code = measure(cmd, str(work / "tshark.tsv"))
-        rows.append(("tshark -Y websocket -T fields", t_wall, t_rss, code))
-    else:
-        print("tshark not installed: no comparison (apt-get install tshark)")
-
-    print(f"\n{'command':34s} {'seconds':>8s} {'packets/s':>11s} {'peak RSS MB':>12s} {'vs tshark':>10s}")
-    print("(peak RSS: all processes of the command together)")
-    for label, wall, rss, _ in rows:
-        ratio = f"{t_wall / wall:.2f}x" if t_wall and not label.startswith("tshark") else ""
-        print(f"{label:34s} {wall:8.2f} {packets / wall:11,.0f} {rss:12.0f} {ratio:>10s}")
+    print("\n(peak RSS: all processes of the command together)")
+    for title, capture, rows in tables:
+        print_table(title, capture, rows)
+    if len(tables) == 2:
+        plain = {r[0]: r for r in tables[0][2]}
+        print(f"\n{'TLS / plaintext':50s} {'seconds':>8s} {'CPU s':>7s}")
+        for label, wall, cpu, _ in tables[1][2]:
+            base = plain.get(label) or plain.get(label.replace("-o tls.keylog_file ", ""))
+            if base:
+                print(f"  {label:48s} {wall / base[1]:8.2f} {cpu / base[2]:7.2f}")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     else:

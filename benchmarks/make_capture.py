@@ -9,6 +9,18 @@ and Socket.IO CONNECT, then small text frames both ways (client frames masked, a
 requires) carrying Socket.IO events, some with acks, and pure ACK segments, interleaved across
 connections; FIN at the end. The format is what tcpdump writes on loopback (Ethernet, pcap, us).
 It is deterministic for a given set of arguments.
+
+    python3 benchmarks/make_capture.py --tls --packets 500000 --out /tmp/bench_tls.pcap
+
+``--tls`` makes the same traffic (the same connections, HTTP messages and WebSocket frames, byte for
+byte inside) over TLS 1.3 (TLS_AES_128_GCM_SHA256, see ``tls13_writer.py``): after the TCP
+handshake, a ClientHello segment and the server's flight (ServerHello, then EncryptedExtensions,
+Certificate, CertificateVerify and Finished encrypted, one record each) are added; the client's
+Finished goes in the segment of the HTTP upgrade request; every write of the plaintext capture
+(the request, the 101, each WebSocket frame) is one application-data record in its own segment.
+The traffic secrets are random per connection and written as an NSS key log beside the capture
+(``--keylog``, default the capture's name with ``.keys``). ``--packets`` counts the packets of the
+plaintext capture: the TLS one has two more per connection.
 """
 
 from __future__ import annotations
@@ -18,6 +30,9 @@ import base64
 import hashlib
 import random
 import struct
+from pathlib import Path
+
+from tls13_writer import ServerIdentity, Tls13Session
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -50,6 +65,8 @@ def ws_frame(payload: bytes, masked: bool, rnd: random.Random, opcode: int = 1) 
 
 
 class Conn:
+    tls: Tls13Session | None = None
+
     def __init__(self, i: int, rnd: random.Random) -> None:
         self.cip = 0x7F000001
         self.sip = 0x7F000001
@@ -70,6 +87,14 @@ class Conn:
         self.sseq += len(payload) + (1 if flags & 0x03 else 0)
         return p
 
+    def c2s_write(self, data: bytes, before: bytes = b"") -> bytes:
+        """A segment carrying one write of the client (sealed in a record under TLS)."""
+        return self.c2s(before + (self.tls.client.seal(data) if self.tls else data))
+
+    def s2c_write(self, data: bytes) -> bytes:
+        """A segment carrying one write of the server (sealed in a record under TLS)."""
+        return self.s2c(self.tls.server.seal(data) if self.tls else data)
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -77,20 +102,31 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=50)
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--tls", action="store_true", help="the same traffic over TLS 1.3, with a key log")
+    ap.add_argument("--keylog", help="where --tls writes the key log (default: the capture's name with .keys)")
     args = ap.parse_args()
     rnd = random.Random(args.seed)
     conns = [Conn(i, rnd) for i in range(args.connections)]
+    trnd = random.Random(f"tls-{args.seed}")  # TLS material and its extra packets: rnd stays the plaintext's
+    if args.tls:
+        identity = ServerIdentity("localhost", trnd)
+        for c in conns:
+            c.tls = Tls13Session(trnd, identity)
     ts = 1_700_000_000_000_000  # microseconds
     out = open(args.out, "wb")  # noqa: SIM115
     out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
-    count = 0
+    count = 0  # packets of the plaintext capture
+    extra = 0  # packets only the TLS capture has
     buf: list[bytes] = []
 
-    def emit(frame: bytes) -> None:
-        nonlocal ts, count
-        ts += rnd.randrange(1, 40)
+    def emit(frame: bytes, tls_only: bool = False) -> None:
+        nonlocal ts, count, extra
+        ts += (trnd if tls_only else rnd).randrange(1, 40)
         buf.append(struct.pack("<IIII", ts // 1_000_000, ts % 1_000_000, len(frame), len(frame)) + frame)
-        count += 1
+        if tls_only:
+            extra += 1
+        else:
+            count += 1
         if len(buf) >= 10000:
             out.write(b"".join(buf))
             buf.clear()
@@ -99,18 +135,23 @@ def main() -> None:
         emit(c.c2s(b"", 0x02))
         emit(c.s2c(b"", 0x12))
         emit(c.c2s(b"", 0x10))
+        client_finished = b""
+        if c.tls:
+            emit(c.c2s(c.tls.client_hello_segment), tls_only=True)
+            emit(c.s2c(c.tls.server_flight_segment), tls_only=True)
+            client_finished = c.tls.client_finished_records
         key = base64.b64encode(rnd.randbytes(16))
         accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
-        emit(c.c2s(b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: localhost:9000\r\n"
+        emit(c.c2s_write(b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: localhost:9000\r\n"
                    b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
-                   b"\r\nSec-WebSocket-Version: 13\r\n\r\n"))
-        emit(c.s2c(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   b"\r\nSec-WebSocket-Version: 13\r\n\r\n", client_finished))
+        emit(c.s2c_write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                    b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"))
         sid = f"sid{c.cport:016d}".encode()
-        emit(c.s2c(ws_frame(b'0{"sid":"' + sid + b'","upgrades":[],"pingInterval":25000,'
+        emit(c.s2c_write(ws_frame(b'0{"sid":"' + sid + b'","upgrades":[],"pingInterval":25000,'
                             b'"pingTimeout":20000,"maxPayload":1000000}', False, rnd)))
-        emit(c.c2s(ws_frame(b"40", True, rnd)))
-        emit(c.s2c(ws_frame(b'40{"sid":"' + sid + b'"}', False, rnd)))
+        emit(c.c2s_write(ws_frame(b"40", True, rnd)))
+        emit(c.s2c_write(ws_frame(b'40{"sid":"' + sid + b'"}', False, rnd)))
     tail = 4 * len(conns)
     events = [b"tick", b"chat message", b"position", b"state"]
     while count < args.packets - tail:
@@ -121,17 +162,17 @@ def main() -> None:
             ev = events[c.n % 4]
             if c.n % 10 == 0:  # every tenth event asks for an ack
                 c.unacked.append(c.n)
-                emit(c.c2s(ws_frame(b'42' + str(c.n).encode() + b'["' + ev + b'",{"n":' +
+                emit(c.c2s_write(ws_frame(b'42' + str(c.n).encode() + b'["' + ev + b'",{"n":' +
                                     str(c.n).encode() + b',"v":"' + b"x" * rnd.randrange(5, 60) + b'"}]',
                                     True, rnd)))
             else:
-                emit(c.c2s(ws_frame(b'42["' + ev + b'",{"n":' + str(c.n).encode() + b',"v":"' +
+                emit(c.c2s_write(ws_frame(b'42["' + ev + b'",{"n":' + str(c.n).encode() + b',"v":"' +
                                     b"x" * rnd.randrange(5, 60) + b'"}]', True, rnd)))
         elif r < 0.85:
             if c.unacked:  # the server answers pending acks first, as a real one would
-                emit(c.s2c(ws_frame(b'43' + str(c.unacked.pop(0)).encode() + b'[{"ok":true}]', False, rnd)))
+                emit(c.s2c_write(ws_frame(b'43' + str(c.unacked.pop(0)).encode() + b'[{"ok":true}]', False, rnd)))
             else:
-                emit(c.s2c(ws_frame(b'42["update",{"n":' + str(c.n).encode() + b',"data":"' +
+                emit(c.s2c_write(ws_frame(b'42["update",{"n":' + str(c.n).encode() + b',"data":"' +
                                     b"y" * rnd.randrange(5, 120) + b'"}]', False, rnd)))
         else:
             emit(c.c2s(b"", 0x10))
@@ -142,7 +183,13 @@ def main() -> None:
         emit(c.s2c(b"", 0x10))
     out.write(b"".join(buf))
     out.close()
-    print(f"{args.out}: {count} packets")
+    if args.tls:
+        keylog = args.keylog or str(Path(args.out).with_suffix(".keys"))
+        with open(keylog, "w") as f:
+            f.write("".join(line + "\n" for c in conns if c.tls for line in c.tls.keylog_lines))
+        print(f"{args.out}: {count + extra} packets, TLS 1.3; key log {keylog}")
+    else:
+        print(f"{args.out}: {count} packets")
 
 
 if __name__ == "__main__":

@@ -68,6 +68,8 @@ class Tls13Protection:
         except InvalidTag:
             raise DecryptError("tls-decrypt-failed", f"AEAD tag mismatch at sequence number {self.seq}") from None
         self.seq += 1
+        if inner and inner[-1]:  # no padding (the commonest): the last byte is the content type
+            return inner[-1], inner[:-1]
         content = inner.rstrip(b"\x00")
         if not content:
             raise DecryptError("tls-bad-inner-plaintext", "no content type in TLSInnerPlaintext (all zeros)")

@@ -19,6 +19,8 @@ with an anomaly, as do lost bytes (record framing cannot be trusted after a gap,
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .cipher import DecryptError, Protection, Tls13Protection, tls12_protection
 from .events import (
     ALERT_DESCRIPTIONS,
@@ -67,6 +69,8 @@ from .records import (
 )
 from .suites import SUITES, CipherSuite, suite_name
 
+# ApplicationData(...) without the Python-level __new__ of NamedTuple (the same tuple), once per record
+_new_application_data: Callable[[type[ApplicationData], tuple[int, int, bytes]], ApplicationData] = tuple.__new__
 MAX_HELD_EARLY_DATA = 64 * 1024
 MAX_SKIPPED_RECORDS = 64  # records no key opens before the connection's key is declared wrong
 #: The kinds of the :class:`Anomaly` events this engine makes itself (the other kinds of records and
@@ -146,8 +150,27 @@ class TlsConnection:
         side = self._sides[direction]
         if side.stopped or self._closed or not data:
             return out
-        try:
-            self._receive(direction, side, ts, data)
+        try:  # the records of ``data``, the hot path inline: application data under a settled key
+            for record in side.reader.feed(data):
+                if side.stopped:
+                    break
+                protection = side.protection
+                if record.content_type == APPLICATION_DATA and protection is not None and side.trial is None \
+                        and side.encrypted and self._opened_any:
+                    try:
+                        inner_type, plaintext = protection.open(record.header, record.fragment)
+                    except DecryptError as exc:
+                        self._open_failed(direction, side, ts, exc, APPLICATION_DATA)
+                        continue
+                    if inner_type == APPLICATION_DATA:
+                        if plaintext:
+                            out.append(_new_application_data(ApplicationData, (direction, ts, plaintext)))
+                    else:
+                        self._inner(direction, side, ts, inner_type, plaintext)
+                    continue
+                self._record(direction, side, ts, record)
+            if side.reader.error is not None and not side.stopped:
+                self._stop(direction, ts, *side.reader.error)
         except Exception as exc:  # a bug must not take the capture down: it becomes an anomaly
             self._stop(direction, ts, "tls-internal-error", f"{type(exc).__name__}: {exc}")
         return out
@@ -188,29 +211,6 @@ class TlsConnection:
         return out
 
     # -- records -------------------------------------------------------------------------------------------------
-
-    def _receive(self, direction: int, side: _Side, ts: int, data: bytes) -> None:
-        out = self._out
-        for record in side.reader.feed(data):
-            if side.stopped:
-                return
-            protection = side.protection
-            if record.content_type == APPLICATION_DATA and protection is not None and side.trial is None \
-                    and side.encrypted and self._opened_any:  # the hot path: application data under a settled key
-                try:
-                    inner_type, plaintext = protection.open(record.header, record.fragment)
-                except DecryptError as exc:
-                    self._open_failed(direction, side, ts, exc, APPLICATION_DATA)
-                    continue
-                if inner_type == APPLICATION_DATA:
-                    if plaintext:
-                        out.append(ApplicationData(direction, ts, plaintext))
-                else:
-                    self._inner(direction, side, ts, inner_type, plaintext)
-                continue
-            self._record(direction, side, ts, record)
-        if side.reader.error is not None and not side.stopped:
-            self._stop(direction, ts, *side.reader.error)
 
     def _record(self, direction: int, side: _Side, ts: int, record: Record) -> None:
         content_type = record.content_type

@@ -8,6 +8,7 @@ say why in ``error`` as (anomaly kind, detail); they never raise on input.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 CHANGE_CIPHER_SPEC = 20
@@ -30,6 +31,10 @@ class Record(NamedTuple):
     version: int
     header: bytes  # the 5 header bytes (the AAD of TLS 1.3)
     fragment: bytes
+
+
+# Record(...) without the Python-level __new__ of NamedTuple: the same tuple, made once per record on the hot path
+_new_record: Callable[[type[Record], tuple[int, int, bytes, bytes]], Record] = tuple.__new__
 
 
 class RecordReader:
@@ -60,6 +65,12 @@ class RecordReader:
             self._buffer = bytearray()
         else:
             view = bytes(data)
+            if len(view) >= HEADER_LENGTH:  # the commonest case: one whole record, nothing buffered
+                content_type = view[0]
+                length = (view[3] << 8) | view[4]
+                if (len(view) == HEADER_LENGTH + length and CHANGE_CIPHER_SPEC <= content_type <= HEARTBEAT
+                        and view[1] == 3 and length <= self.max_length):
+                    return [_new_record(Record, (content_type, 0x300 | view[2], view[:5], view[5:]))]
         records: list[Record] = []
         pos = 0
         end_of_data = len(view)
@@ -78,9 +89,8 @@ class RecordReader:
             if end > end_of_data:
                 need = HEADER_LENGTH + length
                 break
-            records.append(
-                Record(content_type, (major << 8) | view[pos + 2], view[pos : pos + 5], view[pos + 5 : end])
-            )
+            records.append(_new_record(
+                Record, (content_type, (major << 8) | view[pos + 2], view[pos : pos + 5], view[pos + 5 : end])))
             pos = end
         if pos < end_of_data:
             self._buffer = bytearray(view[pos:])
