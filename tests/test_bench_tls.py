@@ -29,7 +29,9 @@ from dissect.protocols.tls.suites import SUITES
 ROOT = Path(__file__).resolve().parent.parent
 MAKE = ROOT / "benchmarks" / "make_capture.py"
 PACKETS, CONNECTIONS = 2000, 20
-TIMES = {"ts", "ts_first", "ts_last", "ts_request", "ts_response", "ts_end", "latency_ms"}
+# times, and Wireshark frame numbers (the TLS capture has two more packets per connection)
+TIMES = {"ts", "ts_first", "ts_last", "ts_request", "ts_response", "ts_end", "latency_ms", "frame",
+         "frame_request", "frame_response"}
 
 
 def _make(out: Path, *extra: str) -> None:
