@@ -355,3 +355,16 @@ def test_session_list_counts_rows_without_keeping_them() -> None:
         assert line.counts["sio_packets"] == 500 * sio
         # what a line keeps is a fixed record, whatever the number of rows
         assert set(line.counts) <= {*TABLES, "anomalies"} and len(line.handshakes) <= 5
+
+
+def test_a_report_of_an_earlier_dissect_is_replaced(tmp_path: Path) -> None:
+    """A report without the tables added since (sio_sockets) is still a dissect report."""
+    out = tmp_path / "old"
+    out.mkdir()
+    (out / "summary.json").write_text('{"schema": 1, "totals": {}}')
+    for t in ("sessions", "handshakes", "http", "ws_frames", "ws_messages", "sio_packets"):
+        (out / f"{t}.csv").write_text("session_id\n")
+    cap = str(Path(__file__).resolve().parent.parent / "captures" / "sio4_websocket.pcap")
+    res = CliRunner().invoke(main, ["report", cap, "--out", str(out), "-q", "--no-html", "--jobs", "1"])
+    assert res.exit_code == 0, res.output
+    assert (out / "sio_sockets.csv").exists() and len((out / "sessions.csv").read_text().splitlines()) == 3

@@ -165,3 +165,17 @@ def test_a_capture_cut_short_is_compared_as_far_as_tshark_reads(tmp_path: Path, 
     frames = json.loads(part.output)[0]["compared"]["ws_frames"]
     assert 0 < frames < json.loads(whole.output)[0]["compared"]["ws_frames"]
     assert json.loads(part.output)[0]["notes"]
+
+
+def test_the_command_line_starts_without_pandas() -> None:
+    """Only the commands that need DataFrames import pandas (it costs ~70 MB and ~0.3 s)."""
+    import subprocess
+    import sys
+
+    from dissect.cli.crosscheck import ENGINE_NAMES
+    from dissect.report.crosscheck import ENGINES
+
+    assert sorted(ENGINES) == ENGINE_NAMES
+    out = subprocess.run([sys.executable, "-c", "import sys, dissect.cli; print('pandas' in sys.modules)"],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

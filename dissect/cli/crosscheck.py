@@ -9,13 +9,16 @@ import click
 
 from dissect.cli.options import make_filters, port_host_options, tls_keylog_option
 from dissect.errors import CaptureError, DissectError
-from dissect.report.crosscheck import ENGINES, CrossCheckResult, WiresharkError, compare, require_tshark
 from dissect.run.core import expand_paths
+
+# report.crosscheck (and pandas under it) is imported when the command runs: the command line
+# starts without pandas for the commands that do not need it. The engines' names, as it knows them:
+ENGINE_NAMES = ["pyshark", "tshark"]
 
 
 @click.command()
 @click.argument("captures", nargs=-1, required=True)
-@click.option("--engine", type=click.Choice(sorted(ENGINES)), default="tshark", show_default=True,
+@click.option("--engine", type=click.Choice(ENGINE_NAMES), default="tshark", show_default=True,
               help="Run Wireshark's dissectors through tshark -T fields, or through pyshark.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the disagreements.")
@@ -36,6 +39,8 @@ def crosscheck(captures: tuple[str, ...], engine: str, as_json: bool, quiet: boo
     missing.
     """
     make_filters(port, host, (), ())  # a bad --host is a usage error (exit 2)
+    from dissect.report.crosscheck import CrossCheckResult, WiresharkError, compare, require_tshark
+
     results: list[CrossCheckResult] = []
     try:
         require_tshark()

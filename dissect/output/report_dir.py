@@ -1,8 +1,9 @@
 """A report directory (``dissect report --out DIR``) holds one report.
 
 A directory holds a *dissect report* when its ``summary.json`` is a JSON object with an integer
-``schema`` and a ``totals`` object, and the file of every table is there in one format
-(``sessions.csv`` ... ``sio_packets.csv``, or ``.jsonl``, or ``.parquet``). Those files, plus
+``schema`` and a ``totals`` object, and the files of the first release's six tables are there in
+one format (``sessions.csv`` ... ``sio_packets.csv``, or ``.jsonl``, or ``.parquet``), so that a
+report of an earlier dissect, without the tables added since, is recognised too. Those files, plus
 ``report.html``, are the report's files (:data:`REPORT_FILES`).
 
 :class:`ReportDir` writes a new report so that a reused ``--out`` never mixes two reports:
@@ -36,6 +37,7 @@ from dissect.records import TABLES
 
 TABLE_FORMATS = ("csv", "jsonl", "parquet")
 #: Every file a dissect report may hold.
+FIRST_TABLES = ("sessions", "handshakes", "http", "ws_frames", "ws_messages", "sio_packets")
 REPORT_FILES = frozenset({f"{t}.{fmt}" for t in TABLES for fmt in TABLE_FORMATS} | {"summary.json", "report.html"})
 #: Prefix of the temporary directory a report is written into before it is moved into place.
 TMP_PREFIX = ".dissect-new-"
@@ -43,7 +45,7 @@ TMP_PREFIX = ".dissect-new-"
 
 def is_report(directory: str) -> bool:
     """Whether ``directory`` holds a dissect report: a summary.json with an integer ``schema`` and
-    a ``totals`` object, and the file of every table in one of the formats."""
+    a ``totals`` object, and the files of the first six tables in one of the formats."""
     try:
         with open(os.path.join(directory, "summary.json"), encoding="utf-8") as f:
             summary = json.load(f)
@@ -53,7 +55,8 @@ def is_report(directory: str) -> bool:
     if not isinstance(summary, dict) or not isinstance(summary.get("schema"), int) \
             or not isinstance(summary.get("totals"), dict):
         return False
-    return any(all(f"{t}.{fmt}" in names for t in TABLES) for fmt in TABLE_FORMATS)
+    # the tables of the first release: a report of an earlier dissect lacks the tables added since
+    return any(all(f"{t}.{fmt}" in names for t in FIRST_TABLES) for fmt in TABLE_FORMATS)
 
 
 def _why(e: OSError) -> str:
