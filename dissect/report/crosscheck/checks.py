@@ -47,6 +47,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from dissect.capture.ip import endpoint_text
 from dissect.output.distribution import to_number
 from dissect.report.crosscheck.result import CrossCheckResult
 from dissect.report.crosscheck.wireshark import (
@@ -147,7 +148,7 @@ def compare_analysis(analysis: Any, view: WiresharkView, path: str = "",
         res.count("streams")
         if not candidates:
             a, b = sorted(st.endpoints)
-            res.add("streams", None, f"tcp.stream {st.stream} ({a[0]}:{a[1]} <-> {b[0]}:{b[1]}, "
+            res.add("streams", None, f"tcp.stream {st.stream} ({endpoint_text(*a)} <-> {endpoint_text(*b)}, "
                                      f"first packet {res.t(st.first)}, {len(st.packets)} packets) "
                                      "has no dissect session", st.stream)
             continue
@@ -159,8 +160,8 @@ def compare_analysis(analysis: Any, view: WiresharkView, path: str = "",
         if int(r["session_id"]) not in used:
             res.count("streams")
             res.add("streams", int(r["session_id"]),
-                    f"dissect session {r['client_ip']}:{r['client_port']} -> "
-                    f"{r['server_ip']}:{r['server_port']} (ts_first {res.t(_ns_of(r['ts_first']))}) "
+                    f"dissect session {endpoint_text(r['client_ip'], r['client_port'])} -> "
+                    f"{endpoint_text(r['server_ip'], r['server_port'])} (ts_first {res.t(_ns_of(r['ts_first']))}) "
                     "has no tcp.stream")
 
     for st, row in matched:
@@ -206,8 +207,8 @@ def _compare_roles(res: CrossCheckResult, sid: int, st: _Stream, row: dict[str, 
                                   "has client_inferred false")
         return
     if st.client != client:
-        res.add("roles", sid, f"client dissect {client[0]}:{client[1]}, "
-                              f"wireshark (SYN sender) {st.client[0]}:{st.client[1]}")
+        res.add("roles", sid, f"client dissect {endpoint_text(*client)}, "
+                              f"wireshark (SYN sender) {endpoint_text(*st.client)}")
     if inferred:
         res.add("roles", sid, "wireshark saw the SYN, dissect has "
                               "client_inferred true")
