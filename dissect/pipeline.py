@@ -132,7 +132,6 @@ class Pipeline:
         half_open = flows.half_open
 
         inject = self.inject
-        outbox = self.outbox
         frame = 0  # Wireshark's frame number: every record of the file, 1-based
         flows.tcp_streams = 0
         for ts, lt, buf, off, caplen, wirelen in with_injected(reader, inject):

@@ -141,6 +141,14 @@ FIRST_PAYLOAD: list[FirstPayload] = [
 # Anything else (a server that speaks first, other protocols) is counted at the TCP layer only.
 
 
+def first_payload_row(direction: int, data: bytes) -> FirstPayload | None:
+    """The first :data:`FIRST_PAYLOAD` row whose sniffer recognises ``data``."""
+    for row in FIRST_PAYLOAD:
+        if row.sniff(direction, data):
+            return row
+    return None
+
+
 # -- after a 101 -------------------------------------------------------------------------------------
 
 def _websocket_after_101(dispatcher: Dispatcher, conn: Carrier, request: HttpRequest,
@@ -234,10 +242,8 @@ class Dispatcher:
 
     def first_data(self, conn: TcpConnection, direction: int, ts: int, data: bytes) -> None:
         """A connection's first in-order payload (its ``on_first_data`` hook)."""
-        for row in FIRST_PAYLOAD:
-            if row.sniff(direction, data):
-                break
-        else:
+        row = first_payload_row(direction, data)
+        if row is None:
             return
         own = self.ownership
         if own is not None:
@@ -246,17 +252,18 @@ class Dispatcher:
             if not mine:
                 conn.disown()
                 return
-        start = row.start(self, conn, direction, data)
-        conn.switch(start.dissector, start.app_protocol, [(direction, ts, data)], start.anomaly)
+        self._start(row, conn, direction, ts, data)
 
     def plaintext_first_data(self, plaintext: TlsPlaintext, direction: int, ts: int, data: bytes) -> None:
         """The first decrypted bytes of a TLS connection: the same table as a connection's first
         bytes (the flow's owner is decided already)."""
-        for row in FIRST_PAYLOAD:
-            if row.sniff(direction, data):
-                start = row.start(self, plaintext, direction, data)
-                plaintext.switch(start.dissector, start.app_protocol, [(direction, ts, data)], start.anomaly)
-                return
+        row = first_payload_row(direction, data)
+        if row is not None:
+            self._start(row, plaintext, direction, ts, data)
+
+    def _start(self, row: FirstPayload, carrier: Carrier, direction: int, ts: int, data: bytes) -> None:
+        start = row.start(self, carrier, direction, data)
+        carrier.switch(start.dissector, start.app_protocol, [(direction, ts, data)], start.anomaly)
 
     def switched(self, conn: Carrier, request: HttpRequest, response: HttpResponse,
                  trailing: Trailing) -> None:

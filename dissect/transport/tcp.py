@@ -113,7 +113,7 @@ class TcpConnection:
         self.foreign = False
         self.filtered = False  # left out by --host/--port: tracked as a foreign flow, no row
         # Columns of the session row that a layer above knows (TLS: version, cipher, SNI, ALPN).
-        self.app_columns: dict[str, object] = {}
+        self.app_columns: dict[str, object] | None = None
 
     # -- the application layer ------------------------------------------------------------------------
 
@@ -337,7 +337,7 @@ class TcpConnection:
             self.synack_ts, self.ack_ts, ms(self.syn_ts, self.ack_ts), ms(self.synack_ts, self.ack_ts),
             ms(self.last_syn_ts, self.synack_ts), c.retrans + s.retrans, c.ooo + s.ooo,
             c.lost + s.lost, self.close, self.source_file, self.syn_retrans, self.anomaly,
-            frame_first=self.frame_first, tcp_stream=self.tcp_stream, **self.app_columns,  # type: ignore[arg-type]
+            frame_first=self.frame_first, tcp_stream=self.tcp_stream, **(self.app_columns or {}),  # type: ignore[arg-type]
             community_id=community_id(self.client_ip, self.client_port, self.server_ip, self.server_port, TCP),
         )
 
