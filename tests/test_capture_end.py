@@ -95,3 +95,32 @@ def test_an_answer_that_never_came_is_still_a_failure(tmp_path: Path) -> None:
     hs = dissect.analyze(str(path)).handshakes
     last = hs[hs.layer == "tcp"].sort_values("ts_start").iloc[-1]
     assert last.ok == False and last.detail == "no SYN/ACK"  # noqa: E712
+
+
+UPGRADE = (b"GET /chat HTTP/1.1\r\nHost: example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+
+
+def test_unanswered_websocket_upgrade_has_a_handshake_row(tmp_path: Path) -> None:
+    """An Upgrade GET that no response answered is a websocket handshake row too: a failure when
+    the connection closed without an answer, "capture ended" when the capture stopped first."""
+    from tests import craft
+
+    closed = [(ts, craft.ethernet(ip)) for ts, ip in craft.handshake_and_data(c2s=[UPGRADE], s2c=[])]
+    path = tmp_path / "closed.pcap"
+    later = closed[-1][0] + 5, closed[-1][1]  # the capture went on 5 s more: no answer came
+    path.write_bytes(craft.write_pcap([*closed, later]))
+    hs = dissect.analyze(str(path)).handshakes
+    ws = hs[hs.layer == "websocket"]
+    assert len(ws) == 1
+    assert ws.iloc[0].ok == False and ws.iloc[0].detail == "no response"  # noqa: E712
+    assert ws.iloc[0].ts_end is None or ws.iloc[0].ts_end != ws.iloc[0].ts_end
+
+    cut_short = closed[:4]  # handshake and the GET; the capture ends there
+    path = tmp_path / "cut.pcap"
+    path.write_bytes(craft.write_pcap(cut_short))
+    a = dissect.analyze(str(path))
+    ws = a.handshakes[a.handshakes.layer == "websocket"]
+    assert len(ws) == 1
+    assert (ws.iloc[0].ok is None or ws.iloc[0].ok != ws.iloc[0].ok) and ws.iloc[0].detail == "capture ended"
+    assert a.summary["handshakes"]["websocket"]["capture_ended"] == 1

@@ -35,6 +35,7 @@ class Upper:
         self.requests: list[HttpRequest] = []
         self.responses: list[tuple[HttpRequest | None, HttpResponse]] = []
         self.upgrades: list[tuple[HttpRequest, HttpResponse]] = []
+        self.unanswered: list[HttpRequest] = []
         self.asked: list[str] = []
 
     def want_body(self, request: HttpRequest) -> bool:
@@ -50,6 +51,10 @@ class Upper:
     ) -> None:
         assert session_id == SID
         self.responses.append((request, response))
+
+    def http_unanswered(self, session_id: int, request: HttpRequest) -> None:
+        assert session_id == SID
+        self.unanswered.append(request)
 
     def http_switched(
         self, session_id: int, request: HttpRequest, response: HttpResponse, trailing: Trailing

@@ -26,7 +26,7 @@ from dissect.protocols.http import HttpDissector, HttpRequest, HttpResponse, Tra
 from dissect.protocols.tls import KeyLog, looks_like_tls
 from dissect.protocols.tls.dissector import TlsDissector, TlsPlaintext
 from dissect.protocols.websocket import DeflateParams, WebSocketDissector, frames_tile, negotiate
-from dissect.records import C2S, Handshake, Outbox, ms
+from dissect.records import C2S, CAPTURE_ENDED, Handshake, Outbox, capture_ended, ms
 from dissect.transport.limits import Limits
 from dissect.transport.ownership import Ownership
 from dissect.transport.tcp import StreamDissector, TcpConnection
@@ -222,6 +222,17 @@ class HttpRouting:
             self.dispatcher.outbox.handshakes.append(Handshake(
                 session_id, "websocket", request.ts, response.ts, ms(request.ts, response.ts), False,
                 f"status={response.status}", "websocket"))
+
+    def http_unanswered(self, session_id: int, request: HttpRequest) -> None:
+        """An upgrade to WebSocket that got no response: a failed ``websocket`` handshake, or ok
+        empty ("capture ended") when the capture stopped before an answer could come."""
+        if _wants_websocket(request):
+            ok: bool | None = False
+            detail = "no response"
+            if capture_ended(request.ts, self.dispatcher.outbox.capture_end):
+                ok, detail = None, CAPTURE_ENDED
+            self.dispatcher.outbox.handshakes.append(Handshake(
+                session_id, "websocket", request.ts, None, None, ok, detail, "websocket"))
 
     def http_switched(self, session_id: int, request: HttpRequest, response: HttpResponse,
                       trailing: Trailing) -> None:

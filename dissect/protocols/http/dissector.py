@@ -540,6 +540,8 @@ class HttpDissector:
             upgrade = req.headers.get("upgrade")
         if upgrade is None and resp is not None:
             upgrade = resp.headers.get("upgrade")
+        if resp is None and req is not None and self.upper is not None:
+            self.upper.http_unanswered(self.session_id, req)
         self.outbox.http.append(
             HttpExchange(
                 session_id=self.session_id,

@@ -64,6 +64,10 @@ class HttpUpper(Protocol):
         """The final response is complete (not called for 1xx, including 101)."""
         ...
 
+    def http_unanswered(self, session_id: int, request: HttpRequest) -> None:
+        """The request got no response before the connection (or the capture) ended."""
+        ...
+
     def http_switched(
         self, session_id: int, request: HttpRequest, response: HttpResponse, trailing: Trailing
     ) -> None:
