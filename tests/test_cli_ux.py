@@ -368,3 +368,58 @@ def test_a_report_of_an_earlier_dissect_is_replaced(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["report", cap, "--out", str(out), "-q", "--no-html", "--jobs", "1"])
     assert res.exit_code == 0, res.output
     assert (out / "sio_sockets.csv").exists() and len((out / "sessions.csv").read_text().splitlines()) == 3
+
+
+def test_a_killed_run_is_cleaned_up_by_the_next(tmp_path: Path) -> None:
+    """SIGKILL leaves the temporary directory behind; the next report into the directory removes
+    it (its process no longer runs), and leaves those of running processes alone."""
+    import subprocess
+    import sys
+
+    from dissect.output.report_dir import remove_stale
+
+    out = tmp_path / "r"
+    assert invoke("report", SIO, "--out", str(out), "-q", "--no-html")[0] == 0
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = __import__("socket").gethostname().replace("-", "_")
+    stale = out / f"{TMP_PREFIX}{host}-{dead.pid}-abc"
+    running = out / f"{TMP_PREFIX}{host}-{os.getppid()}-def"
+    other_host = out / f"{TMP_PREFIX}elsewhere-{dead.pid}-ghi"
+    for d in (stale, running, other_host):
+        d.mkdir()
+        (d / "sessions.csv").write_text("partial")
+    assert invoke("report", SIO, "--out", str(out), "-q", "--no-html")[0] == 0
+    assert not stale.exists() and running.exists() and other_host.exists()
+    assert remove_stale(str(out)) == []
+
+
+def test_sigterm_removes_the_partial_report(tmp_path: Path) -> None:
+    """SIGTERM (kill, a CI timeout) ends a run as Ctrl-C does: no temporary directory is left and
+    the earlier report stays whole."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests import craft
+
+    out = tmp_path / "r"
+    assert invoke("report", SIO, "--out", str(out), "-q", "--no-html")[0] == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    big = tmp_path / "big.pcap"
+    pk = []
+    for i in range(3000):  # enough connections to take a few seconds
+        conn = craft.handshake_and_data(isn_c=1000 + i, t0=1_700_000_000 + i * 0.01)
+        pk.extend((ts, craft.ethernet(ip)) for ts, ip in conn)
+    big.write_bytes(craft.write_pcap(pk * 10))
+    proc = subprocess.Popen([sys.executable, "-m", "dissect", "report", str(big), "--out", str(out), "-q"],
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any(n.startswith(TMP_PREFIX) for n in os.listdir(out)):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0, "the run ended before the signal; make the capture bigger"
+    assert "interrupted" in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

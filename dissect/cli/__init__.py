@@ -7,9 +7,11 @@ analysed as far as it goes, with a warning line, and exits 0.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Callable
@@ -78,11 +80,19 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
+def _terminated(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def guarded(f: F) -> F:
     """Turn dissect's own errors into one line on stderr and exit 2 (never a traceback)."""
 
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        # SIGTERM (kill, a CI job's timeout) ends the run as Ctrl-C does: the partial report is
+        # removed and the earlier one left whole
+        with contextlib.suppress(ValueError):  # not the main thread (tests call commands in threads)
+            signal.signal(signal.SIGTERM, _terminated)
         try:
             return f(*args, **kwargs)
         except DissectError as e:

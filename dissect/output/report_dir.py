@@ -15,12 +15,13 @@ report of an earlier dissect, without the tables added since, is recognised too.
 - ``DIR`` not empty and no dissect report, or not a directory: refused (:class:`DissectError`),
   nothing written.
 
-The new report is written into a temporary directory, ``DIR/.dissect-new-XXXX``, and its files are
+The new report is written into a temporary directory, ``DIR/.dissect-new-HOST-PID-XXXX``, and its files are
 moved into ``DIR`` (``os.replace``, each atomic) only once it is complete, so a run that fails or is
 interrupted leaves the earlier report whole. The temporary directory is inside ``DIR`` rather than
 beside it so that ``DIR`` itself is never renamed: it may be the current directory, a mount point
 (a CI job's volume) or sit in a directory dissect cannot write to, and the moves never cross file
-systems.
+systems. A run killed outright (SIGKILL, a power cut) cannot remove its temporary directory; the
+next report into ``DIR`` removes those of processes of this host that no longer run.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import tempfile
 from types import TracebackType
 
@@ -61,6 +63,40 @@ def is_report(directory: str) -> bool:
 
 def _why(e: OSError) -> str:
     return e.strerror or type(e).__name__
+
+
+def _host() -> str:
+    return socket.gethostname().replace("-", "_") or "host"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, but another user's
+        return True
+    return True
+
+
+def remove_stale(out: str) -> list[str]:
+    """Remove the temporary directories that killed runs of this host left in ``out`` (their
+    process no longer runs); returns their names. Those of other hosts (a shared file system) and
+    of running processes are left alone."""
+    removed = []
+    host = _host()
+    with contextlib.suppress(OSError):
+        for name in os.listdir(out):
+            if not name.startswith(TMP_PREFIX):
+                continue
+            parts = name[len(TMP_PREFIX):].split("-")
+            if len(parts) < 3 or parts[0] != host or not parts[1].isdigit():
+                continue
+            pid = int(parts[1])
+            if pid != os.getpid() and not _alive(pid):
+                shutil.rmtree(os.path.join(out, name), ignore_errors=True)
+                removed.append(name)
+    return removed
 
 
 class ReportDir:
@@ -96,8 +132,9 @@ class ReportDir:
             except OSError as e:
                 raise DissectError(f"--out {out}: cannot create the directory ({_why(e)})") from None
             self._created = True
+        remove_stale(out)
         try:
-            self.work = tempfile.mkdtemp(prefix=TMP_PREFIX, dir=out)
+            self.work = tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{_host()}-{os.getpid()}-", dir=out)
         except OSError as e:
             self._remove_created()
             raise DissectError(f"--out {out}: cannot write in the directory ({_why(e)})") from None

@@ -23,6 +23,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterable
 from typing import Any
@@ -90,6 +91,7 @@ def _worker(args: tuple[int, int, list[str], str | None, str, int, Limits, Filte
     """One worker: the run core over every file, keeping the rows of the flows it owns. Returns
     its result, its rows (when collecting in memory) and where its part files' blocks are."""
     index, count, files, out_dir, fmt, digits, limits, filters, quiet, blocks, keylog = args
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the pool ends its workers with SIGTERM: no traceback
     own = Ownership(index, count)
     builder = SummaryBuilder()
     writer: Any = ReportWriter(out_dir, fmt, digits, blocks) if out_dir else MemoryCollector()

@@ -87,6 +87,7 @@ def _writing_side(conn: Any, parent_end: Any, make_writer: Callable[[], Any]) ->
     parent_end.close()
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent ends the child with SIGTERM: no traceback
     gc.set_threshold(50_000, *gc.get_threshold()[1:])  # as the pipeline does: rows are many objects
     try:
         writer = make_writer()
