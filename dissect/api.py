@@ -74,7 +74,7 @@ def analyze(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
     keylog = load_keylog(tls_keylog)
     if payloads:
         limits = dataclasses.replace(limits or Limits(), payloads=True)
-    rows: dict[str, list[tuple]] | None
+    rows: dict[str, list[tuple]]
     if dask is not None:
         from dissect.run.dask import run_dask
 
@@ -82,13 +82,15 @@ def analyze(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
     elif jobs > 1:
         from dissect.run.jobs import run_jobs
 
-        result, rows = run_jobs(paths, jobs, filters=filters, limits=limits, keylog=keylog)
+        result, in_memory = run_jobs(paths, jobs, filters=filters, limits=limits, keylog=keylog)
+        rows = in_memory or {}
     else:
         collector = MemoryCollector()
         result = run(paths, [collector], filters=filters, limits=limits, quiet=quiet, keylog=keylog)
         rows = collector.rows
+    rows["sio_broadcasts"] = list(result.broadcasts())  # made from every worker's rows, at the end
     _warn_capture_problems(result.summary)
-    a = Analysis.from_rows(rows or {}, result.summary)
+    a = Analysis.from_rows(rows, result.summary)
     for name, keys in _SORT_KEYS.items():
         df = a.table(name)
         if len(df):

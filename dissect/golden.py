@@ -36,7 +36,7 @@ REPORTS_DIR = ROOT / "reports"
 
 #: The files of a golden report.
 REPORT_FILES = ("sessions.csv", "handshakes.csv", "http.csv", "ws_frames.csv", "ws_messages.csv",
-                "sio_packets.csv", "sio_sockets.csv", "summary.json")
+                "sio_packets.csv", "sio_sockets.csv", "sio_broadcasts.csv", "summary.json")
 
 #: summary.json keys that would differ from run to run (dropped wherever they appear).
 VOLATILE_SUMMARY_KEYS = frozenset({"elapsed_s", "elapsed_ms", "wall_time_s", "generated_at"})

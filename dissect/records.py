@@ -168,6 +168,8 @@ class SioPacket(NamedTuple):
     frame: int | None = None  # Wireshark's frame number of the packet holding the packet's last byte
     acked_event: str | None = None  # on an ACK / BINARY_ACK row: the event name of the EVENT answered
     data: str | None = None  # only with --payloads: the packet's JSON as sent
+    # dissect's (the Socket.IO issue)
+    payload_digest: int | None = None  # on EVENT / BINARY_EVENT rows: CRC-32 of the event name and arguments as sent
 
 
 class SioSocket(NamedTuple):
@@ -197,6 +199,21 @@ class SioSocket(NamedTuple):
     anomaly: str = ""
 
 
+class SioBroadcast(NamedTuple):
+    """One fan-out: the same server-to-client EVENT (namespace, event name and payload bytes) to
+    several sockets within 1 s (table ``sio_broadcasts``; made at the end of a run from the
+    ``sio_packets`` rows, by :mod:`dissect.output.broadcasts`)."""
+
+    broadcast_index: int
+    namespace: str
+    event: str | None
+    ts_first: int
+    ts_last: int
+    spread_ms: float
+    recipients: int
+    payload_bytes: int
+
+
 TABLES: dict[str, type[tuple]] = {
     "sessions": Session,
     "handshakes": Handshake,
@@ -205,7 +222,11 @@ TABLES: dict[str, type[tuple]] = {
     "ws_messages": WsMessage,
     "sio_packets": SioPacket,
     "sio_sockets": SioSocket,
+    "sio_broadcasts": SioBroadcast,
 }
+#: The tables whose rows dissectors make, each row's first column its ``session_id``
+#: (``sio_broadcasts`` is made at the end of a run from the ``sio_packets`` rows).
+SESSION_TABLES = ("sessions", "handshakes", "http", "ws_frames", "ws_messages", "sio_packets", "sio_sockets")
 
 
 # Text columns whose values dissect itself chooses from a fixed vocabulary: never traffic-derived,

@@ -18,7 +18,8 @@ def contract_columns(table: str) -> list[str]:
     section = re.search(rf"^## {table}(?: \([^)]*\))?\n(.*?)(?=^## |\Z)", text, re.S | re.M)
     assert section is not None, f"no section for {table} in {CONTRACT}"
     lines = section.group(1).splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("session_id"))
+    first = TABLES[table]._fields[0]  # type: ignore[attr-defined]  # session_id, or broadcast_index
+    start = next(i for i, line in enumerate(lines) if line.startswith((first + ",", first + " (")))
     end = next((i for i in range(start, len(lines)) if not lines[i].strip() or lines[i].startswith("Added")),
                len(lines))
     listing = " ".join(lines[start:end])

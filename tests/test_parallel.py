@@ -112,7 +112,7 @@ def test_two_stages_write_the_same_bytes(tmp_path: Path, extra: list[str]) -> No
         assert res.exit_code == 0, res.output
     names = sorted(p.name for p in (tmp_path / "1").iterdir())
     assert names == sorted(p.name for p in (tmp_path / "2").iterdir())
-    assert "summary.json" in names and "report.html" in names and len(names) == 9
+    assert "summary.json" in names and "report.html" in names and len(names) == 10
     for name in names:  # report.html included
         assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes(), name
     assert sum(1 for _ in (tmp_path / "2" / names[-1]).open()) > 100  # ws_messages: many rows

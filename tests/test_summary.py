@@ -457,6 +457,7 @@ def test_json_clean_and_stable() -> None:
         "ws_messages",
         "sio_packets",
         "sio_sockets",
+        "sio_broadcasts",
         "anomalies",
         "warnings",
     ]

@@ -159,6 +159,8 @@ def test_large_tables_are_sampled_for_the_html_report(tmp_path: Path) -> None:
 def _block_frames(path: Path, table: str, blocks: Blocks, fmt: str) -> list[pd.DataFrame]:
     """Each recorded block parsed on its own, from its offset to the next block's."""
     raw = path.read_bytes()
+    if not blocks.offsets:
+        return []
     header = raw[: raw.index(b"\n") + 1] if fmt == "csv" else b""
     ends = list(blocks.offsets[1:]) + [len(raw)]
     out = []

@@ -18,6 +18,7 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from dissect.output.anomalies import anomaly_kind, split_anomalies
+from dissect.output.broadcasts import FanoutCandidates
 from dissect.output.distribution import (
     COUNTER_LIMIT,
     EXACT_LIMIT,
@@ -30,7 +31,7 @@ from dissect.output.distribution import (
     json_float,
     to_number,
 )
-from dissect.records import TABLES
+from dissect.records import TABLES, SioBroadcast
 
 if TYPE_CHECKING:
     from dissect.output.tables import Analysis
@@ -191,6 +192,11 @@ class SummaryBuilder:
         self._sock_recovery = self._counter()  # recovered / not_recovered (recovery asked)
         self._sock_replayed = 0
         self._pong = Distribution(exact_limit)
+        # sio broadcasts (the Socket.IO issue): candidates from sio_packets, fan-outs at the end
+        self._fanout = FanoutCandidates()
+        self._bc_recipients = Distribution(exact_limit)
+        self._bc_spread = Distribution(exact_limit)
+        self._bc_rows: list[SioBroadcast] | None = None  # made once, by broadcasts()
         # anomalies and warnings
         self._anom: dict[str, CappedCounter] = {}
         self._anom_rows = 0
@@ -215,7 +221,7 @@ class SummaryBuilder:
                 setattr(self, name, max(vals) if vals else None)
             elif isinstance(mine, (int, float)):
                 setattr(self, name, mine + theirs)
-            elif isinstance(mine, (CappedCounter, Distribution)):
+            elif isinstance(mine, (CappedCounter, Distribution, FanoutCandidates)):
                 mine.merge(theirs)
             elif name == "_files":
                 for path, f in theirs.items():
@@ -408,6 +414,21 @@ class SummaryBuilder:
                     self._event_keys[key] = (nsk, evk)
                 self._events.add(key if key in self._event_keys else OTHER, n)
         self._ack.extend(c["ack_latency_ms"])
+        if ts_divisor == 1e9:  # rows of a run (ns times), not a report read back
+            self._fanout.add_columns(c)
+
+    def broadcasts(self) -> list[SioBroadcast]:
+        """The run's ``sio_broadcasts`` rows, from every server-to-client EVENT counted (after the
+        workers' builders are merged); counted here too. Call once, at the end of a run."""
+        if self._bc_rows is None:
+            self._bc_rows = self._fanout.groups()
+            self._fanout.clear()
+            self.add("sio_broadcasts", self._bc_rows)
+        return self._bc_rows
+
+    def _add_sio_broadcasts(self, c: Mapping[str, Sequence[Any]], ts_divisor: float) -> None:
+        self._bc_recipients.extend(c["recipients"])
+        self._bc_spread.extend(c["spread_ms"])
 
     def _add_sio_sockets(self, c: Mapping[str, Sequence[Any]], ts_divisor: float) -> None:
         self._sock_reason.update(cell_key(x) or "none" for x in c["disconnect_reason"])
@@ -570,6 +591,11 @@ class SummaryBuilder:
                 "not_recovered": self._sock_recovery.counts.get("not_recovered", 0),
                 "replayed_events": self._sock_replayed,
                 "max_pong_delay_ms": self._pong.summary(),
+            },
+            "sio_broadcasts": {
+                "count": self.rows.get("sio_broadcasts", 0),
+                "recipients": self._bc_recipients.summary(),
+                "spread_ms": self._bc_spread.summary(),
             },
             "anomalies": {
                 "total": sum(by_kind.values()),

@@ -104,6 +104,7 @@ class Analysis:
     ws_messages: pd.DataFrame = field(default_factory=lambda: empty("ws_messages"))
     sio_packets: pd.DataFrame = field(default_factory=lambda: empty("sio_packets"))
     sio_sockets: pd.DataFrame = field(default_factory=lambda: empty("sio_sockets"))
+    sio_broadcasts: pd.DataFrame = field(default_factory=lambda: empty("sio_broadcasts"))
     summary: dict[str, Any] = field(default_factory=dict)
     # table -> k when only every k-th row was loaded (Analysis.from_dir with max_rows)
     sampled: dict[str, int] = field(default_factory=dict)

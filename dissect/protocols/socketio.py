@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import re
 from typing import NamedTuple
+from zlib import crc32
 
 from dissect.protocols.socketio_sockets import SessionSockets
 from dissect.records import C2S, CAPTURE_ENDED, S2C, Handshake, Outbox, capture_ended, ms
@@ -317,6 +318,7 @@ class SioResult(NamedTuple):
     broken: bool  # attachments were still expected in this direction: that group is cut short
     acked_event: str | None = None  # on an ACK: the event name of the EVENT it answers
     data: str | None = None  # --payloads: the packet's JSON as sent
+    digest: int | None = None  # EVENT / BINARY_EVENT: CRC-32 of the payload (event name and arguments)
 
 
 GROUP_NONE = 0
@@ -396,10 +398,13 @@ class SocketIOState:
         latency: float | None = None
         acked: str | None = None
         group = GROUP_NONE
+        digest: int | None = None
         if t == EVENT or t == BINARY_EVENT:
             if ack_id is not None:
                 anomaly = join_tags(anomaly, self.event_sent(direction, nsp, ack_id, ts, h.event))
-            self.sockets.event(direction, nsp, data[h.payload_start :], ts)
+            payload = data[h.payload_start :]
+            digest = crc32(payload)
+            self.sockets.event(direction, nsp, payload, ts)
         elif t == ACK or t == BINARY_ACK:
             answered = self.ack_received(direction, nsp, ack_id, ts)
             if answered is None:
@@ -442,6 +447,7 @@ class SocketIOState:
             acked,
             data[h.payload_start :].decode("utf-8", "replace") if self.payloads and h.payload_start < len(data)
             else None,
+            digest,
         )
 
     def event_sent(self, direction: int, nsp: str, ack_id: int, ts: int, event: str | None) -> str:

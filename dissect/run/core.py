@@ -21,6 +21,7 @@ from dissect.errors import CaptureError
 from dissect.output.summary import SummaryBuilder
 from dissect.pipeline import Consumer, Pipeline
 from dissect.protocols.tls import KeyLog
+from dissect.records import SioBroadcast
 from dissect.run.filters import Filters
 from dissect.transport.limits import Limits
 from dissect.transport.ownership import Ownership
@@ -131,11 +132,17 @@ class RunResult:
         self.nanosecond = self.nanosecond or other.nanosecond
         self.sessions += other.sessions
 
+    def broadcasts(self) -> list[SioBroadcast]:
+        """The ``sio_broadcasts`` rows, made from every worker's Socket.IO events once the run is
+        complete (:mod:`dissect.output.broadcasts`)."""
+        return self.builder.broadcasts()
+
     @functools.cached_property
     def summary(self) -> dict[str, Any]:
         """summary.json: the rows' figures plus what the readers, decoders and dissectors counted
         (made once, when the run is complete)."""
         builder = self.builder
+        builder.broadcasts()
         for info in self.files:
             builder.add_file(info["path"], info["packets"], info["bytes"], info["link_types"])
         for kind, n in self.warnings.items():

@@ -61,4 +61,5 @@ def run_dask(paths: Paths, address: Any, *, filters: Filters | None = None,
         for table, rs in _renumber(res_rows, merged.sessions).items():
             rows[table].extend(rs)
         merged.merge_file(res)
+    rows["sio_broadcasts"] = list(merged.broadcasts())
     return merged, rows

@@ -140,14 +140,20 @@ def run_jobs(paths: Paths, jobs: int, *, out_dir: str | None = None, fmt: str = 
             merged.merge_worker(r[0])
         rows: dict[str, list[tuple]] | None = None
         if parts and out_dir:
+            # sio_broadcasts is made here, from every worker's events: its one part is the parent's
+            made = ReportWriter(os.path.join(parts, str(jobs)), fmt, digits, blocks is not None)
+            made.add("sio_broadcasts", merged.broadcasts())
+            made.close()
+            sources = [(str(i), results[i][2]) for i in range(jobs)]
             for table in TABLES:
                 name = f"{table}.{fmt}"
                 joined = Blocks(table)
+                here = [(str(jobs), made.blocks if blocks is not None else None)] if table == "sio_broadcasts" \
+                    else sources
                 with open(os.path.join(out_dir, name), "wb") as out:
-                    for i in range(jobs):
-                        with open(os.path.join(parts, str(i), name), "rb") as part:
+                    for i, (part_dir, part_blocks) in enumerate(here):
+                        with open(os.path.join(parts, part_dir, name), "rb") as part:
                             skipped = len(part.readline()) if i and fmt == "csv" else 0  # each part's header
-                            part_blocks = results[i][2]
                             if part_blocks is not None:
                                 joined.extend(part_blocks[table], out.tell() - skipped)
                             shutil.copyfileobj(part, out, 1 << 20)
@@ -155,6 +161,7 @@ def run_jobs(paths: Paths, jobs: int, *, out_dir: str | None = None, fmt: str = 
                     blocks[table] = joined
         else:
             rows = {t: [r for res in results for r in (res[1] or {}).get(t, [])] for t in TABLES}
+            rows["sio_broadcasts"] = list(merged.broadcasts())
         return merged, rows
     finally:
         if parts:

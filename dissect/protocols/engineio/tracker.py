@@ -331,13 +331,14 @@ class EngineIO:
             values: tuple[object, ...] = (
                 tcp, ts, DIRECTION_NAMES[d], transport, sess.version,
                 EIO_TYPE_NAMES[t] if t >= 0 else "", "", None, None, None, None, size, None,
-                anomaly, sess.sid, None, self.outbox.frame, None, None,
+                anomaly, sess.sid, None, self.outbox.frame, None, None, None,
             )
         else:
             values = (
                 tcp, ts, DIRECTION_NAMES[d], transport, sess.version, "message", res.sio_type,
                 res.namespace, res.event, res.ack_id, res.attachments, size, res.ack_latency_ms,
                 anomaly, sess.sid, res.attachment_index, self.outbox.frame, res.acked_event, res.data,
+                res.digest,
             )
         self._deliver(sess, d, SioPacket._make(values), res)
         if sockets.ended:

@@ -9,6 +9,7 @@ that makes the row the general path (:meth:`SessionTracker.packet`) would make.
 from __future__ import annotations
 
 from typing import Protocol
+from zlib import crc32
 
 from dissect import fastpaths
 from dissect.protocols.engineio.packets import (
@@ -135,6 +136,7 @@ class EngineIOWebSocket:
                     tcp, ts, DIRECTION_NAMES[direction], "websocket", sess.version, "message", sio_type,
                     "/", name, ack_id, None, len(payload) - 1, latency, anomaly, sess.sid, None,
                     eio.outbox.frame, acked, payload[i:].decode("utf-8", "replace") if eio.payloads else None,
+                    crc32(payload[i:]) if name is not None else None,
                 )))
                 return
         pkt: DecodedPacket

@@ -1,0 +1,148 @@
+"""Socket.IO fan-outs (table ``sio_broadcasts``): one server event sent to many sockets.
+
+A socket.io server broadcasting (``io.emit``, ``io.to(room).emit``, ``socket.broadcast.emit``)
+encodes the packet once and writes the same bytes to every socket of the room; on the wire that is
+the same EVENT, byte for byte, to several sockets within a short time. REPORTS.md defines a
+fan-out as a maximal group of server-to-client EVENT packets with the same namespace, event name
+and payload bytes, each to a different socket, the first and the last within 1 s of each other.
+Here, precisely:
+
+* the candidates are the ``sio_packets`` rows with direction ``s2c``, sio_type ``EVENT`` or
+  ``BINARY_EVENT`` and a ``payload_digest`` (CRC-32 of the event name and arguments as sent, so
+  the ack id, which differs per socket, is left out; a BINARY_EVENT's attachments are not in it);
+* a socket is an Engine.IO session (``eio_sid``; the TCP session where no sid is known) and a
+  namespace;
+* in time order, a candidate joins the open group of its (namespace, event, digest, payload size)
+  when it came within 1 s of the group's first packet and its socket is not in the group yet;
+  otherwise it closes that group and opens the next one;
+* a group of two sockets or more is a fan-out; a group of one is an ordinary emit.
+
+The groups are made once, at the end of a run, from every worker's candidates (``--jobs``,
+``--dask``: the sockets of one broadcast are dissected by different workers). Each candidate costs
+32 bytes until then (four ``array`` cells and an index), not a Python object.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import Any
+from zlib import crc32
+
+from dissect.records import SioBroadcast, ms
+
+WINDOW_NS = 1_000_000_000  # the first and the last packet of a fan-out within 1 s (REPORTS.md)
+_EVENT_TYPES = ("EVENT", "BINARY_EVENT")
+_INT64 = 1 << 63
+
+
+def _socket_key(eio_sid: Any, session_id: Any, namespace: str) -> int:
+    """A 64-bit key for a socket: the same in every worker (no salted ``hash``)."""
+    who = f"{eio_sid}" if eio_sid is not None and eio_sid == eio_sid else f"#{session_id}"
+    raw = f"{who}\0{namespace}".encode("utf-8", "replace")
+    return (crc32(raw) << 31) ^ crc32(raw[::-1])  # below 2**63: an array("q") cell
+
+
+class FanoutCandidates:
+    """Server-to-client EVENTs seen so far (compact arrays), turned into fan-outs by :meth:`groups`."""
+
+    __slots__ = ("ts", "digest", "socket", "size", "kind", "kinds", "_kind_index")
+
+    def __init__(self) -> None:
+        self.ts = array("q")
+        self.digest = array("q")  # payload digest (32 bits) and payload size (31 bits)
+        self.socket = array("q")
+        self.size = array("q")
+        self.kind = array("l")  # index into ``kinds``
+        self.kinds: list[tuple[str, str | None]] = []  # (namespace, event)
+        self._kind_index: dict[tuple[str, str | None], int] = {}
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def add_columns(self, cols: Mapping[str, Sequence[Any]]) -> None:
+        """The candidates among ``sio_packets`` rows given column-wise (ts in ns)."""
+        digests = cols.get("payload_digest")
+        if digests is None:
+            return
+        sio_types = cols["sio_type"]
+        directions = cols["direction"]
+        for i, d in enumerate(digests):
+            if d is None or d != d or directions[i] != "s2c" or sio_types[i] not in _EVENT_TYPES:
+                continue
+            t = int(cols["ts"][i])
+            if not -_INT64 <= t < _INT64:  # a damaged capture's time: no array cell holds it
+                continue
+            nsp = cols["namespace"][i] or "/"
+            event = cols["event"][i]
+            kind = (nsp, event)
+            k = self._kind_index.get(kind)
+            if k is None:
+                k = self._kind_index[kind] = len(self.kinds)
+                self.kinds.append(kind)
+            size = int(cols["payload_bytes"][i] or 0)
+            self.ts.append(t)
+            self.digest.append((int(d) << 31) | (size & 0x7FFFFFFF))
+            self.socket.append(_socket_key(cols["eio_sid"][i], cols["session_id"][i], nsp))
+            self.size.append(size)
+            self.kind.append(k)
+
+    def merge(self, other: FanoutCandidates) -> None:
+        """Add another worker's candidates."""
+        remap = array("l")
+        for kind in other.kinds:
+            k = self._kind_index.get(kind)
+            if k is None:
+                k = self._kind_index[kind] = len(self.kinds)
+                self.kinds.append(kind)
+            remap.append(k)
+        self.ts.extend(other.ts)
+        self.digest.extend(other.digest)
+        self.socket.extend(other.socket)
+        self.size.extend(other.size)
+        self.kind.extend(remap[k] for k in other.kind)
+
+    def groups(self) -> list[SioBroadcast]:
+        """The fan-outs, in the order of their first packet (then namespace, event), numbered from 0."""
+        ts, digest, socket, kind = self.ts, self.digest, self.socket, self.kind
+        order = sorted(range(len(ts)), key=ts.__getitem__)
+        # open group per (kind, digest): [ts_first, ts_last, sockets, size]
+        open_groups: dict[tuple[int, int], list[Any]] = {}
+        found: list[tuple[int, int, int, int, int]] = []  # ts_first, ts_last, recipients, size, kind
+
+        def close(key: tuple[int, int], g: list[Any]) -> None:
+            if len(g[2]) >= 2:
+                found.append((g[0], g[1], len(g[2]), g[3], key[0]))
+
+        # groups by first packet, oldest first: those older than the window cannot grow, and
+        # are closed as time passes (memory: the groups of the last second, not of the capture)
+        ageing: deque[tuple[int, tuple[int, int], list[Any]]] = deque()
+        for i in order:
+            t = ts[i]
+            while ageing and t - ageing[0][0] > WINDOW_NS:
+                _, old_key, old = ageing.popleft()
+                if open_groups.get(old_key) is old:
+                    del open_groups[old_key]
+                    close(old_key, old)
+            key = (kind[i], digest[i])
+            g = open_groups.get(key)
+            if g is not None and t - g[0] <= WINDOW_NS and socket[i] not in g[2]:
+                g[1] = t
+                g[2].add(socket[i])
+                continue
+            if g is not None:
+                close(key, g)
+            g = open_groups[key] = [t, t, {socket[i]}, self.size[i]]
+            ageing.append((t, key, g))
+        for key, g in open_groups.items():
+            close(key, g)
+        found.sort(key=lambda f: (f[0], self.kinds[f[4]][0], self.kinds[f[4]][1] or "", f[1]))
+        rows = []
+        for index, (first, last, recipients, size, k) in enumerate(found):
+            nsp, event = self.kinds[k]
+            rows.append(SioBroadcast(index, nsp, event, first, last, ms(first, last) or 0.0, recipients, size))
+        return rows
+
+    def clear(self) -> None:
+        self.__init__()  # type: ignore[misc]

@@ -1,0 +1,144 @@
+"""sio_broadcasts: fan-outs found on the wire equal the broadcasts the socket.io server made
+(captures/sio4_broadcasts.truth.json, recorded by the server and the four clients), the same in
+one process, --jobs 2, --jobs 3 and the API; the grouping rule itself with hypothesis."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import dissect
+from dissect.output.broadcasts import WINDOW_NS, FanoutCandidates
+from tests.test_cli_ux import invoke
+
+CAPTURES = Path(__file__).resolve().parent.parent / "captures"
+CAPTURE = CAPTURES / "sio4_broadcasts.pcap"
+
+
+def truth() -> dict:
+    return json.loads((CAPTURES / "sio4_broadcasts.truth.json").read_text())
+
+
+def test_fanouts_equal_the_servers_broadcasts() -> None:
+    a = dissect.analyze(str(CAPTURE))
+    rows = a.sio_broadcasts.to_dict("records")
+    calls = truth()["broadcasts"]
+    fanouts = [b for b in calls if b["is_fanout"]]
+    assert len(fanouts) == 3 and len(calls) == 5  # the scenario: 3 broadcasts, 2 look-alikes that are not
+    assert len(rows) == len(fanouts)
+    for row, b in zip(rows, fanouts, strict=True):
+        assert (row["namespace"], row["event"]) == (b["namespace"], b["event"])
+        assert row["recipients"] == len(b["received"]) == len(b["intended_socket_sids"])
+        # the server writes before the clients read: the first packet precedes the first receipt
+        first_read = min(r["ts"] for r in b["received"])
+        assert 0 <= first_read - row["ts_first"] < 0.005
+        assert abs(row["spread_ms"] - b["spread_ms"]) < 1.0  # the clients' spread, within 1 ms
+        assert row["payload_bytes"] == b["received"][0]["packet_bytes"]
+    # the per-socket emits (different payloads; the same payload 1.2 s apart) are no fan-out
+    events = {r["event"] for r in rows}
+    assert not events & {b["event"] for b in calls if not b["is_fanout"]}
+    s = a.summary["sio_broadcasts"]
+    assert s["count"] == 3 and s["recipients"]["max"] == 4 and s["recipients"]["min"] == 2
+
+
+def test_broadcast_to_two_connections_of_sio4_websocket() -> None:
+    """The other capture whose scenario has a broadcast ('news' to A and B)."""
+    rows = dissect.analyze(str(CAPTURES / "sio4_websocket.pcap")).sio_broadcasts
+    assert list(rows.event) == ["news"] and list(rows.recipients) == [2]
+
+
+def test_the_same_with_jobs_and_in_the_report(tmp_path: Path) -> None:
+    texts = []
+    for jobs in ("1", "2", "3"):
+        out = tmp_path / jobs
+        assert invoke("report", str(CAPTURE), "--out", str(out), "-q", "--no-html", "--jobs", jobs)[0] == 0
+        texts.append((out / "sio_broadcasts.csv").read_text())
+        assert json.loads((out / "summary.json").read_text())["totals"]["sio_broadcasts"] == 3
+    assert texts[0] == texts[1] == texts[2]
+    assert texts[0].splitlines()[0] == ("broadcast_index,namespace,event,ts_first,ts_last,spread_ms,"
+                                        "recipients,payload_bytes")
+    assert len(dissect.analyze(str(CAPTURE), jobs=3).sio_broadcasts) == 3
+
+
+def _cols(rows: list[tuple[int, str, str, int, str, int]]) -> dict[str, list]:
+    """sio_packets columns for candidates (ts, namespace, event, digest, socket, size)."""
+    return {
+        "ts": [r[0] for r in rows], "direction": ["s2c"] * len(rows), "sio_type": ["EVENT"] * len(rows),
+        "namespace": [r[1] for r in rows], "event": [r[2] for r in rows],
+        "payload_digest": [r[3] for r in rows], "eio_sid": [r[4] for r in rows],
+        "session_id": [1] * len(rows), "payload_bytes": [r[5] for r in rows],
+    }
+
+
+candidate = st.tuples(
+    st.integers(0, 5 * WINDOW_NS), st.sampled_from(["/", "/chat"]), st.sampled_from(["a", "b"]),
+    st.integers(0, 2), st.sampled_from(["s1", "s2", "s3", "s4"]), st.just(10))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(candidate, max_size=60), st.integers(1, 4), st.randoms())
+def test_grouping_does_not_depend_on_the_split(rows: list, workers: int, rnd: random.Random) -> None:
+    """Split over workers (each sees part of the sockets, as --jobs) and merged, the fan-outs are
+    those of one process; every fan-out has 2+ distinct sockets within the window."""
+    one = FanoutCandidates()
+    one.add_columns(_cols(rows))
+    parts = [FanoutCandidates() for _ in range(workers)]
+    for r in rows:
+        parts[rnd.randrange(workers)].add_columns(_cols([r]))
+    merged = FanoutCandidates()
+    for p in parts:
+        merged.merge(p)
+    expected = one.groups()
+    assert merged.groups() == expected
+    for g in expected:
+        assert g.recipients >= 2 and 0 <= g.ts_last - g.ts_first <= WINDOW_NS
+    assert [g.broadcast_index for g in expected] == list(range(len(expected)))
+
+
+def test_grouping_rule() -> None:
+    c = FanoutCandidates()
+    s = 1_000_000
+    c.add_columns(_cols([
+        (0, "/", "a", 7, "s1", 5), (1 * s, "/", "a", 7, "s2", 5), (2 * s, "/", "a", 7, "s2", 5),  # s2 again: next
+        (3 * s, "/", "a", 7, "s3", 5),
+        (0, "/", "a", 8, "s3", 5),  # another payload: alone
+        (5000 * s, "/", "b", 7, "s1", 5), (6001 * s, "/", "b", 7, "s2", 5),  # 1.001 s apart: no fan-out
+    ]))
+    got = [(g.event, g.ts_first, g.ts_last, g.recipients) for g in c.groups()]
+    assert got == [("a", 0, 1 * s, 2), ("a", 2 * s, 3 * s, 2)]
+
+
+def test_other_captures_without_broadcasts_have_none() -> None:
+    for name in ("sio4_disconnects.pcapng", "sio4_recovery.pcap", "ws_basic.pcap"):
+        assert len(dissect.analyze(str(CAPTURES / name)).sio_broadcasts) == 0, name
+
+
+@pytest.mark.parametrize("name", ["sio2_polling.pcapng"])
+def test_same_bytes_to_each_client_within_a_second_is_a_fanout_by_definition(name: str) -> None:
+    """socket.io 2's scenario emits the same 'tick' to each client as it connects, under 1 s
+    apart: by REPORTS.md's definition (the wire cannot tell a loop of emits from a broadcast)
+    those are fan-outs; each recipient is a different Engine.IO session of the truth."""
+    a = dissect.analyze(str(CAPTURES / name))
+    sids = {e["eio_sid"] for e in json.loads((CAPTURES / name.replace(".pcapng", ".truth.json")).read_text())["events"]
+            if e["event"] == "tick"}
+    assert len(sids) >= 2
+    assert (a.sio_broadcasts.recipients <= len(sids)).all() and (a.sio_broadcasts.spread_ms <= 1000).all()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_the_table_reads_back(tmp_path: Path, fmt: str) -> None:
+    from dissect.output.tables import Analysis
+
+    out = tmp_path / "r"
+    assert invoke("report", str(CAPTURE), "--out", str(out), "-q", "--no-html", "--format", fmt)[0] == 0
+    back = Analysis.from_dir(str(out)).sio_broadcasts
+    live = dissect.analyze(str(CAPTURE)).sio_broadcasts
+    assert list(back.columns) == list(live.columns) and len(back) == 3
+    assert back[["namespace", "event", "recipients", "payload_bytes"]].equals(
+        live[["namespace", "event", "recipients", "payload_bytes"]])
+    assert (abs(back.ts_first - live.ts_first) < 1e-6).all()
