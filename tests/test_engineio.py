@@ -701,20 +701,22 @@ MSGPACK_CONNECT = b"\x82\xa4type\x00\xa3nsp\xa1/"
 MSGPACK_EVENT = b"\x84\xa4type\x02\xa4data\x92\xa2hi\x01\xa3nsp\xa1/\xa2id\x01"
 
 
-def test_custom_parser_over_websocket_and_polling() -> None:
+def test_msgpack_parser_over_websocket_and_polling() -> None:
+    """socket.io-msgpack-parser: its binary messages are decoded into the same rows."""
     outbox, e, ws = ws_session(4, path="/realtime/")
     ws.ws_message(C2S, 10, 2, MSGPACK_CONNECT)
     ws.ws_message(S2C, 11, 2, MSGPACK_EVENT)
     ws.ws_message(S2C, 12, 1, b"2")
-    got = [(r.eio_type, r.sio_type, r.namespace, r.anomaly) for r in outbox.sio_packets][1:]
-    assert got == [("message", "", None, CUSTOM_PARSER), ("message", "", None, CUSTOM_PARSER),
-                   ("ping", "", None, "")]
+    ws.ws_message(S2C, 13, 2, b"\x81\xa4kind\x01")  # not one of its packets
+    got = [(r.eio_type, r.sio_type, r.namespace, r.event, r.ack_id, r.anomaly) for r in outbox.sio_packets][1:]
+    assert got == [("message", "CONNECT", "/", None, None, ""), ("message", "EVENT", "/", "hi", 1, ""),
+                   ("ping", "", None, None, None, ""), ("message", "", None, None, None, CUSTOM_PARSER)]
     assert e.app_protocols[1] == "socketio"
     outbox = Outbox()
     e = EngineIO(outbox)
     open_polling(e, 4)
     e.polling_request(1, 3 * S, "POST", q(4), {}, b"b" + base64.b64encode(MSGPACK_CONNECT))
-    assert outbox.sio_packets[-1].anomaly == CUSTOM_PARSER
+    assert outbox.sio_packets[-1].sio_type == "CONNECT" and outbox.sio_packets[-1].transport == "polling"
 
 
 # ============================================================================================

@@ -324,7 +324,7 @@ def test_every_kind_has_a_meaning(tmp_path: Path) -> None:
     for t in ("sessions", "http", "ws_frames", "ws_messages", "sio_packets"):
         seen |= {anomaly_kind(x) for cell in a.table(t)["anomaly"].dropna() for x in split_anomalies(cell)}
     seen |= set(a.summary["warnings"]["by_kind"])
-    assert {"custom-parser", "truncated-file"} <= seen
+    assert {"pong-late", "truncated-file"} <= seen
     assert not seen - set(MEANINGS)
     assert not _kinds_in_code() - set(MEANINGS)
     assert all(m and "\n" not in m and len(m) <= 120 for m in MEANINGS.values())

@@ -29,9 +29,10 @@ MS = 1_000_000
 PYTHON_WORDS = {"server disconnect": "server namespace disconnect",
                 "client disconnect": "client namespace disconnect"}
 
-# Captures whose truth has ``sockets``; sio4_msgpack is apart (its parser is not decoded yet).
+# Captures whose truth has ``sockets``.
 LIFECYCLE = ["sio4_ping_timeout.pcap", "sio4_disconnects.pcapng", "sio4_recovery.pcap",
-             "sio4_broadcasts.pcap", "sio2_ping_timeout.pcap", "sio_python_disconnects.pcapng"]
+             "sio4_broadcasts.pcap", "sio2_ping_timeout.pcap", "sio_python_disconnects.pcapng",
+             "sio4_msgpack.pcap"]
 
 
 def _truth(capture: str) -> dict[str, Any]:
@@ -95,11 +96,15 @@ def test_reason_and_who_match_the_server(capture: str) -> None:
 @pytest.mark.parametrize("capture", LIFECYCLE)
 def test_times_match_the_server(capture: str) -> None:
     rows = _rows(capture)
+    # sio4_msgpack: both peers' handlers ran up to 12 ms after the packets (the client recorded the
+    # receipt of A's CONNECT reply at .2173, the wire has it at .2067; the first msgpack packets
+    # of a fresh node process): the wire's times are checked to that tolerance there.
+    slack = 0.012 if "msgpack" in capture else 0.005
     for s in _truth(capture)["sockets"]:
         row = rows[(s["eio_sid"], s["namespace"])]
         # ts_connect: the CONNECT reply on the wire; the truth: the server's connection handler.
-        assert row["ts_connect"] == pytest.approx(s["ts_connect"], abs=0.005), s["label"]
-        tolerance = 0.005
+        assert row["ts_connect"] == pytest.approx(s["ts_connect"], abs=slack), s["label"]
+        tolerance = slack
         if capture.startswith("sio_python") and s["server_disconnect_reason"] == PING_TIMEOUT:
             # python-engineio's service task notices the timeout on its next round (it checks
             # every few hundred ms): the wire's ping + pingTimeout is earlier than its handler.
@@ -154,12 +159,6 @@ def test_ping_timeouts_and_heartbeat_anomalies() -> None:
     assert pz["anomaly"] == PONG_LATE and pz["disconnect_reason"] == PING_TIMEOUT
     healthy = [r for c in LIFECYCLE for r in _rows(c).values() if r["disconnect_reason"] != PING_TIMEOUT]
     assert healthy and all(r["anomaly"] in ("", None) for r in healthy)  # empty (None in pandas)
-
-
-def test_msgpack_sockets_are_not_decoded_yet() -> None:
-    """socket.io-msgpack-parser packets are not decoded (yet): no socket rows, rather than
-    invented ones. When the msgpack parser lands this test must become a LIFECYCLE one."""
-    assert _rows("sio4_msgpack.pcap") == {}
 
 
 # -- the older captures: closed_by / server_close_reason per Engine.IO session --------------------

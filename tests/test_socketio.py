@@ -27,6 +27,7 @@ from dissect.protocols.socketio import (
     GROUP_START,
     MODE_CUSTOM,
     MODE_EIO,
+    MODE_MSGPACK,
     MODE_SIO,
     MODE_UNKNOWN,
     RESERVED_EVENT_NAME,
@@ -37,6 +38,7 @@ from dissect.protocols.socketio import (
     SocketIOState,
     connect_error_message,
     looks_like_msgpack_map,
+    msgpack_packet,
     parse_header,
 )
 from dissect.records import C2S, S2C, Outbox
@@ -424,10 +426,18 @@ def test_impossible_attachment_count_expects_nothing() -> None:
 def test_custom_parser_detection() -> None:
     s, _, _ = state(mode=MODE_UNKNOWN)
     assert s.binary(C2S, b"\x01\x02") is None  # not Socket.IO as far as we know
+    # socket.io-msgpack-parser's CONNECT {type: 0, data: {}, nsp: "/"}: decoded
     r = s.binary(C2S, b"\x83\xa4type\x00\xa4data\x80\xa3nsp\xa1/")
-    assert r is not None and r.anomaly == CUSTOM_PARSER and s.mode == MODE_CUSTOM
-    r2 = s.binary(S2C, b"\x01\x02")  # every binary message of that session
-    assert r2 is not None and r2.anomaly == CUSTOM_PARSER
+    assert r is not None and r.sio_type == "CONNECT" and r.namespace == "/" and not r.anomaly
+    assert s.mode == MODE_MSGPACK
+    damaged = s.binary(S2C, b"\x01\x02")  # not one of its packets: said so, the session stays msgpack
+    assert damaged is not None and damaged.anomaly == CUSTOM_PARSER and s.mode == MODE_MSGPACK
+    # a map that is no msgpack-parser packet (no integer type, no nsp): another custom parser
+    other, _, _ = state(mode=MODE_UNKNOWN)
+    r = other.binary(C2S, b"\x82\xa4kind\x02\xa4body\x90")
+    assert r is not None and r.anomaly == CUSTOM_PARSER and other.mode == MODE_CUSTOM
+    r2 = other.binary(S2C, b"\x83\xa4type\x00\xa4data\x80\xa3nsp\xa1/")  # every binary message after
+    assert r2 is not None and r2.anomaly == CUSTOM_PARSER and r2.sio_type == ""
 
 
 def test_mode_detection_plain_engineio() -> None:
@@ -452,3 +462,49 @@ def test_payload_json_not_parsed_on_hot_path(monkeypatch: pytest.MonkeyPatch) ->
     text(s, C2S, 0, '2/chat,3["ev\\"x",' + '{"a":1},' * 1000 + "1]")
     text(s, S2C, 0, '3/chat,3[{"big":"' + "x" * 10000 + '"}]')
     text(s, C2S, 0, '51-["up",{"_placeholder":true,"num":0}]')
+
+
+# --- socket.io-msgpack-parser ---
+
+msgpack_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.text(max_size=8) | st.binary(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=80))
+def test_msgpack_packet_never_raises(data: bytes) -> None:
+    p = msgpack_packet(data)
+    assert p is None or 0 <= p.type <= 4
+
+
+@settings(max_examples=300, deadline=None)
+@given(t=st.integers(0, 4), nsp=st.sampled_from(["/", "/chat", "/ä"]), ack=st.one_of(st.none(), st.integers(0, 99)),
+       name=st.text(min_size=1, max_size=10), args=st.lists(msgpack_values, max_size=3))
+def test_msgpack_packet_round_trip(t: int, nsp: str, ack: int | None, name: str, args: list) -> None:
+    """What socket.io-msgpack-parser encodes ({type, data, nsp, id}) reads back as its fields."""
+    import msgpack
+
+    data: object = {0: None, 1: None, 2: [name, *args], 3: args, 4: {"message": name}}[t]
+    obj: dict[str, object] = {"type": t, "nsp": nsp}
+    if data is not None:
+        obj["data"] = data
+    if ack is not None and t in (2, 3):
+        obj["id"] = ack
+    p = msgpack_packet(msgpack.packb(obj))
+    assert p is not None and (p.type, p.namespace) == (t, nsp)
+    assert p.ack_id == (ack if t in (2, 3) else None)
+    if t == 2:
+        assert p.event == name and p.digest is not None and not p.anomaly.replace("reserved-event-name", "")
+    else:
+        assert p.event is None and not p.anomaly
+
+
+def test_msgpack_javascript_undefined_is_dropped() -> None:
+    """notepack.io writes undefined as ext type 0 holding 0x00: dropped from objects as
+    JSON.stringify drops it (the client's CONNECT without auth: {type: 0, nsp: "/", data: undefined})."""
+    p = msgpack_packet(b"\x83\xa4type\x00\xa3nsp\xa1/\xa4data\xd4\x00\x00")
+    assert p is not None and p.type == 0 and p.json == "" and not p.anomaly
+    p = msgpack_packet(b"\x83\xa4type\x00\xa3nsp\xa1/\xa4data\x82\xa3sid\xa1x\xa3pid\xd4\x00\x00")
+    assert p is not None and p.json == '{"sid":"x"}'

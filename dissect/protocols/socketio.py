@@ -26,10 +26,13 @@ at a time and turns each :class:`SioResult` into a ``sio_packets`` row.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from typing import NamedTuple
 from zlib import crc32
+
+import msgpack
 
 from dissect.protocols.socketio_sockets import SessionSockets
 from dissect.records import C2S, CAPTURE_ENDED, S2C, Handshake, Outbox, capture_ended, ms
@@ -94,6 +97,7 @@ MODE_UNKNOWN = 0
 MODE_SIO = 1  # default Socket.IO parser
 MODE_EIO = 2  # plain Engine.IO application: messages are not Socket.IO packets
 MODE_CUSTOM = 3  # Socket.IO with a custom (binary) parser: packets are not decoded
+MODE_MSGPACK = 4  # socket.io-msgpack-parser: every packet one binary message holding a msgpack map
 
 _NO_ACK_ID = (CONNECT, DISCONNECT, CONNECT_ERROR)
 # The run of ASCII digits at a position (possibly empty: ``DIGITS.match(data, i)`` never fails);
@@ -288,6 +292,96 @@ def looks_like_msgpack_map(data: bytes, start: int = 0) -> bool:
     return 0xA0 <= key <= 0xBF or key == 0xD9
 
 
+class MsgpackPacket(NamedTuple):
+    """A socket.io-msgpack-parser packet, decoded (:func:`msgpack_packet`)."""
+
+    type: int
+    namespace: str
+    ack_id: int | None
+    event: str | None
+    json: str  # the packet's data as the default parser would have sent it (binary as base64)
+    digest: int | None  # EVENT: CRC-32 of the msgpack bytes of its data (name and arguments)
+    anomaly: str
+
+
+class _Undefined:
+    """JavaScript's ``undefined`` as notepack.io (socket.io-msgpack-parser's encoder) writes it:
+    ext type 0 holding one zero byte."""
+
+
+_UNDEFINED = _Undefined()
+
+
+def _ext(code: int, data: bytes) -> object:
+    if code == 0 and data == b"\x00":
+        return _UNDEFINED
+    return msgpack.ExtType(code, data)
+
+
+def _defined(value: object) -> object:
+    """``value`` as JSON.stringify sees it: ``undefined`` properties dropped, ``null`` in arrays."""
+    if isinstance(value, dict):
+        return {k: _defined(v) for k, v in value.items() if v is not _UNDEFINED}
+    if isinstance(value, list):
+        return [_defined(v) for v in value]
+    return None if value is _UNDEFINED else value
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"_binary_base64": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, msgpack.ExtType):
+        return {"_ext": value.code, "_binary_base64": base64.b64encode(value.data).decode("ascii")}
+    raise TypeError(type(value).__name__)
+
+
+def msgpack_packet(data: bytes, start: int = 0) -> MsgpackPacket | None:
+    """``data[start:]`` as a packet of socket.io-msgpack-parser (its ``Encoder``: the packet object
+    ``{type, data, nsp, id}`` as one msgpack map; binary data inline, so no BINARY_* types and no
+    attachments); None when it is not one (another custom parser, or damaged): a packet needs an
+    integer ``type`` of 0-4 and a string ``nsp``, as the parser's ``checkPacket`` does."""
+    try:
+        obj = _defined(msgpack.unpackb(
+            data[start:], raw=False, strict_map_key=False, ext_hook=_ext, max_bin_len=len(data),
+            max_str_len=len(data), max_array_len=len(data), max_map_len=len(data), max_ext_len=len(data)))
+    except (ValueError, msgpack.UnpackException, msgpack.ExtraData, TypeError, RecursionError):
+        return None
+    if not isinstance(obj, dict):
+        return None
+    t, nsp, ack_id, payload = obj.get("type"), obj.get("nsp"), obj.get("id"), obj.get("data")
+    if type(t) is not int or not CONNECT <= t <= CONNECT_ERROR or not isinstance(nsp, str):
+        return None
+    anomaly = ""
+    if ack_id is not None and (type(ack_id) is not int or ack_id < 0 or ack_id >= 1 << 53 or t in _NO_ACK_ID):
+        ack_id, anomaly = None, SIO_BAD_ACK_ID
+    event: str | None = None
+    ok = True
+    if t == EVENT:
+        name = payload[0] if isinstance(payload, list) and payload else None
+        ok = isinstance(name, (str, int, float))
+        if ok:
+            event = _clean(name) if isinstance(name, str) else json.dumps(name)
+            if event in RESERVED_EVENTS:
+                anomaly = join_tags(anomaly, RESERVED_EVENT_NAME)
+    elif t == ACK:
+        ok = isinstance(payload, list)
+    elif t == CONNECT:
+        ok = payload is None or isinstance(payload, dict)
+    elif t == DISCONNECT:
+        ok = payload is None
+    else:
+        ok = isinstance(payload, (dict, str))
+    if not ok:
+        anomaly = join_tags(anomaly, SIO_BAD_PAYLOAD)
+    try:
+        text = "" if payload is None else json.dumps(payload, separators=(",", ":"), ensure_ascii=False,
+                                                   default=_jsonable)
+    except (TypeError, ValueError, RecursionError):
+        text = ""
+    digest = crc32(msgpack.packb(payload)) if t == EVENT and ok else None
+    return MsgpackPacket(t, _clean(nsp), ack_id, event, _clean(text), digest, anomaly)
+
+
 def connect_error_message(payload: bytes) -> str:
     """The reason of a CONNECT_ERROR: v5 ``{"message": ...}``, v4 a JSON string (rare path)."""
     try:
@@ -392,18 +486,30 @@ class SocketIOState:
         t = h.type
         if t < 0:
             return SioResult("", None, None, None, None, None, h.anomaly, None, GROUP_NONE, broken)
-        anomaly = h.anomaly
-        nsp = h.namespace
-        ack_id = h.ack_id
+        payload = data[h.payload_start :]
+        return self.packet(direction, ts, session_id, transport, t, h.namespace, h.ack_id, h.event, h.attachments,
+                           payload, h.anomaly, broken,
+                           payload.decode("utf-8", "replace") if self.payloads and payload else None)
+
+    def packet(
+        self, direction: int, ts: int, session_id: int, transport: str, t: int, nsp: str, ack_id: int | None,
+        event: str | None, attachments: int | None, payload: bytes, anomaly: str, broken: bool,
+        text: str | None, digest: int | None = None,
+    ) -> SioResult:
+        """One decoded Socket.IO packet of type ``t`` (whichever parser decoded it): acks,
+        handshakes and sockets followed; its row's Socket.IO part. ``payload`` is the packet's
+        JSON payload (``["event", ...args]`` for an EVENT) as the sockets read it; ``digest`` its
+        CRC-32 when not that of ``payload``."""
         latency: float | None = None
         acked: str | None = None
+        if t != EVENT and t != BINARY_EVENT:
+            digest = None
         group = GROUP_NONE
-        digest: int | None = None
         if t == EVENT or t == BINARY_EVENT:
             if ack_id is not None:
-                anomaly = join_tags(anomaly, self.event_sent(direction, nsp, ack_id, ts, h.event))
-            payload = data[h.payload_start :]
-            digest = crc32(payload)
+                anomaly = join_tags(anomaly, self.event_sent(direction, nsp, ack_id, ts, event))
+            if digest is None:
+                digest = crc32(payload)
             self.sockets.event(direction, nsp, payload, ts)
         elif t == ACK or t == BINARY_ACK:
             answered = self.ack_received(direction, nsp, ack_id, ts)
@@ -414,40 +520,28 @@ class SocketIOState:
         elif t == CONNECT:
             anomaly = join_tags(anomaly, self._connect(direction, ts, nsp, session_id, transport))
             if direction == C2S:
-                self.sockets.connect_request(nsp, ts, session_id, data[h.payload_start :])
+                self.sockets.connect_request(nsp, ts, session_id, payload)
             else:
-                self.sockets.connect_answer(nsp, ts, session_id, data[h.payload_start :], True)
+                self.sockets.connect_answer(nsp, ts, session_id, payload, True)
         elif t == CONNECT_ERROR:
             if direction == C2S:
                 anomaly = join_tags(anomaly, SIO_WRONG_DIRECTION)
             else:
-                reason = connect_error_message(data[h.payload_start :])
+                reason = connect_error_message(payload)
                 anomaly = join_tags(
                     anomaly, self._answer(ts, nsp, session_id, transport, reason)
                 )
                 self.sockets.connect_answer(nsp, ts, session_id, None, False)
         elif t == DISCONNECT:
             self.sockets.disconnect(direction, nsp, ts)
-        if h.attachments is not None:
-            self.expect[direction] = h.attachments
+        if attachments is not None:
+            self.expect[direction] = attachments
             self.att_index[direction] = 0
             self.att_nsp[direction] = nsp
             group = GROUP_START
         return SioResult(
-            SIO_TYPE_NAMES[t],
-            nsp,
-            h.event,
-            ack_id,
-            h.attachments,
-            latency,
-            anomaly,
-            None,
-            group,
-            broken,
-            acked,
-            data[h.payload_start :].decode("utf-8", "replace") if self.payloads and h.payload_start < len(data)
-            else None,
-            digest,
+            SIO_TYPE_NAMES[t], nsp, event, ack_id, attachments, latency, anomaly, None, group, broken, acked,
+            text, digest,
         )
 
     def event_sent(self, direction: int, nsp: str, ack_id: int, ts: int, event: str | None) -> str:
@@ -474,7 +568,8 @@ class SocketIOState:
         sent = self.pending_acks.pop((1 - direction, nsp, ack_id), None)
         return None if sent is None else ((ts - sent[0]) / 1e6, sent[1])
 
-    def binary(self, direction: int, data: bytes, start: int = 0) -> SioResult | None:
+    def binary(self, direction: int, data: bytes, start: int = 0, ts: int = 0, session_id: int = 0,
+               transport: str = "websocket") -> SioResult | None:
         """A binary Engine.IO message ``data[start:]``: an attachment, or a custom parser's packet.
 
         None when the session is not (or not yet known to be) Socket.IO.
@@ -499,17 +594,30 @@ class SocketIOState:
                 GROUP_END if left == 1 else GROUP_MORE,
                 False,
             )
-        if mode == MODE_CUSTOM or looks_like_msgpack_map(data, start):
-            self.mode = MODE_CUSTOM
-            return SioResult(
-                "", None, None, None, None, None, CUSTOM_PARSER, None, GROUP_NONE, False
-            )
+        if mode == MODE_CUSTOM or mode == MODE_MSGPACK or looks_like_msgpack_map(data, start):
+            decoded = msgpack_packet(data, start) if mode != MODE_CUSTOM else None
+            if decoded is None and mode == MODE_MSGPACK:  # damaged, in a msgpack-parser session
+                return SioResult("", None, None, None, None, None, CUSTOM_PARSER, None, GROUP_NONE, False)
+            if decoded is None:
+                # not socket.io-msgpack-parser's: another custom parser, reported, never guessed at
+                self.mode = MODE_CUSTOM
+                return SioResult(
+                    "", None, None, None, None, None, CUSTOM_PARSER, None, GROUP_NONE, False
+                )
+            self.mode = MODE_MSGPACK
+            return self.msgpack(direction, ts, session_id, transport, decoded)
         if mode == MODE_UNKNOWN:
             # The default parser sends binary only as attachments: this is not (yet) Socket.IO.
             return None
         return SioResult(
             "", None, None, None, None, None, ATTACHMENT_UNEXPECTED, None, GROUP_NONE, False
         )
+
+    def msgpack(self, direction: int, ts: int, session_id: int, transport: str, p: MsgpackPacket) -> SioResult:
+        """A packet of socket.io-msgpack-parser, decoded: the same row as the default parser's."""
+        payload = p.json.encode("utf-8")
+        return self.packet(direction, ts, session_id, transport, p.type, p.namespace, p.ack_id, p.event, None,
+                           payload, p.anomaly, False, p.json if self.payloads and p.json else None, p.digest)
 
     def abandon_attachments(self, direction: int) -> None:
         """Stop expecting attachments in ``direction`` (the caller flagged the group as cut)."""

@@ -281,7 +281,7 @@ class EngineIO:
             sockets.c2s(ts)
         if t == MESSAGE:
             if binary:
-                res = sess.sio.binary(d, buf, off)
+                res = sess.sio.binary(d, buf, off, ts, tcp, transport)
             else:
                 res = sess.sio.text(d, ts, buf, off, tcp, transport)
             if res is not None:

@@ -73,7 +73,7 @@ MEANINGS: dict[str, str] = {
     "ack-id-reused": "an EVENT reusing an ack id still waiting for its ACK",
     "connect-unsolicited": "a server CONNECT or CONNECT_ERROR nobody asked for",
     "sio-wrong-direction": "a CONNECT_ERROR sent by the client",
-    "custom-parser": "binary messages of a custom parser (socket.io-msgpack-parser): not decoded",
+    "custom-parser": "a binary message of a custom parser other than socket.io-msgpack-parser: not decoded",
     # TLS (RFC 8446, RFC 5246)
     "tls-bad-record": "bytes that are not a TLS record (unknown content type or version)",
     "tls-record-too-large": "a TLS record longer than the protocol allows",
