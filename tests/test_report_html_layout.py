@@ -397,3 +397,26 @@ def test_count_axes_have_whole_ticks(pages: dict[str, Path], name: str) -> None:
             assert ax.get("dtick") == 1 or ax.get("tickformat") == ",d", (anchor, ax)
             checked += 1
     assert checked >= 2
+
+
+def test_socket_timeline_and_fanout_plots(tmp_path: Path) -> None:
+    """report.html draws each socket from its connect to its end in the colour of its reason, and
+    one point per broadcast at the number of sockets it reached (the sio tables' own rows)."""
+    from tests.test_cli_ux import invoke
+
+    out = tmp_path / "life"
+    caps = [str(CAPTURES / "sio4_ping_timeout.pcap"), str(CAPTURES / "sio4_disconnects.pcapng")]
+    assert invoke("report", *caps, "--out", str(out), "-q")[0] == 0
+    figs = figures_of(out / "report.html")
+    life = figs["sio-sockets"]
+    a = dissect.analyze(caps)
+    reasons = a.sio_sockets.disconnect_reason.astype(object).where(a.sio_sockets.disconnect_reason.notna(), "unknown")
+    assert {t["name"] for t in life["data"]} == set(reasons)
+    drawn = {t["name"]: sum(1 for x in t["x"] if x is None) for t in life["data"]}  # one gap per socket
+    assert drawn == reasons.value_counts().to_dict()
+    assert "sio-broadcasts" not in figs  # these captures have none
+
+    out = tmp_path / "fan"
+    assert invoke("report", str(CAPTURES / "sio4_broadcasts.pcap"), "--out", str(out), "-q")[0] == 0
+    fan = figures_of(out / "report.html")["sio-broadcasts"]
+    assert fan["data"][0]["y"] == [4, 2, 3]  # io.emit, io.to("room1").emit, socket.broadcast.emit

@@ -243,6 +243,30 @@ def print_summary(
             row("...", f"{len(events) - top} more events listed in summary.json")
         row("ack latency", _pct_line(sio.get("ack_latency_ms")))
 
+    socks = s.get("sio_sockets") or {}
+    if socks.get("count"):
+        head("Socket.IO sockets")
+        row("sockets", _fmt_int(socks.get("count")))
+        reasons = socks.get("by_disconnect_reason") or {}
+        bad = {"ping timeout", "transport error"}
+        row("why they ended", _counts(reasons), bad=any(r in bad for r in reasons))
+        row("ended by", _counts(socks.get("by_disconnect_by")))
+        if socks.get("refused"):
+            row("refused", _fmt_int(socks.get("refused")), bad=True)
+        if socks.get("recovered") or socks.get("not_recovered"):
+            row("recovery", f"{int(socks.get('recovered') or 0):,} recovered, "
+                            f"{int(socks.get('not_recovered') or 0):,} not; "
+                            f"{int(socks.get('replayed_events') or 0):,} events replayed",
+                bad=bool(socks.get("not_recovered")))
+        if (socks.get("max_pong_delay_ms") or {}).get("count"):
+            row("worst pong delay", _pct_line(socks.get("max_pong_delay_ms")))
+    fan = s.get("sio_broadcasts") or {}
+    if fan.get("count"):
+        rec = fan.get("recipients") or {}
+        row("broadcasts", f"{int(fan['count']):,} fan-outs to p50 {_fmt_int(rec.get('p50'))}, "
+                          f"max {_fmt_int(rec.get('max'))} sockets")
+        row("broadcast spread", _pct_line(fan.get("spread_ms"), count=False))
+
     anom = s.get("anomalies") or {}
     head("Anomalies")
     row("total", _fmt_int(anom.get("total", 0)), bad=bool(anom.get("total")))

@@ -12,6 +12,7 @@ import pandas as pd
 from dissect.output.summary import LAYERS
 from dissect.report.html.activity import activity, time_bucket
 from dissect.report.html.plot import DIR_COLORS, LAYER_COLORS, Figure, direction_bars, template, trace
+from dissect.report.html.sockets import fanout, socket_timeline
 from dissect.report.html.text import numeric, plot_text, utc_text
 
 if TYPE_CHECKING:
@@ -47,6 +48,8 @@ def figures(a: Analysis, summary: dict[str, Any], max_points: int) -> list[Plot]
         _ack_latency(sio, base_layout),
         _opcodes(a.ws_frames, base_layout),
         _events(sio, base_layout),
+        socket_timeline(a, base_layout),
+        fanout(a, base_layout),
         _anomalies(summary, base_layout),
     ]
     return [f for f in found if f is not None]
