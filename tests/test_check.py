@@ -590,3 +590,29 @@ def test_offenders_show_detail_and_source_file(tmp_path: Path) -> None:
         f"session_id={i} app_protocol={p} source_file={f}"
         for i, p, f in zip(rst.session_id, rst.app_protocol, rst.source_file, strict=True)]
     assert {str(sio4)} <= set(rst.source_file)
+
+
+SOCKET_RULES = ["no ping timeout", "no transport error", "every socket that asked for recovery recovered",
+                "pongs within 100 ms", "broadcasts reach every client within 50 ms"]
+
+
+@pytest.mark.parametrize("capture", ["sio4_ping_timeout.pcap", "sio4_disconnects.pcapng", "sio4_recovery.pcap",
+                                     "sio4_broadcasts.pcap", "sio_python_disconnects.pcapng"])
+def test_socket_rules_of_the_example_against_the_peers_truth(capture: str) -> None:
+    """examples/rules.toml's Socket.IO gates fail exactly where the peers recorded a ping timeout or
+    an expired recovery (captures/*.truth.json, "sockets")."""
+    import json
+
+    root = Path(__file__).resolve().parent.parent
+    rules = parse_rules((root / "examples" / "rules.toml").read_text())
+    rules.rules = [r for r in rules.rules if r.name in SOCKET_RULES]
+    assert len(rules.rules) == len(SOCKET_RULES)
+    res = by_name(check_rules(dissect.analyze(str(root / "captures" / capture)), rules))
+    sockets = json.loads((root / "captures" / (capture.rsplit(".", 1)[0] + ".truth.json")).read_text())["sockets"]
+    timeouts = sum(1 for s in sockets if s["server_disconnect_reason"] == "ping timeout")
+    expired = sum(1 for s in sockets if s["recovered"] is False)
+    assert res["no ping timeout"].passed == (timeouts == 0)
+    assert res["no ping timeout"].total_offenders == timeouts
+    assert res["every socket that asked for recovery recovered"].total_offenders == expired
+    assert res["no transport error"].passed
+    assert res["broadcasts reach every client within 50 ms"].passed
