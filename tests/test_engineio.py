@@ -829,3 +829,21 @@ def test_sio_constants_are_kebab_case() -> None:
             value = getattr(mod, name)
             if name.isupper() and isinstance(value, str) and "-" in value:
                 assert value == value.lower() and " " not in value
+
+
+@pytest.mark.parametrize("close,reason,by", [
+    ((20, S2C, 1009), "transport error", "server"),  # the server's ws: message too big
+    ((20, S2C, 1002), "transport error", "server"),  # protocol error
+    ((20, S2C, 1000), "server shutting down", "server"),  # io.close(): a normal Close, no DISCONNECT
+    ((20, C2S, 1002), "transport close", "client"),  # the client gave up on the server's bytes
+])
+def test_close_code_of_the_server_tells_transport_error(close: tuple, reason: str, by: str) -> None:
+    """engine.io's WebSocket transport reports an error when the server's ws fails on what it
+    received (it then closes with 1002, 1007 or 1009): socket.io says "transport error"."""
+    outbox, e, ws = ws_session()
+    ws.ws_message(C2S, 10, 1, b"40")
+    ws.ws_message(S2C, 11, 1, b'40{"sid":"abc"}')
+    ws.ws_closed(21, close, None)
+    e.finish(30)
+    rows = [(r.namespace, r.disconnect_reason, r.disconnect_by) for r in outbox.sio_sockets]
+    assert rows == [("/", reason, by)]

@@ -33,7 +33,7 @@ class Recorder:
     def ws_message(self, direction: int, ts: int, opcode: int, payload: bytes | None) -> None:
         self.calls.append((direction, ts, opcode, payload))
 
-    def ws_closed(self, ts: int, close: tuple[int, int] | None = None,
+    def ws_closed(self, ts: int, close: tuple[int, int, int | None] | None = None,
                   transport_end: tuple[int, int, str] | None = None) -> None:
         self.calls.append(("closed", ts, close, transport_end))
 

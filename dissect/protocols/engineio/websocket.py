@@ -29,7 +29,7 @@ from dissect.protocols.socketio import (
     RESERVED_EVENTS,
     join_tags,
 )
-from dissect.protocols.socketio_sockets import BY_NAMES, SERVER_SHUTTING_DOWN, TRANSPORT_CLOSE
+from dissect.protocols.socketio_sockets import BY_NAMES, SERVER_SHUTTING_DOWN, TRANSPORT_CLOSE, TRANSPORT_ERROR
 from dissect.records import CAPTURE_ENDED, DIRECTION_NAMES, S2C, Outbox, SioPacket
 
 # A NamedTuple row without the Python-level __new__ (the field count is fixed by the code).
@@ -56,6 +56,12 @@ class SessionTracker(Protocol):
     def end_session(self, sess: Session) -> None: ...
 
     def stop_waiting(self, ws: EngineIOWebSocket) -> None: ...
+
+
+# Close codes a server's WebSocket sends when what it received broke the protocol (RFC 6455 section
+# 7.4.1: 1002 protocol error, 1007 invalid payload data, 1009 message too big): engine.io's WebSocket
+# transport then reports an error, and socket.io ends the socket with "transport error".
+TRANSPORT_ERROR_CODES = frozenset({1002, 1007, 1009})
 
 
 class EngineIOWebSocket:
@@ -170,17 +176,18 @@ class EngineIOWebSocket:
         self._eio.stop_waiting(self)
 
     def ws_closed(
-        self, ts: int, close: tuple[int, int] | None = None,
+        self, ts: int, close: tuple[int, int, int | None] | None = None,
         transport_end: tuple[int, int, str] | None = None,
     ) -> None:
         """Optional: the WebSocket (or its TCP connection) ended; ``ts`` is when the WebSocket
         layer learnt it (the connection's end, or the end of the analysis).
 
-        ``close``: (ts, direction) of the first Close frame (RFC 6455 section 5.5.1);
+        ``close``: (ts, direction, close code) of the first Close frame (RFC 6455 section 5.5.1);
         ``transport_end``: (ts, direction, ``fin`` | ``rst``) of the first FIN or RST under it,
         when the transport reported one. When this WebSocket carried the session (WebSocket-only,
         or after the upgrade) the session ends with it, and so do its sockets: a Close frame from
-        the server first is ``server shutting down`` (no DISCONNECT came: io.close()), from the
+        the server first is ``server shutting down`` (no DISCONNECT came: io.close(); ``transport error``
+        when its code says the server's WebSocket failed on what it received), from the
         client ``transport close``; a FIN or RST without a Close frame is ``transport close`` by
         the side that sent it; neither, at the end of the capture, ``capture ended``. A probe
         WebSocket whose upgrade never completed leaves the session alone. Without this call the
@@ -192,8 +199,12 @@ class EngineIOWebSocket:
             sockets = sess.sio.sockets
             if sockets.live:
                 if close is not None and (transport_end is None or close[0] <= transport_end[0]):
-                    when, d = close
-                    sockets.session_ended(when, SERVER_SHUTTING_DOWN if d == S2C else TRANSPORT_CLOSE, BY_NAMES[d])
+                    when, d, code = close
+                    if d == S2C and code in TRANSPORT_ERROR_CODES:
+                        reason = TRANSPORT_ERROR  # the server's WebSocket failed on what it received
+                    else:
+                        reason = SERVER_SHUTTING_DOWN if d == S2C else TRANSPORT_CLOSE
+                    sockets.session_ended(when, reason, BY_NAMES[d])
                 elif transport_end is not None:
                     sockets.session_ended(transport_end[0], TRANSPORT_CLOSE, BY_NAMES[transport_end[1]])
                 elif self._eio.outbox.capture_end is not None:

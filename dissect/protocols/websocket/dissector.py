@@ -130,7 +130,7 @@ class WebSocketDissector:
         self._frame_index = 0
         self._message_index = 0
         self._done = False
-        self.first_close: tuple[int, int] | None = None  # (ts, direction) of the first Close frame
+        self.first_close: tuple[int, int, int | None] | None = None  # the first Close frame: ts, direction, code
         self.transport_end: tuple[int, int, str] | None = None  # first FIN / RST (transport_ended)
         # The fast path's largest payload: -1 (no frame) when its switch is off, so that the
         # switch costs the per-frame test nothing.
@@ -488,7 +488,7 @@ class WebSocketDissector:
         if op == OP_CLOSE:
             st.closed = True
             if self.first_close is None:
-                self.first_close = (ts, st.d)
+                self.first_close = (ts, st.d, close_code)
         fin = bool(b0 & 0x80)
         compressed = st.f_compressed
         fi = self._frame_index
