@@ -143,7 +143,8 @@ def main() -> None:
                    "the tables; the files are those of one process, byte for byte. 3 or more: workers "
                    "sharing the sessions (the same rows, not in the same order).")
 @click.option("--dask", "dask_address", metavar="ADDRESS",
-              help="Run one task per capture file on the Dask cluster at ADDRESS (needs the dask extra).")
+              help="Run the analysis as tasks on the Dask cluster at ADDRESS (one per worker thread; needs the "
+                   "dask extra). Tasks write the tables into --out, which the workers must reach (shared storage).")
 @filter_options
 @limit_options
 @guarded
@@ -169,6 +170,8 @@ def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet:
         jobs = default_jobs()
     elif jobs > 1 and not _can_fork():
         raise click.UsageError("--jobs above 1 needs the fork start method (Linux, macOS): use --jobs 1")
+    if fmt == "parquet" and dask_address:
+        raise click.UsageError("--format parquet is written by one process: write CSV or JSON lines with --dask")
     if fmt == "parquet" and jobs > 2:
         raise click.UsageError("--format parquet is written by one process: use --jobs 1 or 2, or write CSV")
     place = ReportDir(out_dir)
@@ -204,13 +207,10 @@ def _write_tables(work: str, files: list[str], skipped: list[tuple[str, str]], f
     if dask_address:
         from dissect.run.dask import run_dask
 
-        result, rows = run_dask(files, dask_address, filters=filters, limits=limits, keylog=keylog)
+        result, _ = run_dask(files, dask_address, out_dir=work, fmt=fmt, digits=digits, filters=filters,
+                             limits=limits, keylog=keylog, quiet=quiet, blocks=blocks if html else None)
         result.skipped = skipped
-        writer = _writer(work, fmt, digits, html)
-        for table, table_rows in rows.items():
-            writer.add(table, table_rows)
-        writer.close()
-        return result, writer.counts, getattr(writer, "blocks", {})
+        return result, result.summary.get("totals", {}), blocks
     if jobs == 2:
         from dissect.run.two_stage import run_two_stages
 

@@ -20,12 +20,14 @@ those of ``--jobs 1``; only their order in the files differs.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import shutil
 import signal
 import tempfile
-from collections.abc import Iterable
+import uuid
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from dissect.output.summary import SummaryBuilder
@@ -91,9 +93,15 @@ def _worker(args: tuple[int, int, list[str], str | None, str, int, Limits, Filte
     """One worker: the run core over every file, keeping the rows of the flows it owns. Returns
     its result, its rows (when collecting in memory) and where its part files' blocks are."""
     index, count, files, out_dir, fmt, digits, limits, filters, quiet, blocks, keylog = args
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the pool ends its workers with SIGTERM: no traceback
+    with contextlib.suppress(ValueError):  # (a Dask worker runs tasks in threads: no signals there)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the pool ends its workers with SIGTERM: no traceback
     own = Ownership(index, count)
     builder = SummaryBuilder()
+    # Part files are written aside and renamed into place when complete: a task retried after its
+    # worker died (Dask) writes them again from the start, and a half-written part is never read.
+    final = out_dir
+    if out_dir:
+        out_dir = f"{out_dir}.{uuid.uuid4().hex}.part"
     writer: Any = ReportWriter(out_dir, fmt, digits, blocks) if out_dir else MemoryCollector()
     owned = OwnedRows(_Tee([writer, builder]), own)
     # worker 0's progress bar is the run's: every worker reads every packet
@@ -101,8 +109,11 @@ def _worker(args: tuple[int, int, list[str], str | None, str, int, Limits, Filte
                            ownership=own, summary=False, keylog=keylog)
     owned.finish()
     result.builder = builder
-    if out_dir:
+    if out_dir and final:
         writer.close()
+        if os.path.isdir(final):  # an earlier attempt of this task finished but its result was lost
+            shutil.rmtree(final)
+        os.replace(out_dir, final)
         return result, None, writer.blocks if blocks else None
     return result, writer.rows, None
 
@@ -117,14 +128,29 @@ class _Tee:
             c.add(table, rows)
 
 
+WorkerResult = tuple[RunResult, dict[str, list[tuple]] | None, dict[str, Blocks] | None]
+#: Runs the workers: ``mapper(_worker, args)`` returns their results in the order of ``args``
+#: (a process pool here, a Dask cluster in :mod:`dissect.run.dask`).
+Mapper = Callable[[Callable[[Any], WorkerResult], list[Any]], list[WorkerResult]]
+
+
+def _pool_mapper(jobs: int) -> Mapper:
+    def mapper(fn: Callable[[Any], WorkerResult], args: list[Any]) -> list[WorkerResult]:
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(jobs) as pool:
+            return pool.map(fn, args)
+
+    return mapper
+
+
 def run_jobs(paths: Paths, jobs: int, *, out_dir: str | None = None, fmt: str = "csv", digits: int = 6,
              limits: Limits | None = None, filters: Filters | None = None, quiet: bool = True,
              blocks: dict[str, Blocks] | None = None, keylog: KeyLog | None = None,
-             ) -> tuple[RunResult, dict[str, list[tuple]] | None]:
-    """Run ``jobs`` workers over the captures of ``paths``. With ``out_dir``, their part files are
-    joined into ``out_dir/<table>.<fmt>`` (and ``blocks``, when given, receives where their blocks
-    of rows are in the joined files); without, their rows come back in memory. Returns the merged
-    result and the rows (None when written)."""
+             mapper: Mapper | None = None) -> tuple[RunResult, dict[str, list[tuple]] | None]:
+    """Run ``jobs`` workers over the captures of ``paths`` (a process pool, or ``mapper``). With
+    ``out_dir``, their part files are joined into ``out_dir/<table>.<fmt>`` (and ``blocks``, when
+    given, receives where their blocks of rows are in the joined files); without, their rows come
+    back in memory. Returns the merged result and the rows (None when written)."""
     files = capture_files(paths)
     filters = filters or Filters()
     limits = limits or Limits()
@@ -132,12 +158,11 @@ def run_jobs(paths: Paths, jobs: int, *, out_dir: str | None = None, fmt: str = 
     try:
         args = [(i, jobs, files, os.path.join(parts, str(i)) if parts else None, fmt, digits, limits, filters,
                  quiet, blocks is not None, keylog) for i in range(jobs)]
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(jobs) as pool:
-            results = pool.map(_worker, args)
+        results = (mapper or _pool_mapper(jobs))(_worker, args)
         merged = results[0][0]
-        for r in results[1:]:
-            merged.merge_worker(r[0])
+        for i in range(1, len(results)):
+            merged.merge_worker(results[i][0])
+            results[i] = (RunResult(), results[i][1], results[i][2])  # its builder merged: freed
         rows: dict[str, list[tuple]] | None = None
         if parts and out_dir:
             # sio_broadcasts is made here, from every worker's events: its one part is the parent's
