@@ -54,6 +54,16 @@ COMPILED_PACKET_LOOP = COMPILED
 COMPILED_WS_FRAMES = COMPILED
 
 
+# Output: CSV rows formatted in C (dissect/compiled/csv_rows.pxi; the f-string row_formatter of
+# dissect.output.writers generates).
+COMPILED_CSV = COMPILED
+
+
+def compiled_csv() -> Any:
+    """The compiled CSV batch formatter, or None for the generated f-strings."""
+    return _packets.format_csv if COMPILED_CSV and _packets is not None else None
+
+
 def compiled_core() -> Any:
     """The compiled core's module (to configure it), or None when it is not in use."""
     return _packets

@@ -10,6 +10,7 @@ comparisons are skipped (with the reason), and what stays tested is the fallback
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -383,3 +384,55 @@ def test_ws_frames_compiled_path_takes_the_steady_state(monkeypatch: pytest.Monk
     monkeypatch.setattr(fastpaths, "COMPILED_WS_FRAMES", False)
     monkeypatch.setattr(fastpaths, "compiled_ws_frames", lambda: None)
     assert _rows(sio) == fast
+
+
+# -- CSV rows ----------------------------------------------------------------------------------------
+
+_TEXTS = st.one_of(
+    st.text(max_size=20),
+    st.text(alphabet=st.sampled_from(list('ab,"\n\r=+-@\t\' é')), max_size=12),
+    st.sampled_from(["", "c2s", "=1+1", "'quoted", '"', ",", "-", "\r\n", "x" * 200, "snow\u2603", "a\x00b"]),
+)
+_INTS = st.one_of(st.integers(-(1 << 70), 1 << 70), st.integers(-5, 5), st.just(1_700_000_000_123_456_789))
+_TS = st.one_of(st.integers(-(1 << 65), 1 << 66), st.integers(0, 2_000_000_000),
+                st.integers(1_600_000_000_000_000_000, 1_800_000_000_000_000_000))
+_FLOATS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(0, 1e6))
+
+
+def _value(kind: str, optional: bool) -> st.SearchStrategy[object]:
+    base: st.SearchStrategy[object] = {"t": _TS, "i": _INTS, "b": st.booleans(), "f": _FLOATS}.get(kind, _TEXTS)
+    return st.one_of(st.none(), base) if optional or kind == "f" else base
+
+
+@needs_compiled
+@settings(max_examples=150, deadline=None)
+@given(st.data(), st.sampled_from(["6", "9"]))
+def test_csv_rows_identical_compiled_and_generated(data: st.DataObject, digits: str) -> None:
+    """Rows of every table with values of every kind (huge and negative numbers, early and huge
+    timestamps, NaN, text to quote or to guard against formulas, non-ASCII, empty, None): the
+    compiled formatter writes the generated f-string's bytes."""
+    from dissect.output import writers
+    from dissect.records import TABLES, column_types, ts_columns
+
+    for table, cls in TABLES.items():
+        kinds = writers.csv_kinds(table).decode()
+        types = column_types(cls)
+        ts_cols = set(ts_columns(cls))
+        strategies = []
+        for (name, hint), k in zip(types.items(), kinds, strict=True):
+            kind = "t" if name in ts_cols else k.lower() if k.lower() in "ibf" else "s"
+            strategies.append(_value(kind, "None" in hint))
+        rows = data.draw(st.lists(st.tuples(*strategies).map(cls._make), max_size=6))  # type: ignore[attr-defined]
+        python = writers.row_formatter(table, int(digits)).batch(rows).encode()  # type: ignore[attr-defined]
+        assert fastpaths.compiled_csv() is not None
+        compiled = writers.batch_formatter(table, int(digits))(rows)
+        assert compiled == python, table
+
+
+@needs_compiled
+def test_csv_formatter_is_the_compiled_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dissect.output import writers
+
+    assert isinstance(writers.batch_formatter("ws_frames", 6), functools.partial)
+    monkeypatch.setattr(fastpaths, "COMPILED_CSV", False)
+    assert not isinstance(writers.batch_formatter("ws_frames", 6), functools.partial)

@@ -278,3 +278,4 @@ def configure(decoders, udp_tunnel, gre):
     pipeline_udp_tunnel = udp_tunnel
     pipeline_gre = gre
 include "ws_frames.pxi"
+include "csv_rows.pxi"
