@@ -180,19 +180,26 @@ def _assign(table: ReplayTable, indexes: list[FileIndex], secrets_seen: bool, th
             spanning.append((a, b, w, g))
     share = total / threads
     tasks: list[_Task] = []
-    # Groups spanning files, in order of their files: a task takes them while it has room.
-    spanning.sort(key=lambda x: (x[0], x[1]))
-    current: _Task | None = None
-    for a, b, w, g in spanning:
-        if current is not None:
-            grown = READ_COST * sum(packets[current.last + 1 : b + 1])
-            if current.work + w + grown <= share:
-                current.work += w + grown
-                current.last = max(current.last, b)
-                current.groups.append(g)
-                continue
-        current = _Task(a, b, w + READ_COST * sum(packets[a : b + 1]), [g])
-        tasks.append(current)
+    # Groups spanning files, in order of their files, into as many tasks as their work needs (at most
+    # one per thread): a task takes groups until it has its part of that work.
+    if spanning:
+        spanning.sort(key=lambda x: (x[0], x[1]))
+        span_work = sum(w for _, _, w, _ in spanning)
+        count = max(1, min(threads, len(spanning), math.ceil(span_work / share)))
+        part = span_work / count
+        current: _Task | None = None
+        taken = 0.0
+        for a, b, w, g in spanning:
+            if current is None or (taken >= part and len(tasks) < count):
+                current = _Task(a, b)
+                tasks.append(current)
+                taken = 0.0
+            current.last = max(current.last, b)
+            current.groups.append(g)
+            current.work += w
+            taken += w
+        for t in tasks:
+            t.work += READ_COST * sum(packets[t.first : t.last + 1])
     # Groups inside one file: to a task reading it with room, else to tasks of that file.
     for f in sorted(local):
         groups = sorted(local[f], key=lambda x: -x[0])
