@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from dissect.errors import DissectError
@@ -40,7 +40,7 @@ from dissect.run.filters import Filters
 from dissect.run.flow_index import index_file
 from dissect.run.flow_plan import Outline, Plan, TaskSpec, make_plan
 from dissect.run.parts import join, make_dirs, merge_parts, remove_tree
-from dissect.run.split import Output, TaskResult, assemble, gather_rows, run_task
+from dissect.run.split import Assembly, Output, TaskResult, gather_rows, run_task
 from dissect.transport.limits import Limits
 
 RETRIES = 2  # a task that failed is run again this many times (one whose worker died: Dask's own rule)
@@ -60,13 +60,15 @@ class _Progress:
     def __init__(self, quiet: bool) -> None:
         self.show = not quiet and sys.stderr.isatty()
 
-    def wait(self, futures: Sequence[Any], what: str) -> None:
+    def done(self, futures: Sequence[Any], what: str) -> Iterator[Any]:
+        """Each of ``futures`` as it completes."""
         from distributed import as_completed
 
-        for done, _ in enumerate(as_completed(futures), 1):
+        for n, future in enumerate(as_completed(futures), 1):
             if self.show:
-                sys.stderr.write(f"\rdissect: {what} {done}/{len(futures)}")
+                sys.stderr.write(f"\rdissect: {what} {n}/{len(futures)}")
                 sys.stderr.flush()
+            yield future
         if self.show:
             sys.stderr.write("\n")
 
@@ -104,7 +106,8 @@ def run_dask(paths: Paths, address: Any, *, out_dir: str | None = None, fmt: str
         progress = _Progress(quiet)
         threads = tasks or max(1, sum(client.nthreads().values()))
         index = client.map(index_file, files, limits=limits, pure=False, retries=RETRIES)
-        progress.wait(index, "indexed files")
+        for _ in progress.done(index, "files indexed"):
+            pass
         plan = client.submit(make_plan, index, limits, filters, keylog is not None, threads, pure=False)
         outline: Outline = client.submit(_outline, plan, pure=False).result()
         del index
@@ -116,8 +119,19 @@ def run_dask(paths: Paths, address: Any, *, out_dir: str | None = None, fmt: str
         futures = [client.submit(run_task, spec, files, output, limits, filters, keylog, pure=False,
                                  retries=RETRIES) for spec in specs]
         del plan, specs
-        progress.wait(futures, "dissecting tasks")
-        done: list[TaskResult] = client.gather(futures)
+        # Each task's result merged as it comes (its summary builder then freed): the client holds
+        # one builder more than the run's, whatever the number of tasks.
+        assembly = Assembly(outline)
+        done: list[str] = []
+        rows: list[dict[str, list[tuple]] | None] = []
+        for future in progress.done(futures, "tasks done"):
+            got: TaskResult = future.result()
+            future.release()
+            assembly.add(got.result)
+            if got.part:
+                done.append(got.part)
+            rows.append(got.rows)
+            del got
         del futures
     except BaseException:
         if where is not None:
@@ -126,12 +140,13 @@ def run_dask(paths: Paths, address: Any, *, out_dir: str | None = None, fmt: str
     finally:
         if opened:
             client.close()
-    result = assemble(outline, [d.result for d in done])
+    result = assembly.result
+    assert result is not None
     if where is None or out_dir is None:
-        return result, gather_rows(done, result)
+        return result, gather_rows(rows, result)
     try:
         extra: dict[str, list[tuple]] = {"sio_broadcasts": list(result.broadcasts())}
-        _counts, written = merge_parts([d.part for d in done if d.part], out_dir, fmt, digits, extra)
+        _counts, written = merge_parts(sorted(done), out_dir, fmt, digits, extra)
     finally:
         remove_tree(where)
     if blocks is not None:

@@ -9,7 +9,8 @@ group is dissected whole by one task. A task reads a contiguous range of files:
 - groups that span files are packed, in order of their files, into tasks of about an even share of
   the work (the run's work over the cluster's threads);
 - groups inside one file go to a task that already reads that file and has room, else to tasks of
-  their own reading only that file (a file with more work than a share is dealt to several).
+  their own reading only that file (a file with more work than a share is dealt to several; small
+  files in a row are read by one task).
 
 Each task gets its flows by first packet (file, frame, 5-tuple) with their session ids, the flows of
 it that the run flushes only after the task's last file (flushed at the end of the task, in the
@@ -201,6 +202,7 @@ def _assign(table: ReplayTable, indexes: list[FileIndex], secrets_seen: bool, th
         for t in tasks:
             t.work += READ_COST * sum(packets[t.first : t.last + 1])
     # Groups inside one file: to a task reading it with room, else to tasks of that file.
+    previous: _Task | None = None
     for f in sorted(local):
         groups = sorted(local[f], key=lambda x: -x[0])
         w_file = sum(w for w, _ in groups)
@@ -211,7 +213,14 @@ def _assign(table: ReplayTable, indexes: list[FileIndex], secrets_seen: bool, th
             host.groups.extend(g for _, g in groups)
             continue
         n = max(1, min(len(groups), math.ceil((w_file + READ_COST * packets[f]) / share)))
+        if n == 1 and previous is not None and previous.last == f - 1 and \
+                previous.work + w_file + READ_COST * packets[f] <= share:
+            previous.last = f  # small files in a row: one task reads them all
+            previous.work += w_file + READ_COST * packets[f]
+            previous.groups.extend(g for _, g in groups)
+            continue
         mine = [_Task(f, f, READ_COST * packets[f]) for _ in range(n)]
+        previous = mine[0] if n == 1 else None
         for w, g in groups:  # the largest first, each to the least loaded
             t = min(mine, key=lambda t: t.work)
             t.work += w

@@ -249,12 +249,12 @@ class PartWriter:
     """A consumer writing a task's rows as a part under ``target`` (module doc); :meth:`close`
     returns where the part is."""
 
-    def __init__(self, target: str, fmt: str, digits: int, name: str, spill_rows: int = SPILL_ROWS) -> None:
+    def __init__(self, target: str, fmt: str, digits: int, name: str, spill_rows: int | None = None) -> None:
         self.target = target
         self.fmt = fmt
         self.digits = digits
         self.name = name
-        self.spill_rows = spill_rows
+        self.spill_rows = spill_rows or SPILL_ROWS
         self.pending: dict[str, list[tuple]] = {t: [] for t in SESSION_TABLES}
         self.held = 0
         self.tmp = tempfile.mkdtemp(prefix="dissect-part-")

@@ -86,25 +86,40 @@ def run_task(spec: TaskSpec, paths: Sequence[str], output: Output | None = None,
     return TaskResult(result, part=writer.close())
 
 
+class Assembly:
+    """The run's result, task by task (:meth:`add`, in any order): reading's figures from the index
+    pass, dissecting's from the tasks."""
+
+    def __init__(self, outline: Outline) -> None:
+        self.outline = outline
+        self.result: RunResult | None = None
+        if not outline.whole:
+            self.result = RunResult(files=list(outline.files), warnings=Counter(outline.warnings),
+                                    warning_details=list(outline.warning_details), decode=Counter(outline.decode),
+                                    nanosecond=outline.nanosecond, sessions=outline.sessions, row_order="sessions")
+
+    def add(self, task: RunResult) -> None:
+        if self.result is None:  # the whole run in one task: its result is the run's
+            self.result = task
+            task.row_order = "sessions"
+        else:
+            self.result.merge_task(task, TASK_COUNTERS)
+
+
 def assemble(outline: Outline, results: Sequence[RunResult]) -> RunResult:
-    """The run's result: reading's figures from the index pass, dissecting's from the tasks."""
-    if outline.whole:
-        merged = results[0]
-    else:
-        merged = RunResult(files=list(outline.files), warnings=Counter(outline.warnings),
-                           warning_details=list(outline.warning_details), decode=Counter(outline.decode),
-                           nanosecond=outline.nanosecond, sessions=outline.sessions)
-        for r in results:
-            merged.merge_task(r, TASK_COUNTERS)
-    merged.row_order = "sessions"
-    return merged
+    """The run's result from every task's (:class:`Assembly`)."""
+    assembly = Assembly(outline)
+    for r in results:
+        assembly.add(r)
+    assert assembly.result is not None
+    return assembly.result
 
 
-def gather_rows(done: Sequence[TaskResult], result: RunResult) -> dict[str, list[tuple]]:
+def gather_rows(done: Sequence[dict[str, list[tuple]] | None], result: RunResult) -> dict[str, list[tuple]]:
     """The rows of every task by table, and ``sio_broadcasts`` made from all of them."""
     rows: dict[str, list[tuple]] = {t: [] for t in SESSION_TABLES}
-    for d in done:
-        for table, rs in (d.rows or {}).items():
+    for task_rows in done:
+        for table, rs in (task_rows or {}).items():
             rows[table].extend(rs)
     rows["sio_broadcasts"] = list(result.broadcasts())
     return rows
@@ -126,7 +141,7 @@ def run_split(paths: Paths, *, filters: Filters | None = None, limits: Limits | 
         done = [run_task(spec, files, output if out_dir else None, limits, filters, keylog) for spec in plan.tasks]
         result = assemble(plan.outline, [d.result for d in done])
         if output is None or out_dir is None:
-            rows = gather_rows(done, result)
+            rows = gather_rows([d.rows for d in done], result)
             return result, rows, {t: len(rs) for t, rs in rows.items()}, {}
         extra: dict[str, list[tuple]] = {"sio_broadcasts": list(result.broadcasts())}
         counts, blocks = merge_parts([d.part for d in done if d.part], out_dir, output.fmt, output.digits, extra)
