@@ -26,6 +26,7 @@ Dask is an optional extra: ``pip install 'wiredissect[dask]'``.
 
 from __future__ import annotations
 
+import heapq
 import os
 import sys
 import uuid
@@ -73,6 +74,19 @@ class _Progress:
             sys.stderr.write("\n")
 
 
+def _deal(work: Sequence[float], threads: dict[str, int]) -> list[str]:
+    """A worker for each task, the largest first to the least loaded thread: the tasks depend on the
+    plan, which one worker holds, and would otherwise all be placed there."""
+    slots = [(0.0, i, addr) for i, (addr, n) in enumerate(sorted(threads.items())) for _ in range(max(1, n))]
+    heapq.heapify(slots)
+    out = [""] * len(work)
+    for k in sorted(range(len(work)), key=lambda k: -work[k]):
+        load, i, addr = heapq.heappop(slots)
+        out[k] = addr
+        heapq.heappush(slots, (load + work[k], i, addr))
+    return out
+
+
 def _connect(address: Any) -> tuple[Any, bool]:
     try:
         from distributed import Client
@@ -117,7 +131,9 @@ def run_dask(paths: Paths, address: Any, *, out_dir: str | None = None, fmt: str
             make_dirs(where)
             output = Output(where, fmt, digits)
         futures = [client.submit(run_task, spec, files, output, limits, filters, keylog, pure=False,
-                                 retries=RETRIES) for spec in specs]
+                                 retries=RETRIES, workers=[where_to], allow_other_workers=True)
+                   for spec, where_to in zip(specs, _deal([w for _f, w in outline.tasks], client.nthreads()),
+                                             strict=True)]
         del plan, specs
         # Each task's result merged as it comes (its summary builder then freed): the client holds
         # one builder more than the run's, whatever the number of tasks.

@@ -220,19 +220,25 @@ def _write_run(directory: str, pending: dict[str, list[tuple]], fmt: str, digits
                     seg.rows.append(len(chunk))
                     f.write(data)
         return index
+    # The tables' sessions are written session by session, every table's rows of one session in
+    # turn: their timestamps repeat from table to table, and the writer formats each one once while
+    # it is recent.
+    sessions: list[tuple[int, int, str, list[tuple]]] = []
+    for t, (table, rows) in enumerate(pending.items()):
+        rows.sort(key=by_session)
+        sessions.extend((sid, t, table, list(group)) for sid, group in itertools.groupby(rows, by_session))
+        index[table] = Segments(table, blocks=False)
+    sessions.sort(key=itemgetter(0, 1))
     writer = ReportWriter(directory, fmt, digits, blocks=True)
     try:
-        for table, rows in pending.items():
-            rows.sort(key=by_session)
-            seg = index[table] = Segments(table, blocks=False)
-            wblocks = writer.blocks[table]
-            for sid, group in itertools.groupby(rows, by_session):
-                chunk = list(group)
-                seg.sids.append(sid)
-                seg.first_block.append(len(wblocks.offsets))
-                seg.rows.append(len(chunk))
-                writer.add(table, chunk)
-            seg.blocks = wblocks
+        for sid, _t, table, chunk in sessions:
+            seg = index[table]
+            seg.sids.append(sid)
+            seg.first_block.append(len(writer.blocks[table].offsets))
+            seg.rows.append(len(chunk))
+            writer.add(table, chunk)
+        for table, seg in index.items():
+            seg.blocks = writer.blocks[table]
     finally:
         writer.close()
     for table, seg in index.items():
