@@ -153,6 +153,23 @@ def test_flows_local_to_files_are_read_once() -> None:
     assert len(tls) == 1 and all(Path(files[n]).name.startswith("tls") for n in tls[0].files)
 
 
+def test_a_new_syn_on_a_finished_tuple_leaves_the_old_flow_in_its_file(tmp_path: Path) -> None:
+    """Captures one after the other on the same 5-tuples (each connection closed by FINs, then opened
+    again by a SYN in the next file): new sessions, and no task reads a file twice."""
+    import subprocess
+    import sys
+
+    files = []
+    for seed in range(1, 5):
+        files.append(str(tmp_path / f"c{seed}.pcap"))
+        subprocess.run([sys.executable, str(CAPTURES.parent / "benchmarks" / "make_capture.py"), "--packets", "900",
+                        "--connections", "3", "--seed", str(seed), "--out", files[-1]], check=True, capture_output=True)
+    plan = make_plan([index_file(f) for f in files], threads=2)
+    assert sorted(n for t in plan.tasks for n in t.files) == [0, 1, 2, 3]
+    rows = same_as_local(files)
+    assert len(rows["sessions"]) == 12
+
+
 def test_filters_keep_session_ids() -> None:
     files = [str(CAPTURES / n) for n in ("sio4_websocket.pcap", "http_keepalive.pcap", "udp_exchange.pcapng")]
     same_as_local(files, filters=Filters.make(port=[8080, 5353]))

@@ -272,6 +272,8 @@ class ReplayTable(FlowTable):
                 if entry is None:
                     box.frame = frame
                     entry = self.new_tcp(key, *split_key(key), flags, ts)
+                elif flags & 0x07:
+                    continue  # its CTRL event follows (a new SYN may start a new flow there)
                 conn = entry[0]
                 assert conn is not None
                 conn.ts_last = ts
