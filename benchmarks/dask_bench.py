@@ -6,7 +6,9 @@ Starts a ``distributed.LocalCluster`` per worker count (in its own process, so t
 peak RSS is the ``dissect`` command's alone), runs ``dissect report --jobs 1 --no-html`` (one local
 process) and ``dissect report --dask ADDRESS --no-html`` on the same files, and prints wall time,
 CPU time of the command and its peak RSS (``os.wait4``), and whether every table holds the same lines
-(sorted: the order of --dask's rows is worker by worker). Make a rotated set with, for example,
+(--dask's rows are grouped by session_id: each of its tables is the local one sorted by session_id,
+a stable sort). It also prints the CPU time of the cluster's processes (workers, nannies, scheduler)
+during the command. Make a rotated set with, for example,
 
     python3 benchmarks/make_capture.py --packets 2000000 --connections 50 --out big.pcap
     editcap -c 100000 big.pcap rotated/part.pcap
@@ -26,13 +28,17 @@ import time
 from pathlib import Path
 
 CLUSTER = """
-import sys, time
+import resource, sys, time
 from distributed import LocalCluster
 c = LocalCluster(n_workers={n}, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1",
                  memory_limit=0)
 print(c.scheduler_address, flush=True)
+sys.stdin.readline()
+before = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
 sys.stdin.read()
 c.close()
+after = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+print(sum(a.ru_utime + a.ru_stime - b.ru_utime - b.ru_stime for a, b in zip(after, before)), flush=True)
 """
 
 
@@ -69,10 +75,13 @@ def timed(cmd: list[str]) -> tuple[float, float, float]:
 
 
 def same_lines(a: Path, b: Path) -> bool:
+    """Every table of ``b`` (--dask) is that of ``a`` (local) with its rows stably sorted by session_id
+    (its first column; sio_broadcasts, made at the end, as it is), byte for byte."""
     for f in sorted(a.glob("*.csv")):
-        sa = subprocess.run(["sort", str(f)], capture_output=True, check=True).stdout
-        sb = subprocess.run(["sort", str(b / f.name)], capture_output=True, check=True).stdout
-        if sa != sb:
+        lines = f.read_bytes().splitlines(keepends=True)
+        if f.stem != "sio_broadcasts":
+            lines = lines[:1] + sorted(lines[1:], key=lambda line: int(line.split(b",", 1)[0]))
+        if b"".join(lines) != (b / f.name).read_bytes():
             print(f"  {f.name}: differs", file=sys.stderr)
             return False
     return True
@@ -91,7 +100,7 @@ def main() -> None:
         rows = []
         local = out / "local"
         wall, cpu, rss = timed(["dissect", "report", *files, "--out", str(local), "--jobs", "1", "--no-html", "-q"])
-        rows.append(("dissect report --jobs 1 (local)", wall, cpu, rss, "reference"))
+        rows.append(("dissect report --jobs 1 (local)", wall, cpu, rss, "reference", 0.0))
         import json
         packets = sum(f["packets"] for f in json.loads((local / "summary.json").read_text())["files"])
         for n in args.workers:
@@ -99,21 +108,26 @@ def main() -> None:
                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
             assert cluster.stdout is not None and cluster.stdin is not None
             address = cluster.stdout.readline().strip()
+            cluster.stdin.write("start\n")
+            cluster.stdin.flush()
             try:
                 d = out / f"dask{n}"
                 wall, cpu, rss = timed(["dissect", "report", *files, "--out", str(d), "--dask", address, "--no-html",
                                         "-q"])
-                rows.append((f"dissect report --dask ({n} worker{'s' if n > 1 else ''})", wall, cpu, rss,
-                             "same lines" if same_lines(local, d) else "DIFFERENT"))
+                same = "same lines" if same_lines(local, d) else "DIFFERENT"
                 shutil.rmtree(d)
             finally:
                 cluster.stdin.close()
+                workers_cpu = float(cluster.stdout.readline() or "nan")  # the cluster's processes, after they end
                 cluster.wait(timeout=60)
                 time.sleep(3)  # the workers' processes gone before the next command is measured
+            rows.append((f"dissect report --dask ({n} worker{'s' if n > 1 else ''})", wall, cpu, rss, same,
+                         workers_cpu))
         print(f"{packets:,} packets\n")
-        print(f"{'command':45} {'seconds':>8} {'client CPU s':>13} {'client peak RSS MB':>19}  tables")
-        for name, wall, cpu, rss, same in rows:
-            print(f"{name:45} {wall:8.2f} {cpu:13.2f} {rss:19.0f}  {same}")
+        print(f"{'command':45} {'seconds':>8} {'client CPU s':>13} {'cluster CPU s':>14} {'client peak RSS MB':>19}"
+              "  tables")
+        for name, wall, cpu, rss, same, workers_cpu in rows:
+            print(f"{name:45} {wall:8.2f} {cpu:13.2f} {workers_cpu:14.2f} {rss:19.0f}  {same}")
     finally:
         shutil.rmtree(out, ignore_errors=True)
 

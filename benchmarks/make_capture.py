@@ -147,7 +147,7 @@ def main() -> None:
                    b"\r\nSec-WebSocket-Version: 13\r\n\r\n", client_finished))
         emit(c.s2c_write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                    b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"))
-        sid = f"sid{c.cport:016d}".encode()
+        sid = f"sid{args.seed % 10000:04d}{c.cport:012d}".encode()  # one per seed and connection
         emit(c.s2c_write(ws_frame(b'0{"sid":"' + sid + b'","upgrades":[],"pingInterval":25000,'
                             b'"pingTimeout":20000,"maxPayload":1000000}', False, rnd)))
         emit(c.c2s_write(ws_frame(b"40", True, rnd)))

@@ -1,10 +1,19 @@
-"""--dask: per-file work on a Dask cluster gives the tables of a local run (distributed.LocalCluster)."""
+"""--dask on a distributed.LocalCluster: rotated capture sets (connections and Engine.IO sessions
+running through several files) and unrelated captures give every table of the local run.
+
+The rows of --dask are grouped by session_id (summary.json: ``row_order: sessions``): each table
+file is the local one with its rows sorted by session_id, a stable sort (one process's order kept
+within a session), byte for byte."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -12,7 +21,8 @@ from click.testing import CliRunner
 
 import dissect
 from dissect.cli import main
-from dissect.records import TABLES
+from dissect.records import SESSION_TABLES, TABLES
+from tests.rotate import rotate
 
 distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
 
@@ -32,45 +42,41 @@ def rows(df: pd.DataFrame) -> list[tuple]:
     return [tuple("" if pd.isna(v) else str(v) for v in r) for r in df.itertuples(index=False)]
 
 
-def rotate(src: Path, out_dir: Path, files: int) -> list[str]:
-    """``src`` cut into ``files`` pcap files of about the same packet count, as ``tcpdump -C`` or
-    ``editcap -c`` leave a long capture."""
-    import dpkt
-
-    with src.open("rb") as f:
-        reader = dpkt.pcapng.Reader(f) if src.suffix == ".pcapng" else dpkt.pcap.Reader(f)
-        link = reader.datalink()
-        packets = list(reader)
-    per = -(-len(packets) // files)
-    names = []
-    for i in range(files):
-        name = out_dir / f"{src.stem}_{i:02d}.pcap"
-        with name.open("wb") as g:
-            w = dpkt.pcap.Writer(g, linktype=link)
-            for ts, buf in packets[i * per : (i + 1) * per]:
-                w.writepkt(buf, ts)
-        names.append(str(name))
-    return names
+def same_summary(local: dict[str, Any], remote: dict[str, Any]) -> None:
+    """summary.json of a local run, and of --dask which says its rows are grouped by session."""
+    remote = dict(remote)
+    assert remote.pop("row_order") == "sessions" and "row_order" not in local
+    assert json.dumps(local, sort_keys=True) == json.dumps(remote, sort_keys=True)
 
 
 def same_tables(local: dissect.Analysis, remote: dissect.Analysis) -> None:
-    """Every table holds the same rows (their order differs: worker by worker)."""
     for name in TABLES:
         assert sorted(rows(local.table(name))) == sorted(rows(remote.table(name))), name
 
 
+def same_files(local: Path, remote: Path, fmt: str = "csv") -> None:
+    """Each table file of ``remote`` is that of ``local`` with its rows stably sorted by session_id."""
+    for name in TABLES:
+        a = (local / f"{name}.{fmt}").read_bytes().splitlines(keepends=True)
+        b = (remote / f"{name}.{fmt}").read_bytes().splitlines(keepends=True)
+        head = 1 if fmt == "csv" else 0
+        if name in SESSION_TABLES:
+            first = (lambda line: int(line.split(b",", 1)[0])) if fmt == "csv" else \
+                (lambda line: json.loads(line)["session_id"])
+            a = a[:head] + sorted(a[head:], key=first)
+        assert a == b, name
+
+
 @pytest.fixture(scope="module")
 def rotated(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    """A generated Socket.IO capture (long-lived WebSockets through every file) and a corpus capture
-    whose Engine.IO sessions (polling requests, then the WebSocket upgrade) span files."""
-    import subprocess
-    import sys
-
+    """A generated Socket.IO capture cut in 4 (long-lived WebSockets through every file) and a corpus
+    capture whose Engine.IO session (21 connections: polling requests, then the WebSocket upgrade)
+    spans 3 files."""
     d = tmp_path_factory.mktemp("rotated")
     big = d / "ws.pcap"
     subprocess.run([sys.executable, str(CAPTURES.parent / "benchmarks" / "make_capture.py"), "--packets", "6000",
                     "--connections", "6", "--out", str(big)], check=True, capture_output=True)
-    return rotate(big, d, 4) + rotate(CAPTURES / "sio4_polling_upgrade.pcapng", d, 3)
+    return rotate(big, d / "set", 1500) + rotate(CAPTURES / "sio4_polling_upgrade.pcapng", d / "set", 100)
 
 
 def test_rotated_set_equals_local(cluster: str, rotated: list[str]) -> None:
@@ -78,9 +84,9 @@ def test_rotated_set_equals_local(cluster: str, rotated: list[str]) -> None:
     local run (the per-file split of the first --dask lost 95 % of the Socket.IO rows here)."""
     local = dissect.analyze(rotated)
     remote = dissect.analyze(rotated, dask=cluster)
-    assert len(local.sio_packets) > 2000 and len(local.sessions) == 6 + len(dissect.analyze(rotated[4:]).sessions)
+    assert len(local.sio_packets) > 2000 and len(local.sessions) == 6 + 21
     same_tables(local, remote)
-    assert json.dumps(local.summary, sort_keys=True) == json.dumps(remote.summary, sort_keys=True)
+    same_summary(local.summary, remote.summary)
 
 
 def test_dask_equals_local(cluster: str) -> None:
@@ -90,40 +96,57 @@ def test_dask_equals_local(cluster: str) -> None:
     for name in ("sessions", "handshakes", "http", "ws_frames", "ws_messages", "sio_packets"):
         assert len(local.table(name)) > 0
     same_tables(local, remote)
-    assert json.dumps(local.summary, sort_keys=True) == json.dumps(remote.summary, sort_keys=True)
+    same_summary(local.summary, remote.summary)
 
 
 def test_report_on_a_rotated_set_writes_the_local_tables(cluster: str, rotated: list[str], tmp_path: Path) -> None:
-    """dissect report --dask: the tasks write part files, the client joins them: every table holds
-    the lines of the local report; summary.json the same figures."""
+    """dissect report --dask: every table file is the local one grouped by session, byte for byte;
+    summary.json the same figures; report.html drawn; no part file left."""
+    r = CliRunner()
+    files = rotated + FILES
+    assert r.invoke(main, ["report", *files, "--out", str(tmp_path / "a"), "--no-html", "-q"]).exit_code == 0
+    res = r.invoke(main, ["report", *files, "--out", str(tmp_path / "b"), "-q", "--dask", cluster])
+    assert res.exit_code == 0, res.output
+    same_files(tmp_path / "a", tmp_path / "b")
+    same_summary(*(json.loads((tmp_path / x / "summary.json").read_text()) for x in "ab"))
+    assert (tmp_path / "b" / "report.html").exists()
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == \
+        sorted([f"{t}.csv" for t in TABLES] + ["summary.json", "report.html"])
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_report_formats(cluster: str, rotated: list[str], tmp_path: Path, fmt: str) -> None:
+    if fmt == "parquet":
+        pq = pytest.importorskip("pyarrow.parquet")
+    r = CliRunner()
+    for out, more in (("a", []), ("b", ["--dask", cluster])):
+        res = r.invoke(main, ["report", *rotated, "--out", str(tmp_path / out), "--no-html", "-q", "--format", fmt,
+                              *more])
+        assert res.exit_code == 0, res.output
+    if fmt == "jsonl":
+        same_files(tmp_path / "a", tmp_path / "b", "jsonl")
+        return
+    for name in TABLES:
+        a = pq.read_table(tmp_path / "a" / f"{name}.parquet")
+        b = pq.read_table(tmp_path / "b" / f"{name}.parquet")
+        if name in SESSION_TABLES:
+            a = a.take(pd.Series(a.column("session_id").to_pylist()).sort_values(kind="stable").index.to_list())
+        assert a.equals(b), name
+
+
+def test_parts_in_a_url(cluster: str, rotated: list[str], tmp_path: Path) -> None:
+    """--dask-scratch: the part files go to an fsspec URL (here file://; s3://... alike where its
+    backend is installed), are read from there and removed."""
+    scratch = tmp_path / "scratch"
     r = CliRunner()
     assert r.invoke(main, ["report", *rotated, "--out", str(tmp_path / "a"), "--no-html", "-q"]).exit_code == 0
-    res = r.invoke(main, ["report", *rotated, "--out", str(tmp_path / "b"), "-q", "--dask", cluster])
+    res = r.invoke(main, ["report", *rotated, "--out", str(tmp_path / "b"), "--no-html", "-q", "--dask", cluster,
+                          "--dask-scratch", f"file://{scratch}"])
     assert res.exit_code == 0, res.output
-    for name in TABLES:
-        a = (tmp_path / "a" / f"{name}.csv").read_text().splitlines()
-        b = (tmp_path / "b" / f"{name}.csv").read_text().splitlines()
-        assert a[0] == b[0] and sorted(a[1:]) == sorted(b[1:]), name
-    assert (tmp_path / "b" / "report.html").exists()
-    sa, sb = (json.loads((tmp_path / x / "summary.json").read_text()) for x in "ab")
-    assert sa["totals"] == sb["totals"] and sa["sio_sockets"] == sb["sio_sockets"]
-    assert not [p for p in (tmp_path / "b").rglob("*") if ".part" in p.name or "dissect-jobs" in p.name]
-
-
-def test_a_retried_task_leaves_no_duplicate(tmp_path: Path) -> None:
-    """A worker's part files appear whole or not at all: a task run twice (Dask retries a task
-    whose worker died) replaces the first attempt's parts instead of adding to them."""
-    from dissect.run.filters import Filters
-    from dissect.run.jobs import _worker  # noqa: PLC2701 - the task itself
-    from dissect.transport.limits import Limits
-
-    part = tmp_path / "0"
-    args = (0, 2, FILES[:1], str(part), "csv", 6, Limits(), Filters(), True, False, None)
-    _worker(args)
-    first = {p.name: p.read_bytes() for p in part.iterdir()}
-    _worker(args)
-    assert {p.name: p.read_bytes() for p in part.iterdir()} == first
-    assert [p.name for p in tmp_path.iterdir()] == ["0"]  # no half-written part left beside it
+    same_files(tmp_path / "a", tmp_path / "b")
+    assert scratch.is_dir() and not list(scratch.iterdir())
+    bad = r.invoke(main, ["report", *rotated, "--out", str(tmp_path / "c"), "-q", "--dask-scratch", str(scratch)])
+    assert bad.exit_code == 2 and "--dask-scratch goes with --dask" in bad.output
 
 
 def test_report_dask_option(cluster: str, tmp_path: Path) -> None:
@@ -131,13 +154,11 @@ def test_report_dask_option(cluster: str, tmp_path: Path) -> None:
     assert r.invoke(main, ["report", *FILES, "--out", str(tmp_path / "a"), "--no-html", "-q"]).exit_code == 0
     res = r.invoke(main, ["report", *FILES, "--out", str(tmp_path / "b"), "--no-html", "-q", "--dask", cluster])
     assert res.exit_code == 0, res.output
-    for name in TABLES:
-        a = sorted((tmp_path / "a" / f"{name}.csv").read_text().splitlines())
-        b = sorted((tmp_path / "b" / f"{name}.csv").read_text().splitlines())
-        assert a == b
+    same_files(tmp_path / "a", tmp_path / "b")
     bad = r.invoke(main, ["report", *FILES, str(tmp_path / "missing.pcap"), "--out", str(tmp_path / "c"),
                           "-q", "--dask", cluster])
     assert bad.exit_code == 2 and "missing.pcap" in bad.output  # one line, as locally
+    assert bad.output.count("\n") == 1
 
 
 def test_report_dask_reuses_out(cluster: str, tmp_path: Path) -> None:
@@ -152,3 +173,52 @@ def test_report_dask_reuses_out(cluster: str, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in out.iterdir()) == sorted([f"{t}.jsonl" for t in TABLES] + ["summary.json"])
     assert json.loads((out / "summary.json").read_text())["files"][0]["path"] == FILES[2]
+
+
+def test_unreachable_scheduler_is_one_line(tmp_path: Path) -> None:
+    import dask
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        res = CliRunner().invoke(main, ["report", FILES[0], "--out", str(tmp_path / "r"), "-q", "--dask",
+                                        "tcp://127.0.0.1:9"])
+    assert res.exit_code == 2 and res.output.startswith("dissect: --dask tcp://127.0.0.1:9: cannot reach")
+    assert not (tmp_path / "r").exists() or not list((tmp_path / "r").iterdir())
+
+
+class DieOnce(distributed.diagnostics.plugin.WorkerPlugin):  # type: ignore[misc]
+    """Kills the worker in the middle of its first task's part: the part files written, not yet
+    renamed into place (a worker lost mid-task)."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def setup(self, worker: Any) -> None:
+        from dissect.run import parts
+
+        marker, rename = self.marker, parts.rename
+
+        def dying_rename(src: str, dst: str) -> None:
+            if os.path.exists(marker):
+                os.remove(marker)
+                os._exit(1)
+            rename(src, dst)
+
+        parts.rename = dying_rename
+
+
+def test_a_worker_dying_mid_task(rotated: list[str], tmp_path: Path) -> None:
+    """Dask runs the task again on a worker alive; the half-written part of the dead one is never
+    read: the tables hold every row once."""
+    r = CliRunner()
+    assert r.invoke(main, ["report", *rotated, "--out", str(tmp_path / "a"), "--no-html", "-q"]).exit_code == 0
+    marker = tmp_path / "die"
+    marker.touch()
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  host="127.0.0.1") as c, distributed.Client(c) as client:
+        client.register_plugin(DieOnce(str(marker)))
+        res = r.invoke(main, ["report", *rotated, "--out", str(tmp_path / "b"), "--no-html", "-q", "--dask",
+                              c.scheduler_address])
+    assert res.exit_code == 0, res.output
+    assert not marker.exists()  # a worker died
+    same_files(tmp_path / "a", tmp_path / "b")
+    assert not [p for p in (tmp_path / "b").rglob("*") if "parts" in p.name or p.name.startswith(".")]

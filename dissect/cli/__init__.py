@@ -144,13 +144,17 @@ def main() -> None:
                    "the tables; the files are those of one process, byte for byte. 3 or more: workers "
                    "sharing the sessions (the same rows, not in the same order).")
 @click.option("--dask", "dask_address", metavar="ADDRESS",
-              help="Run the analysis as tasks on the Dask cluster at ADDRESS (one per worker thread; needs the "
-                   "dask extra). Tasks write the tables into --out, which the workers must reach (shared storage).")
+              help="Run the analysis as tasks on the Dask cluster at ADDRESS (needs the dask extra): each file is "
+                   "indexed, then tasks dissect the flows of the files they span (the rows of a local run, grouped "
+                   "by session). Tasks write part files into --out (which the workers must reach) or --dask-scratch.")
+@click.option("--dask-scratch", "dask_scratch", metavar="DIR|URL",
+              help="With --dask: where the tasks write their part files (a directory or an fsspec URL such as "
+                   "s3://bucket/tmp that the workers and this machine reach); default: inside --out.")
 @filter_options
 @limit_options
 @guarded
 def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet: bool, jobs: int | None,
-           dask_address: str | None,
+           dask_address: str | None, dask_scratch: str | None,
            port: tuple[int, ...], host: tuple[str, ...], session_ids: tuple[int, ...],
            namespace: tuple[str, ...], since: str | None, until: str | None, event: tuple[str, ...],
            tls_keylog: str | None, payloads: bool, max_flows: int, max_half_open: int,
@@ -171,15 +175,15 @@ def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet:
         jobs = default_jobs()
     elif jobs > 1 and not _can_fork():
         raise click.UsageError("--jobs above 1 needs the fork start method (Linux, macOS): use --jobs 1")
-    if fmt == "parquet" and dask_address:
-        raise click.UsageError("--format parquet is written by one process: write CSV or JSON lines with --dask")
+    if dask_scratch and not dask_address:
+        raise click.UsageError("--dask-scratch goes with --dask")
     if fmt == "parquet" and jobs > 2:
         raise click.UsageError("--format parquet is written by one process: use --jobs 1 or 2, or write CSV")
     place = ReportDir(out_dir)
     with place as work:
         try:
             result, counts, blocks = _write_tables(work, files, skipped, fmt, digits, html, quiet, jobs,
-                                                   dask_address, filters, limits, keylog)
+                                                   (dask_address, dask_scratch), filters, limits, keylog)
             summary = result.summary
             with open(os.path.join(work, "summary.json"), "w", encoding="utf-8") as f:
                 json.dump(summary, f, indent=2, sort_keys=False)
@@ -198,18 +202,20 @@ def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet:
 
 def _write_tables(work: str, files: list[str], skipped: list[tuple[str, str]], fmt: str, digits: int,
                   html: bool, quiet: bool, jobs: int,
-                  dask_address: str | None, filters: Filters, limits: Limits, keylog: KeyLog | None,
+                  dask: tuple[str | None, str | None], filters: Filters, limits: Limits, keylog: KeyLog | None,
                   ) -> tuple[RunResult, dict[str, int], dict[str, Blocks]]:
     """Dissect ``files`` and write their tables into ``work`` the way ``--jobs``/``--dask`` say;
     the run's result (naming the ``skipped`` files), the row counts and (for report.html) where
     the blocks of rows are."""
     # Where each table's blocks of rows were written: report.html reads back a sample of them.
     blocks: dict[str, Blocks] = {}
+    dask_address, dask_scratch = dask
     if dask_address:
         from dissect.run.dask import run_dask
 
         result, _ = run_dask(files, dask_address, out_dir=work, fmt=fmt, digits=digits, filters=filters,
-                             limits=limits, keylog=keylog, quiet=quiet, blocks=blocks if html else None)
+                             limits=limits, keylog=keylog, quiet=quiet, blocks=blocks if html else None,
+                             parts=dask_scratch)
         result.skipped = skipped
         return result, result.summary.get("totals", {}), blocks
     if jobs == 2:

@@ -14,7 +14,7 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from dissect.capture.reader import CaptureReader
 from dissect.errors import CaptureError
@@ -113,24 +113,22 @@ class RunResult:
     decode: Counter[str] = field(default_factory=Counter)
     protocol: Counter[str] = field(default_factory=Counter)
     nanosecond: bool = False
-    sessions: int = 0  # session ids handed out (the next file's ids follow on --dask)
+    sessions: int = 0  # session ids handed out
     skipped: list[tuple[str, str]] = field(default_factory=list)  # unreadable files: (path, why)
+    row_order: str = ""  # "sessions": the tables' rows are grouped by session_id (docs/REPORTS.md, Row order)
 
     def merge_worker(self, other: RunResult) -> None:
         """Add a ``--jobs`` worker's share: the same files were read, other flows dissected."""
         self.builder.merge(other.builder)
         self.protocol.update(other.protocol)
 
-    def merge_file(self, other: RunResult) -> None:
-        """Add a ``--dask`` task's result for the next file."""
-        self.builder.merge(other.builder)
-        self.files.extend(other.files)
-        self.warnings.update(other.warnings)
-        self.warning_details.extend(other.warning_details)
-        self.decode.update(other.decode)
-        self.protocol.update(other.protocol)
-        self.nanosecond = self.nanosecond or other.nanosecond
-        self.sessions += other.sessions
+    def merge_task(self, other: RunResult, counters: Sequence[str] = ()) -> None:
+        """Add a ``--dask`` task's share: other flows dissected, some files read again (of what
+        reading counted, only ``counters``, counted for dissected flows, are added)."""
+        self.merge_worker(other)
+        for name in counters:
+            if other.decode.get(name):
+                self.decode[name] += other.decode[name]
 
     def broadcasts(self) -> list[SioBroadcast]:
         """The ``sio_broadcasts`` rows, made from every worker's Socket.IO events once the run is
@@ -162,6 +160,8 @@ class RunResult:
         result["ts_precision"] = "ns" if self.nanosecond else "us"
         if self.skipped:  # only when a file was skipped: the key is absent from a complete run
             result["skipped_files"] = [{"path": p, "reason": why} for p, why in self.skipped]
+        if self.row_order:  # only when not one process's order
+            result["row_order"] = self.row_order
         return result
 
 
@@ -181,9 +181,18 @@ def _progress_bar(paths: list[str], quiet: bool) -> Any:
                              show_eta=True, show_percent=True)
 
 
-def drive(pipe: Pipeline, files: Sequence[str], quiet: bool = True) -> None:
+class FlowPlan(Protocol):
+    """How a task of a split run (``--dask``, :mod:`dissect.run.split`) dissects some flows of its
+    files: it sets up the pipeline's flow table, and acts before the pipeline finishes."""
+
+    def install(self, pipe: Pipeline) -> None: ...
+
+    def before_finish(self, pipe: Pipeline) -> None: ...
+
+
+def drive(pipe: Pipeline, files: Sequence[str], quiet: bool = True, plan: FlowPlan | None = None) -> None:
     """Run every file through ``pipe`` and finish it, with a progress bar over the files' bytes
-    when stderr is a terminal (and not ``quiet``)."""
+    when stderr is a terminal (and not ``quiet``); ``plan`` acts before the end."""
     bar = _progress_bar(list(files), quiet)
     done_before = 0
     current = 0
@@ -204,6 +213,8 @@ def drive(pipe: Pipeline, files: Sequence[str], quiet: bool = True) -> None:
                 pipe.stats.files[-1]["uncompressed_bytes"] = reader.bytes_read
             done_before += reader.size
             current = done_before
+        if plan is not None:
+            plan.before_finish(pipe)
         pipe.finish()
     finally:
         if bar is not None:
@@ -212,11 +223,12 @@ def drive(pipe: Pipeline, files: Sequence[str], quiet: bool = True) -> None:
 
 def dissect_files(files: Sequence[str], consumers: Sequence[Consumer], *, filters: Filters | None = None,
                   limits: Limits | None = None, quiet: bool = True, ownership: Ownership | None = None,
-                  summary: bool = True, keylog: KeyLog | None = None) -> RunResult:
+                  summary: bool = True, keylog: KeyLog | None = None, plan: FlowPlan | None = None) -> RunResult:
     """Dissect ``files`` (already checked by :func:`capture_files`) and hand every row batch,
     filtered, to ``consumers``; ``keylog`` holds the TLS secrets given (a fresh copy is used, so
     the secrets a capture carries stay with this run). With ``summary``, the result's summary
-    ``builder`` sees the rows too (``--jobs 2`` builds it in the writing process instead)."""
+    ``builder`` sees the rows too (``--jobs 2`` builds it in the writing process instead).
+    ``ownership`` (a ``--jobs`` worker) or ``plan`` (a ``--dask`` task) dissect only some flows."""
     filters = filters or Filters()
     result = RunResult()
     wrapped = [filters.wrap(c) for c in consumers]
@@ -224,7 +236,9 @@ def dissect_files(files: Sequence[str], consumers: Sequence[Consumer], *, filter
         wrapped.append(filters.wrap(result.builder))
     pipe = Pipeline(wrapped, limits, filters.flow_filter(), ownership=ownership,
                     keylog=keylog.copy() if keylog is not None else None)
-    drive(pipe, files, quiet)
+    if plan is not None:
+        plan.install(pipe)
+    drive(pipe, files, quiet, plan)
     st = pipe.stats
     result.files = st.files
     result.warnings = st.warnings

@@ -1,28 +1,36 @@
-"""``--dask ADDRESS``: the workers of ``--jobs N`` as tasks on a Dask cluster.
+"""``--dask ADDRESS``: an analysis split by flows (:mod:`dissect.run.split`) on a Dask cluster.
 
-Each task is one worker of :mod:`dissect.run.jobs`: it reads every capture file in order (so a
-connection, or an Engine.IO session of several connections, that runs on from one rotated file into
-the next is followed as in one process, and session ids are those of a local run) and dissects the
-flows it owns. Tasks write their tables as part files next to the report (the output directory must
-be on storage every worker can write, e.g. a shared file system); the client only gathers each
-task's counters and summary builder and joins the part files by streaming copies, so its memory does
-not grow with the data. A task whose worker dies is retried by Dask; its part files are written aside
-and renamed into place when complete, so a retried task leaves no duplicated or missing row.
+1. one task per capture file indexes its flows (in parallel; the logs stay on the workers);
+2. one task replays the logs in file order and plans: every flow gets a local run's session id,
+   the flows of an Engine.IO session (polling connections, the WebSocket upgrading them) one group,
+   and the groups go to tasks that read only the files their flows span (a group inside one file:
+   a task of that file; a group running through rotated files: a task reading those files, dealt
+   among as many tasks as the cluster has threads);
+3. the tasks dissect their flows, write their tables as part files (aside, renamed when whole) and
+   return only their counters and summary builder;
+4. the client merges the part files into the report's tables by streaming, in session order
+   (summary.json: ``row_order: sessions``), and writes ``sio_broadcasts`` from every task's events.
 
-The same rows as a local run; their order in the files is that of ``--jobs N`` (worker by worker,
-each in packet order), not one process's: sort by session_id to compare. Every task reads every
-packet, so the reading (not the dissecting) is repeated per task: splitting the flows per file
-before reading (an index pass) is the step that remains for clusters much larger than the machine.
+The client never holds rows: its memory is the plan's outline, the tasks' summary builders and
+the part files' indexes of one table. A worker that dies mid-task: Dask runs the task again; a part
+is read only from the name its task's result gives, so nothing is duplicated or lost.
 
-Dask is an optional extra: ``pip install 'wiredissect[dask]'``. The workers need ``wiredissect``
-installed and the capture paths readable as given (absolute paths on shared storage, for workers on
-other machines or in another directory).
+The workers need ``wiredissect`` installed, the capture paths readable as given (absolute paths on
+shared storage), and the part files' place writable: a directory inside the report (``--out`` on
+shared storage), or ``parts`` (``--dask-scratch``), a directory or an fsspec URL such as
+``s3://bucket/tmp`` (fsspec and its backend installed on the client and the workers). Without an
+output (the Python API), the tasks return their rows instead.
+
+Dask is an optional extra: ``pip install 'wiredissect[dask]'``.
 """
 
 from __future__ import annotations
 
+import heapq
 import os
 import sys
+import uuid
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from dissect.errors import DissectError
@@ -30,52 +38,133 @@ from dissect.output.writers import Blocks
 from dissect.protocols.tls import KeyLog
 from dissect.run.core import Paths, RunResult, capture_files
 from dissect.run.filters import Filters
-from dissect.run.jobs import Mapper, WorkerResult, run_jobs
+from dissect.run.flow_index import index_file
+from dissect.run.flow_plan import Outline, Plan, TaskSpec, make_plan
+from dissect.run.parts import join, make_dirs, merge_parts, remove_tree
+from dissect.run.split import Assembly, Output, TaskResult, gather_rows, run_task
 from dissect.transport.limits import Limits
 
-RETRIES = 2  # a task whose worker died is run again this many times
+RETRIES = 2  # a task that failed is run again this many times (one whose worker died: Dask's own rule)
 
 
-def _cluster_mapper(client: Any, quiet: bool) -> Mapper:
-    """Runs the workers as Dask tasks; a progress line over tasks on a terminal."""
-    from distributed import as_completed
+def _outline(plan: Plan) -> Outline:
+    return plan.outline
 
-    def mapper(fn: Any, args: list[Any]) -> list[WorkerResult]:
-        args = [(*a[:8], True, *a[9:]) for a in args]  # (the tasks' own progress bars: off)
-        futures = client.map(fn, args, pure=False, retries=RETRIES)
-        show = not quiet and sys.stderr.isatty()
-        for done, _ in enumerate(as_completed(futures), 1):
-            if show:
-                sys.stderr.write(f"\rdissect: {done}/{len(futures)} Dask tasks done")
+
+def _task(plan: Plan, number: int) -> TaskSpec:
+    return plan.tasks[number]
+
+
+class _Progress:
+    """One line on a terminal: how many tasks of a step are done."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.show = not quiet and sys.stderr.isatty()
+
+    def done(self, futures: Sequence[Any], what: str) -> Iterator[Any]:
+        """Each of ``futures`` as it completes."""
+        from distributed import as_completed
+
+        for n, future in enumerate(as_completed(futures), 1):
+            if self.show:
+                sys.stderr.write(f"\rdissect: {what} {n}/{len(futures)}")
                 sys.stderr.flush()
-        if show:
+            yield future
+        if self.show:
             sys.stderr.write("\n")
-        return list(client.gather(futures))
 
-    return mapper
+
+def _deal(work: Sequence[float], threads: dict[str, int]) -> list[str]:
+    """A worker for each task, the largest first to the least loaded thread: the tasks depend on the
+    plan, which one worker holds, and would otherwise all be placed there."""
+    slots = [(0.0, i, addr) for i, (addr, n) in enumerate(sorted(threads.items())) for _ in range(max(1, n))]
+    heapq.heapify(slots)
+    out = [""] * len(work)
+    for k in sorted(range(len(work)), key=lambda k: -work[k]):
+        load, i, addr = heapq.heappop(slots)
+        out[k] = addr
+        heapq.heappush(slots, (load + work[k], i, addr))
+    return out
+
+
+def _connect(address: Any) -> tuple[Any, bool]:
+    try:
+        from distributed import Client
+    except ImportError:  # pragma: no cover - depends on the optional extra
+        raise DissectError("--dask needs the dask extra: pip install 'wiredissect[dask]'") from None
+    if isinstance(address, Client):
+        return address, False
+    try:
+        return Client(address), True
+    except (OSError, TimeoutError, ValueError) as e:
+        raise DissectError(f"--dask {address}: cannot reach the scheduler ({e})") from None
 
 
 def run_dask(paths: Paths, address: Any, *, out_dir: str | None = None, fmt: str = "csv", digits: int = 6,
              filters: Filters | None = None, limits: Limits | None = None, keylog: KeyLog | None = None,
              quiet: bool = True, blocks: dict[str, Blocks] | None = None, tasks: int | None = None,
-             ) -> tuple[RunResult, dict[str, list[tuple]] | None]:
+             parts: str | None = None) -> tuple[RunResult, dict[str, list[tuple]] | None]:
     """Dissect the captures of ``paths`` on the cluster at ``address`` (a scheduler address or a
-    ``distributed.Client``) in ``tasks`` tasks (default: one per worker thread of the cluster).
-    With ``out_dir`` the tasks write the tables there (see :func:`dissect.run.jobs.run_jobs`);
-    without, their rows come back in memory. Returns the merged result and the rows (None when
-    written)."""
-    try:
-        from distributed import Client
-    except ImportError:  # pragma: no cover - depends on the optional extra
-        raise DissectError("--dask needs the dask extra: pip install 'wiredissect[dask]'") from None
-
+    ``distributed.Client``), planned for ``tasks`` threads (default: the cluster's). With
+    ``out_dir`` the tables are written there (``blocks``, when given, receives where their blocks
+    of rows are; the part files go to ``parts``, default a directory inside ``out_dir``); without,
+    the rows come back. Returns the merged result and the rows (None when written)."""
     files = capture_files(paths)  # as given: the rows name them so (give paths the workers see)
-    client = address if isinstance(address, Client) else Client(address)
+    limits = limits or Limits()
+    client, opened = _connect(address)
+    where = None
+    if out_dir is not None:
+        where = join(parts, f"dissect-{uuid.uuid4().hex[:12]}") if parts else \
+            os.path.join(os.path.abspath(out_dir), f".dissect-parts-{uuid.uuid4().hex[:12]}")
     try:
-        count = tasks or max(1, sum(client.nthreads().values()))
-        return run_jobs(files, count, out_dir=os.path.abspath(out_dir) if out_dir else None, fmt=fmt,
-                        digits=digits, filters=filters, limits=limits, quiet=quiet, blocks=blocks, keylog=keylog,
-                        mapper=_cluster_mapper(client, quiet))
+        progress = _Progress(quiet)
+        threads = tasks or max(1, sum(client.nthreads().values()))
+        index = client.map(index_file, files, limits=limits, pure=False, retries=RETRIES)
+        for _ in progress.done(index, "files indexed"):
+            pass
+        plan = client.submit(make_plan, index, limits, filters, keylog is not None, threads, pure=False)
+        outline: Outline = client.submit(_outline, plan, pure=False).result()
+        del index
+        specs = [client.submit(_task, plan, k, pure=False) for k in range(len(outline.tasks))]
+        output = None
+        if where is not None:
+            make_dirs(where)
+            output = Output(where, fmt, digits)
+        futures = [client.submit(run_task, spec, files, output, limits, filters, keylog, pure=False,
+                                 retries=RETRIES, workers=[where_to], allow_other_workers=True)
+                   for spec, where_to in zip(specs, _deal([w for _f, w in outline.tasks], client.nthreads()),
+                                             strict=True)]
+        del plan, specs
+        # Each task's result merged as it comes (its summary builder then freed): the client holds
+        # one builder more than the run's, whatever the number of tasks.
+        assembly = Assembly(outline)
+        done: list[str] = []
+        rows: list[dict[str, list[tuple]] | None] = []
+        for future in progress.done(futures, "tasks done"):
+            got: TaskResult = future.result()
+            future.release()
+            assembly.add(got.result)
+            if got.part:
+                done.append(got.part)
+            rows.append(got.rows)
+            del got
+        del futures
+    except BaseException:
+        if where is not None:
+            remove_tree(where)
+        raise
     finally:
-        if client is not address:
+        if opened:
             client.close()
+    result = assembly.result
+    assert result is not None
+    if where is None or out_dir is None:
+        return result, gather_rows(rows, result)
+    try:
+        extra: dict[str, list[tuple]] = {"sio_broadcasts": list(result.broadcasts())}
+        _counts, written = merge_parts(sorted(done), out_dir, fmt, digits, extra)
+    finally:
+        remove_tree(where)
+    if blocks is not None:
+        blocks.update(written)
+    return result, None

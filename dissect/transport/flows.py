@@ -247,7 +247,10 @@ class FlowTable:
         self.udp.clear()
 
 
-def _reverse(key: bytes, alen: int) -> bytes:
+def reverse_key(key: bytes, alen: int) -> bytes:
     """The key of the opposite direction: swap the addresses and the ports."""
     a = 2 * alen
     return key[alen:a] + key[:alen] + key[a + 2 : a + 4] + key[a : a + 2]
+
+
+_reverse = reverse_key

@@ -1,0 +1,420 @@
+"""Flow tables for an analysis split by flows (``--dask``), numbering flows as one process does.
+
+A local run's flow table sees every packet of every file in order: which packet starts a flow, its
+session id, when it is evicted or restarted by a new SYN all follow from that. A run split over
+files and machines gets the same from three variants of :class:`~dissect.transport.flows.FlowTable`
+(the same code takes every decision):
+
+1. :class:`LogTable`, one per file, in parallel: the file is read from an empty table, and the table
+   logs, in the order the packet loop calls it, what the flow table's decisions depend on: each
+   5-tuple's first packet in each eviction interval (:data:`CREATE`, :data:`UCREATE`), every SYN, FIN
+   and RST (:data:`CTRL`), each 5-tuple's last packet time and packet count per interval
+   (:data:`LAST`, :data:`ULAST`) and the eviction points (:data:`EVICT`). It forgets its flows at each
+   eviction point, so every interval starts afresh. What the layer above notices in the bytes is
+   logged as :data:`SIGHT` (an Engine.IO sid; see ``dissect.run.flow_index``).
+2. :class:`ReplayTable`, once, over the files' logs in order: a real flow table, driven by the logs as
+   the packet loop drives it for flows another ``--jobs`` worker owns. Non-control packets only move
+   a flow's last-packet time, which only the eviction points read; the logs give it per interval. So
+   it creates, restarts, evicts and numbers the flows as the local run's table does, and records
+   each flow's first packet (file, frame, 5-tuple), last file, work (packets) and end. Two bounds
+   read the table as a whole at any packet, a full table (``--max-flows``) and too many half-open
+   flows (``--max-half-open``): if either is reached the replay raises :class:`Inexact` (the caller
+   then analyses every file in one task).
+3. :class:`PlanTable`, per task: reads the files of some flows and dissects only those: each is
+   created at its planned first packet with its planned session id and tcp.stream; every other
+   packet goes to a :class:`Placeholder`, forgotten at every eviction point (so any packet a flow of
+   the task starts on reaches ``new_tcp``). A flow of the task behaves as in the local run: what
+   happens to it (its packets, eviction by its own times, a new SYN after its own FINs) depends on
+   it alone once the two bounds above are not reached.
+
+One difference remains with a local run, as with ``--jobs``: a flow the replay tracks as another
+worker's flow is finished when both FINs are seen, where a dissected flow is finished when they are
+reached in order; a FIN sent while bytes before it are missing from the capture, followed by a new
+SYN on the same 5-tuple or an eviction before the hole is resolved, can number flows differently.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from dissect.records import Outbox
+from dissect.transport.flows import FlowTable, UdpFlow, reverse_key
+from dissect.transport.limits import Limits
+from dissect.transport.tcp import ACK, FIN, SYN, TcpConnection
+
+# Log events, tuples whose first item is the kind.
+CREATE = 0  # (CREATE, key, flags, ts, frame): a TCP packet on a 5-tuple the table does not hold
+CTRL = 1  # (CTRL, key, flags, seq, ts, frame): a TCP packet with SYN, FIN or RST
+LAST = 2  # (LAST, key, ts_last, packets): a TCP flow's last packet time and packets in the interval
+UCREATE = 3  # (UCREATE, key, ts, frame)
+ULAST = 4  # (ULAST, key, ts_last, packets)
+EVICT = 5  # (EVICT, ts): the packet loop's eviction point
+SIGHT = 6  # (SIGHT, key, what): the flow's bytes name ``what`` (an affinity key: flows sharing one go together)
+
+Event = tuple[Any, ...]
+NEVER = -(1 << 62)  # a last-packet time older than any eviction's horizon
+
+
+def split_key(key: bytes) -> tuple[bytes, bytes, int, int]:
+    """(src, dst, sport, dport) of a flow key (addresses then ports, as the packet loop builds it)."""
+    alen = (len(key) - 4) // 2
+    a = 2 * alen
+    return key[:alen], key[alen:a], (key[a] << 8) | key[a + 1], (key[a + 2] << 8) | key[a + 3]
+
+
+class Inexact(Exception):
+    """The flow table reached a bound that reads the whole table at any packet (``--max-flows`` or
+    ``--max-half-open``): the replay of the logs cannot follow it."""
+
+
+# -- 1. the per-file log ------------------------------------------------------------------------------
+
+class LogConn(TcpConnection):
+    """A TCP flow of a :class:`LogTable`: dissected by nobody (the layer above may look at its bytes),
+    its SYN/FIN/RST logged."""
+
+    __slots__ = ("log", "box", "kc", "ks")
+    log: list[Event]
+    box: Outbox
+    kc: bytes  # its key client to server
+    ks: bytes  # server to client
+
+    def control(self, d: int, ts: int, seq: int, ack: int, flags: int) -> None:
+        self.log.append((CTRL, self.kc if d == 0 else self.ks, flags, seq, ts, self.box.frame))
+        super().control(d, ts, seq, ack, flags)
+
+
+class LogUdp(UdpFlow):
+    __slots__ = ("kc",)
+    kc: bytes
+
+
+class LogTable(FlowTable):
+    """The flow table of one file's index pass (module doc, step 1). ``attach(conn, syn)`` is called
+    for every TCP flow it creates (``syn``: created by a SYN) and may give it a dissector."""
+
+    def __init__(self, outbox: Outbox, limits: Limits,
+                 attach: Callable[[LogConn, bool], None] | None = None) -> None:
+        super().__init__(outbox, limits)
+        self.log: list[Event] = []
+        self.attach = attach
+        self.intervals = 0  # eviction points passed
+
+    def new_tcp(self, key: bytes, src: bytes, dst: bytes, sport: int, dport: int, flags: int,
+                ts: int) -> tuple[TcpConnection | None, int]:
+        frame = self.outbox.frame
+        self.log.append((CREATE, key, flags, ts, frame))
+        client, server, inferred, d = self._roles(src, sport, dst, dport, flags)
+        conn = LogConn(0, client, server, inferred, ts, self.source_file, self.limits.max_reassembly_bytes, frame)
+        rkey = reverse_key(key, len(src))
+        conn.log = self.log
+        conn.box = self.outbox
+        conn.kc, conn.ks = (key, rkey) if d == 0 else (rkey, key)
+        self.tcp[key] = (conn, d)
+        self.tcp[rkey] = (conn, 1 - d)
+        if self.attach is not None:
+            self.attach(conn, bool(flags & SYN and not flags & ACK))
+        return conn, d
+
+    def restart_tcp(self, key: bytes, src: bytes, dst: bytes, sport: int, dport: int, flags: int,
+                    ts: int) -> tuple[TcpConnection | None, int]:
+        old = self.tcp[key][0]
+        if isinstance(old, LogConn):
+            self.log.append((LAST, old.kc, old.ts_last, old.packets[0] + old.packets[1]))
+        return self.new_tcp(key, src, dst, sport, dport, flags, ts)
+
+    def new_udp(self, key: bytes, src: bytes, dst: bytes, sport: int, dport: int,
+                ts: int) -> tuple[UdpFlow | None, int]:
+        frame = self.outbox.frame
+        self.log.append((UCREATE, key, ts, frame))
+        flow = LogUdp(0, (src, sport), (dst, dport), ts, self.source_file, frame)
+        flow.kc = key
+        self.udp[key] = (flow, 0)
+        self.udp[reverse_key(key, len(src))] = (flow, 1)
+        return flow, 0
+
+    def dump(self) -> None:
+        """Log every flow's last packet time and packet count of the interval."""
+        log = self.log
+        seen: set[int] = set()
+        for conn, _ in self.tcp.values():
+            if isinstance(conn, LogConn) and id(conn) not in seen:
+                seen.add(id(conn))
+                log.append((LAST, conn.kc, conn.ts_last, conn.packets[0] + conn.packets[1]))
+        for flow, _ in self.udp.values():
+            if isinstance(flow, LogUdp) and id(flow) not in seen:
+                seen.add(id(flow))
+                log.append((ULAST, flow.kc, flow.ts_last, flow.packets[0] + flow.packets[1]))
+
+    def evict(self, now: int, force: bool = False) -> None:
+        """The packet loop's eviction point: the interval ends; the next one starts from an empty table."""
+        self.dump()
+        self.log.append((EVICT, now))
+        self.tcp.clear()
+        self.udp.clear()
+        self.half_open.clear()
+        self.intervals += 1
+
+    def flush_all(self, now: int) -> None:
+        self.dump()
+        self.tcp.clear()
+        self.udp.clear()
+
+
+# -- 2. the replay ------------------------------------------------------------------------------------
+
+class ReplayTable(FlowTable):
+    """The local run's flow table, driven by the files' logs (module doc, step 2). After
+    :meth:`replay_file` of every file in order, flow ``session_id`` is at index ``session_id - 1`` of
+    the per-flow arrays."""
+
+    def __init__(self, outbox: Outbox, limits: Limits,
+                 accept: Callable[[bytes, int, bytes, int], bool] | None = None) -> None:
+        super().__init__(outbox, limits, accept)
+        self.file_no = -1
+        self.first_file = array("i")
+        self.first_frame: list[int] = []
+        self.first_key: list[bytes] = []
+        self.stream = array("i")  # tcp.stream; -1 for UDP
+        self.skipped = bytearray()  # 1: filtered out by --host/--port (no rows)
+        self.last_file = array("i")
+        self.work = array("q")  # packets
+        self.end_file = array("i")  # file during which it was flushed; -1: at the end of the run
+        self.end_ts: list[int] = []
+        self.end_seq = array("q")  # order of the flushes
+        self.flushes = 0
+        self.sightings: list[tuple[int, str]] = []  # (session_id, affinity key)
+
+    def _born(self, key: bytes, stream: int, skipped: bool) -> None:
+        self.first_file.append(self.file_no)
+        self.first_frame.append(self.outbox.frame)
+        self.first_key.append(key)
+        self.stream.append(stream)
+        self.skipped.append(1 if skipped else 0)
+        self.last_file.append(self.file_no)
+        self.work.append(0)
+        self.end_file.append(-1)
+        self.end_ts.append(0)
+        self.end_seq.append(-1)
+
+    def new_tcp(self, key: bytes, src: bytes, dst: bytes, sport: int, dport: int, flags: int,
+                ts: int) -> tuple[TcpConnection | None, int]:
+        stream = self.tcp_streams
+        conn, d = super().new_tcp(key, src, dst, sport, dport, flags, ts)
+        assert conn is not None and conn.session_id == len(self.first_key) + 1
+        self._born(key, stream, conn.filtered)
+        return conn, d
+
+    def new_udp(self, key: bytes, src: bytes, dst: bytes, sport: int, dport: int,
+                ts: int) -> tuple[UdpFlow | None, int]:
+        flow, d = super().new_udp(key, src, dst, sport, dport, ts)
+        assert flow is not None and flow.session_id == len(self.first_key) + 1
+        self._born(key, -1, flow.filtered)
+        return flow, d
+
+    def _ended(self, sid: int, ts: int) -> None:
+        i = sid - 1
+        self.end_file[i] = self.file_no
+        self.end_ts[i] = ts
+        self.end_seq[i] = self.flushes
+        self.flushes += 1
+
+    def _flush_tcp(self, conn: TcpConnection, ts: int, capture_end: int | None = None) -> None:
+        self.half_open.pop(conn.session_id, None)
+        self._ended(conn.session_id, ts)
+
+    def evict(self, now: int, force: bool = False) -> None:
+        if force:
+            raise Inexact(f"more than --max-flows {self.limits.max_flows} flows were open at once")
+        super().evict(now)
+        box = self.outbox
+        for row in box.sessions:  # UDP flows write their row themselves
+            self._ended(row[0], now)
+        box.sessions.clear()
+        box.handshakes.clear()
+
+    def _shed_half_open(self, ts: int) -> None:
+        raise Inexact(f"more than --max-half-open {self.limits.max_half_open} TCP flows waited for an answer")
+
+    def replay_file(self, path: str, log: Sequence[Event]) -> None:  # noqa: C901 - the packet loop's flow part
+        """Drive the table through one file's log (the next file of the run)."""
+        self.file_no += 1
+        f = self.file_no
+        self.source_file = path
+        self.tcp_streams = 0
+        tcp, udp, box, half_open = self.tcp, self.udp, self.outbox, self.half_open
+        last_file, work = self.last_file, self.work
+        for ev in log:
+            kind = ev[0]
+            if kind == CTRL:
+                _, key, flags, seq, ts, frame = ev
+                entry = tcp.get(key)
+                box.frame = frame
+                if entry is None:
+                    entry = self.new_tcp(key, *split_key(key), flags, ts)
+                conn, d = entry
+                assert conn is not None
+                if flags & SYN and not flags & ACK and conn.finished and conn.streams[d].isn != seq:
+                    conn, d = self.restart_tcp(key, *split_key(key), flags, ts)
+                    assert conn is not None
+                conn.control(d, ts, seq, 0, flags)
+                if flags & ACK and flags & SYN:
+                    half_open.pop(conn.session_id, None)
+                conn.ts_last = ts
+                if flags & FIN:
+                    conn.streams[d].fin_done = True  # as for another worker's flow (module doc)
+                last_file[conn.session_id - 1] = f
+            elif kind == CREATE:
+                _, key, flags, ts, frame = ev
+                entry = tcp.get(key)
+                if entry is None:
+                    box.frame = frame
+                    entry = self.new_tcp(key, *split_key(key), flags, ts)
+                elif flags & 0x07:
+                    continue  # its CTRL event follows (a new SYN may start a new flow there)
+                conn = entry[0]
+                assert conn is not None
+                conn.ts_last = ts
+                last_file[conn.session_id - 1] = f
+            elif kind == LAST:
+                entry = tcp.get(ev[1])
+                if entry is not None and entry[0] is not None:
+                    conn = entry[0]
+                    conn.ts_last = ev[2]
+                    work[conn.session_id - 1] += ev[3]
+                    last_file[conn.session_id - 1] = f
+            elif kind == UCREATE:
+                _, key, ts, frame = ev
+                uentry = udp.get(key)
+                if uentry is None:
+                    box.frame = frame
+                    src, dst, sport, dport = split_key(key)
+                    uentry = self.new_udp(key, src, dst, sport, dport, ts)
+                flow = uentry[0]
+                assert flow is not None
+                flow.ts_last = ts
+                last_file[flow.session_id - 1] = f
+            elif kind == ULAST:
+                uentry = udp.get(ev[1])
+                if uentry is not None and uentry[0] is not None:
+                    flow = uentry[0]
+                    flow.ts_last = ev[2]
+                    work[flow.session_id - 1] += ev[3]
+                    last_file[flow.session_id - 1] = f
+            elif kind == EVICT:
+                self.evict(ev[1])
+            elif kind == SIGHT:
+                entry = tcp.get(ev[1])
+                if entry is not None and entry[0] is not None:
+                    self.sightings.append((entry[0].session_id, ev[2]))
+                    last_file[entry[0].session_id - 1] = f
+
+
+# -- 3. a task's table --------------------------------------------------------------------------------
+
+class Placeholder(TcpConnection):
+    """Every TCP flow a task does not dissect: tracked by nobody, finished (a new SYN goes to
+    ``new_tcp``, which knows whether it starts a flow of the task), no row."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__(0, (b"", 0), (b"", 0), True, NEVER, "", 0)
+        self.foreign = self.filtered = True
+        self.close = "rst"
+
+    def control(self, d: int, ts: int, seq: int, ack: int, flags: int) -> None:
+        pass
+
+    def finish(self, ts: int) -> None:
+        pass
+
+
+class PlanTable(FlowTable):
+    """The flow table of a task (module doc, step 3). ``files``: the global numbers of the files the
+    task reads, in order; ``tcp`` and ``udp``: its flows by first packet, ``(file number, frame,
+    key)``, giving ``(session_id, tcp.stream)`` (TCP) or ``session_id`` (UDP)."""
+
+    def __init__(self, outbox: Outbox, limits: Limits, first_data: Any, app_protocol: Any,
+                 files: Sequence[int], tcp: dict[tuple[int, int, bytes], tuple[int, int]],
+                 udp: dict[tuple[int, int, bytes], int]) -> None:
+        self._numbers: Iterator[int] = iter(files)
+        self.file_no = -1
+        self._path = ""
+        self.tcp_plan = tcp
+        self.udp_plan = udp
+        self.placeholder = Placeholder()
+        uph = UdpFlow(0, (b"", 0), (b"", 0), NEVER, "")
+        uph.foreign = uph.filtered = True
+        self.udp_placeholder = uph
+        super().__init__(outbox, limits, None, first_data, app_protocol)
+
+    @property
+    def source_file(self) -> str:
+        return self._path
+
+    @source_file.setter
+    def source_file(self, path: str) -> None:
+        """The packet loop starts the next file."""
+        self._path = path
+        if path:
+            self.file_no = next(self._numbers)
+
+    def new_tcp(self, key: bytes, src: bytes, dst: bytes, sport: int, dport: int, flags: int,
+                ts: int) -> tuple[TcpConnection | None, int]:
+        planned = self.tcp_plan.get((self.file_no, self.outbox.frame, key))
+        if planned is None:
+            ph = self.placeholder
+            self.tcp[key] = (ph, 0)
+            self.tcp[reverse_key(key, len(src))] = (ph, 1)
+            return ph, 0
+        self.next_id, self.tcp_streams = planned
+        return super().new_tcp(key, src, dst, sport, dport, flags, ts)
+
+    def new_udp(self, key: bytes, src: bytes, dst: bytes, sport: int, dport: int,
+                ts: int) -> tuple[UdpFlow | None, int]:
+        planned = self.udp_plan.get((self.file_no, self.outbox.frame, key))
+        if planned is None:
+            ph = self.udp_placeholder
+            self.udp[key] = (ph, 0)
+            self.udp[reverse_key(key, len(src))] = (ph, 1)
+            return ph, 0
+        self.next_id = planned
+        return super().new_udp(key, src, dst, sport, dport, ts)
+
+    def _admitted(self, table: dict[bytes, Any], client: tuple[bytes, int], server: tuple[bytes, int],
+                  ts: int) -> bool:
+        return True  # planned flows passed the filters; the table never fills (the replay checked)
+
+    def _shed_half_open(self, ts: int) -> None:
+        pass  # never reached in the run being reproduced (the replay checked)
+
+    def evict(self, now: int, force: bool = False) -> None:
+        # the placeholders go at every eviction point: the next packet of any 5-tuple reaches new_tcp
+        self.placeholder.ts_last = self.udp_placeholder.ts_last = NEVER
+        super().evict(now)
+
+    def flush_late(self, ends: Sequence[tuple[int, int]]) -> None:
+        """Flush, in this order, the flows of the task that the run flushed after the task's last
+        file: ``(session_id, time)``."""
+        if not ends:
+            return
+        where: dict[int, tuple[Any, list[bytes], bool]] = {}
+        for table, is_tcp in ((self.tcp, True), (self.udp, False)):
+            for key, (flow, _d) in table.items():
+                if flow is not None and flow.session_id:
+                    where.setdefault(flow.session_id, (flow, [], is_tcp))[1].append(key)
+        for sid, ts in ends:
+            found = where.get(sid)
+            if found is None:
+                continue
+            flow, keys, is_tcp = found
+            table = self.tcp if is_tcp else self.udp
+            for key in keys:
+                table.pop(key, None)
+            if is_tcp:
+                self._flush_tcp(flow, ts)
+            elif not flow.filtered:
+                self.outbox.sessions.append(flow.session_row())
