@@ -67,23 +67,34 @@ class FanoutCandidates:
             return
         sio_types = cols["sio_type"]
         directions = cols["direction"]
+        # (the other columns only once a candidate shows: most batches have few or none)
+        ts_col: Sequence[Any] = ()
+        namespaces = events = sizes = sids = sessions = ts_col
+        kind_index, kinds = self._kind_index, self.kinds
+        sockets: dict[tuple[Any, Any, str], int] = {}  # this batch's socket keys (a crc32 each)
         for i, d in enumerate(digests):
             if d is None or d != d or directions[i] != "s2c" or sio_types[i] not in _EVENT_TYPES:
                 continue
-            t = int(cols["ts"][i])
+            if not ts_col:
+                ts_col, namespaces, events = cols["ts"], cols["namespace"], cols["event"]
+                sizes, sids, sessions = cols["payload_bytes"], cols["eio_sid"], cols["session_id"]
+            t = int(ts_col[i])
             if not -_INT64 <= t < _INT64:  # a damaged capture's time: no array cell holds it
                 continue
-            nsp = cols["namespace"][i] or "/"
-            event = cols["event"][i]
-            kind = (nsp, event)
-            k = self._kind_index.get(kind)
+            nsp = namespaces[i] or "/"
+            kind = (nsp, events[i])
+            k = kind_index.get(kind)
             if k is None:
-                k = self._kind_index[kind] = len(self.kinds)
-                self.kinds.append(kind)
-            size = int(cols["payload_bytes"][i] or 0)
+                k = kind_index[kind] = len(kinds)
+                kinds.append(kind)
+            size = int(sizes[i] or 0)
+            who = (sids[i], sessions[i], nsp)
+            key = sockets.get(who)
+            if key is None:
+                key = sockets[who] = _socket_key(*who)
             self.ts.append(t)
             self.digest.append((int(d) << 31) | (size & 0x7FFFFFFF))
-            self.socket.append(_socket_key(cols["eio_sid"][i], cols["session_id"][i], nsp))
+            self.socket.append(key)
             self.kind.append(k)
 
     def merge(self, other: FanoutCandidates) -> None:
