@@ -436,3 +436,61 @@ def test_csv_formatter_is_the_compiled_one(monkeypatch: pytest.MonkeyPatch) -> N
     assert isinstance(writers.batch_formatter("ws_frames", 6), functools.partial)
     monkeypatch.setattr(fastpaths, "COMPILED_CSV", False)
     assert not isinstance(writers.batch_formatter("ws_frames", 6), functools.partial)
+
+
+# -- the pcap record walk ----------------------------------------------------------------------------
+
+
+@needs_compiled
+@settings(max_examples=80, deadline=None)
+@given(st.data())
+def test_damaged_pcap_files_identical_on_both_walks(data: st.DataObject) -> None:
+    """A pcap file (either byte order, micro- or nanoseconds, gzip or not) read in small chunks,
+    damaged at the file level: record headers overwritten (a length beyond any record, a caplen
+    above the wire length), fractions of a second out of range, the file cut anywhere. The
+    compiled record walk and CaptureReader._pcap give the same rows and summary (warnings, counts
+    and where the corruption was)."""
+    from dissect.capture import reader as reader_module
+
+    request, response = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    conv = craft.handshake_and_data(c2s=[request] * data.draw(st.integers(1, 4)),
+                                    s2c=[response] * data.draw(st.integers(1, 4)))
+    nano = data.draw(st.booleans())
+    big = data.draw(st.booleans())
+    snaplen = data.draw(st.sampled_from([262144, 60]))
+    raw = bytearray(craft.write_pcap([(t, craft.ethernet(ip)) for t, ip in conv], nano=nano, big_endian=big,
+                                     snaplen=snaplen))
+    # where the records start
+    starts, off = [], 24
+    while off + 16 <= len(raw):
+        starts.append(off)
+        incl = int.from_bytes(raw[off + 8 : off + 12], "big" if big else "little")
+        off += 16 + incl
+    order = "big" if big else "little"
+    for _ in range(data.draw(st.integers(0, 3))):
+        at = data.draw(st.sampled_from(starts))
+        how = data.draw(st.sampled_from(["huge", "caplen", "frac", "garbage"]))
+        if how == "huge":
+            raw[at + 8 : at + 12] = (20 << 20).to_bytes(4, order)
+        elif how == "caplen":
+            orig = int.from_bytes(raw[at + 12 : at + 16], order)
+            raw[at + 8 : at + 12] = (orig + 7).to_bytes(4, order)
+        elif how == "frac":
+            raw[at + 4 : at + 8] = (2_000_000_000 if nano else 1_500_000).to_bytes(4, order)
+        else:
+            raw[at : at + 16] = bytes(data.draw(st.binary(min_size=16, max_size=16)))
+    if data.draw(st.booleans()):
+        raw = raw[: data.draw(st.integers(24, len(raw)))]
+    chunk = data.draw(st.sampled_from([reader_module.CHUNK, 50, 97, 300, 1000]))
+    gz = data.draw(st.booleans())
+    saved = reader_module.CHUNK
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / ("damaged.pcap.gz" if gz else "damaged.pcap")
+        path.write_bytes(craft.gz(bytes(raw)) if gz else bytes(raw))
+        reader_module.CHUNK = chunk
+        try:
+            (fast_rows, fast_summary), (slow_rows, slow_summary) = _both([path])
+        finally:
+            reader_module.CHUNK = saved
+    assert fast_rows == slow_rows
+    assert fast_summary == slow_summary

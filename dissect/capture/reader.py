@@ -87,6 +87,8 @@ class CaptureReader:
         raw.seek(0)
         self._raw = raw
         self._header_rest = b""  # the file header after the magic, read (whole) here
+        self._pcap_unpack: Callable[[bytes, int], tuple[int, ...]] = struct.Struct("<IIII").unpack_from
+        self._pcap_snaplen = 262144
         self._f: Any = gzip.GzipFile(fileobj=raw, mode="rb") if self._compressed else raw
         try:
             self._magic = self._f.read(4)
@@ -224,19 +226,57 @@ class CaptureReader:
 
     # -- pcap ---------------------------------------------------------------------------------------
 
-    def _pcap(self) -> Iterator[Packet]:
+    # The record walk of a pcap file is _pcap below, and its compiled twin (dissect/compiled, driven
+    # by the pipeline) made of the same pieces: pcap_start, chunks, pcap_resync, pcap_chunk_done,
+    # pcap_bad_timestamp and pcap_end.
+
+    max_record = MAX_RECORD  # a record longer than this is a corrupt header (the compiled walk reads it here)
+
+    def pcap_start(self) -> tuple[bool, int, int, int]:
+        """pcap: the reading starts; the file header's byte order (True: big-endian), the multiplier
+        from its ticks to ns, its snaplen and link type."""
         endian, mult = PCAP_MAGICS[self._magic]
-        frac_limit = 1_000_000_000 // mult  # a fraction of a second must stay below this
         hdr = self._header_rest  # read (whole) when the file was opened
         self.bytes_read = 24
         _vmaj, _vmin, _zone, _sigfigs, snaplen, network = struct.unpack(endian + "HHiIII", hdr)
-        linktype = network & 0xFFFF  # upper bits carry FCS information
-        snaplen = snaplen or 262144
-        rec = struct.Struct(endian + "IIII")
-        unpack_from = rec.unpack_from
+        self._pcap_unpack = struct.Struct(endian + "IIII").unpack_from
+        self._pcap_snaplen = snaplen or 262144
+        return endian == ">", mult, self._pcap_snaplen, network & 0xFFFF  # upper bits carry FCS information
+
+    def chunks(self) -> Iterator[bytes]:
+        """The file's bytes in chunks of :data:`CHUNK` (decompressed for .gz)."""
+        return self._chunks()
+
+    def pcap_resync(self, data: bytes, off: int, last_sec: int) -> int:
+        """pcap: a corrupt record header at ``off`` (counted); where the next plausible record
+        starts, or -1."""
+        new = self._resync_pcap(data, off + 1, self._pcap_unpack, self._pcap_snaplen, last_sec)
+        self.warn(W_CORRUPT, f"corrupt record header at byte {self.bytes_read + off}")
+        return new
+
+    def pcap_chunk_done(self, linktype: int, count: int, cut: int, consumed: int) -> None:
+        """pcap: a chunk was walked: ``count`` records (``cut`` by the snaplen), ``consumed`` bytes."""
+        self.packets += count
+        self.link_types[linktype] += count
+        if cut:
+            self.warnings[W_SNAPLEN] += cut
+        self.bytes_read += consumed
+
+    def pcap_bad_timestamp(self) -> None:
+        """pcap: a whole record whose fraction of a second is out of range."""
+        self.warnings[W_BAD_TIMESTAMP] += 1
+
+    def pcap_end(self, pending: int) -> None:
+        """pcap: the file ended with ``pending`` bytes of an incomplete record."""
+        if pending:
+            self.warn(W_TRUNCATED, f"last record cut short after {pending} bytes")
+
+    def _pcap(self) -> Iterator[Packet]:
+        _big, mult, _snaplen, linktype = self.pcap_start()
+        frac_limit = 1_000_000_000 // mult  # a fraction of a second must stay below this
+        unpack_from = self._pcap_unpack
         pending = b""
         last_sec = -1
-        link_types = self.link_types
         for chunk in self._chunks():
             data = pending + chunk if pending else chunk
             n = len(data)
@@ -246,8 +286,7 @@ class CaptureReader:
             while off + 16 <= n:
                 sec, frac, incl, orig = unpack_from(data, off)
                 if incl > MAX_RECORD or (incl > orig and orig):
-                    new = self._resync_pcap(data, off + 1, unpack_from, snaplen, last_sec)
-                    self.warn(W_CORRUPT, f"corrupt record header at byte {self.bytes_read + off}")
+                    new = self.pcap_resync(data, off, last_sec)
                     if new < 0:
                         off = n  # nothing plausible in this chunk: drop it
                         break
@@ -259,19 +298,14 @@ class CaptureReader:
                 if incl < orig:
                     cut += 1
                 if frac >= frac_limit:  # the record is whole; only its timestamp is odd
-                    self.warnings[W_BAD_TIMESTAMP] += 1
+                    self.pcap_bad_timestamp()
                 last_sec = sec
                 count += 1
                 yield sec * 1_000_000_000 + frac * mult, linktype, data, off + 16, incl, orig
                 off = end
-            self.packets += count
-            link_types[linktype] += count
-            if cut:
-                self.warnings[W_SNAPLEN] += cut
-            self.bytes_read += off
+            self.pcap_chunk_done(linktype, count, cut, off)
             pending = data[off:]
-        if pending:
-            self.warn(W_TRUNCATED, f"last record cut short after {len(pending)} bytes")
+        self.pcap_end(len(pending))
 
     @staticmethod
     def _resync_pcap(data: bytes, start: int, unpack_from: Callable[[bytes, int], tuple[int, ...]],

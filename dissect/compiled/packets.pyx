@@ -67,6 +67,22 @@ cdef inline long long _link(const unsigned char *p, long long lt, long long off,
 def run_packets(pipeline, reader, unknown_links, bint in_order_fast, long long drain_every,
                 long long evict_every):
     """Dissect every packet of ``reader`` as ``Pipeline._loop`` does; returns the last ts seen."""
+    cdef PcapWalk walk = None
+    if reader.format == "pcap":
+        walk = PcapWalk(reader)
+        it = None
+    else:
+        it = iter(reader)
+    try:
+        last_ts = _loop(pipeline, reader, unknown_links, in_order_fast, drain_every, evict_every, walk, it)
+    finally:
+        if walk is not None:
+            reader.close()  # as CaptureReader.__iter__ does when its walk ends
+    return last_ts
+
+
+cdef object _loop(pipeline, reader, unknown_links, bint in_order_fast, long long drain_every,
+                  long long evict_every, PcapWalk walk, it):
     flows = pipeline.flows
     cdef dict tcp_table = flows.tcp
     udp_get = flows.udp.get
@@ -87,15 +103,24 @@ def run_packets(pipeline, reader, unknown_links, bint in_order_fast, long long d
     cdef PyObject *found
     cdef bint plain4
     cdef object pkt, ts, buf, data, key, entry, conn, stream, other, app, decoded, dec, uentry, uflow
-    it = iter(reader)
     while True:
         if inject:
             pkt = inject.popleft()
+            ts, lt, buf, off, caplen, wirelen = pkt
+        elif walk is not None:
+            if not walk.advance():
+                break
+            ts = walk.ts
+            lt = walk.linktype
+            buf = walk.data
+            off = walk.rec_off
+            caplen = walk.caplen
+            wirelen = walk.wirelen
         else:
             pkt = next(it, None)
             if pkt is None:
                 break
-        ts, lt, buf, off, caplen, wirelen = pkt
+            ts, lt, buf, off, caplen, wirelen = pkt
         npk += 1
         if wirelen >= 0:  # a tunnel's inner packet (-1) has its outer packet's number
             frame += 1
@@ -263,6 +288,97 @@ def run_packets(pipeline, reader, unknown_links, bint in_order_fast, long long d
         else:
             counters[f"ip-proto-{proto}"] += 1
     return last_ts
+
+
+cdef class PcapWalk:
+    """The records of a pcap file, walked in C over the reader's chunks: CaptureReader._pcap's
+    twin, made of the same reader methods for everything but the common record (a corrupt header,
+    the counters of a chunk, a bad timestamp, the end). ``advance`` stands where ``_pcap`` yields."""
+
+    cdef object reader, chunks, data, linktype_obj
+    cdef const unsigned char *p
+    cdef Py_ssize_t n, off, rec_off
+    cdef long long count, cut, last_sec, mult, frac_limit, snaplen, max_record, caplen, wirelen, linktype
+    cdef bint big
+    cdef object ts
+
+    def __init__(self, reader):
+        self.reader = reader
+        big, mult, snaplen, linktype = reader.pcap_start()
+        self.big = big
+        self.mult = mult
+        self.frac_limit = 1000000000 // mult
+        self.snaplen = snaplen
+        self.linktype = linktype
+        self.linktype_obj = linktype
+        self.max_record = reader.max_record
+        self.chunks = iter(reader.chunks())
+        self.data = None
+        self.n = 0
+        self.off = 0
+        self.count = 0
+        self.cut = 0
+        self.last_sec = -1
+
+    cdef inline unsigned long long _u32(self, Py_ssize_t at) noexcept:
+        cdef const unsigned char *q = self.p + at
+        if self.big:
+            return (<unsigned long long> q[0] << 24) | (<unsigned long long> q[1] << 16) | (<unsigned long long> q[2] << 8) | q[3]
+        return (<unsigned long long> q[3] << 24) | (<unsigned long long> q[2] << 16) | (<unsigned long long> q[1] << 8) | q[0]
+
+    cdef int advance(self) except -1:
+        """The next record (1; its ts, data, offset, caplen and wire length in the fields), or 0 at
+        the end of the file."""
+        cdef unsigned long long sec, frac, incl, orig
+        cdef Py_ssize_t end, new
+        cdef object chunk, pending
+        while True:
+            while self.data is not None and self.off + 16 <= self.n:
+                sec = self._u32(self.off)
+                frac = self._u32(self.off + 4)
+                incl = self._u32(self.off + 8)
+                orig = self._u32(self.off + 12)
+                if incl > <unsigned long long> self.max_record or (incl > orig and orig):
+                    new = self.reader.pcap_resync(self.data, self.off, self.last_sec)
+                    if new < 0:
+                        self.off = self.n  # nothing plausible in this chunk: drop it
+                        break
+                    self.off = new
+                    continue
+                end = self.off + 16 + <Py_ssize_t> incl
+                if end > self.n:
+                    break
+                if incl < orig:
+                    self.cut += 1
+                if frac >= <unsigned long long> self.frac_limit:  # the record is whole; only its timestamp is odd
+                    self.reader.pcap_bad_timestamp()
+                self.last_sec = sec
+                self.count += 1
+                self.ts = <long long> (sec * 1000000000ULL + frac * <unsigned long long> self.mult)
+                self.rec_off = self.off + 16
+                self.caplen = incl
+                self.wirelen = orig
+                self.off = end
+                return 1
+            # the chunk is walked (or none was read yet)
+            if self.data is not None:
+                self.reader.pcap_chunk_done(self.linktype_obj, self.count, self.cut, self.off)
+                pending = self.data[self.off:]
+            else:
+                pending = b""
+            chunk = next(self.chunks, None)
+            if chunk is None:
+                self.data = None
+                self.reader.pcap_end(len(pending))
+                return 0
+            self.data = pending + chunk if pending else chunk
+            if type(self.data) is not bytes:
+                self.data = bytes(self.data)
+            self.p = <const unsigned char *> PyBytes_AS_STRING(self.data)
+            self.n = len(self.data)
+            self.off = 0
+            self.count = 0
+            self.cut = 0
 
 
 # Set by configure() from dissect.pipeline (this module imports nothing of dissect's).
