@@ -12,9 +12,10 @@ parts named by the results it received.
 
 :func:`merge_parts` (the client) streams the parts of every task into the report's tables in
 session order: each session is in one part only, so the tables hold the rows of one process grouped
-by session_id (summary.json says ``row_order: sessions``). Its memory is the parts' indexes of one
-table, not the rows. ``sio_broadcasts`` (no session_id: made at the end from every task's events)
-is written after them.
+by session_id (summary.json says ``row_order: sessions``). The parts' indexes are read as they go
+(:func:`read_index`), so its memory is a buffer per part and the report's blocks (report.html),
+not the rows nor the sessions. ``sio_broadcasts`` (no session_id: made at the end from every
+task's events) is written after them.
 
 Where the parts go is a directory, or an fsspec URL (``s3://bucket/dir``) where fsspec and the
 backend are installed; every worker and the client must reach it.
@@ -27,6 +28,7 @@ import itertools
 import os
 import pickle
 import shutil
+import struct
 import tempfile
 import uuid
 from array import array
@@ -36,7 +38,7 @@ from operator import itemgetter
 from typing import IO, Any
 
 from dissect.errors import DissectError
-from dissect.output.writers import Blocks, ParquetWriter, ReportWriter
+from dissect.output.writers import ACTIVITY_COLUMNS, Blocks, ParquetWriter, ReportWriter
 from dissect.records import SESSION_TABLES, TABLES
 
 SPILL_ROWS = 200_000
@@ -116,19 +118,56 @@ class Segments:
     def __len__(self) -> int:
         return len(self.sids)
 
-    def block_range(self, k: int) -> tuple[int, int]:
-        assert self.blocks is not None
-        hi = self.first_block[k + 1] if k + 1 < len(self.first_block) else len(self.blocks.offsets)
-        return self.first_block[k], hi
+    def records(self) -> Iterator[Segment]:
+        blocks = self.blocks
+        n = len(self.sids)
+        for k in range(n):
+            found: list[tuple[int, int, float, float, int]] = []
+            if blocks is not None:
+                hi = self.first_block[k + 1] if k + 1 < n else len(blocks.offsets)
+                timed = len(blocks.t_first) > 0
+                for b in range(self.first_block[k], hi):
+                    found.append((blocks.offsets[b], blocks.rows[b], blocks.t_first[b] if timed else 0.0,
+                                  blocks.t_last[b] if timed else 0.0, blocks.c2s[b] if timed else 0))
+            yield self.sids[k], self.starts[k], self.ends[k], self.rows[k], found
 
 
-def _copy_blocks(dst: Blocks, src: Blocks, lo: int, hi: int, shift: int) -> None:
-    dst.offsets.extend(o + shift for o in src.offsets[lo:hi])
-    dst.rows.extend(src.rows[lo:hi])
-    if len(src.t_first):
-        dst.t_first.extend(src.t_first[lo:hi])
-        dst.t_last.extend(src.t_last[lo:hi])
-        dst.c2s.extend(src.c2s[lo:hi])
+#: One session of a table in a file: (session_id, start, end, rows, blocks), each block
+#: (offset, rows, t_first, t_last, c2s) as :class:`dissect.output.writers.Blocks` records it.
+Segment = tuple[int, int, int, int, list[tuple[int, int, float, float, int]]]
+_HEAD = struct.Struct("<qqqqq")  # session_id, start, end, rows, blocks
+_BLOCK = struct.Struct("<qqddq")  # offset, rows, t_first, t_last, c2s
+_INDEX_MAGIC = b"dissect-part-index-1\n"
+
+
+def write_index(f: IO[bytes], segments: Iterator[Segment]) -> None:
+    """A part's index of one table: its sessions in order, read back one at a time (:func:`read_index`)."""
+    f.write(_INDEX_MAGIC)
+    out: list[bytes] = []
+    for sid, start, end, rows, blocks in segments:
+        out.append(_HEAD.pack(sid, start, end, rows, len(blocks)))
+        out.extend(_BLOCK.pack(*b) for b in blocks)
+        if len(out) >= 4096:
+            f.write(b"".join(out))
+            out.clear()
+    f.write(b"".join(out))
+
+
+def read_index(path: str) -> Iterator[Segment]:
+    """The sessions of a part's index file, in order; only a buffer of it in memory."""
+    with open_file(path, "rb") as f:  # buffered: open() and fsspec's files both are
+        if f.read(len(_INDEX_MAGIC)) != _INDEX_MAGIC:
+            raise DissectError(f"{path}: not a part file index")
+        head, block = _HEAD.size, _BLOCK.size
+        while True:
+            data = f.read(head)
+            if not data:
+                return
+            if len(data) < head:
+                raise DissectError(f"{path}: a part file index ends early")
+            sid, start, end, rows, nblocks = _HEAD.unpack(data)
+            blocks = [_BLOCK.unpack(f.read(block)) for _ in range(nblocks)]
+            yield sid, start, end, rows, blocks
 
 
 class _Files:
@@ -152,26 +191,26 @@ class _Files:
         self.open.clear()
 
 
-def _in_order(sources: Sequence[tuple[str, Segments]]) -> Iterator[tuple[int, int, int]]:
+def _in_order(sources: Sequence[tuple[str, Iterator[Segment]]]) -> Iterator[tuple[int, int, Segment]]:
     """(session_id, source, segment) of every segment of ``sources``, by session_id (then source)."""
-    def entries(s: int, seg: Segments) -> Iterator[tuple[int, int, int]]:
-        return ((sid, s, k) for k, sid in enumerate(seg.sids))
+    def entries(s: int, segs: Iterator[Segment]) -> Iterator[tuple[int, int, Segment]]:
+        return ((seg[0], s, seg) for seg in segs)
 
-    return heapq.merge(*(entries(s, seg) for s, (_, seg) in enumerate(sources)))
+    return heapq.merge(*(entries(s, segs) for s, (_, segs) in enumerate(sources)), key=itemgetter(0, 1))
 
 
-def merge_table(table: str, sources: Sequence[tuple[str, Segments]], out: IO[bytes], pos: int,
+def merge_table(table: str, sources: Sequence[tuple[str, Iterator[Segment]]], out: IO[bytes], pos: int,
                 segments: bool = True) -> Segments:
-    """Copy the sessions of ``sources`` (files with their index, each in session order) into
-    ``out`` (at byte ``pos``) in session order; sessions found in several sources keep the sources'
-    order. Returns the index of what was written (only its blocks unless ``segments``)."""
-    blocks = all(seg.blocks is not None for _, seg in sources)
-    result = Segments(table, blocks)
+    """Copy the sessions of ``sources`` (files with their sessions in order) into ``out`` (at byte
+    ``pos``) in session order; sessions found in several sources keep the sources' order. Returns
+    the index of what was written (only its blocks unless ``segments``)."""
+    result = Segments(table)
+    rb = result.blocks
+    assert rb is not None
     files = _Files()
     try:
-        for sid, s, k in _in_order(sources):
-            path, seg = sources[s]
-            start, end = seg.starts[k], seg.ends[k]
+        for sid, s, (_sid, start, end, rows, blocks) in _in_order(sources):
+            path = sources[s][0]
             f = files.get(path)
             if f.tell() != start:
                 f.seek(start)
@@ -186,13 +225,16 @@ def merge_table(table: str, sources: Sequence[tuple[str, Segments]], out: IO[byt
                 result.sids.append(sid)
                 result.starts.append(pos)
                 result.ends.append(pos + end - start)
-                result.rows.append(seg.rows[k])
-            if blocks:
-                assert result.blocks is not None and seg.blocks is not None
-                lo, hi = seg.block_range(k)
-                if segments:
-                    result.first_block.append(len(result.blocks.offsets))
-                _copy_blocks(result.blocks, seg.blocks, lo, hi, pos - start)
+                result.rows.append(rows)
+                result.first_block.append(len(rb.offsets))
+            shift = pos - start
+            for offset, n, t_first, t_last, c2s in blocks:
+                rb.offsets.append(offset + shift)
+                rb.rows.append(n)
+                if table in ACTIVITY_COLUMNS:
+                    rb.t_first.append(t_first)
+                    rb.t_last.append(t_last)
+                    rb.c2s.append(c2s)
             pos += end - start
     finally:
         files.close()
@@ -292,11 +334,11 @@ class PartWriter:
             tmp = join(self.target, f".tmp-{self.name}-{tag}")
             make_dirs(tmp)
             for table in SESSION_TABLES:
-                sources = [(self._run_file(d, table), index[table]) for d, index in self.runs]
+                sources = [(self._run_file(d, table), index[table].records()) for d, index in self.runs]
                 with open_file(join(tmp, table), "wb") as out:
                     seg = merge_table(table, sources, out, 0)
                 with open_file(join(tmp, f"{table}.index"), "wb") as f:
-                    pickle.dump(seg, f, pickle.HIGHEST_PROTOCOL)
+                    write_index(f, seg.records())
             final = join(self.target, f"{self.name}-{tag}")
             rename(tmp, final)
             return final
@@ -306,12 +348,8 @@ class PartWriter:
 
 # -- the client side -----------------------------------------------------------------------------------
 
-def load_index(part: str, table: str) -> Segments:
-    with open_file(join(part, f"{table}.index"), "rb") as f:
-        seg = pickle.load(f)  # noqa: S301 - written by this run's tasks
-    if not isinstance(seg, Segments):
-        raise DissectError(f"{part}: not a part file index")
-    return seg
+def _sources(parts: Sequence[str], table: str) -> list[tuple[str, Iterator[Segment]]]:
+    return [(join(p, table), read_index(join(p, f"{table}.index"))) for p in parts]
 
 
 def merge_parts(parts: Sequence[str], out_dir: str, fmt: str, digits: int = 6,
@@ -326,7 +364,7 @@ def merge_parts(parts: Sequence[str], out_dir: str, fmt: str, digits: int = 6,
         parquet = ParquetWriter(out_dir)
         try:
             for table in SESSION_TABLES:
-                counts[table] = _rows_into(parquet, table, [(join(p, table), load_index(p, table)) for p in parts])
+                counts[table] = _rows_into(parquet, table, _sources(parts, table))
             for table, rows in extra.items():
                 parquet.add(table, rows)
                 counts[table] = len(rows)
@@ -334,15 +372,13 @@ def merge_parts(parts: Sequence[str], out_dir: str, fmt: str, digits: int = 6,
             parquet.close()
         return counts, blocks
     for table in SESSION_TABLES:
-        sources = [(join(p, table), load_index(p, table)) for p in parts]
         with open(os.path.join(out_dir, f"{table}.{fmt}"), "wb") as out:
             header = (",".join(TABLES[table]._fields) + "\n").encode() if fmt == "csv" else b""  # type: ignore[attr-defined]
             out.write(header)
-            seg = merge_table(table, sources, out, len(header), segments=False)
-        counts[table] = sum(sum(s.rows) for _, s in sources)
-        if seg.blocks is not None:
-            blocks[table] = seg.blocks
-        del sources, seg
+            seg = merge_table(table, _sources(parts, table), out, len(header), segments=False)
+        assert seg.blocks is not None
+        blocks[table] = seg.blocks
+        counts[table] = sum(seg.blocks.rows)
     if extra:
         aside = tempfile.mkdtemp(prefix=".dissect-extra-", dir=out_dir)
         try:
@@ -359,17 +395,16 @@ def merge_parts(parts: Sequence[str], out_dir: str, fmt: str, digits: int = 6,
     return counts, blocks
 
 
-def _rows_into(writer: Any, table: str, sources: Sequence[tuple[str, Segments]]) -> int:
+def _rows_into(writer: Any, table: str, sources: Sequence[tuple[str, Iterator[Segment]]]) -> int:
     """Parquet: the pickled rows of every session, in session order, to ``writer``."""
     files = _Files()
     n = 0
     try:
-        for _sid, s, k in _in_order(sources):
-            path, seg = sources[s]
-            f = files.get(path)
-            if f.tell() != seg.starts[k]:
-                f.seek(seg.starts[k])
-            rows = pickle.loads(f.read(seg.ends[k] - seg.starts[k]))  # noqa: S301 - written by this run's tasks
+        for _sid, s, (_, start, end, _rows, _blocks) in _in_order(sources):
+            f = files.get(sources[s][0])
+            if f.tell() != start:
+                f.seek(start)
+            rows = pickle.loads(f.read(end - start))  # noqa: S301 - written by this run's tasks
             writer.add(table, rows)
             n += len(rows)
     finally:
