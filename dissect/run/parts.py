@@ -4,9 +4,9 @@ A task of a split run (``--dask``) writes its rows with a :class:`PartWriter`: e
 sorted by session_id (a session's rows keep the order they were made in), formatted as the report's
 tables are (the report writer's own code: CSV without its header, JSON lines, or pickled rows for
 Parquet), with an index (:class:`Segments`): where each session's rows are in the file, and the
-writer's blocks of rows (report.html samples them). A task holds at most ``spill_rows`` rows in
-memory: beyond, they go to a sorted run in a local temporary directory, and the runs are merged
-at the end. The part is written under a temporary name and renamed when complete, so a task that
+writer's blocks of rows (report.html samples them). A task formats its rows as they come and holds
+them as bytes per session, at most :data:`SPILL_BYTES`: beyond, they go to a run in a local
+temporary directory, and the runs are merged at the end. The part is written under a temporary name and renamed when complete, so a task that
 dies half-way (Dask runs it again) leaves nothing the client reads: the client reads only the
 parts named by the results it received.
 
@@ -24,7 +24,7 @@ backend are installed; every worker and the client must reach it.
 from __future__ import annotations
 
 import heapq
-import itertools
+import io
 import os
 import pickle
 import shutil
@@ -38,10 +38,10 @@ from operator import itemgetter
 from typing import IO, Any
 
 from dissect.errors import DissectError
-from dissect.output.writers import ACTIVITY_COLUMNS, Blocks, ParquetWriter, ReportWriter
+from dissect.output.writers import ACTIVITY_COLUMNS, BLOCK_ROWS, Blocks, ParquetWriter, ReportWriter
 from dissect.records import SESSION_TABLES, TABLES
 
-SPILL_ROWS = 200_000
+SPILL_BYTES = 64 << 20  # formatted rows a task holds before it writes them to a run
 _COPY = 1 << 20
 _OPEN_PARTS = 64  # part files kept open at once while merging
 
@@ -243,98 +243,155 @@ def merge_table(table: str, sources: Sequence[tuple[str, Iterator[Segment]]], ou
 
 # -- the task side -------------------------------------------------------------------------------------
 
-def _write_run(directory: str, pending: dict[str, list[tuple]], fmt: str, digits: int) -> dict[str, Segments]:
-    """One sorted run of ``pending`` rows into ``directory``: a file and an index per table."""
-    index: dict[str, Segments] = {}
-    by_session = itemgetter(0)
-    if fmt == "parquet":  # pickled rows, one pickle a session
-        os.makedirs(directory, exist_ok=True)
-        for table, rows in pending.items():
-            rows.sort(key=by_session)
-            seg = index[table] = Segments(table, blocks=False)
-            with open(os.path.join(directory, table), "wb") as f:
-                for sid, group in itertools.groupby(rows, by_session):
-                    chunk = list(group)
-                    data = pickle.dumps(chunk, pickle.HIGHEST_PROTOCOL)
-                    seg.sids.append(sid)
-                    seg.starts.append(f.tell())
-                    seg.ends.append(f.tell() + len(data))
-                    seg.rows.append(len(chunk))
-                    f.write(data)
-        return index
-    # The tables' sessions are written session by session, every table's rows of one session in
-    # turn: their timestamps repeat from table to table, and the writer formats each one once while
-    # it is recent.
-    sessions: list[tuple[int, int, str, list[tuple]]] = []
-    for t, (table, rows) in enumerate(pending.items()):
-        rows.sort(key=by_session)
-        sessions.extend((sid, t, table, list(group)) for sid, group in itertools.groupby(rows, by_session))
-        index[table] = Segments(table, blocks=False)
-    sessions.sort(key=itemgetter(0, 1))
-    writer = ReportWriter(directory, fmt, digits, blocks=True)
-    try:
-        for sid, _t, table, chunk in sessions:
-            seg = index[table]
-            seg.sids.append(sid)
-            seg.first_block.append(len(writer.blocks[table].offsets))
-            seg.rows.append(len(chunk))
-            writer.add(table, chunk)
-        for table, seg in index.items():
-            seg.blocks = writer.blocks[table]
-    finally:
-        writer.close()
-    for table, seg in index.items():
-        size = os.path.getsize(os.path.join(directory, f"{table}.{fmt}"))
-        offsets = seg.blocks.offsets if seg.blocks is not None else array("q")
-        for k in range(len(seg.sids)):
-            seg.starts.append(offsets[seg.first_block[k]])
-            nxt = seg.first_block[k + 1] if k + 1 < len(seg.sids) else len(offsets)
-            seg.ends.append(offsets[nxt] if nxt < len(offsets) else size)
-    return index
+class _Capture:
+    """Stands for a report writer's table file: keeps what the writer wrote last."""
+
+    __slots__ = ("data",)
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def write(self, data: bytes) -> None:
+        self.data = data
+
+    def close(self) -> None:
+        pass
+
+
+class _Held:
+    """One table's rows of one session, formatted, with their blocks (offsets from the first byte)."""
+
+    __slots__ = ("chunks", "size", "rows", "blocks")
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.rows = 0
+        self.blocks: list[list[Any]] = []  # [offset, rows, t_first, t_last, c2s]
+
+
+class _Formatter:
+    """Rows of one session to bytes and blocks: the report writer's own formatting (CSV, JSON lines;
+    its table files replaced by :class:`_Capture`), or pickled rows (Parquet)."""
+
+    def __init__(self, fmt: str, digits: int) -> None:
+        self.pickled = fmt == "parquet"
+        self.aside = tempfile.mkdtemp(prefix="dissect-fmt-")
+        self.writer = ReportWriter(self.aside, "csv" if self.pickled else fmt, digits, blocks=True)
+        for f in self.writer.files.values():
+            f.close()
+        self.capture = _Capture()
+        self.writer.files = dict.fromkeys(self.writer.files, self.capture)  # type: ignore[arg-type]
+
+    def add(self, held: _Held, table: str, rows: list[tuple]) -> None:
+        if self.pickled:
+            data = pickle.dumps(rows, pickle.HIGHEST_PROTOCOL)
+            new = [[0, len(rows), 0.0, 0.0, 0]]
+        else:
+            blocks = self.writer.blocks[table]
+            before = len(blocks.offsets)
+            self.writer.add(table, rows)
+            data = self.capture.data
+            timed = len(blocks.t_first) > before
+            first = blocks.offsets[before]
+            new = [[blocks.offsets[b] - first, blocks.rows[b], blocks.t_first[b] if timed else 0.0,
+                    blocks.t_last[b] if timed else 0.0, blocks.c2s[b] if timed else 0]
+                   for b in range(before, len(blocks.offsets))]
+            del blocks.offsets[before:], blocks.rows[before:]
+            if timed:
+                del blocks.t_first[before:], blocks.t_last[before:], blocks.c2s[before:]
+        last = held.blocks[-1] if held.blocks else None
+        for b in new:
+            b[0] += held.size
+            if last is not None and last[1] + b[1] <= BLOCK_ROWS:  # small pieces of a session: one block
+                last[1] += b[1]
+                last[2] = min(last[2], b[2])
+                last[3] = max(last[3], b[3])
+                last[4] += b[4]
+            else:
+                held.blocks.append(b)
+                last = b
+        held.chunks.append(data)
+        held.size += len(data)
+        held.rows += len(rows)
+
+    def close(self) -> None:
+        shutil.rmtree(self.aside, ignore_errors=True)
 
 
 class PartWriter:
     """A consumer writing a task's rows as a part under ``target`` (module doc); :meth:`close`
-    returns where the part is."""
+    returns where the part is. Rows are formatted as they come (the timestamps they share across
+    tables are then formatted once) and held as bytes per session; past ``spill_bytes`` they go to
+    a run in a local temporary directory."""
 
-    def __init__(self, target: str, fmt: str, digits: int, name: str, spill_rows: int | None = None) -> None:
+    def __init__(self, target: str, fmt: str, digits: int, name: str, spill_bytes: int | None = None) -> None:
         self.target = target
         self.fmt = fmt
-        self.digits = digits
         self.name = name
-        self.spill_rows = spill_rows or SPILL_ROWS
-        self.pending: dict[str, list[tuple]] = {t: [] for t in SESSION_TABLES}
-        self.held = 0
+        self.spill_bytes = spill_bytes or SPILL_BYTES
+        self.formatter = _Formatter(fmt, digits)
+        self.held: dict[str, dict[int, _Held]] = {t: {} for t in SESSION_TABLES}
+        self.size = 0
         self.tmp = tempfile.mkdtemp(prefix="dissect-part-")
-        self.runs: list[tuple[str, dict[str, Segments]]] = []
+        self.runs: list[str] = []
 
     def add(self, table: str, rows: Any) -> None:
-        rows = rows if isinstance(rows, list) else list(rows)
-        self.pending[table].extend(rows)
-        self.held += len(rows)
-        if self.held >= self.spill_rows:
+        by_session: dict[int, list[tuple]] = {}
+        for r in rows:
+            got = by_session.get(r[0])
+            if got is None:
+                by_session[r[0]] = [r]
+            else:
+                got.append(r)
+        held = self.held[table]
+        for sid, session_rows in by_session.items():
+            h = held.get(sid)
+            if h is None:
+                h = held[sid] = _Held()
+            before = h.size
+            self.formatter.add(h, table, session_rows)
+            self.size += h.size - before
+        if self.size >= self.spill_bytes:
             self._spill()
 
     def _spill(self) -> None:
+        """The rows held, in session order, to a run: a file and an index per table."""
         directory = os.path.join(self.tmp, str(len(self.runs)))
-        self.runs.append((directory, _write_run(directory, self.pending, self.fmt, self.digits)))
-        self.pending = {t: [] for t in SESSION_TABLES}
-        self.held = 0
-
-    def _run_file(self, directory: str, table: str) -> str:
-        return os.path.join(directory, table if self.fmt == "parquet" else f"{table}.{self.fmt}")
+        os.makedirs(directory)
+        for table, held in self.held.items():
+            records: list[Segment] = []
+            with open(os.path.join(directory, table), "wb") as f:
+                pos = 0
+                for sid in sorted(held):
+                    h = held[sid]
+                    f.write(b"".join(h.chunks))
+                    records.append((sid, pos, pos + h.size, h.rows, [(b[0] + pos, b[1], b[2], b[3], b[4])
+                                                                     for b in h.blocks]))
+                    pos += h.size
+            with open(os.path.join(directory, f"{table}.index"), "wb") as f:
+                write_index(f, iter(records))
+        self.runs.append(directory)
+        self.held = {t: {} for t in SESSION_TABLES}
+        self.size = 0
 
     def close(self) -> str:
         """Write the part (merging the runs) and return where it is."""
         try:
-            if self.held or not self.runs:
+            if self.size or not self.runs:
                 self._spill()
             make_dirs(self.target)
             tag = uuid.uuid4().hex[:12]
             tmp = join(self.target, f".tmp-{self.name}-{tag}")
             make_dirs(tmp)
             for table in SESSION_TABLES:
-                sources = [(self._run_file(d, table), index[table].records()) for d, index in self.runs]
+                if len(self.runs) == 1:
+                    for name in (table, f"{table}.index"):
+                        with open(os.path.join(self.runs[0], name), "rb") as src, \
+                                open_file(join(tmp, name), "wb") as dst:
+                            shutil.copyfileobj(src, dst, _COPY)
+                    continue
+                sources = [(os.path.join(d, table), read_index(os.path.join(d, f"{table}.index"))) for d in self.runs]
                 with open_file(join(tmp, table), "wb") as out:
                     seg = merge_table(table, sources, out, 0)
                 with open_file(join(tmp, f"{table}.index"), "wb") as f:
@@ -343,6 +400,7 @@ class PartWriter:
             rename(tmp, final)
             return final
         finally:
+            self.formatter.close()
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -404,9 +462,11 @@ def _rows_into(writer: Any, table: str, sources: Sequence[tuple[str, Iterator[Se
             f = files.get(sources[s][0])
             if f.tell() != start:
                 f.seek(start)
-            rows = pickle.loads(f.read(end - start))  # noqa: S301 - written by this run's tasks
-            writer.add(table, rows)
-            n += len(rows)
+            data = io.BytesIO(f.read(end - start))
+            while data.tell() < end - start:  # one pickle per batch of the session's rows
+                rows = pickle.load(data)  # noqa: S301 - written by this run's tasks
+                writer.add(table, rows)
+                n += len(rows)
     finally:
         files.close()
     return n
