@@ -3,12 +3,12 @@
 A task of a split run (``--dask``) writes its rows with a :class:`PartWriter`: each table's rows
 sorted by session_id (a session's rows keep the order they were made in), formatted as the report's
 tables are (the report writer's own code: CSV without its header, JSON lines, or pickled rows for
-Parquet), with an index (:class:`Segments`): where each session's rows are in the file, and the
-writer's blocks of rows (report.html samples them). A task formats its rows as they come and holds
-them as bytes per session, at most :data:`SPILL_BYTES`: beyond, they go to a run in a local
-temporary directory, and the runs are merged at the end. The part is written under a temporary name and renamed when complete, so a task that
-dies half-way (Dask runs it again) leaves nothing the client reads: the client reads only the
-parts named by the results it received.
+Parquet), with an index (a record file, :func:`write_index`): where each session's rows are in the
+file, and the writer's blocks of rows (report.html samples them). A task formats its rows as they
+come and holds them as bytes per session, at most :data:`SPILL_BYTES`: beyond, they go to a run in
+a local temporary directory, and the runs are merged at the end. The part is written under a
+temporary name and renamed when complete, so a task that dies half-way (Dask runs it again) leaves
+nothing the client reads: the client reads only the parts named by the results it received.
 
 :func:`merge_parts` (the client) streams the parts of every task into the report's tables in
 session order: each session is in one part only, so the tables hold the rows of one process grouped
