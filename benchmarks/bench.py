@@ -4,6 +4,7 @@
     python3 benchmarks/bench.py                       # makes a 500,000-packet capture first
     python3 benchmarks/bench.py --capture big.pcap    # any capture
     python3 benchmarks/bench.py --floor               # and floor.py's lower bound for one process
+    python3 benchmarks/bench.py --pure                # and --jobs 1 on the pure-Python path
     python3 benchmarks/bench.py --html                # also the default report, with report.html
     python3 benchmarks/bench.py --jobs 4              # also --jobs 4 (workers sharing the sessions)
     python3 benchmarks/bench.py --tls                 # and the same traffic over TLS 1.3, decrypted
@@ -60,7 +61,8 @@ def _tree_rss_kb(pid: int) -> int:
     return total
 
 
-def measure(cmd: list[str], stdout_path: str | None = None) -> tuple[float, float, float, int]:
+def measure(cmd: list[str], stdout_path: str | None = None,
+            env: dict[str, str] | None = None) -> tuple[float, float, float, int]:
     """Run ``cmd`` once: (wall seconds, CPU seconds (user + system, with the children it waited for), peak
     RSS in MB of the process and its children, exit status).
 
@@ -70,7 +72,7 @@ def measure(cmd: list[str], stdout_path: str | None = None) -> tuple[float, floa
     out = open(stdout_path, "wb") if stdout_path else subprocess.DEVNULL  # noqa: SIM115
     peak = [0]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL, env=env)
     done = threading.Event()
 
     def sample() -> None:
@@ -128,11 +130,14 @@ def run_all(capture: str, keylog: str | None, args: argparse.Namespace, work: Pa
     if args.html:
         runs.append((f"... + report.html (--jobs {_default_jobs()})",
                      dissect_cmd[:-2] + ["--quiet", "--out", f"{out}h"]))
+    if args.pure:
+        runs.append(("dissect report --jobs 1, pure Python", dissect_cmd + ["--jobs", "1", "--out", f"{out}p"]))
     if args.floor and not keylog:
         runs.append(("floor.py (lower bound, 3 tables)", [sys.executable, str(HERE / "floor.py"), capture]))
     rows: list[Row] = []
     for label, cmd in runs:
-        wall, cpu, rss, code = measure(cmd)
+        env = dict(os.environ, DISSECT_NO_EXTENSIONS="1") if label.endswith("pure Python") else None
+        wall, cpu, rss, code = measure(cmd, env=env)
         if code:
             print(f"{label} failed with exit {code}", file=sys.stderr)
             return None
@@ -148,6 +153,11 @@ def run_all(capture: str, keylog: str | None, args: argparse.Namespace, work: Pa
     else:
         print("tshark not installed: no comparison (apt-get install tshark)")
     return rows
+
+
+def _tshark_version() -> str:
+    out = subprocess.run(["tshark", "--version"], capture_output=True, text=True).stdout
+    return out.splitlines()[0] if out else "tshark"
 
 
 def print_table(title: str, capture: str, rows: list[Row]) -> None:
@@ -169,6 +179,8 @@ def main() -> int:
                     help="also run dissect --jobs N when N > 2 (workers sharing the sessions)")
     ap.add_argument("--html", action="store_true",
                     help="also run the default dissect report, which writes report.html as well")
+    ap.add_argument("--pure", action="store_true",
+                    help="also run dissect report --jobs 1 on the pure-Python path (DISSECT_NO_EXTENSIONS=1)")
     ap.add_argument("--keep", action="store_true", help="keep the outputs in the temp directory")
     ap.add_argument("--floor", action="store_true",
                     help="also run floor.py: the least one Python process takes for the three big tables "
@@ -201,7 +213,9 @@ def main() -> int:
             return 1
         tables.append(("TLS 1.3, decrypted", capture, rows))
 
-    print("\n(peak RSS: all processes of the command together)")
+    version = subprocess.run([sys.executable, "-m", "dissect", "--version"], capture_output=True, text=True)
+    print(f"\n{version.stdout.strip()}; {shutil.which('tshark') and _tshark_version()}")
+    print("(peak RSS: all processes of the command together)")
     for title, capture, rows in tables:
         print_table(title, capture, rows)
     if len(tables) == 2:

@@ -9,6 +9,7 @@ environment turns them all off (for comparing, or to rule them out when hunting 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 _ON = os.environ.get("DISSECT_NO_FAST_PATHS", "") in ("", "0")
 
@@ -21,3 +22,63 @@ WS_WHOLE_FRAME = _ON
 # Engine.IO over WebSocket: an EVENT or ACK on "/" (``42[...``, ``421[...``, ``431[...``) has its
 # header and event name read without the general Socket.IO header parser.
 SIO_EVENT_HEADER = _ON
+
+# -- the compiled core (dissect/compiled/*.pyx, Cython) ------------------------------------------
+# Built by setup.py at ``pip install`` where a C compiler and the Python headers exist; without
+# them, or when the import fails, or with DISSECT_NO_EXTENSIONS=1 in the environment, the pure-
+# Python code runs (the reference: every compiled path gives its rows byte for byte, which
+# tests/test_compiled.py checks). This is the one place that decides; the hot code asks here.
+NO_EXTENSIONS = os.environ.get("DISSECT_NO_EXTENSIONS", "") not in ("", "0")
+
+
+def _load_packets() -> Any:
+    if NO_EXTENSIONS:
+        return None
+    try:
+        from dissect.compiled import packets  # type: ignore[attr-defined]  # a C extension
+    except ImportError:
+        return None
+    return packets
+
+
+_packets = _load_packets()
+# Whether the compiled core is built and in use.
+COMPILED = _packets is not None
+# pipeline: the per-packet loop (pcap records, Ethernet/VLAN/SLL/SLL2, IPv4, TCP, the in-order
+# segment) in C (dissect/compiled/packets.pyx; Pipeline._loop).
+COMPILED_PACKET_LOOP = COMPILED
+
+
+# WebSocket: whole unfragmented frames of a segment parsed, unmasked and emitted in C
+# (dissect/compiled/ws_frames.pxi; the WS_WHOLE_FRAME fast path of WebSocketDissector.feed).
+COMPILED_WS_FRAMES = COMPILED
+
+
+# Output: CSV rows formatted in C (dissect/compiled/csv_rows.pxi; the f-string row_formatter of
+# dissect.output.writers generates).
+COMPILED_CSV = COMPILED
+
+
+def compiled_csv() -> Any:
+    """The compiled CSV batch formatter, or None for the generated f-strings."""
+    return _packets.format_csv if COMPILED_CSV and _packets is not None else None
+
+
+def compiled_core() -> Any:
+    """The compiled core's module (to configure it), or None when it is not in use."""
+    return _packets
+
+
+def compiled_ws_frames() -> Any:
+    """The compiled whole-frame WebSocket function, or None for the Python fast path alone."""
+    return _packets.ws_whole_frames if COMPILED_WS_FRAMES and _packets is not None else None
+
+
+def compiled_packets() -> Any:
+    """The compiled per-packet loop's module, or None for the pure-Python loop."""
+    return _packets if COMPILED_PACKET_LOOP else None
+
+
+def implementation() -> str:
+    """What ``dissect --version`` says: "compiled core" or "pure Python"."""
+    return "compiled core" if COMPILED else "pure Python"

@@ -113,9 +113,21 @@ class Pipeline:
         finally:
             gc.set_threshold(*threshold)
 
-    def _run_reader(self, reader: CaptureReader) -> None:  # noqa: C901 - the hot loop, kept in one piece
+    def _run_reader(self, reader: CaptureReader) -> None:
+        self.flows.source_file = reader.path
+        self.flows.tcp_streams = 0
+        unknown_links: Counter[int] = Counter()
+        packets = fastpaths.compiled_packets()
+        if packets is not None:  # the compiled twin of _loop (dissect/compiled/packets.pyx)
+            packets.configure(link.DECODERS, udp_tunnel, gre)
+            self.last_ts = packets.run_packets(self, reader, unknown_links, fastpaths.TCP_IN_ORDER,
+                                               DRAIN_EVERY, EVICT_EVERY)
+        else:
+            self._loop(reader, unknown_links)
+        self._file_done(reader, unknown_links)
+
+    def _loop(self, reader: CaptureReader, unknown_links: Counter[int]) -> None:  # noqa: C901 - the hot loop
         flows = self.flows
-        flows.source_file = reader.path
         tcp_get = flows.tcp.get
         udp_get = flows.udp.get
         decoders = link.DECODERS
@@ -125,7 +137,6 @@ class Pipeline:
         progress = self.progress
         last_ts = self.last_ts
         npk = 0
-        unknown_links: Counter[int] = Counter()
         tcp_hdr = _tcp_hdr
         ip4_hdr = _ip4_hdr
         in_order_fast = fastpaths.TCP_IN_ORDER
@@ -133,7 +144,6 @@ class Pipeline:
 
         inject = self.inject
         frame = 0  # Wireshark's frame number: every record of the file, 1-based
-        flows.tcp_streams = 0
         for ts, lt, buf, off, caplen, wirelen in with_injected(reader, inject):
             npk += 1
             if wirelen >= 0:  # a tunnel's inner packet (-1) has its outer packet's number
@@ -285,8 +295,10 @@ class Pipeline:
                 counters[f"ip-proto-{proto}"] += 1
 
         self.last_ts = last_ts
-        if progress is not None:
-            progress(reader.position)
+
+    def _file_done(self, reader: CaptureReader, unknown_links: Counter[int]) -> None:
+        if self.progress is not None:
+            self.progress(reader.position)
         st = self.stats
         st.nanosecond = st.nanosecond or reader.nanosecond
         for lt, n in unknown_links.items():

@@ -23,6 +23,7 @@ CORPUS = {
     "websocket": ("sio4_websocket.pcap", None),
     "tls": ("tls13_sio4_polling_upgrade.pcapng", "tls13_sio4_polling_upgrade.keys"),
     "multi": ("ws_multi.pcapng", None),
+    "sockets": ("sio4_disconnects.pcapng", None),  # the sockets' timeline and table
 }
 
 Rect = tuple[float, float, float, float]  # x0, y0, x1, y1
@@ -411,12 +412,34 @@ def test_socket_timeline_and_fanout_plots(tmp_path: Path) -> None:
     life = figs["sio-sockets"]
     a = dissect.analyze(caps)
     reasons = a.sio_sockets.disconnect_reason.astype(object).where(a.sio_sockets.disconnect_reason.notna(), "unknown")
-    assert {t["name"] for t in life["data"]} == set(reasons)
-    drawn = {t["name"]: sum(1 for x in t["x"] if x is None) for t in life["data"]}  # one gap per socket
-    assert drawn == reasons.value_counts().to_dict()
+    counts = reasons.value_counts().to_dict()
+    assert {t["name"] for t in life["data"]} == {f"{r} ({n})" for r, n in counts.items()}  # legend: counts
+    drawn = {t["legendgroup"]: sum(1 for x in t["x"] if x is None) for t in life["data"]}  # one gap per socket
+    assert drawn == counts
     assert "sio-broadcasts" not in figs  # these captures have none
 
     out = tmp_path / "fan"
     assert invoke("report", str(CAPTURES / "sio4_broadcasts.pcap"), "--out", str(out), "-q")[0] == 0
     fan = figures_of(out / "report.html")["sio-broadcasts"]
     assert fan["data"][0]["y"] == [4, 2, 3]  # io.emit, io.to("room1").emit, socket.broadcast.emit
+
+
+@needs_chromium
+def test_socket_lines_as_drawn(doms: dict[str, str], pages: dict[str, Path]) -> None:
+    """In the browser, sio4_disconnects' timeline has one horizontal line per socket the server
+    recorded (seven, each visibly long), and a legend entry per reason with its count."""
+    truth = json.loads((CAPTURES / "sio4_disconnects.truth.json").read_text())["sockets"]
+    sec = plot_sections(doms["sockets"])["sio-sockets"]
+    legend = re.findall(r'class="legendtext"[^>]*>([^<]*)<', sec)
+    reasons: dict[str, int] = {}
+    for s in truth:
+        reasons[s["server_disconnect_reason"]] = reasons.get(s["server_disconnect_reason"], 0) + 1
+    assert sorted(legend) == sorted(f"{r} ({n})" for r, n in reasons.items())
+    plot_area = sec[:sec.index('class="legend"')]
+    lines = re.findall(r'<path class="js-line" d="M([\d.]+),([\d.]+)L([\d.]+),([\d.]+)"', plot_area)
+    assert len(lines) == len(truth)
+    ys = set()
+    for x0, y0, x1, y1 in lines:
+        assert y0 == y1 and float(x1) - float(x0) > 50  # horizontal; every socket lived > 1 s of ~2 s
+        ys.add(y0)
+    assert len(ys) == len(truth)  # a row each

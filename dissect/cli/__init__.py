@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import click
 
-from dissect import __version__
+from dissect import __version__, fastpaths
 from dissect.capture.reader import CaptureReader
 from dissect.cli.options import filter_options, make_filters
 from dissect.errors import CaptureWarning, DissectError
@@ -120,7 +120,8 @@ def warn_lines(summary: dict[str, Any], quiet: bool) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="dissect")
+@click.version_option(__version__, prog_name="dissect",
+                      message=f"%(prog)s, version %(version)s ({fastpaths.implementation()})")
 def main() -> None:
     """Dissect captures (pcap, pcapng, gzip) into TCP sessions, HTTP exchanges, WebSocket frames
     and messages, and Engine.IO / Socket.IO packets, with the handshake chain of every session."""

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from operator import countOf, itemgetter
 from typing import IO, Any
 
+from dissect import fastpaths
 from dissect.records import TABLES, VOCABULARY_COLUMNS, column_types, ts_columns
 
 # A cell starting with one of these gets a leading apostrophe; "'" is in the set so that reading
@@ -82,6 +83,41 @@ def _cell(i: int, name: str, hint: str, ts_cols: set[str], digits: int) -> str:
     if name in _REPEATING:  # namespaces, event names, sids, anomaly tags: memoised
         return f"{{'' if not {v} else (_M.get({v}) or _memo({v}))}}"
     return f"{{'' if not {v} else _text({v})}}"
+
+
+def csv_kinds(table: str) -> bytes:
+    """Each column's kind for the compiled formatter (dissect/compiled/csv_rows.pxi), decided as
+    :func:`_cell` decides its f-string field."""
+    cls = TABLES[table]
+    ts_cols = set(ts_columns(cls))
+    out = []
+    for name, hint in column_types(cls).items():
+        optional = "None" in hint
+        kind = _kind(hint)
+        if name in ts_cols:
+            out.append("T" if optional else "t")
+        elif kind == "int":
+            out.append("I" if optional else "i")
+        elif kind in ("bool", "float"):
+            out.append(kind[0])
+        elif name in VOCABULARY_COLUMNS:
+            out.append("V" if optional else "v")
+        else:
+            out.append("s")
+    return "".join(out).encode()
+
+
+def batch_formatter(table: str, digits: int) -> Callable[[list[tuple]], bytes]:
+    """A batch of rows of ``table`` to CSV lines (UTF-8 bytes): the compiled formatter when the
+    compiled core is in use (fastpaths.COMPILED_CSV), else :func:`row_formatter`'s batch form."""
+    fmt = row_formatter(table, digits)
+    core = fastpaths.compiled_csv()
+    if core is None:
+        batch = fmt.batch  # type: ignore[attr-defined]
+        return lambda rows: batch(rows).encode()
+    cache = _TS_CACHE[digits]
+    return functools.partial(core, csv_kinds(table), digits=digits, text_fn=csv_text, float_fn=float_text,
+                             ts_fn=_ts_memo(cache, digits), bools=_BOOL)
 
 
 def row_formatter(table: str, digits: int) -> Callable[[tuple], str]:
@@ -209,7 +245,7 @@ class ReportWriter:
         self.fmt = fmt
         self.digits = digits
         self.files: dict[str, IO[bytes]] = {}
-        self.formatters: dict[str, Callable[[tuple], str]] = {}
+        self.formatters: dict[str, Callable[[list[tuple]], bytes]] = {}
         self.counts: dict[str, int] = dict.fromkeys(TABLES, 0)
         self.blocks: dict[str, Blocks] = {}
         self._offset: dict[str, int] = {}
@@ -231,21 +267,21 @@ class ReportWriter:
         n = len(rows)
         self.counts[table] += n
         if self.fmt == "csv":
-            fmt = self.formatters.get(table)
-            if fmt is None:
-                fmt = self.formatters[table] = row_formatter(table, self.digits)
-            batch = fmt.batch  # type: ignore[attr-defined]
+            batch = self.formatters.get(table)
+            if batch is None:
+                batch = self.formatters[table] = batch_formatter(table, self.digits)
         else:
-            batch = functools.partial(_json_lines, TABLES[table])
+            json_batch = functools.partial(_json_lines, TABLES[table])
+            batch = lambda rows: json_batch(rows).encode()  # noqa: E731
         blocks = self.blocks.get(table)
         if blocks is None or not n:  # no blocks wanted (no report.html): one piece
-            f.write(batch(rows).encode())
+            f.write(batch(rows))
             return
         offset = self._offset[table]
         out: list[bytes] = []
         for i in range(0, n, BLOCK_ROWS):
             block = rows[i : i + BLOCK_ROWS] if n > BLOCK_ROWS else rows
-            data = batch(block).encode()
+            data = batch(block)
             blocks.add(offset, block)
             offset += len(data)
             out.append(data)

@@ -102,6 +102,17 @@ def _pct_line(p: Mapping[str, Any] | None, count: bool = True) -> str:
     )
 
 
+def _num_pct_line(p: Mapping[str, Any] | None) -> str:
+    """Percentiles of a count (sockets reached): ``p50 3  p90 3.8  p99 4  max 4``."""
+    if not p or not p.get("count"):
+        return "-"
+
+    def num(x: Any) -> str:
+        return "-" if x is None else f"{float(x):,.1f}".removesuffix(".0")
+
+    return f"p50 {num(p.get('p50'))}  p90 {num(p.get('p90'))}  p99 {num(p.get('p99'))}  max {num(p.get('max'))}"
+
+
 def print_summary(
     analysis_or_summary: Analysis | Mapping[str, Any],
     file: IO[str] | None = None,
@@ -244,7 +255,8 @@ def print_summary(
         row("ack latency", _pct_line(sio.get("ack_latency_ms")))
 
     socks = s.get("sio_sockets") or {}
-    if socks.get("count"):
+    fan = s.get("sio_broadcasts")
+    if socks.get("count") or (fan or {}).get("count"):
         head("Socket.IO sockets")
         row("sockets", _fmt_int(socks.get("count")))
         reasons = socks.get("by_disconnect_reason") or {}
@@ -260,12 +272,13 @@ def print_summary(
                 bad=bool(socks.get("not_recovered")))
         if (socks.get("max_pong_delay_ms") or {}).get("count"):
             row("worst pong delay", _pct_line(socks.get("max_pong_delay_ms")))
-    fan = s.get("sio_broadcasts") or {}
-    if fan.get("count"):
-        rec = fan.get("recipients") or {}
-        row("broadcasts", f"{int(fan['count']):,} fan-outs to p50 {_fmt_int(rec.get('p50'))}, "
-                          f"max {_fmt_int(rec.get('max'))} sockets")
-        row("broadcast spread", _pct_line(fan.get("spread_ms"), count=False))
+        # sio_broadcasts: absent from the summary of an earlier dissect, then not a word
+        if fan is not None and not fan.get("count"):
+            row("broadcasts", "none (no server event sent alike to several sockets)")
+        elif fan:
+            row("broadcasts", plural(fan.get("count"), "fan-out"))
+            row("sockets reached", _num_pct_line(fan.get("recipients")))
+            row("broadcast spread", _pct_line(fan.get("spread_ms"), count=False))
 
     anom = s.get("anomalies") or {}
     head("Anomalies")

@@ -45,6 +45,10 @@ from dissect.records import C2S, DIRECTION_NAMES, S2C, Outbox, WsFrame, WsMessag
 
 __all__ = ["WebSocketDissector", "WsUpper"]
 
+_core = fastpaths.compiled_core()
+if _core is not None:  # the compiled whole-frame path builds the rows the fast path below builds
+    _core.configure_ws(WsFrame, WsMessage, OPCODE_NAMES, PREVIEW_CHARS)
+
 _CTRL_KEEP = 4096  # bytes of an (oversized) close payload kept for code/reason
 _U16 = struct.Struct(">H").unpack_from
 _U64 = struct.Struct(">Q").unpack_from
@@ -135,6 +139,9 @@ class WebSocketDissector:
         # The fast path's largest payload: -1 (no frame) when its switch is off, so that the
         # switch costs the per-frame test nothing.
         self._fast_cap = self.max_message_bytes if fastpaths.WS_WHOLE_FRAME else -1
+        # The same fast path compiled (fastpaths.COMPILED_WS_FRAMES), None without the compiled core
+        # or with --payloads (its rows' payload column is left to the Python code).
+        self._wsc = fastpaths.compiled_ws_frames() if fastpaths.WS_WHOLE_FRAME and not payloads else None
         # frames longer than this are not believed when resynchronising
         sane_len = max(self.max_message_bytes, 1 << 24)
         # RFC 7692 7.1.1: client_* parameters govern c2s, server_* govern s2c.
@@ -196,7 +203,14 @@ class WebSocketDissector:
         dname = st.name
         mask_bit = st.mask_bit
         masked = mask_bit != 0
+        wsc = self._wsc
         while n - pos >= 2:
+            if wsc is not None and st.msg is None and not st.closed and not st.resynced and not st.orphan:
+                # fastpaths.COMPILED_WS_FRAMES: the fast path below, in C, over as many frames as it takes
+                pos = wsc(self, src, pos, ts, direction, dname, mask_bit, cap, sink_frames, sink_msgs, packet,
+                          upper)
+                if n - pos < 2:
+                    break
             b0 = src[pos]
             b1 = src[pos + 1]
             ln = b1 & 0x7F

@@ -45,6 +45,8 @@ ROW_IDS: dict[str, tuple[str, ...]] = {
     "ws_frames": ("session_id", "frame_index", "direction", "opcode_name"),
     "ws_messages": ("session_id", "message_index", "direction", "opcode_name"),
     "sio_packets": ("session_id", "direction", "sio_type", "namespace", "event"),
+    "sio_sockets": ("session_id", "namespace", "eio_sid", "socket_sid"),
+    "sio_broadcasts": ("broadcast_index", "namespace", "event", "recipients"),
 }
 
 
@@ -63,6 +65,7 @@ def cell_text(v: Any, limit: int = 60) -> str:
 # Columns shown after the tested one when they are not empty (quoted: they hold free text).
 ROW_DETAILS: dict[str, tuple[str, ...]] = {
     "handshakes": ("detail",),
+    "sio_sockets": ("disconnect_reason",),
 }
 
 

@@ -14,7 +14,8 @@ sampled to ``max_points`` per trace, and the drill-down tables are cut to ``max_
 
 The modules: :mod:`.text` (escaping and formatting), :mod:`.plot` (the figure dict, plotly's
 package data), :mod:`.activity` (rows over time, in clock-like buckets), :mod:`.figures` (each
-plot), :mod:`.kinds` (what each anomaly and warning kind means), :mod:`.tables` (the HTML tables)
+plot), :mod:`.sockets` (the Socket.IO sockets' timeline and the broadcasts' fan-out),
+:mod:`.kinds` (what each anomaly and warning kind means), :mod:`.tables` (the HTML tables)
 and :mod:`.page` (the page assembled, :func:`render_html`).
 """
 

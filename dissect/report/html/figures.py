@@ -49,7 +49,7 @@ def figures(a: Analysis, summary: dict[str, Any], max_points: int) -> list[Plot]
         _opcodes(a.ws_frames, base_layout),
         _events(sio, base_layout),
         socket_timeline(a, base_layout),
-        fanout(a, base_layout),
+        fanout(a, base_layout, max_points),
         _anomalies(summary, base_layout),
     ]
     return [f for f in found if f is not None]

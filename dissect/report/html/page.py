@@ -18,6 +18,7 @@ from dissect.report.html.tables import (
     files_section,
     handshake_table,
     sessions_section,
+    sockets_section,
     tls_section,
 )
 from dissect.report.html.text import esc, script_json, utc_text
@@ -37,7 +38,10 @@ table{border-collapse:collapse;font-size:12px;margin:8px 0}th,td{border:1px soli
 padding:3px 6px;text-align:left;vertical-align:top;word-break:normal;overflow-wrap:normal;hyphens:none}
 th{background:#f4f4f4}.n{text-align:right}td.n{white-space:nowrap;font-variant-numeric:tabular-nums}
 td.t{overflow-wrap:anywhere;min-width:14em;max-width:420px}table.sessions td{white-space:nowrap}
-table.sessions td:nth-last-child(-n+2){white-space:normal}.note{color:#666;font-size:13px}.warn{background:#fff3cd;
+table.sessions td:nth-last-child(-n+2){white-space:normal}
+table.sockets td{white-space:nowrap}
+table.sockets td:nth-child(8),table.sockets td:nth-last-child(-n+2){white-space:normal}
+table.sockets td:nth-child(8){min-width:10em}.note{color:#666;font-size:13px}.warn{background:#fff3cd;
 border:1px solid #e0c36c;padding:8px 12px;border-radius:4px}
 details{margin:6px 0}summary{cursor:pointer;font-weight:500}nav a{margin-right:12px}
 .plot{width:100%}
@@ -87,11 +91,13 @@ def render_html(
         )
 
     tls = tls_section(analysis, summary)
+    sockets = sockets_section(analysis, max_rows)
     sections = [
         ("files", "Capture files", files_section(summary)),
         ("handshake-table", "Handshake percentiles", handshake_table(summary)),
         *([("tls", "TLS", tls)] if tls else []),
         ("sessions", "Sessions", sessions_section(analysis, max_rows)),
+        *([("sio-socket-table", "Socket.IO sockets", sockets)] if sockets else []),
         (
             "top-sessions",
             f"Top {TOP_SESSIONS} sessions by messages",

@@ -5,7 +5,7 @@ traffic string goes through :func:`~dissect.report.html.text.esc`."""
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -13,6 +13,7 @@ import pandas as pd
 
 from dissect.capture.ip import endpoint_text
 from dissect.report.html.kinds import meaning
+from dissect.report.html.sockets import chosen_sockets
 from dissect.report.html.text import count_text, esc, ms_text, numeric, utc_text, value_text
 
 if TYPE_CHECKING:
@@ -27,11 +28,13 @@ TOP_SESSIONS = 20
 MS_COLUMNS = frozenset({"duration_ms", "ack_latency_ms", "tcp_handshake_ms", "spread_ms"})
 COUNT_COLUMNS = frozenset({"payload_bytes", "wire_bytes", "frames", "recipients", "bytes_c2s", "bytes_s2c",
                            "packets_c2s", "packets_s2c", "lost_bytes", "retransmissions"})
-TS_COLUMNS = frozenset({"ts", "ts_start", "ts_end", "ts_first", "ts_last", "ts_request", "ts_response"})
+TS_COLUMNS = frozenset({"ts", "ts_start", "ts_end", "ts_first", "ts_last", "ts_request", "ts_response",
+                        "ts_connect", "ts_disconnect"})
 # Wireshark's frame numbers: where to look in Wireshark (Go to packet, or `frame.number == N`)
 FRAME_COLUMNS = frozenset({"frame", "frame_request", "frame_response", "frame_first"})
 NUMBER_COLUMNS = MS_COLUMNS | COUNT_COLUMNS | FRAME_COLUMNS | frozenset({
-    "session_id", "message_index", "frame_index", "ack_id", "status", "index", "count", "tcp_stream"})
+    "session_id", "message_index", "frame_index", "ack_id", "status", "index", "count", "tcp_stream",
+    "broadcast_index"})
 """Columns right-aligned and never wrapped (numbers and times)."""
 
 
@@ -338,6 +341,7 @@ def anomaly_rows(a: Analysis, limit: int = 50) -> str:
         ("ws_frames", "frame_index", "frame"),
         ("ws_messages", "message_index", None),
         ("sio_packets", None, "frame"),
+        ("sio_sockets", "socket_sid", None),
     ):
         df = a.table(table)
         if not len(df) or "anomaly" not in df.columns:
@@ -353,6 +357,62 @@ def anomaly_rows(a: Analysis, limit: int = 50) -> str:
     return (f"<details><summary>The rows (at most {limit} a table; frame: Wireshark's number of the packet "
             "that completed the row)</summary>"
             + _table(["table", "session", "index", "frame", "anomaly"], rows, numbers={1, 2, 3}) + "</details>")
+
+
+BROADCAST_COLUMNS = ("broadcast_index", "namespace", "event", "ts_first", "spread_ms", "recipients", "payload_bytes")
+
+
+def _socket_row(r: Mapping[Any, Any]) -> list[Any]:
+    """A row of the sockets table: a refused CONNECT says so, recovery is yes (with the events
+    replayed) or no."""
+    recovered = r.get("recovered")
+    recovery = ""
+    if recovered is not None and recovered is not pd.NA and recovered == recovered:
+        recovery = "yes" if recovered is True or str(recovered).lower() == "true" else "no"
+        replayed = count_text(r.get("replayed_events"))
+        if replayed and recovery == "yes":
+            recovery += f" ({replayed} replayed)"
+    transport = value_text(r.get("transport"))
+    version = count_text(r.get("eio_version"))
+    reason = r.get("disconnect_reason")
+    if r.get("connected") is False or str(r.get("connected")).lower() == "false":
+        reason = "refused"
+    return [
+        r.get("session_id"), r.get("namespace"), r.get("socket_sid"), r.get("eio_sid"),
+        f"{transport}, v{version}" if version else transport, cell_text("ts_connect", r.get("ts_connect")),
+        ms_text(r.get("duration_ms")), reason, r.get("disconnect_by"), _pair(r.get("events_c2s"), r.get("events_s2c")),
+        count_text(r.get("acks_unanswered")), count_text(r.get("pings")), ms_text(r.get("max_pong_delay_ms")),
+        recovery, r.get("anomaly"),
+    ]
+
+
+def sockets_section(a: Analysis, max_rows: int) -> str:
+    """The Socket.IO sockets, one row each (at most ``max_rows``: the troubled ones first, then an
+    even sample of the others, in connect order: :func:`~dissect.report.html.sockets.chosen_sockets`),
+    and the broadcasts (the first ``max_rows``); empty without sockets or broadcasts."""
+    socks, bc = a.sio_sockets, a.sio_broadcasts
+    if not len(socks) and not len(bc):
+        return ""
+    out = ""
+    if len(socks):
+        shown = chosen_sockets(socks, max_rows)
+        if len(socks) > len(shown):
+            out += (f"<p class=note>{len(shown):,} of {len(socks):,} sockets: every one that ended in a ping "
+                    "timeout or a transport error, was refused, failed to recover or has an anomaly, then an "
+                    "even sample of the others (summary.json counts them all).</p>")
+        out += _table(
+            ["session", "namespace", "socket sid", "Engine.IO sid", "transport, EIO", "connected (UTC)",
+             "lived ms", "why it ended", "by", "events c2s / s2c", "acks without reply", "pings", "worst pong ms",
+             "recovered", "anomaly"],
+            [_socket_row(r) for r in shown.to_dict("records")], cls="sockets", numbers={0, 5, 6, 9, 10, 11, 12})
+    if len(bc):
+        out += "<h3>Broadcasts</h3>"
+        if len(bc) > max_rows:
+            out += f"<p class=note>The first {max_rows:,} broadcasts of {len(bc):,}.</p>"
+        out += _df_table(bc.sort_values("ts_first", kind="stable").head(max_rows), BROADCAST_COLUMNS)
+    else:
+        out += "<p>No broadcasts (no server event sent alike to several sockets).</p>"
+    return out
 
 
 def tls_section(a: Analysis, summary: dict[str, Any]) -> str:

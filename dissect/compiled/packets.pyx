@@ -1,0 +1,281 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""The per-packet loop of :mod:`dissect.pipeline` in C: the compiled twin of ``Pipeline._loop``.
+
+The same loop, statement for statement, with the headers read through a ``const unsigned char*``
+into the read chunk instead of ``struct.unpack_from`` tuples: Ethernet (VLAN tags), Linux cooked
+SLL and SLL2, IPv4 without options or fragments, TCP, and the in-order segment handed straight to
+its dissector (the switch ``fastpaths.TCP_IN_ORDER``). Everything else (other link types, IPv6, IP
+options and fragments, UDP, tunnels, SYN/FIN/RST, out-of-order data) calls the same Python code
+the pure-Python loop calls, with the same arguments, so both give the same rows byte for byte
+(``tests/test_compiled.py``). Chosen by ``dissect.fastpaths`` (``COMPILED_PACKET_LOOP``).
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_GetItem
+from cpython.ref cimport PyObject
+
+cdef extern from *:
+    """
+    static inline unsigned int dissect_u16(const unsigned char *p) { return ((unsigned int)p[0] << 8) | p[1]; }
+    static inline unsigned long long dissect_u32(const unsigned char *p) {
+        return ((unsigned long long)p[0] << 24) | ((unsigned long long)p[1] << 16) | ((unsigned long long)p[2] << 8) | p[3];
+    }
+    """
+    unsigned int dissect_u16(const unsigned char *p) nogil
+    unsigned long long dissect_u32(const unsigned char *p) nogil
+
+cdef enum:
+    FIN = 0x01
+    SYN = 0x02
+    ACK = 0x10
+
+cdef long long MASK = 0xFFFFFFFF
+cdef long long HALF = 0x80000000
+
+
+cdef inline long long _link(const unsigned char *p, long long lt, long long off, long long end,
+                            long long *l3) noexcept:
+    """Ethernet (any number of VLAN tags), SLL, SLL2 in place: the EtherType, -2 for another
+    link type (the Python decoders), -1 for nothing dissect reads (link.NONE)."""
+    cdef long long q
+    cdef unsigned int etype
+    if lt == 1:
+        q = off + 12
+        if q + 2 > end:
+            return -1
+        etype = dissect_u16(p + q)
+        while etype == 0x8100 or etype == 0x88A8 or etype == 0x9100 or etype == 0x9200:
+            q += 4
+            if q + 2 > end:
+                return -1
+            etype = dissect_u16(p + q)
+        l3[0] = q + 2
+        return etype
+    if lt == 113:
+        if off + 16 > end:
+            return -1
+        l3[0] = off + 16
+        return dissect_u16(p + off + 14)
+    if lt == 276:
+        if off + 20 > end:
+            return -1
+        l3[0] = off + 20
+        return dissect_u16(p + off)
+    return -2
+
+
+def run_packets(pipeline, reader, unknown_links, bint in_order_fast, long long drain_every,
+                long long evict_every):
+    """Dissect every packet of ``reader`` as ``Pipeline._loop`` does; returns the last ts seen."""
+    flows = pipeline.flows
+    cdef dict tcp_table = flows.tcp
+    udp_get = flows.udp.get
+    decoders = pipeline_link_decoders
+    ipdecode = pipeline.ip.decode
+    counters = pipeline.stats.counters
+    outbox = pipeline.outbox
+    progress = pipeline.progress
+    half_open = flows.half_open
+    inject = pipeline.inject
+    last_ts = pipeline.last_ts
+    cdef long long npk = 0
+    cdef long long frame = 0
+    cdef long long off, caplen, wirelen, end, l3, l4, l4end, poff, alen, lt, etype, total
+    cdef long long seq, ack, nxt, proto, flags, d, sport, dport, udport, have
+    cdef const unsigned char *p
+    cdef const unsigned char *dp
+    cdef PyObject *found
+    cdef bint plain4
+    cdef object pkt, ts, buf, data, key, entry, conn, stream, other, app, decoded, dec, uentry, uflow
+    it = iter(reader)
+    while True:
+        if inject:
+            pkt = inject.popleft()
+        else:
+            pkt = next(it, None)
+            if pkt is None:
+                break
+        ts, lt, buf, off, caplen, wirelen = pkt
+        npk += 1
+        if wirelen >= 0:  # a tunnel's inner packet (-1) has its outer packet's number
+            frame += 1
+            outbox.frame = frame
+        if npk % drain_every == 0:
+            if outbox.pending():
+                pipeline.drain()
+            if npk % evict_every == 0:
+                flows.evict(ts)
+                tcp_table = flows.tcp
+                udp_get = flows.udp.get
+            if progress is not None:
+                progress(reader.position)
+        if ts > last_ts:
+            last_ts = ts
+        end = off + caplen
+        if type(buf) is not bytes:
+            buf = bytes(buf)
+        p = <const unsigned char *> PyBytes_AS_STRING(buf)
+
+        # -- link layer
+        if lt == 1 and caplen >= 34:
+            etype = (p[off + 12] << 8) | p[off + 13]
+            l3 = off + 14
+            if etype == 0x8100 or etype == 0x88A8:
+                etype = _link(p, 1, off, end, &l3)
+                if etype == -1:
+                    l3 = 0
+        else:
+            etype = _link(p, lt, off, end, &l3)
+            if etype == -2:
+                dec = decoders.get(lt)
+                if dec is None:
+                    unknown_links[lt] += 1
+                    continue
+                etype, l3 = dec(buf, off, end)
+            elif etype == -1:
+                l3 = 0
+
+        # -- IP: IPv4 without options or fragments inline
+        plain4 = etype == 0x0800 and l3 + 20 <= end
+        if plain4:
+            proto = p[l3 + 9]
+            plain4 = p[l3] == 0x45 and not (dissect_u16(p + l3 + 6) & 0x3FFF)
+        if plain4:
+            l4 = l3 + 20
+            l4end = l3 + dissect_u16(p + l3 + 2)
+            if l4end < l4:
+                if l4end != l3:
+                    counters["ipv4-bad-length"] += 1
+                    continue
+                l4end = end  # total length 0: a TSO / BIG TCP capture, the frame says
+            key = PyBytes_FromStringAndSize(<const char *> p + l3 + 12, 12)
+            data = buf
+            dp = p
+            alen = 4
+        else:
+            decoded = ipdecode(etype, buf, l3, end, ts)
+            if decoded is None:
+                continue
+            proto, src, dst, data, l4, l4end = decoded
+            if data is not buf:  # reassembled from fragments
+                end = l4end
+                if type(data) is not bytes:
+                    data = bytes(data)
+            dp = <const unsigned char *> PyBytes_AS_STRING(data)
+            alen = len(src)
+            key = src + dst + data[l4 : l4 + 4]
+
+        if proto == 6:
+            if l4 + 20 > end:
+                counters["tcp-truncated"] += 1
+                continue
+            found = PyDict_GetItem(tcp_table, key)
+            if found is not NULL:
+                entry = <object> found
+                conn = entry[0]
+                if conn is None:
+                    continue
+                if conn.foreign and not dp[l4 + 13] & 0x07:
+                    conn.ts_last = ts  # --jobs: another worker's flow, nothing to track
+                    continue
+            else:
+                entry = None
+            sport = dissect_u16(dp + l4)
+            dport = dissect_u16(dp + l4 + 2)
+            seq = dissect_u32(dp + l4 + 4)
+            ack = dissect_u32(dp + l4 + 8)
+            flags = dp[l4 + 13]
+            poff = l4 + ((dp[l4 + 12] >> 4) << 2)
+            if entry is None:
+                entry = flows.new_tcp(key, key[:alen], key[alen : 2 * alen], sport, dport, flags, ts)
+                tcp_table = flows.tcp
+            conn, d = entry
+            if conn is None:
+                continue
+            if flags & 0x07:  # SYN, FIN or RST: the slow path
+                if flags & SYN and not flags & ACK and conn.finished and conn.streams[d].isn != seq:
+                    conn, d = flows.restart_tcp(key, key[:alen], key[alen : 2 * alen], sport, dport, flags, ts)
+                    tcp_table = flows.tcp
+                    if conn is None:
+                        continue
+                conn.control(d, ts, seq, ack, flags)
+                if flags & ACK and flags & SYN:
+                    half_open.pop(conn.session_id, None)  # answered
+            if conn.foreign:  # --jobs: another worker dissects it
+                conn.ts_last = ts
+                if flags & FIN:
+                    conn.streams[d].fin_done = True
+                continue
+            conn.packets[d] += 1
+            conn.ts_last = ts
+            if flags & ACK:
+                if d == 0 and conn.ack_ts is None and conn.synack_ts is not None and not flags & SYN:
+                    conn.ack_ts = ts
+                other = conn.streams[1 - d]
+                nxt = other.next_seq
+                if nxt >= 0 and ack != nxt and not (((ack - nxt) & MASK) & HALF):
+                    conn.acked(1 - d, ts, ack)
+            if l4end > poff:
+                if flags & SYN:
+                    seq = (seq + 1) & MASK  # data on a SYN (TCP Fast Open) follows the ISN
+                if l4end <= end:
+                    stream = conn.streams[d]
+                    app = conn.app
+                    if in_order_fast and app is not None and seq == stream.next_seq and not stream.pending:
+                        # fastpaths.TCP_IN_ORDER: TcpConnection.data's in-order case, inline
+                        stream.next_seq = stream.high = (l4end - poff + seq) & MASK
+                        stream.delivered += l4end - poff
+                        app.feed(d, ts, PyBytes_FromStringAndSize(<const char *> dp + poff, l4end - poff))
+                    else:
+                        conn.data(d, ts, seq, PyBytes_FromStringAndSize(<const char *> dp + poff, l4end - poff))
+                else:  # cut by the snaplen: use what was captured, the rest is lost
+                    counters["tcp-snaplen-cut"] += 1
+                    have = end - poff
+                    if have > 0:
+                        conn.data(d, ts, seq, data[poff:end])
+                    conn.acked(d, ts, (seq + l4end - poff) & MASK)
+                if flags & FIN:
+                    conn.fin(d, (seq + l4end - poff) & MASK)
+            elif flags & FIN:
+                conn.fin(d, seq)
+        elif proto == 17:
+            if l4 + 8 > end:
+                counters["udp-truncated"] += 1
+                continue
+            udport = dissect_u16(dp + l4 + 2)
+            if udport == 4789 or udport == 6081:  # VXLAN, Geneve: the inner frame is a packet too
+                pipeline_udp_tunnel(inject, counters, ts, data, l4 + 8, min(l4end, end), udport)
+            uentry = udp_get(key)
+            if uentry is None:
+                uentry = flows.new_udp(key, key[:alen], key[alen : 2 * alen], dissect_u16(dp + l4), udport, ts)
+                udp_get = flows.udp.get
+            uflow, d = uentry
+            if uflow is None:
+                continue
+            if uflow.foreign:
+                uflow.ts_last = ts
+                continue
+            uflow.packets[d] += 1
+            uflow.nbytes[d] += max(0, l4end - l4 - 8)  # the IP length says, even if cut
+            uflow.ts_last = ts
+        elif proto == 47:
+            pipeline_gre(inject, counters, ts, data, l4, min(l4end, end))
+        else:
+            counters[f"ip-proto-{proto}"] += 1
+    return last_ts
+
+
+# Set by configure() from dissect.pipeline (this module imports nothing of dissect's).
+pipeline_link_decoders = None
+pipeline_udp_tunnel = None
+pipeline_gre = None
+
+
+def configure(decoders, udp_tunnel, gre):
+    """The Python helpers the loop calls for what it leaves to them (link.DECODERS, tunnels)."""
+    global pipeline_link_decoders, pipeline_udp_tunnel, pipeline_gre
+    pipeline_link_decoders = decoders
+    pipeline_udp_tunnel = udp_tunnel
+    pipeline_gre = gre
+include "ws_frames.pxi"
+include "csv_rows.pxi"

@@ -1,0 +1,140 @@
+# The WebSocket whole-frame fast path in C (included by packets.pyx: one extension module).
+#
+# The compiled twin of the fast path inside WebSocketDissector.feed (fastpaths.WS_WHOLE_FRAME):
+# consecutive unfragmented, uncompressed, well-formed text or binary frames complete in the bytes
+# fed, parsed, unmasked (a C loop instead of int.from_bytes XOR) and emitted as the same WsFrame and
+# WsMessage rows, with the same call of the upper layer. It stops at the first frame it does not
+# take (a header not of that kind, a frame not complete, a text payload that is not ASCII: the
+# Python code's UTF-8 handling) and returns where, and the Python loop goes on from there.
+
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+from cpython.ref cimport Py_INCREF
+from cpython.bytearray cimport PyByteArray_AS_STRING
+from cpython.unicode cimport PyUnicode_DecodeASCII
+
+cdef extern from *:
+    """
+    /* A NamedTuple row from a plain tuple, as tuple.__new__(cls, t) makes it. */
+    static PyObject *dissect_row(PyObject *cls, PyObject *t) {
+        Py_ssize_t i, n = PyTuple_GET_SIZE(t);
+        PyTypeObject *tp = (PyTypeObject *)cls;
+        PyObject *r = tp->tp_alloc(tp, n);
+        if (r == NULL) return NULL;
+        for (i = 0; i < n; i++) {
+            PyObject *v = PyTuple_GET_ITEM(t, i);
+            Py_INCREF(v);
+            PyTuple_SET_ITEM(r, i, v);
+        }
+        return r;
+    }
+    static PyObject *dissect_unmask(const unsigned char *src, Py_ssize_t n, const unsigned char *m) {
+        PyObject *out = PyBytes_FromStringAndSize(NULL, n);
+        unsigned char *o;
+        Py_ssize_t i;
+        if (out == NULL) return NULL;
+        o = (unsigned char *)PyBytes_AS_STRING(out);
+        for (i = 0; i < n; i++) o[i] = src[i] ^ m[i & 3];
+        return out;
+    }
+    static int dissect_ascii(const unsigned char *p, Py_ssize_t n) {
+        unsigned char acc = 0;
+        Py_ssize_t i;
+        for (i = 0; i < n; i++) acc |= p[i];
+        return acc < 0x80;
+    }
+    """
+    object dissect_row(object cls, object t)
+    object dissect_unmask(const unsigned char *src, Py_ssize_t n, const unsigned char *m)
+    int dissect_ascii(const unsigned char *p, Py_ssize_t n) nogil
+
+# Set by configure_ws() from dissect.protocols.websocket (this module imports nothing of dissect's).
+cdef object WsFrameRow = None
+cdef object WsMessageRow = None
+cdef object OPCODE_TEXT = None
+cdef object OPCODE_BINARY = None
+cdef Py_ssize_t PREVIEW = 64
+
+
+def configure_ws(frame_row, message_row, opcode_names, preview_chars):
+    global WsFrameRow, WsMessageRow, OPCODE_TEXT, OPCODE_BINARY, PREVIEW
+    WsFrameRow = frame_row
+    WsMessageRow = message_row
+    OPCODE_TEXT = opcode_names[1]
+    OPCODE_BINARY = opcode_names[2]
+    PREVIEW = preview_chars
+
+
+def ws_whole_frames(dis, src, Py_ssize_t pos, ts, int direction, str dname, int mask_bit, long long cap,
+                    list sink_frames, list sink_msgs, packet, upper):
+    """From ``pos`` in ``src`` (bytes or bytearray), every whole frame the fast path takes, as
+    WebSocketDissector.feed's fast path would; returns where it stopped. ``dis`` is the dissector
+    (its ``_frame_index`` and ``_message_index`` counters are advanced)."""
+    cdef const unsigned char *p
+    cdef Py_ssize_t n = len(src)
+    cdef Py_ssize_t hl, a, ln
+    cdef unsigned long long ln64
+    cdef int b0, b1, op
+    cdef bint masked = mask_bit != 0
+    cdef bint need
+    cdef object payload, preview, opname, fi, mi, sid = dis.session_id
+    while n - pos >= 2:
+        if type(src) is bytes:
+            p = <const unsigned char *> PyBytes_AS_STRING(src)
+        else:
+            p = <const unsigned char *> PyByteArray_AS_STRING(src)
+        b0 = p[pos]
+        b1 = p[pos + 1]
+        ln64 = b1 & 0x7F
+        if ln64 < 126:
+            hl = 2
+        elif ln64 == 126:
+            hl = 4
+        else:
+            hl = 10
+        if b1 & 0x80:
+            hl += 4
+        if n - pos < hl:
+            break
+        if ln64 == 126:
+            ln64 = dissect_u16(p + pos + 2)
+            if ln64 < 126:
+                break
+        elif ln64 == 127:
+            ln64 = (dissect_u32(p + pos + 2) << 32) | dissect_u32(p + pos + 6)
+            if ln64 < 65536 or ln64 >> 63:
+                break
+        a = pos + hl
+        op = b0 & 0x0F
+        if (ln64 > <unsigned long long> (n - a) or (b0 & 0x70) != 0 or (b1 & 0x80) != mask_bit
+                or not (op == 1 or op == 2) or not (b0 & 0x80) or <long long> ln64 > cap):
+            break
+        ln = <Py_ssize_t> ln64
+        payload = None
+        if op == 1 or upper is not None:
+            if masked:
+                payload = dissect_unmask(p + a, ln, p + a - 4)
+            else:
+                payload = PyBytes_FromStringAndSize(<const char *> p + a, ln)
+        if op == 1:
+            if not dissect_ascii(<const unsigned char *> PyBytes_AS_STRING(payload), ln):
+                break  # the Python code's UTF-8 handling (preview, invalid-utf8)
+            preview = PyUnicode_DecodeASCII(PyBytes_AS_STRING(payload), ln if ln < PREVIEW else PREVIEW, NULL)
+            opname = OPCODE_TEXT
+        else:
+            preview = ""
+            opname = OPCODE_BINARY
+        fi = dis._frame_index
+        dis._frame_index = fi + 1
+        sink_frames.append(dissect_row(WsFrameRow, (
+            sid, fi, ts, dname, True, False, False, False, op, opname,
+            masked, ln, hl, False, None, None, "", packet,
+        )))
+        mi = dis._message_index
+        dis._message_index = mi + 1
+        sink_msgs.append(dissect_row(WsMessageRow, (
+            sid, mi, ts, ts, dname, opname, 1, hl + ln, ln, False, preview, "", None,
+        )))
+        if upper is not None:
+            upper.ws_message(direction, ts, op, payload)
+        pos = a + ln
+    return pos

@@ -1,0 +1,438 @@
+"""The compiled core (dissect/compiled, Cython) against the pure-Python code, its reference.
+
+Every compiled path must give the rows, summary.json and table files of the Python code byte for
+byte: on the whole corpus (each path in its own process, DISSECT_NO_EXTENSIONS=1 for the Python
+one), and on generated captures damaged the ways real ones are (packets reordered, lost,
+duplicated, cut by the snaplen or truncated; other link types, VLAN tags, IPv6, IP options and
+fragments, UDP, tunnels), switch by switch in one process. Without the extension built the
+comparisons are skipped (with the reason), and what stays tested is the fallback itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dissect import fastpaths
+from dissect.output.writers import MemoryCollector
+from dissect.run.local import run
+
+from . import craft
+from .test_fast_path_websocket import conversations
+from .test_fast_path_websocket import rows as ws_rows
+
+ROOT = Path(__file__).resolve().parent.parent
+CAPTURES = ROOT / "captures"
+CORPUS = sorted(p for p in CAPTURES.glob("*.pcap*")) + sorted((ROOT / "tests" / "regressions").glob("*.pcap*"))
+
+needs_compiled = pytest.mark.skipif(
+    not fastpaths.COMPILED,
+    reason="the compiled core is not built or DISSECT_NO_EXTENSIONS=1 (pip install -e . with a C compiler "
+           "builds it): nothing to compare the pure-Python path with")
+
+
+def _env(no_extensions: bool) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    env["DISSECT_NO_EXTENSIONS"] = "1" if no_extensions else "0"
+    return env
+
+
+def _dissect(args: list[str], no_extensions: bool) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dissect", *args], env=_env(no_extensions), cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+
+
+# -- the switch --------------------------------------------------------------------------------------
+
+
+def test_version_says_which_core_is_in_use() -> None:
+    forced = _dissect(["--version"], no_extensions=True)
+    assert forced.returncode == 0
+    assert forced.stdout.strip().endswith("(pure Python)"), forced.stdout
+    default = _dissect(["--version"], no_extensions=False)
+    want = "(compiled core)" if _importable() else "(pure Python)"
+    assert default.stdout.strip() == f"dissect, version 0.1.0 {want}", default.stdout
+
+
+def _importable() -> bool:
+    """Whether the extension is built for this Python (whatever DISSECT_NO_EXTENSIONS says)."""
+    try:
+        import dissect.compiled.packets  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def test_a_failing_import_falls_back_to_pure_python() -> None:
+    """An extension that cannot be imported (built for another Python, damaged) is not used."""
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'dissect.compiled.packets':\n"
+        "            raise ImportError('blocked')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from dissect import fastpaths\n"
+        "print(fastpaths.implementation(), fastpaths.compiled_packets())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=_env(False), capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["pure", "Python", "None"]
+
+
+def test_no_extensions_is_pure_python() -> None:
+    code = "from dissect import fastpaths; print(fastpaths.COMPILED, fastpaths.compiled_packets())"
+    out = subprocess.run([sys.executable, "-c", code], env=_env(True), capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["False", "None"], out.stderr
+
+
+@needs_compiled
+def test_the_compiled_loop_is_the_one_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the extension built, the pipeline runs the compiled loop, not Pipeline._loop."""
+    from dissect.pipeline import Pipeline
+
+    def refuse(*a: object) -> None:
+        raise AssertionError("the Python loop ran")
+
+    monkeypatch.setattr(Pipeline, "_loop", refuse)
+    rows = _rows([CAPTURES / "sio4_websocket.pcap"])[0]
+    assert len(rows["ws_frames"]) > 10
+
+
+# -- the corpus, each path in its own process --------------------------------------------------------
+
+_REPORT_ALL = """
+import sys
+from pathlib import Path
+from dissect.cli import main
+out = Path(sys.argv[1])
+for arg in sys.argv[2:]:
+    cap = Path(arg)
+    for fmt, extra in (("csv", []), ("jsonl", []), ("csv", ["--payloads"])):
+        args = ["report", str(cap), "--out", str(out / (fmt + "".join(extra)) / cap.name), "--no-html", "--quiet",
+                "--jobs", "1", "--format", fmt, *extra]
+        keys = cap.with_suffix(".keys")
+        if keys.exists():
+            args += ["--tls-keylog", str(keys)]
+        try:
+            main.main(args=args, prog_name="dissect", standalone_mode=False)
+        except SystemExit as e:
+            if e.code not in (0, None):
+                raise
+"""
+
+
+def _files(d: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+@needs_compiled
+def test_corpus_tables_byte_identical_on_both_paths(tmp_path: Path) -> None:
+    """Every table file (CSV, JSON lines, CSV with --payloads) and summary.json of every corpus capture, written by the
+    compiled core and by the pure-Python code in separate processes, byte for byte."""
+    captures = [str(p.relative_to(ROOT)) for p in CORPUS]
+    for name, no_ext in (("compiled", False), ("python", True)):
+        check = subprocess.run([sys.executable, "-c", "from dissect import fastpaths; print(fastpaths.COMPILED)"],
+                               env=_env(no_ext), capture_output=True, text=True, timeout=60)
+        assert check.stdout.strip() == str(not no_ext)
+        done = subprocess.run([sys.executable, "-c", _REPORT_ALL, str(tmp_path / name), *captures],
+                              env=_env(no_ext), cwd=ROOT, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr[-2000:]
+    compiled, python = _files(tmp_path / "compiled"), _files(tmp_path / "python")
+    assert len(compiled) >= 3 * 8 * len(CORPUS)  # seven tables and summary.json per capture and format
+    assert sorted(compiled) == sorted(python)
+    differ = [k for k in compiled if compiled[k] != python[k]]
+    assert not differ, differ[:20]
+    assert sum(len(v) for k, v in compiled.items() if k.endswith("ws_frames.csv")) > 10_000
+
+
+# -- generated captures, both loops in one process ---------------------------------------------------
+
+
+def _rows(paths: list[Path]) -> tuple[dict[str, list[tuple]], str]:
+    m = MemoryCollector()
+    res = run([str(p) for p in paths], [m])
+    return m.rows, json.dumps(res.summary, sort_keys=True, default=str)
+
+
+def _both(paths: list[Path]) -> tuple[tuple[dict[str, list[tuple]], str], tuple[dict[str, list[tuple]], str]]:
+    saved = fastpaths.COMPILED_PACKET_LOOP
+    try:
+        fastpaths.COMPILED_PACKET_LOOP = True
+        fast = _rows(paths)
+        fastpaths.COMPILED_PACKET_LOOP = False
+        slow = _rows(paths)
+    finally:
+        fastpaths.COMPILED_PACKET_LOOP = saved
+    return fast, slow
+
+
+@needs_compiled
+def test_corpus_rows_and_summary_identical_in_process() -> None:
+    for p in CORPUS:
+        fast, slow = _both([p])
+        assert fast == slow, p
+
+
+def _ws_frame(opcode: int, payload: bytes, mask: bytes | None) -> bytes:
+    n = len(payload)
+    head = bytes([0x80 | opcode])
+    m = 0x80 if mask else 0
+    head += bytes([m | n]) if n < 126 else bytes([m | 126]) + n.to_bytes(2, "big")
+    if mask:
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        head += mask
+    return head + payload
+
+
+WS_REQUEST = (b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+              b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+              b"Sec-WebSocket-Version: 13\r\n\r\n")
+WS_RESPONSE = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
+OPEN = b'0{"sid":"abc","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}'
+
+
+def _ip_options(ip: bytes) -> bytes:
+    """The same IPv4 packet with a 4-byte option (NOPs): not the inline case."""
+    body = ip[20:]
+    total = 24 + len(body)
+    return bytes([0x46]) + ip[1:2] + total.to_bytes(2, "big") + ip[4:20] + b"\x01\x01\x01\x00" + body
+
+
+def _fragments(ip: bytes) -> list[bytes]:
+    """An IPv4 packet cut in two fragments (the first 8-aligned)."""
+    payload = ip[20:]
+    cut = max(8, (len(payload) // 2) // 8 * 8)
+    if cut >= len(payload):
+        return [ip]
+    out = []
+    for off, part, more in ((0, payload[:cut], True), (cut, payload[cut:], False)):
+        flags = (0x2000 if more else 0) | (off // 8)
+        hdr = ip[:2] + (20 + len(part)).to_bytes(2, "big") + ip[4:6] + flags.to_bytes(2, "big") + ip[8:20]
+        out.append(hdr + part)
+    return out
+
+
+LINKS = ["eth", "eth", "vlan", "qinq", "sll", "sll2", "null", "raw"]
+
+
+def _frame(link: str, ip: bytes, v6: bool) -> bytes:
+    if link == "vlan":
+        return craft.ethernet(ip, v6, vlans=[7])
+    if link == "qinq":
+        return craft.ethernet(ip, v6, vlans=[7, 8])
+    if link == "sll":
+        return craft.sll(ip, v6)
+    if link == "sll2":
+        return craft.sll2(ip, v6)
+    if link == "null":
+        return craft.null_loop(ip, v6)
+    if link == "raw":
+        return ip
+    return craft.ethernet(ip, v6)
+
+
+LINKTYPES = {"eth": 1, "vlan": 1, "qinq": 1, "sll": 113, "sll2": 276, "null": 0, "raw": 101}
+
+
+@needs_compiled
+@settings(max_examples=80, deadline=None)
+@given(st.data())
+def test_generated_captures_identical_on_both_loops(data: st.DataObject) -> None:
+    """A Socket.IO conversation over WebSocket cut into segments, then damaged: segments reordered,
+    lost, duplicated, overlapping; packets cut by the snaplen, truncated, fragmented, carrying IP
+    options; a stray UDP datagram and a non-IP frame; any link type. Both loops, the same rows and
+    summary."""
+    link = data.draw(st.sampled_from(LINKS))
+    v6 = data.draw(st.booleans()) and link not in ("null",)
+    client = ("fd00::1", 40000) if v6 else craft.CLIENT
+    server = ("fd00::2", 80) if v6 else craft.SERVER
+    events_c = [b"42" + json.dumps(["ev", "c" * data.draw(st.integers(0, 30)), i]).encode()
+                for i in range(data.draw(st.integers(1, 6)))]
+    events_s = [b"43" + str(i).encode() + b"[1]" for i in range(data.draw(st.integers(0, 3)))]
+    frames_c = _ws_frame(1, b"40", b"abcd") + b"".join(_ws_frame(1, e, b"wxyz") for e in events_c)
+    frames_s = _ws_frame(1, OPEN, None) + _ws_frame(1, b'40{"sid":"s"}', None) + b"".join(
+        _ws_frame(1, e, None) for e in events_s)
+    if data.draw(st.booleans()):
+        frames_s += _ws_frame(2, bytes(range(200)), None)
+    streams = {0: WS_REQUEST + frames_c, 1: WS_RESPONSE + frames_s}
+    segments = []
+    for d, payload in streams.items():
+        pos = 0
+        while pos < len(payload):
+            n = data.draw(st.integers(1, 160))
+            segments.append((d, pos, payload[pos : pos + n]))
+            pos += n
+    segments.sort(key=lambda s: (s[1], s[0]))  # the two directions interleaved
+    if data.draw(st.booleans()):
+        segments = [segments[i] for i in data.draw(st.permutations(range(len(segments))))]
+    isn = {0: 1000, 1: 0xFFFFFF00}  # the server's sequence numbers wrap
+    ends = {0: (client, server), 1: (server, client)}
+    ips = [craft.tcp_packet(client, server, 999, 0, 0x02, v6=v6),
+           craft.tcp_packet(server, client, isn[1] - 1, 1000, 0x12, v6=v6),
+           craft.tcp_packet(client, server, 1000, isn[1], 0x10, v6=v6)]
+    for d, off, chunk in segments:
+        fate = data.draw(st.sampled_from(["keep"] * 6 + ["dup", "drop", "overlap", "ack"]))
+        if fate == "drop":
+            continue
+        src, dst = ends[d]
+        ip = craft.tcp_packet(src, dst, isn[d] + off, isn[1 - d], 0x18, chunk, v6=v6)
+        ips.append(ip)
+        if fate == "dup":
+            ips.append(ip)
+        elif fate == "overlap" and off > 0:
+            ips.append(craft.tcp_packet(src, dst, isn[d] + off - 1, isn[1 - d], 0x18,
+                                        streams[d][off - 1 : off + len(chunk)], v6=v6))
+        elif fate == "ack":
+            ips.append(craft.tcp_packet(dst, src, isn[1 - d], isn[d] + off + len(chunk), 0x10, v6=v6))
+    if data.draw(st.booleans()):
+        ips.append(craft.tcp_packet(client, server, 1000 + len(streams[0]), isn[1], 0x11, v6=v6))
+        ips.append(craft.tcp_packet(server, client, isn[1] + len(streams[1]), 1001 + len(streams[0]), 0x11,
+                                    v6=v6))
+    frames: list[bytes] = []
+    for ip in ips:
+        damage = data.draw(st.sampled_from(["none"] * 10 + ["options", "fragments", "cut", "short"]))
+        if not v6 and damage == "options":
+            ip = _ip_options(ip)
+        if not v6 and damage == "fragments":
+            frames += [_frame(link, f, v6) for f in _fragments(ip)]
+            continue
+        fr = _frame(link, ip, v6)
+        if damage == "short":  # the IP total length says more than there is, or a header is cut
+            fr = fr[: data.draw(st.integers(0, len(fr)))]
+        frames.append(fr)
+    if data.draw(st.booleans()):
+        udp = bytes(craft.tcp_packet(client, server, 1, 1, 0x10, b"x", v6=v6))
+        frames.insert(data.draw(st.integers(0, len(frames))), _frame(link, udp, v6))
+    if link in ("eth", "vlan") and data.draw(st.booleans()):
+        frames.insert(data.draw(st.integers(0, len(frames))), b"\x02" * 12 + b"\x08\x06" + b"\x00" * 28)  # ARP
+    snaplen = data.draw(st.sampled_from([262144, 262144, 96, 200]))
+    packets = [(craft.T0 + i * 0.0001, fr) for i, fr in enumerate(frames)]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "conv.pcap"
+        path.write_bytes(craft.write_pcap(packets, linktype=LINKTYPES[link], snaplen=snaplen))
+        (fast_rows, fast_summary), (slow_rows, slow_summary) = _both([path])
+    assert fast_rows == slow_rows
+    assert fast_summary == slow_summary
+    assert fast_rows["sessions"]  # the conversation was read
+
+
+@needs_compiled
+def test_benchmark_traffic_identical_on_both_loops(tmp_path: Path) -> None:
+    """The benchmark's steady state (50 connections, interleaved), where the compiled loop takes
+    nearly every packet inline."""
+    cap = tmp_path / "bench.pcap"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "make_capture.py"), "--packets", "20000",
+                    "--out", str(cap)], check=True, capture_output=True, timeout=300)
+    fast, slow = _both([cap])
+    assert fast == slow
+    assert len(fast[0]["ws_frames"]) > 15_000
+
+
+# -- the WebSocket whole-frame path ------------------------------------------------------------------
+
+
+@needs_compiled
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(conversations(), st.booleans(), st.sampled_from([16 << 20, 16 << 20, 100, 0]))
+def test_ws_frames_identical_compiled_and_python(
+    conversation: tuple[object, list[tuple[int, int, bytes]]], upper: bool, cap: int
+) -> None:
+    """Messages both ways, fragmented, compressed, control frames between, wrong masks, lost bytes,
+    cut anywhere (tests/test_fast_path_websocket.py's conversations): the compiled whole-frame path
+    and the Python fast path give the same frames, messages and upper-layer calls."""
+    deflate, feeds = conversation
+    saved = fastpaths.COMPILED_WS_FRAMES
+    try:
+        fastpaths.COMPILED_WS_FRAMES = True
+        fast = ws_rows(deflate, feeds, upper, cap, True)  # type: ignore[arg-type]
+        fastpaths.COMPILED_WS_FRAMES = False
+        slow = ws_rows(deflate, feeds, upper, cap, True)  # type: ignore[arg-type]
+    finally:
+        fastpaths.COMPILED_WS_FRAMES = saved
+    assert fast == slow
+
+
+@needs_compiled
+def test_ws_frames_compiled_path_takes_the_steady_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the corpus the compiled function emits most frames, and the tables equal the Python ones."""
+    real = fastpaths.compiled_ws_frames()
+    taken = [0]
+
+    def counting(dis, *a):  # type: ignore[no-untyped-def]
+        before = dis._frame_index
+        pos = real(dis, *a)
+        taken[0] += dis._frame_index - before
+        return pos
+
+    monkeypatch.setattr(fastpaths, "compiled_ws_frames", lambda: counting)
+    sio = sorted(CAPTURES.glob("sio*.pcap*"))
+    fast = _rows(sio)
+    assert taken[0] > 0.5 * len(fast[0]["ws_frames"]) > 100
+    monkeypatch.setattr(fastpaths, "COMPILED_WS_FRAMES", False)
+    monkeypatch.setattr(fastpaths, "compiled_ws_frames", lambda: None)
+    assert _rows(sio) == fast
+
+
+# -- CSV rows ----------------------------------------------------------------------------------------
+
+_TEXTS = st.one_of(
+    st.text(max_size=20),
+    st.text(alphabet=st.sampled_from(list('ab,"\n\r=+-@\t\' é')), max_size=12),
+    st.sampled_from(["", "c2s", "=1+1", "'quoted", '"', ",", "-", "\r\n", "x" * 200, "snow\u2603", "a\x00b"]),
+)
+_INTS = st.one_of(st.integers(-(1 << 70), 1 << 70), st.integers(-5, 5), st.just(1_700_000_000_123_456_789))
+_TS = st.one_of(st.integers(-(1 << 65), 1 << 66), st.integers(0, 2_000_000_000),
+                st.integers(1_600_000_000_000_000_000, 1_800_000_000_000_000_000))
+_FLOATS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(0, 1e6))
+
+
+def _value(kind: str, optional: bool) -> st.SearchStrategy[object]:
+    base: st.SearchStrategy[object] = {"t": _TS, "i": _INTS, "b": st.booleans(), "f": _FLOATS}.get(kind, _TEXTS)
+    return st.one_of(st.none(), base) if optional or kind == "f" else base
+
+
+@needs_compiled
+@settings(max_examples=150, deadline=None)
+@given(st.data(), st.sampled_from(["6", "9"]))
+def test_csv_rows_identical_compiled_and_generated(data: st.DataObject, digits: str) -> None:
+    """Rows of every table with values of every kind (huge and negative numbers, early and huge
+    timestamps, NaN, text to quote or to guard against formulas, non-ASCII, empty, None): the
+    compiled formatter writes the generated f-string's bytes."""
+    from dissect.output import writers
+    from dissect.records import TABLES, column_types, ts_columns
+
+    for table, cls in TABLES.items():
+        kinds = writers.csv_kinds(table).decode()
+        types = column_types(cls)
+        ts_cols = set(ts_columns(cls))
+        strategies = []
+        for (name, hint), k in zip(types.items(), kinds, strict=True):
+            kind = "t" if name in ts_cols else k.lower() if k.lower() in "ibf" else "s"
+            strategies.append(_value(kind, "None" in hint))
+        rows = data.draw(st.lists(st.tuples(*strategies).map(cls._make), max_size=6))  # type: ignore[attr-defined]
+        python = writers.row_formatter(table, int(digits)).batch(rows).encode()  # type: ignore[attr-defined]
+        assert fastpaths.compiled_csv() is not None
+        compiled = writers.batch_formatter(table, int(digits))(rows)
+        assert compiled == python, table
+
+
+@needs_compiled
+def test_csv_formatter_is_the_compiled_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dissect.output import writers
+
+    assert isinstance(writers.batch_formatter("ws_frames", 6), functools.partial)
+    monkeypatch.setattr(fastpaths, "COMPILED_CSV", False)
+    assert not isinstance(writers.batch_formatter("ws_frames", 6), functools.partial)
