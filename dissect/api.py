@@ -55,9 +55,9 @@ def analyze(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
     ``SioPacket``: ``help(dissect.records)``); the meaning of every column and every anomaly and
     warning kind is in docs/REPORTS.md of dissect's source repository (not installed by pip). ``jobs`` > 1 spreads
     the work over that many processes (the same rows); ``dask`` (a scheduler address or a
-    ``distributed.Client``) runs the work as tasks on a Dask cluster, one per worker thread, each
-    reading every file and dissecting its share of the flows (the rows of a local run, also for
-    connections that span rotated files; their rows come back in memory here). ``tls_keylog`` is a TLS key
+    ``distributed.Client``) runs the work as tasks on a Dask cluster: each file indexed, then tasks
+    dissecting the flows of the files they span (the rows of a local run, also for connections and
+    Engine.IO sessions that span rotated files; their rows come back in memory here). ``tls_keylog`` is a TLS key
     log file (NSS format: SSLKEYLOGFILE, node ``--tls-keylog``, Python's ``keylog_filename``...)
     to decrypt TLS with; keys in pcapng Decryption Secrets Blocks are used without it.
     ``payloads`` adds the whole messages: ``ws_messages.payload`` and ``sio_packets.data``.

@@ -228,3 +228,19 @@ def test_two_stages_child_ends_with_a_killed_parent(tmp_path: Path) -> None:
         time.sleep(0.1)
     assert parent.stderr is not None
     assert b"Traceback" not in parent.stderr.read()
+
+
+def test_a_worker_run_twice_leaves_no_duplicate(tmp_path: Path) -> None:
+    """A --jobs worker's part files appear whole or not at all: a worker run twice replaces the
+    first run's parts instead of adding to them."""
+    from dissect.run.filters import Filters
+    from dissect.run.jobs import _worker  # noqa: PLC2701 - the worker itself
+    from dissect.transport.limits import Limits
+
+    part = tmp_path / "0"
+    args = (0, 2, ALL[:1], str(part), "csv", 6, Limits(), Filters(), True, False, None)
+    _worker(args)
+    first = {p.name: p.read_bytes() for p in part.iterdir()}
+    _worker(args)
+    assert {p.name: p.read_bytes() for p in part.iterdir()} == first
+    assert [p.name for p in tmp_path.iterdir()] == ["0"]  # no half-written part left beside it

@@ -196,11 +196,11 @@ def test_a_full_flow_table_is_one_task(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
 def test_parts_merge_into_the_local_tables(fmt: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tasks write parts (here in runs of 40 rows, merged), the parts are merged by session: each
+    """Tasks write parts (here in runs of 3 kB, merged), the parts are merged by session: each
     table file is the local one with its rows sorted by session_id."""
     if fmt == "parquet":
         pytest.importorskip("pyarrow")
-    monkeypatch.setattr(parts, "SPILL_ROWS", 40)
+    monkeypatch.setattr(parts, "SPILL_BYTES", 3000)
     files = rotate(CAPTURES / "sio4_polling_upgrade.pcapng", tmp_path / "in", 30) + \
         rotate(CAPTURES / "ws_multi.pcapng", tmp_path / "in", 25)
     a, rows = local(files)

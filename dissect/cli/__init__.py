@@ -215,7 +215,7 @@ def _write_tables(work: str, files: list[str], skipped: list[tuple[str, str]], f
 
         result, _ = run_dask(files, dask_address, out_dir=work, fmt=fmt, digits=digits, filters=filters,
                              limits=limits, keylog=keylog, quiet=quiet, blocks=blocks if html else None,
-                             parts=dask_scratch)
+                             parts=dask_scratch, skipped=skipped)
         result.skipped = skipped
         return result, result.summary.get("totals", {}), blocks
     if jobs == 2:

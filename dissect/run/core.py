@@ -130,6 +130,14 @@ class RunResult:
             if other.decode.get(name):
                 self.decode[name] += other.decode[name]
 
+    @classmethod
+    def concluded(cls, summary: dict[str, Any]) -> RunResult:
+        """The result of a run whose summary.json was made elsewhere (``--dask``: on a worker, where
+        the tasks' summary builders meet)."""
+        result = cls()
+        result.__dict__["summary"] = summary  # the cached_property's value
+        return result
+
     def broadcasts(self) -> list[SioBroadcast]:
         """The ``sio_broadcasts`` rows, made from every worker's Socket.IO events once the run is
         complete (:mod:`dissect.output.broadcasts`)."""

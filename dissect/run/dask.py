@@ -11,8 +11,9 @@
 4. the client merges the part files into the report's tables by streaming, in session order
    (summary.json: ``row_order: sessions``), and writes ``sio_broadcasts`` from every task's events.
 
-The client never holds rows: its memory is the plan's outline, the tasks' summary builders and
-the part files' indexes of one table. A worker that dies mid-task: Dask runs the task again; a part
+The client never holds rows nor summary builders: the tasks' results meet in a last task on a
+worker, which makes summary.json and ``sio_broadcasts``; the client's memory is the plan's outline
+and the part files' indexes of one table. A worker that dies mid-task: Dask runs the task again; a part
 is read only from the name its task's result gives, so nothing is duplicated or lost.
 
 The workers need ``wiredissect`` installed, the capture paths readable as given (absolute paths on
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import heapq
 import os
+import shutil
 import sys
 import uuid
 from collections.abc import Iterator, Sequence
@@ -40,8 +42,8 @@ from dissect.run.core import Paths, RunResult, capture_files
 from dissect.run.filters import Filters
 from dissect.run.flow_index import index_file
 from dissect.run.flow_plan import Outline, Plan, TaskSpec, make_plan
-from dissect.run.parts import join, make_dirs, merge_parts, remove_tree
-from dissect.run.split import Assembly, Output, TaskResult, gather_rows, run_task
+from dissect.run.parts import join, make_dirs, merge_parts, open_file, remove_tree
+from dissect.run.split import Assembly, Conclusion, Output, TaskResult, conclude, gather_rows, run_task
 from dissect.transport.limits import Limits
 
 RETRIES = 2  # a task that failed is run again this many times (one whose worker died: Dask's own rule)
@@ -103,12 +105,14 @@ def _connect(address: Any) -> tuple[Any, bool]:
 def run_dask(paths: Paths, address: Any, *, out_dir: str | None = None, fmt: str = "csv", digits: int = 6,
              filters: Filters | None = None, limits: Limits | None = None, keylog: KeyLog | None = None,
              quiet: bool = True, blocks: dict[str, Blocks] | None = None, tasks: int | None = None,
-             parts: str | None = None) -> tuple[RunResult, dict[str, list[tuple]] | None]:
+             parts: str | None = None, skipped: Sequence[tuple[str, str]] = (),
+             ) -> tuple[RunResult, dict[str, list[tuple]] | None]:
     """Dissect the captures of ``paths`` on the cluster at ``address`` (a scheduler address or a
     ``distributed.Client``), planned for ``tasks`` threads (default: the cluster's). With
     ``out_dir`` the tables are written there (``blocks``, when given, receives where their blocks
-    of rows are; the part files go to ``parts``, default a directory inside ``out_dir``); without,
-    the rows come back. Returns the merged result and the rows (None when written)."""
+    of rows are; the part files go to ``parts``, default a directory inside ``out_dir``) and the
+    result's summary.json is made on a worker (naming the ``skipped`` files); without, the rows
+    come back. Returns the run's result and the rows (None when written)."""
     files = capture_files(paths)  # as given: the rows name them so (give paths the workers see)
     limits = limits or Limits()
     client, opened = _connect(address)
@@ -135,19 +139,19 @@ def run_dask(paths: Paths, address: Any, *, out_dir: str | None = None, fmt: str
                    for spec, where_to in zip(specs, _deal([w for _f, w in outline.tasks], client.nthreads()),
                                              strict=True)]
         del plan, specs
-        # Each task's result merged as it comes (its summary builder then freed): the client holds
-        # one builder more than the run's, whatever the number of tasks.
-        assembly = Assembly(outline)
-        done: list[str] = []
-        rows: list[dict[str, list[tuple]] | None] = []
-        for future in progress.done(futures, "tasks done"):
-            got: TaskResult = future.result()
-            future.release()
-            assembly.add(got.result)
-            if got.part:
-                done.append(got.part)
-            rows.append(got.rows)
-            del got
+        for _ in progress.done(futures, "tasks done"):
+            pass
+        if output is not None:
+            concluded: Conclusion = client.submit(conclude, outline, futures, output, skipped, pure=False).result()
+        else:  # the rows come back: each task's result merged as it comes
+            assembly = Assembly(outline)
+            rows: list[dict[str, list[tuple]] | None] = []
+            for future in futures:
+                got: TaskResult = future.result()
+                future.release()
+                assembly.add(got.result)
+                rows.append(got.rows)
+                del got
         del futures
     except BaseException:
         if where is not None:
@@ -156,15 +160,21 @@ def run_dask(paths: Paths, address: Any, *, out_dir: str | None = None, fmt: str
     finally:
         if opened:
             client.close()
-    result = assembly.result
-    assert result is not None
     if where is None or out_dir is None:
+        result = assembly.result
+        assert result is not None
         return result, gather_rows(rows, result)
     try:
-        extra: dict[str, list[tuple]] = {"sio_broadcasts": list(result.broadcasts())}
-        _counts, written = merge_parts(sorted(done), out_dir, fmt, digits, extra)
+        extra = {"sio_broadcasts": concluded.broadcast_rows} if concluded.broadcast_rows is not None else None
+        _counts, written = merge_parts(concluded.parts, out_dir, fmt, digits, extra)
+        if concluded.broadcasts is not None:
+            with open_file(concluded.broadcasts, "rb") as src, \
+                    open(os.path.join(out_dir, f"sio_broadcasts.{fmt}"), "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            if concluded.broadcast_blocks is not None:
+                written["sio_broadcasts"] = concluded.broadcast_blocks
     finally:
         remove_tree(where)
     if blocks is not None:
         blocks.update(written)
-    return result, None
+    return RunResult.concluded(concluded.summary), None

@@ -3,18 +3,19 @@
 A task of a split run (``--dask``) writes its rows with a :class:`PartWriter`: each table's rows
 sorted by session_id (a session's rows keep the order they were made in), formatted as the report's
 tables are (the report writer's own code: CSV without its header, JSON lines, or pickled rows for
-Parquet), with an index (:class:`Segments`): where each session's rows are in the file, and the
-writer's blocks of rows (report.html samples them). A task holds at most ``spill_rows`` rows in
-memory: beyond, they go to a sorted run in a local temporary directory, and the runs are merged
-at the end. The part is written under a temporary name and renamed when complete, so a task that
-dies half-way (Dask runs it again) leaves nothing the client reads: the client reads only the
-parts named by the results it received.
+Parquet), with an index (a record file, :func:`write_index`): where each session's rows are in the
+file, and the writer's blocks of rows (report.html samples them). A task formats its rows as they
+come and holds them as bytes per session, at most :data:`SPILL_BYTES`: beyond, they go to a run in
+a local temporary directory, and the runs are merged at the end. The part is written under a
+temporary name and renamed when complete, so a task that dies half-way (Dask runs it again) leaves
+nothing the client reads: the client reads only the parts named by the results it received.
 
 :func:`merge_parts` (the client) streams the parts of every task into the report's tables in
 session order: each session is in one part only, so the tables hold the rows of one process grouped
-by session_id (summary.json says ``row_order: sessions``). Its memory is the parts' indexes of one
-table, not the rows. ``sio_broadcasts`` (no session_id: made at the end from every task's events)
-is written after them.
+by session_id (summary.json says ``row_order: sessions``). The parts' indexes are read as they go
+(:func:`read_index`), so its memory is a buffer per part and the report's blocks (report.html),
+not the rows nor the sessions. ``sio_broadcasts`` (no session_id: made at the end from every
+task's events) is written after them.
 
 Where the parts go is a directory, or an fsspec URL (``s3://bucket/dir``) where fsspec and the
 backend are installed; every worker and the client must reach it.
@@ -23,10 +24,11 @@ backend are installed; every worker and the client must reach it.
 from __future__ import annotations
 
 import heapq
-import itertools
+import io
 import os
 import pickle
 import shutil
+import struct
 import tempfile
 import uuid
 from array import array
@@ -36,10 +38,10 @@ from operator import itemgetter
 from typing import IO, Any
 
 from dissect.errors import DissectError
-from dissect.output.writers import Blocks, ParquetWriter, ReportWriter
+from dissect.output.writers import ACTIVITY_COLUMNS, BLOCK_ROWS, Blocks, ParquetWriter, ReportWriter
 from dissect.records import SESSION_TABLES, TABLES
 
-SPILL_ROWS = 200_000
+SPILL_BYTES = 64 << 20  # formatted rows a task holds before it writes them to a run
 _COPY = 1 << 20
 _OPEN_PARTS = 64  # part files kept open at once while merging
 
@@ -116,19 +118,56 @@ class Segments:
     def __len__(self) -> int:
         return len(self.sids)
 
-    def block_range(self, k: int) -> tuple[int, int]:
-        assert self.blocks is not None
-        hi = self.first_block[k + 1] if k + 1 < len(self.first_block) else len(self.blocks.offsets)
-        return self.first_block[k], hi
+    def records(self) -> Iterator[Segment]:
+        blocks = self.blocks
+        n = len(self.sids)
+        for k in range(n):
+            found: list[tuple[int, int, float, float, int]] = []
+            if blocks is not None:
+                hi = self.first_block[k + 1] if k + 1 < n else len(blocks.offsets)
+                timed = len(blocks.t_first) > 0
+                for b in range(self.first_block[k], hi):
+                    found.append((blocks.offsets[b], blocks.rows[b], blocks.t_first[b] if timed else 0.0,
+                                  blocks.t_last[b] if timed else 0.0, blocks.c2s[b] if timed else 0))
+            yield self.sids[k], self.starts[k], self.ends[k], self.rows[k], found
 
 
-def _copy_blocks(dst: Blocks, src: Blocks, lo: int, hi: int, shift: int) -> None:
-    dst.offsets.extend(o + shift for o in src.offsets[lo:hi])
-    dst.rows.extend(src.rows[lo:hi])
-    if len(src.t_first):
-        dst.t_first.extend(src.t_first[lo:hi])
-        dst.t_last.extend(src.t_last[lo:hi])
-        dst.c2s.extend(src.c2s[lo:hi])
+#: One session of a table in a file: (session_id, start, end, rows, blocks), each block
+#: (offset, rows, t_first, t_last, c2s) as :class:`dissect.output.writers.Blocks` records it.
+Segment = tuple[int, int, int, int, list[tuple[int, int, float, float, int]]]
+_HEAD = struct.Struct("<qqqqq")  # session_id, start, end, rows, blocks
+_BLOCK = struct.Struct("<qqddq")  # offset, rows, t_first, t_last, c2s
+_INDEX_MAGIC = b"dissect-part-index-1\n"
+
+
+def write_index(f: IO[bytes], segments: Iterator[Segment]) -> None:
+    """A part's index of one table: its sessions in order, read back one at a time (:func:`read_index`)."""
+    f.write(_INDEX_MAGIC)
+    out: list[bytes] = []
+    for sid, start, end, rows, blocks in segments:
+        out.append(_HEAD.pack(sid, start, end, rows, len(blocks)))
+        out.extend(_BLOCK.pack(*b) for b in blocks)
+        if len(out) >= 4096:
+            f.write(b"".join(out))
+            out.clear()
+    f.write(b"".join(out))
+
+
+def read_index(path: str) -> Iterator[Segment]:
+    """The sessions of a part's index file, in order; only a buffer of it in memory."""
+    with open_file(path, "rb") as f:  # buffered: open() and fsspec's files both are
+        if f.read(len(_INDEX_MAGIC)) != _INDEX_MAGIC:
+            raise DissectError(f"{path}: not a part file index")
+        head, block = _HEAD.size, _BLOCK.size
+        while True:
+            data = f.read(head)
+            if not data:
+                return
+            if len(data) < head:
+                raise DissectError(f"{path}: a part file index ends early")
+            sid, start, end, rows, nblocks = _HEAD.unpack(data)
+            blocks = [_BLOCK.unpack(f.read(block)) for _ in range(nblocks)]
+            yield sid, start, end, rows, blocks
 
 
 class _Files:
@@ -152,26 +191,26 @@ class _Files:
         self.open.clear()
 
 
-def _in_order(sources: Sequence[tuple[str, Segments]]) -> Iterator[tuple[int, int, int]]:
+def _in_order(sources: Sequence[tuple[str, Iterator[Segment]]]) -> Iterator[tuple[int, int, Segment]]:
     """(session_id, source, segment) of every segment of ``sources``, by session_id (then source)."""
-    def entries(s: int, seg: Segments) -> Iterator[tuple[int, int, int]]:
-        return ((sid, s, k) for k, sid in enumerate(seg.sids))
+    def entries(s: int, segs: Iterator[Segment]) -> Iterator[tuple[int, int, Segment]]:
+        return ((seg[0], s, seg) for seg in segs)
 
-    return heapq.merge(*(entries(s, seg) for s, (_, seg) in enumerate(sources)))
+    return heapq.merge(*(entries(s, segs) for s, (_, segs) in enumerate(sources)), key=itemgetter(0, 1))
 
 
-def merge_table(table: str, sources: Sequence[tuple[str, Segments]], out: IO[bytes], pos: int,
+def merge_table(table: str, sources: Sequence[tuple[str, Iterator[Segment]]], out: IO[bytes], pos: int,
                 segments: bool = True) -> Segments:
-    """Copy the sessions of ``sources`` (files with their index, each in session order) into
-    ``out`` (at byte ``pos``) in session order; sessions found in several sources keep the sources'
-    order. Returns the index of what was written (only its blocks unless ``segments``)."""
-    blocks = all(seg.blocks is not None for _, seg in sources)
-    result = Segments(table, blocks)
+    """Copy the sessions of ``sources`` (files with their sessions in order) into ``out`` (at byte
+    ``pos``) in session order; sessions found in several sources keep the sources' order. Returns
+    the index of what was written (only its blocks unless ``segments``)."""
+    result = Segments(table)
+    rb = result.blocks
+    assert rb is not None
     files = _Files()
     try:
-        for sid, s, k in _in_order(sources):
-            path, seg = sources[s]
-            start, end = seg.starts[k], seg.ends[k]
+        for sid, s, (_sid, start, end, rows, blocks) in _in_order(sources):
+            path = sources[s][0]
             f = files.get(path)
             if f.tell() != start:
                 f.seek(start)
@@ -186,13 +225,16 @@ def merge_table(table: str, sources: Sequence[tuple[str, Segments]], out: IO[byt
                 result.sids.append(sid)
                 result.starts.append(pos)
                 result.ends.append(pos + end - start)
-                result.rows.append(seg.rows[k])
-            if blocks:
-                assert result.blocks is not None and seg.blocks is not None
-                lo, hi = seg.block_range(k)
-                if segments:
-                    result.first_block.append(len(result.blocks.offsets))
-                _copy_blocks(result.blocks, seg.blocks, lo, hi, pos - start)
+                result.rows.append(rows)
+                result.first_block.append(len(rb.offsets))
+            shift = pos - start
+            for offset, n, t_first, t_last, c2s in blocks:
+                rb.offsets.append(offset + shift)
+                rb.rows.append(n)
+                if table in ACTIVITY_COLUMNS:
+                    rb.t_first.append(t_first)
+                    rb.t_last.append(t_last)
+                    rb.c2s.append(c2s)
             pos += end - start
     finally:
         files.close()
@@ -201,117 +243,171 @@ def merge_table(table: str, sources: Sequence[tuple[str, Segments]], out: IO[byt
 
 # -- the task side -------------------------------------------------------------------------------------
 
-def _write_run(directory: str, pending: dict[str, list[tuple]], fmt: str, digits: int) -> dict[str, Segments]:
-    """One sorted run of ``pending`` rows into ``directory``: a file and an index per table."""
-    index: dict[str, Segments] = {}
-    by_session = itemgetter(0)
-    if fmt == "parquet":  # pickled rows, one pickle a session
-        os.makedirs(directory, exist_ok=True)
-        for table, rows in pending.items():
-            rows.sort(key=by_session)
-            seg = index[table] = Segments(table, blocks=False)
-            with open(os.path.join(directory, table), "wb") as f:
-                for sid, group in itertools.groupby(rows, by_session):
-                    chunk = list(group)
-                    data = pickle.dumps(chunk, pickle.HIGHEST_PROTOCOL)
-                    seg.sids.append(sid)
-                    seg.starts.append(f.tell())
-                    seg.ends.append(f.tell() + len(data))
-                    seg.rows.append(len(chunk))
-                    f.write(data)
-        return index
-    # The tables' sessions are written session by session, every table's rows of one session in
-    # turn: their timestamps repeat from table to table, and the writer formats each one once while
-    # it is recent.
-    sessions: list[tuple[int, int, str, list[tuple]]] = []
-    for t, (table, rows) in enumerate(pending.items()):
-        rows.sort(key=by_session)
-        sessions.extend((sid, t, table, list(group)) for sid, group in itertools.groupby(rows, by_session))
-        index[table] = Segments(table, blocks=False)
-    sessions.sort(key=itemgetter(0, 1))
-    writer = ReportWriter(directory, fmt, digits, blocks=True)
-    try:
-        for sid, _t, table, chunk in sessions:
-            seg = index[table]
-            seg.sids.append(sid)
-            seg.first_block.append(len(writer.blocks[table].offsets))
-            seg.rows.append(len(chunk))
-            writer.add(table, chunk)
-        for table, seg in index.items():
-            seg.blocks = writer.blocks[table]
-    finally:
-        writer.close()
-    for table, seg in index.items():
-        size = os.path.getsize(os.path.join(directory, f"{table}.{fmt}"))
-        offsets = seg.blocks.offsets if seg.blocks is not None else array("q")
-        for k in range(len(seg.sids)):
-            seg.starts.append(offsets[seg.first_block[k]])
-            nxt = seg.first_block[k + 1] if k + 1 < len(seg.sids) else len(offsets)
-            seg.ends.append(offsets[nxt] if nxt < len(offsets) else size)
-    return index
+class _Capture:
+    """Stands for a report writer's table file: keeps what the writer wrote last."""
+
+    __slots__ = ("data",)
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def write(self, data: bytes) -> None:
+        self.data = data
+
+    def close(self) -> None:
+        pass
+
+
+class _Held:
+    """One table's rows of one session, formatted, with their blocks (offsets from the first byte)."""
+
+    __slots__ = ("chunks", "size", "rows", "blocks")
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.rows = 0
+        self.blocks: list[list[Any]] = []  # [offset, rows, t_first, t_last, c2s]
+
+
+class _Formatter:
+    """Rows of one session to bytes and blocks: the report writer's own formatting (CSV, JSON lines;
+    its table files replaced by :class:`_Capture`), or pickled rows (Parquet)."""
+
+    def __init__(self, fmt: str, digits: int) -> None:
+        self.pickled = fmt == "parquet"
+        self.aside = tempfile.mkdtemp(prefix="dissect-fmt-")
+        self.writer = ReportWriter(self.aside, "csv" if self.pickled else fmt, digits, blocks=True)
+        for f in self.writer.files.values():
+            f.close()
+        self.capture = _Capture()
+        self.writer.files = dict.fromkeys(self.writer.files, self.capture)  # type: ignore[arg-type]
+
+    def add(self, held: _Held, table: str, rows: list[tuple]) -> None:
+        if self.pickled:
+            data = pickle.dumps(rows, pickle.HIGHEST_PROTOCOL)
+            new = [[0, len(rows), 0.0, 0.0, 0]]
+        else:
+            blocks = self.writer.blocks[table]
+            before = len(blocks.offsets)
+            self.writer.add(table, rows)
+            data = self.capture.data
+            timed = len(blocks.t_first) > before
+            first = blocks.offsets[before]
+            new = [[blocks.offsets[b] - first, blocks.rows[b], blocks.t_first[b] if timed else 0.0,
+                    blocks.t_last[b] if timed else 0.0, blocks.c2s[b] if timed else 0]
+                   for b in range(before, len(blocks.offsets))]
+            del blocks.offsets[before:], blocks.rows[before:]
+            if timed:
+                del blocks.t_first[before:], blocks.t_last[before:], blocks.c2s[before:]
+        last = held.blocks[-1] if held.blocks else None
+        for b in new:
+            b[0] += held.size
+            if last is not None and last[1] + b[1] <= BLOCK_ROWS:  # small pieces of a session: one block
+                last[1] += b[1]
+                last[2] = min(last[2], b[2])
+                last[3] = max(last[3], b[3])
+                last[4] += b[4]
+            else:
+                held.blocks.append(b)
+                last = b
+        held.chunks.append(data)
+        held.size += len(data)
+        held.rows += len(rows)
+
+    def close(self) -> None:
+        shutil.rmtree(self.aside, ignore_errors=True)
 
 
 class PartWriter:
     """A consumer writing a task's rows as a part under ``target`` (module doc); :meth:`close`
-    returns where the part is."""
+    returns where the part is. Rows are formatted as they come (the timestamps they share across
+    tables are then formatted once) and held as bytes per session; past ``spill_bytes`` they go to
+    a run in a local temporary directory."""
 
-    def __init__(self, target: str, fmt: str, digits: int, name: str, spill_rows: int | None = None) -> None:
+    def __init__(self, target: str, fmt: str, digits: int, name: str, spill_bytes: int | None = None) -> None:
         self.target = target
         self.fmt = fmt
-        self.digits = digits
         self.name = name
-        self.spill_rows = spill_rows or SPILL_ROWS
-        self.pending: dict[str, list[tuple]] = {t: [] for t in SESSION_TABLES}
-        self.held = 0
+        self.spill_bytes = spill_bytes or SPILL_BYTES
+        self.formatter = _Formatter(fmt, digits)
+        self.held: dict[str, dict[int, _Held]] = {t: {} for t in SESSION_TABLES}
+        self.size = 0
         self.tmp = tempfile.mkdtemp(prefix="dissect-part-")
-        self.runs: list[tuple[str, dict[str, Segments]]] = []
+        self.runs: list[str] = []
 
     def add(self, table: str, rows: Any) -> None:
-        rows = rows if isinstance(rows, list) else list(rows)
-        self.pending[table].extend(rows)
-        self.held += len(rows)
-        if self.held >= self.spill_rows:
+        by_session: dict[int, list[tuple]] = {}
+        for r in rows:
+            got = by_session.get(r[0])
+            if got is None:
+                by_session[r[0]] = [r]
+            else:
+                got.append(r)
+        held = self.held[table]
+        for sid, session_rows in by_session.items():
+            h = held.get(sid)
+            if h is None:
+                h = held[sid] = _Held()
+            before = h.size
+            self.formatter.add(h, table, session_rows)
+            self.size += h.size - before
+        if self.size >= self.spill_bytes:
             self._spill()
 
     def _spill(self) -> None:
+        """The rows held, in session order, to a run: a file and an index per table."""
         directory = os.path.join(self.tmp, str(len(self.runs)))
-        self.runs.append((directory, _write_run(directory, self.pending, self.fmt, self.digits)))
-        self.pending = {t: [] for t in SESSION_TABLES}
-        self.held = 0
-
-    def _run_file(self, directory: str, table: str) -> str:
-        return os.path.join(directory, table if self.fmt == "parquet" else f"{table}.{self.fmt}")
+        os.makedirs(directory)
+        for table, held in self.held.items():
+            records: list[Segment] = []
+            with open(os.path.join(directory, table), "wb") as f:
+                pos = 0
+                for sid in sorted(held):
+                    h = held[sid]
+                    f.write(b"".join(h.chunks))
+                    records.append((sid, pos, pos + h.size, h.rows, [(b[0] + pos, b[1], b[2], b[3], b[4])
+                                                                     for b in h.blocks]))
+                    pos += h.size
+            with open(os.path.join(directory, f"{table}.index"), "wb") as f:
+                write_index(f, iter(records))
+        self.runs.append(directory)
+        self.held = {t: {} for t in SESSION_TABLES}
+        self.size = 0
 
     def close(self) -> str:
         """Write the part (merging the runs) and return where it is."""
         try:
-            if self.held or not self.runs:
+            if self.size or not self.runs:
                 self._spill()
             make_dirs(self.target)
             tag = uuid.uuid4().hex[:12]
             tmp = join(self.target, f".tmp-{self.name}-{tag}")
             make_dirs(tmp)
             for table in SESSION_TABLES:
-                sources = [(self._run_file(d, table), index[table]) for d, index in self.runs]
+                if len(self.runs) == 1:
+                    for name in (table, f"{table}.index"):
+                        with open(os.path.join(self.runs[0], name), "rb") as src, \
+                                open_file(join(tmp, name), "wb") as dst:
+                            shutil.copyfileobj(src, dst, _COPY)
+                    continue
+                sources = [(os.path.join(d, table), read_index(os.path.join(d, f"{table}.index"))) for d in self.runs]
                 with open_file(join(tmp, table), "wb") as out:
                     seg = merge_table(table, sources, out, 0)
                 with open_file(join(tmp, f"{table}.index"), "wb") as f:
-                    pickle.dump(seg, f, pickle.HIGHEST_PROTOCOL)
+                    write_index(f, seg.records())
             final = join(self.target, f"{self.name}-{tag}")
             rename(tmp, final)
             return final
         finally:
+            self.formatter.close()
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 # -- the client side -----------------------------------------------------------------------------------
 
-def load_index(part: str, table: str) -> Segments:
-    with open_file(join(part, f"{table}.index"), "rb") as f:
-        seg = pickle.load(f)  # noqa: S301 - written by this run's tasks
-    if not isinstance(seg, Segments):
-        raise DissectError(f"{part}: not a part file index")
-    return seg
+def _sources(parts: Sequence[str], table: str) -> list[tuple[str, Iterator[Segment]]]:
+    return [(join(p, table), read_index(join(p, f"{table}.index"))) for p in parts]
 
 
 def merge_parts(parts: Sequence[str], out_dir: str, fmt: str, digits: int = 6,
@@ -326,7 +422,7 @@ def merge_parts(parts: Sequence[str], out_dir: str, fmt: str, digits: int = 6,
         parquet = ParquetWriter(out_dir)
         try:
             for table in SESSION_TABLES:
-                counts[table] = _rows_into(parquet, table, [(join(p, table), load_index(p, table)) for p in parts])
+                counts[table] = _rows_into(parquet, table, _sources(parts, table))
             for table, rows in extra.items():
                 parquet.add(table, rows)
                 counts[table] = len(rows)
@@ -334,15 +430,13 @@ def merge_parts(parts: Sequence[str], out_dir: str, fmt: str, digits: int = 6,
             parquet.close()
         return counts, blocks
     for table in SESSION_TABLES:
-        sources = [(join(p, table), load_index(p, table)) for p in parts]
         with open(os.path.join(out_dir, f"{table}.{fmt}"), "wb") as out:
             header = (",".join(TABLES[table]._fields) + "\n").encode() if fmt == "csv" else b""  # type: ignore[attr-defined]
             out.write(header)
-            seg = merge_table(table, sources, out, len(header), segments=False)
-        counts[table] = sum(sum(s.rows) for _, s in sources)
-        if seg.blocks is not None:
-            blocks[table] = seg.blocks
-        del sources, seg
+            seg = merge_table(table, _sources(parts, table), out, len(header), segments=False)
+        assert seg.blocks is not None
+        blocks[table] = seg.blocks
+        counts[table] = sum(seg.blocks.rows)
     if extra:
         aside = tempfile.mkdtemp(prefix=".dissect-extra-", dir=out_dir)
         try:
@@ -359,19 +453,20 @@ def merge_parts(parts: Sequence[str], out_dir: str, fmt: str, digits: int = 6,
     return counts, blocks
 
 
-def _rows_into(writer: Any, table: str, sources: Sequence[tuple[str, Segments]]) -> int:
+def _rows_into(writer: Any, table: str, sources: Sequence[tuple[str, Iterator[Segment]]]) -> int:
     """Parquet: the pickled rows of every session, in session order, to ``writer``."""
     files = _Files()
     n = 0
     try:
-        for _sid, s, k in _in_order(sources):
-            path, seg = sources[s]
-            f = files.get(path)
-            if f.tell() != seg.starts[k]:
-                f.seek(seg.starts[k])
-            rows = pickle.loads(f.read(seg.ends[k] - seg.starts[k]))  # noqa: S301 - written by this run's tasks
-            writer.add(table, rows)
-            n += len(rows)
+        for _sid, s, (_, start, end, _rows, _blocks) in _in_order(sources):
+            f = files.get(sources[s][0])
+            if f.tell() != start:
+                f.seek(start)
+            data = io.BytesIO(f.read(end - start))
+            while data.tell() < end - start:  # one pickle per batch of the session's rows
+                rows = pickle.load(data)  # noqa: S301 - written by this run's tasks
+                writer.add(table, rows)
+                n += len(rows)
     finally:
         files.close()
     return n

@@ -17,11 +17,16 @@ the other in this process (the tests compare it with a local run on every captur
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from dissect.output.writers import Blocks, MemoryCollector
+from dissect.output.writers import Blocks, MemoryCollector, ReportWriter
 from dissect.pipeline import Pipeline
 from dissect.protocols.tls import KeyLog
 from dissect.records import SESSION_TABLES
@@ -29,7 +34,7 @@ from dissect.run.core import Paths, RunResult, capture_files, dissect_files
 from dissect.run.filters import Filters
 from dissect.run.flow_index import TASK_COUNTERS, index_file
 from dissect.run.flow_plan import Outline, TaskSpec, make_plan
-from dissect.run.parts import PartWriter, make_dirs, merge_parts, remove_tree
+from dissect.run.parts import PartWriter, join, make_dirs, merge_parts, open_file, remove_tree
 from dissect.transport.flowsplit import PlanTable
 from dissect.transport.limits import Limits
 
@@ -113,6 +118,46 @@ def assemble(outline: Outline, results: Sequence[RunResult]) -> RunResult:
         assembly.add(r)
     assert assembly.result is not None
     return assembly.result
+
+
+@dataclass
+class Conclusion:
+    """What the client of a split run needs once the tasks are done (:func:`conclude`)."""
+
+    summary: dict[str, Any]
+    parts: list[str]
+    broadcasts: str | None = None  # the sio_broadcasts table file, whole (CSV, JSON lines)
+    broadcast_blocks: Blocks | None = None
+    broadcast_rows: list[tuple] | None = None  # Parquet: its rows
+
+
+def conclude(outline: Outline, done: Sequence[TaskResult], output: Output,
+             skipped: Sequence[tuple[str, str]] = ()) -> Conclusion:
+    """Where the tasks' results meet (``--dask``: a task on a worker, so that the client holds no
+    summary builder): summary.json, the parts to merge, and the sio_broadcasts table made from every
+    task's events (written next to the parts)."""
+    assembly = Assembly(outline)
+    for d in done:
+        assembly.add(d.result)
+    result = assembly.result
+    assert result is not None
+    result.skipped = list(skipped)
+    rows: list[tuple] = list(result.broadcasts())
+    parts = sorted(d.part for d in done if d.part)
+    if output.fmt == "parquet":
+        return Conclusion(result.summary, parts, broadcast_rows=rows)
+    aside = tempfile.mkdtemp(prefix="dissect-broadcasts-")
+    try:
+        writer = ReportWriter(aside, output.fmt, output.digits, blocks=True)
+        writer.add("sio_broadcasts", rows)
+        writer.close()
+        name = f"sio_broadcasts.{output.fmt}"
+        where = join(output.target, f"broadcasts-{uuid.uuid4().hex[:12]}.{output.fmt}")
+        with open(os.path.join(aside, name), "rb") as src, open_file(where, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
+    return Conclusion(result.summary, parts, where, writer.blocks["sio_broadcasts"])
 
 
 def gather_rows(done: Sequence[dict[str, list[tuple]] | None], result: RunResult) -> dict[str, list[tuple]]:
