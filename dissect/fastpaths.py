@@ -54,6 +54,12 @@ COMPILED_PACKET_LOOP = COMPILED
 COMPILED_WS_FRAMES = COMPILED
 
 
+# Engine.IO over WebSocket: an EVENT or ACK on "/" in a whole text frame becomes its sio_packets row
+# in C, inside the compiled whole-frame path (dissect/compiled/sio_scan.pxi; the SIO_EVENT_HEADER
+# fast path of EngineIOWebSocket.ws_message, which stays the reference). Needs COMPILED_WS_FRAMES.
+COMPILED_SIO_SCAN = COMPILED
+
+
 # Output: CSV rows formatted in C (dissect/compiled/csv_rows.pxi; the f-string row_formatter of
 # dissect.output.writers generates).
 COMPILED_CSV = COMPILED

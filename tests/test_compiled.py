@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import zlib
 from pathlib import Path
 
 import pytest
@@ -494,3 +495,138 @@ def test_damaged_pcap_files_identical_on_both_walks(data: st.DataObject) -> None
             reader_module.CHUNK = saved
     assert fast_rows == slow_rows
     assert fast_summary == slow_summary
+
+
+# -- the Engine.IO/Socket.IO scan (fastpaths.COMPILED_SIO_SCAN) --------------------------------------
+
+_SIO_NAMES = st.one_of(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=10),
+                       st.text(max_size=6),
+                       st.sampled_from(["connect", "disconnect", "newListener", "x\\y", 'q"', "", "ev"]))
+_SIO_IDS = st.one_of(st.just(""), st.integers(0, 4).map(str),
+                     st.sampled_from(["007", "9999999999999999", "12345678901234567", " 1"]))
+_SIO_TAILS = st.sampled_from(["]", ",1]", ',{"a":[1,"]"]}]', "", " [1]", '"x"]'])
+
+
+@st.composite
+def _sio_message(draw: st.DrawFn) -> tuple[int, bytes]:
+    """One WebSocket data message of an Engine.IO session: opcode and payload."""
+    kind = draw(st.sampled_from(["event"] * 6 + ["ack"] * 3 + [
+        "binary-event", "attachment", "recover", "connect", "disconnect", "connect-error", "ping", "pong",
+        "noop", "close", "junk", "plain"]))
+    ack = draw(_SIO_IDS)
+    if kind == "event":
+        name = draw(_SIO_NAMES).encode("utf-8", "surrogatepass")
+        return 1, b"42" + ack.encode() + b'["' + name + b'"' + draw(_SIO_TAILS).encode()
+    if kind == "ack":
+        return 1, b"43" + ack.encode() + b"[" + draw(_SIO_TAILS).encode()
+    if kind == "binary-event":
+        return 1, b'451-["b",{"_placeholder":true,"num":0}]'
+    if kind == "attachment":
+        return 2, bytes(draw(st.binary(max_size=8)))
+    if kind == "recover":  # connection-state recovery asked: s2c EVENTs take the general path
+        return 1, b'40{"pid":"p1","offset":"o1"}'
+    if kind == "connect":
+        return 1, b'40{"sid":"s2"}'
+    if kind == "disconnect":
+        return 1, draw(st.sampled_from([b"41", b"41/admin,"]))
+    if kind == "connect-error":
+        return 1, b'44{"message":"no"}'
+    if kind == "junk":
+        return 1, b"4" + draw(st.binary(max_size=10))
+    if kind == "plain":
+        return 1, draw(st.binary(max_size=10))
+    return 1, {"ping": b"2", "pong": b"3", "noop": b"6", "close": b"1"}[kind]
+
+
+def _sio_ws_rows(version: int, messages: list[tuple[int, int, bytes]], cuts: list[int],
+                 scan: bool, fast: bool = True) -> tuple[dict[str, list[tuple]], dict[str, int]]:
+    """An Engine.IO session over a WebSocket: ``messages`` (direction, opcode, payload) framed (c2s
+    masked), fed as one stream per direction cut at ``cuts``; the rows of every table, and counters."""
+    from dissect.protocols.engineio import EngineIO
+    from dissect.protocols.websocket import WebSocketDissector
+    from dissect.records import C2S, S2C, Outbox
+
+    saved = fastpaths.COMPILED_SIO_SCAN, fastpaths.SIO_EVENT_HEADER
+    fastpaths.COMPILED_SIO_SCAN, fastpaths.SIO_EVENT_HEADER = scan, fast
+    try:
+        outbox = Outbox()
+        e = EngineIO(outbox)
+        ws = e.websocket_opened(1, 10, 20, f"/socket.io/?EIO={version}&transport=websocket")
+        assert ws.compiled_scan is (scan and fast)
+        dis = WebSocketDissector(1, outbox, upper=ws)
+        opened = [(S2C, 1, OPEN if version == 4 else b"0" + OPEN[1:]), (C2S, 1, b"40"), (S2C, 1, b'40{"sid":"x"}')]
+        ts = 100
+        for d, op, payload in opened + messages:
+            wire = _ws_frame(op, payload, b"mask" if d == C2S else None)
+            parts = [wire]
+            if cuts:  # split this frame, or send it with the next bytes
+                k = cuts[ts % len(cuts)] % (len(wire) + 1)
+                parts = [wire[:k], wire[k:]]
+            for part in parts:
+                outbox.frame += 1
+                dis.feed(d, ts, part)
+                ts += 1
+        dis.finish(ts)
+        e.finish(ts + 1)
+    finally:
+        fastpaths.COMPILED_SIO_SCAN, fastpaths.SIO_EVENT_HEADER = saved
+    tables = {t: list(getattr(outbox, t)) for t in outbox.TABLES}
+    return tables, dict(outbox.counters)
+
+
+@needs_compiled
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from([4, 4, 3]), st.lists(st.tuples(st.integers(0, 1), _sio_message()), max_size=16),
+       st.one_of(st.just([]), st.lists(st.integers(0, 300), min_size=1, max_size=4)))
+def test_sio_scan_identical_compiled_python_and_general(
+    version: int, messages: list[tuple[int, tuple[int, bytes]]], cuts: list[int]
+) -> None:
+    """Socket.IO sessions (v5 and v4) over WebSocket: EVENTs with and without ack ids (reused, too
+    long, odd names: reserved, escaped, non-ASCII, empty), ACKs answered or not, binary events and
+    their attachments, recovery asked, CONNECT, DISCONNECT, CONNECT_ERROR, Engine.IO pings, closes,
+    junk; frames whole or cut. The compiled scan, the Python fast path and the general path give
+    the same rows of every table."""
+    msgs = [(d, op, payload) for d, (op, payload) in messages]
+    compiled = _sio_ws_rows(version, msgs, cuts, scan=True)
+    assert compiled == _sio_ws_rows(version, msgs, cuts, scan=False)
+    assert compiled == _sio_ws_rows(version, msgs, cuts, scan=False, fast=False)
+    assert len(compiled[0]["sio_packets"]) >= 3  # the open and the CONNECT pair at least
+
+
+@needs_compiled
+def test_sio_scan_takes_events_and_acks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled scan makes the EVENT and ACK rows itself: ws_message is called for the rest."""
+    from dissect.protocols.engineio.websocket import EngineIOWebSocket
+
+    calls = []
+    real = EngineIOWebSocket.ws_message
+
+    def spy(self, direction, ts, opcode, payload):  # type: ignore[no-untyped-def]
+        calls.append(payload)
+        return real(self, direction, ts, opcode, payload)
+
+    monkeypatch.setattr(EngineIOWebSocket, "ws_message", spy)
+    msgs = [(0, 1, b'421["ask",{"a":1}]'), (1, 1, b"431[true]"), (1, 1, b'42["news",1]'), (0, 1, b"2")]
+    tables, _ = _sio_ws_rows(4, msgs, [], scan=True)
+    rows = tables["sio_packets"]
+    assert [(r.sio_type, r.event, r.ack_id, r.acked_event) for r in rows[3:]] == [
+        ("EVENT", "ask", 1, None), ("ACK", None, 1, "ask"), ("EVENT", "news", None, None), ("", None, None, None)]
+    assert rows[4].ack_latency_ms == 1 / 1e6 and rows[4].anomaly == ""
+    assert rows[3].payload_digest == zlib.crc32(b'["ask",{"a":1}]')
+    assert calls == [OPEN, b"40", b'40{"sid":"x"}', b"2"]  # the EVENTs and the ACK never reached ws_message
+
+
+@needs_compiled
+def test_corpus_rows_identical_with_and_without_the_sio_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    sio = sorted(CAPTURES.glob("sio*.pcap*"))
+    scanned = _rows(sio)
+    monkeypatch.setattr(fastpaths, "COMPILED_SIO_SCAN", False)
+    assert _rows(sio) == scanned
+    assert sum(1 for r in scanned[0]["sio_packets"] if r.sio_type == "EVENT") > 50
+
+
+@needs_compiled
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300))
+def test_compiled_crc32_is_zlibs(data: bytes) -> None:
+    assert fastpaths.compiled_core().crc32(data) == zlib.crc32(data)

@@ -394,4 +394,5 @@ def configure(decoders, udp_tunnel, gre):
     pipeline_udp_tunnel = udp_tunnel
     pipeline_gre = gre
 include "ws_frames.pxi"
+include "sio_scan.pxi"
 include "csv_rows.pxi"

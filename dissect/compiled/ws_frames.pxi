@@ -36,6 +36,10 @@ cdef extern from *:
         for (i = 0; i < n; i++) o[i] = src[i] ^ m[i & 3];
         return out;
     }
+    static void dissect_unmask_to(unsigned char *o, const unsigned char *src, Py_ssize_t n, const unsigned char *m) {
+        Py_ssize_t i;
+        for (i = 0; i < n; i++) o[i] = src[i] ^ m[i & 3];
+    }
     static int dissect_ascii(const unsigned char *p, Py_ssize_t n) {
         unsigned char acc = 0;
         Py_ssize_t i;
@@ -46,6 +50,7 @@ cdef extern from *:
     object dissect_row(object cls, object t)
     object dissect_unmask(const unsigned char *src, Py_ssize_t n, const unsigned char *m)
     int dissect_ascii(const unsigned char *p, Py_ssize_t n) nogil
+    void dissect_unmask_to(unsigned char *o, const unsigned char *src, Py_ssize_t n, const unsigned char *m) nogil
 
 # Set by configure_ws() from dissect.protocols.websocket (this module imports nothing of dissect's).
 cdef object WsFrameRow = None
@@ -53,6 +58,10 @@ cdef object WsMessageRow = None
 cdef object OPCODE_TEXT = None
 cdef object OPCODE_BINARY = None
 cdef Py_ssize_t PREVIEW = 64
+# where a masked payload of up to SCRATCH_BYTES is unmasked when no bytes object is needed
+cdef enum:
+    SCRATCH_BYTES = 65536
+cdef unsigned char SCRATCH[SCRATCH_BYTES]
 
 
 def configure_ws(frame_row, message_row, opcode_names, preview_chars):
@@ -77,6 +86,9 @@ def ws_whole_frames(dis, src, Py_ssize_t pos, ts, int direction, str dname, int 
     cdef bint masked = mask_bit != 0
     cdef bint need
     cdef object payload, preview, opname, fi, mi, sid = dis.session_id
+    cdef const unsigned char *d
+    # the compiled Engine.IO/Socket.IO scan: the upper layer is an EngineIOWebSocket that asks for it
+    cdef bint scan = upper is not None and type(upper) is EioWebSocket and upper.compiled_scan
     while n - pos >= 2:
         if type(src) is bytes:
             p = <const unsigned char *> PyBytes_AS_STRING(src)
@@ -110,15 +122,20 @@ def ws_whole_frames(dis, src, Py_ssize_t pos, ts, int direction, str dname, int 
             break
         ln = <Py_ssize_t> ln64
         payload = None
+        d = NULL
         if op == 1 or upper is not None:
-            if masked:
-                payload = dissect_unmask(p + a, ln, p + a - 4)
+            if not masked:
+                d = p + a
+            elif ln <= SCRATCH_BYTES:
+                dissect_unmask_to(SCRATCH, p + a, ln, p + a - 4)
+                d = SCRATCH
             else:
-                payload = PyBytes_FromStringAndSize(<const char *> p + a, ln)
+                payload = dissect_unmask(p + a, ln, p + a - 4)
+                d = <const unsigned char *> PyBytes_AS_STRING(payload)
         if op == 1:
-            if not dissect_ascii(<const unsigned char *> PyBytes_AS_STRING(payload), ln):
+            if not dissect_ascii(d, ln):
                 break  # the Python code's UTF-8 handling (preview, invalid-utf8)
-            preview = PyUnicode_DecodeASCII(PyBytes_AS_STRING(payload), ln if ln < PREVIEW else PREVIEW, NULL)
+            preview = PyUnicode_DecodeASCII(<const char *> d, ln if ln < PREVIEW else PREVIEW, NULL)
             opname = OPCODE_TEXT
         else:
             preview = ""
@@ -135,6 +152,10 @@ def ws_whole_frames(dis, src, Py_ssize_t pos, ts, int direction, str dname, int 
             sid, mi, ts, ts, dname, opname, 1, hl + ln, ln, False, preview, "", None,
         )))
         if upper is not None:
-            upper.ws_message(direction, ts, op, payload)
+            # fastpaths.COMPILED_SIO_SCAN: an EVENT or ACK on "/" becomes its row here (sio_scan.pxi)
+            if not (op == 1 and scan and sio_fast(upper, direction, ts, d, ln)):
+                if payload is None:
+                    payload = PyBytes_FromStringAndSize(<const char *> d, ln)
+                upper.ws_message(direction, ts, op, payload)
         pos = a + ln
     return pos

@@ -34,6 +34,7 @@ from dissect.records import CAPTURE_ENDED, DIRECTION_NAMES, S2C, Outbox, SioPack
 
 # A NamedTuple row without the Python-level __new__ (the field count is fixed by the code).
 _new_row = tuple.__new__
+_core = fastpaths.compiled_core()
 
 
 class SessionTracker(Protocol):
@@ -71,7 +72,7 @@ class EngineIOWebSocket:
     message packet; v3 (v3 "Packet") the first byte is the packet type.
     """
 
-    __slots__ = ("_eio", "_sess", "_tcp", "_hs_start", "probed", "_level", "_fast")
+    __slots__ = ("_eio", "_sess", "_tcp", "_hs_start", "probed", "_level", "_fast", "compiled_scan")
 
     def __init__(
         self, eio: SessionTracker, sess: Session, session_id: int, hs_start: int | None
@@ -83,6 +84,10 @@ class EngineIOWebSocket:
         self.probed = False  # s2c "3probe" seen (v4 "Upgrade")
         self._level = False  # this connection's app level set to "socketio" by the fast path
         self._fast = fastpaths.SIO_EVENT_HEADER  # the fast path's switch, read once
+        # Its compiled twin (fastpaths.COMPILED_SIO_SCAN): the compiled WebSocket whole-frame path
+        # makes the fast path's rows itself, reading this object's state, and calls ws_message
+        # only for what it does not take.
+        self.compiled_scan = self._fast and fastpaths.COMPILED_SIO_SCAN and _core is not None
 
     def ws_message(self, direction: int, ts: int, opcode: int, payload: bytes | None) -> None:
         """One complete WebSocket data message: opcode 1 text (UTF-8 bytes) or 2 binary.
@@ -212,3 +217,8 @@ class EngineIOWebSocket:
                 else:  # the connection ended, how is not known (e.g. under TLS)
                     sockets.session_ended(ts, TRANSPORT_CLOSE, None)
             self._eio.end_session(sess)
+
+
+if _core is not None:  # the compiled twin of ws_message's fast path makes the rows it makes
+    _core.configure_sio(EngineIOWebSocket, SioPacket, DIRECTION_NAMES, S2C, MODE_SIO, RESERVED_EVENTS,
+                        RESERVED_EVENT_NAME, ACK_WITHOUT_EVENT, MAX_ACK_ID_DIGITS)

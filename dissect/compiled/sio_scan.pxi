@@ -1,0 +1,160 @@
+# The Engine.IO/Socket.IO event-header fast path in C (included by packets.pyx: one extension module).
+#
+# The compiled twin of the fast path at the top of EngineIOWebSocket.ws_message
+# (fastpaths.SIO_EVENT_HEADER; this one's switch is fastpaths.COMPILED_SIO_SCAN): a whole text
+# message that is an Engine.IO message ``4`` carrying a Socket.IO EVENT or ACK on "/" (``42[...``,
+# ``42<id>[...``, ``43<id>[...``), in a Socket.IO session with nothing held or expected, becomes its
+# sio_packets row straight from the frame's bytes, with the same guards and the same bookkeeping
+# (acks, the root socket's event counts, last_c2s, the connection's app level), statement for
+# statement. sio_fast returns 0 without touching anything when the message is not such a packet,
+# and ws_whole_frames then calls upper.ws_message as before.
+
+from libc.string cimport memchr
+from cpython.unicode cimport PyUnicode_DecodeUTF8
+
+cdef extern from *:
+    """
+    /* CRC-32 (ISO-HDLC, zlib's crc32 with the initial value 0), table-driven. */
+    static unsigned int dissect_crc_table[256];
+    static void dissect_crc_init(void) {
+        unsigned int c, n, k;
+        for (n = 0; n < 256; n++) {
+            c = n;
+            for (k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320U ^ (c >> 1) : c >> 1;
+            dissect_crc_table[n] = c;
+        }
+    }
+    static unsigned int dissect_crc32(const unsigned char *p, Py_ssize_t n) {
+        unsigned int c = 0xFFFFFFFFU;
+        Py_ssize_t i;
+        for (i = 0; i < n; i++) c = dissect_crc_table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
+        return c ^ 0xFFFFFFFFU;
+    }
+    """
+    void dissect_crc_init() nogil
+    unsigned int dissect_crc32(const unsigned char *p, Py_ssize_t n) nogil
+
+dissect_crc_init()
+
+# Set by configure_sio() from dissect.protocols.engineio.websocket (this module imports nothing of dissect's).
+cdef object EioWebSocket = None  # the class whose instances this path serves
+cdef object SioPacketRow = None
+cdef object SIO_DIRECTION_NAMES = None
+cdef object SIO_MODE = None
+cdef object SIO_RESERVED = None
+cdef object SIO_RESERVED_TAG = None
+cdef object SIO_ACK_WITHOUT_EVENT = None
+cdef int SIO_S2C = 1
+cdef long long MAX_ACK_DIGITS = 16
+
+
+def configure_sio(eio_websocket, sio_packet_row, direction_names, int s2c, mode_sio, reserved_events,
+                  reserved_event_name, ack_without_event, int max_ack_id_digits):
+    global EioWebSocket, SioPacketRow, SIO_DIRECTION_NAMES, SIO_MODE, SIO_RESERVED, SIO_RESERVED_TAG
+    global SIO_ACK_WITHOUT_EVENT, SIO_S2C, MAX_ACK_DIGITS
+    EioWebSocket = eio_websocket
+    SioPacketRow = sio_packet_row
+    SIO_DIRECTION_NAMES = direction_names
+    SIO_S2C = s2c
+    SIO_MODE = mode_sio
+    SIO_RESERVED = reserved_events
+    SIO_RESERVED_TAG = reserved_event_name
+    SIO_ACK_WITHOUT_EVENT = ack_without_event
+    MAX_ACK_DIGITS = max_ack_id_digits
+
+
+def crc32(data):
+    """The C CRC-32 of ``data`` (bytes), for the tests to compare with zlib.crc32."""
+    return dissect_crc32(<const unsigned char *> PyBytes_AS_STRING(data), len(data))
+
+
+cdef inline str _join_tags(str a, str b):
+    # dissect.protocols.socketio.join_tags
+    if not a:
+        return b
+    if not b:
+        return a
+    return a + ";" + b
+
+
+cdef int sio_fast(upper, int direction, ts, const unsigned char *d, Py_ssize_t ln) except -1:
+    """EngineIOWebSocket.ws_message's fast path for the text message ``d[:ln]``: 1 when it made the
+    row, 0 when the message is not one it takes (nothing done: the caller calls ws_message)."""
+    cdef Py_ssize_t i, j, q
+    cdef long long ack_val = 0
+    cdef bint has_ack = False
+    cdef int t
+    cdef const unsigned char *found
+    cdef object name, ack_id, latency, acked, answered, events, root, tcp, eio, outbox
+    cdef str anomaly, sio_type
+    if ln < 1 or d[0] != 0x34:  # "4": an Engine.IO message
+        return 0
+    sess = upper._sess
+    sio = sess.sio
+    sockets = sio.sockets
+    if sess.closed or sio.mode != SIO_MODE or sio.expect[direction] or sess.held[direction] is not None \
+            or sockets.slow:
+        return 0
+    t = d[1] if ln > 1 else -1
+    i = 2
+    if ln > 2 and 0x30 <= d[2] <= 0x39:
+        j = 2
+        while j < ln and 0x30 <= d[j] <= 0x39:
+            j += 1
+        i = j
+        if i - 2 > MAX_ACK_DIGITS:
+            return 0  # the general path's ack id -1
+        for j in range(2, i):
+            ack_val = ack_val * 10 + (d[j] - 0x30)
+        has_ack = True
+    if not (i < ln and d[i] == 0x5B):  # "["
+        return 0
+    ack_id = ack_val if has_ack else None
+    if t == 0x32:  # "2": EVENT
+        if not (i + 1 < ln and d[i + 1] == 0x22):  # '"'
+            return 0
+        if i + 2 > ln:
+            return 0
+        found = <const unsigned char *> memchr(d + i + 2, 0x22, ln - i - 2)
+        if found == NULL:
+            return 0
+        q = found - d
+        if memchr(d + i + 2, 0x5C, q - i - 2) != NULL:  # escapes: JSON decoding on the general path
+            return 0
+        name = PyUnicode_DecodeUTF8(<const char *> d + i + 2, q - i - 2, "replace")
+        sio_type = "EVENT"
+        latency = None
+        acked = None
+        anomaly = SIO_RESERVED_TAG if sio.protocol != 4 and name in SIO_RESERVED else ""
+        if has_ack:
+            anomaly = _join_tags(anomaly, sio.event_sent(direction, "/", ack_id, ts, name))
+    elif t == 0x33:  # "3": ACK
+        name = None
+        sio_type = "ACK"
+        answered = sio.ack_received(direction, "/", ack_id, ts)
+        if answered is None:
+            latency, acked, anomaly = None, None, SIO_ACK_WITHOUT_EVENT
+        else:
+            (latency, acked), anomaly = answered, ""
+    else:
+        return 0
+    if direction != SIO_S2C:
+        sockets.last_c2s = ts
+    if name is not None:
+        root = sockets.root
+        if root is not None:
+            events = root.events
+            events[direction] += 1
+    tcp = upper._tcp
+    eio = upper._eio
+    if not upper._level:
+        eio.app_protocols[tcp] = "socketio"
+        upper._level = True
+    outbox = eio.outbox
+    outbox.sio_packets.append(dissect_row(SioPacketRow, (
+        tcp, ts, SIO_DIRECTION_NAMES[direction], "websocket", sess.version, "message", sio_type,
+        "/", name, ack_id, None, ln - 1, latency, anomaly, sess.sid, None,
+        outbox.frame, acked, PyUnicode_DecodeUTF8(<const char *> d + i, ln - i, "replace") if eio.payloads else None,
+        dissect_crc32(d + i, ln - i) if name is not None else None,
+    )))
+    return 1
