@@ -368,7 +368,8 @@ def test_ws_frames_identical_compiled_and_python(
 
 @needs_compiled
 def test_ws_frames_compiled_path_takes_the_steady_state(monkeypatch: pytest.MonkeyPatch) -> None:
-    """On the corpus the compiled function emits most frames, and the tables equal the Python ones."""
+    """On the corpus, fed by the Python packet loop, the compiled function emits most frames, and
+    the tables equal the Python ones."""
     real = fastpaths.compiled_ws_frames()
     taken = [0]
 
@@ -378,10 +379,40 @@ def test_ws_frames_compiled_path_takes_the_steady_state(monkeypatch: pytest.Monk
         taken[0] += dis._frame_index - before
         return pos
 
+    monkeypatch.setattr(fastpaths, "COMPILED_PACKET_LOOP", False)
     monkeypatch.setattr(fastpaths, "compiled_ws_frames", lambda: counting)
     sio = sorted(CAPTURES.glob("sio*.pcap*"))
     fast = _rows(sio)
     assert taken[0] > 0.5 * len(fast[0]["ws_frames"]) > 100
+    monkeypatch.setattr(fastpaths, "COMPILED_WS_FRAMES", False)
+    monkeypatch.setattr(fastpaths, "compiled_ws_frames", lambda: None)
+    assert _rows(sio) == fast
+
+
+@needs_compiled
+def test_compiled_loop_reads_websocket_segments_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled packet loop hands a WebSocket's in-order segments in the steady state to the
+    compiled frame path without calling WebSocketDissector.feed (which then sees only the rest),
+    and the tables equal those of the Python loop and of the Python frame path."""
+    from dissect.protocols.websocket import WebSocketDissector
+
+    calls = [0]
+    feed = WebSocketDissector.feed
+
+    def counting(self, *a):  # type: ignore[no-untyped-def]
+        calls[0] += 1
+        return feed(self, *a)
+
+    monkeypatch.setattr(WebSocketDissector, "feed", counting)
+    sio = sorted(CAPTURES.glob("sio*.pcap*"))
+    fast = _rows(sio)
+    frames = len(fast[0]["ws_frames"])
+    assert frames > 100 and calls[0] < 0.5 * frames
+    monkeypatch.setattr(fastpaths, "COMPILED_PACKET_LOOP", False)
+    calls[0] = 0
+    assert _rows(sio) == fast
+    assert calls[0] > 0.8 * frames  # the Python loop calls feed for every segment
+    monkeypatch.setattr(fastpaths, "COMPILED_PACKET_LOOP", True)
     monkeypatch.setattr(fastpaths, "COMPILED_WS_FRAMES", False)
     monkeypatch.setattr(fastpaths, "compiled_ws_frames", lambda: None)
     assert _rows(sio) == fast

@@ -24,6 +24,8 @@ cdef extern from *:
     unsigned int dissect_u16(const unsigned char *p) nogil
     unsigned long long dissect_u32(const unsigned char *p) nogil
 
+include "slots.pxi"
+
 cdef enum:
     FIN = 0x01
     SYN = 0x02
@@ -250,7 +252,9 @@ cdef object _loop(pipeline, reader, unknown_links, bint in_order_fast, long long
                         # fastpaths.TCP_IN_ORDER: TcpConnection.data's in-order case, inline
                         stream.next_seq = stream.high = (l4end - poff + seq) & MASK
                         stream.delivered += l4end - poff
-                        app.feed(d, ts, PyBytes_FromStringAndSize(<const char *> dp + poff, l4end - poff))
+                        # fastpaths.COMPILED_WS_FRAMES: a WebSocket in its steady state reads the segment in place
+                        if type(app) is not WsDissector or not ws_feed_at(app, d, ts, dp + poff, l4end - poff):
+                            app.feed(d, ts, PyBytes_FromStringAndSize(<const char *> dp + poff, l4end - poff))
                     else:
                         conn.data(d, ts, seq, PyBytes_FromStringAndSize(<const char *> dp + poff, l4end - poff))
                 else:  # cut by the snaplen: use what was captured, the rest is lost

@@ -38,6 +38,11 @@ dissect_crc_init()
 
 # Set by configure_sio() from dissect.protocols.engineio.websocket (this module imports nothing of dissect's).
 cdef object EioWebSocket = None  # the class whose instances this path serves
+cdef object SessionCls = None
+cdef object SioStateCls = None
+cdef object SocketsCls = None
+cdef object SocketLifeCls = None
+cdef object OutboxCls = None
 cdef object SioPacketRow = None
 cdef object SIO_DIRECTION_NAMES = None
 cdef object SIO_MODE = None
@@ -46,13 +51,46 @@ cdef object SIO_RESERVED_TAG = None
 cdef object SIO_ACK_WITHOUT_EVENT = None
 cdef int SIO_S2C = 1
 cdef long long MAX_ACK_DIGITS = 16
+# slot offsets (slots.pxi): EngineIOWebSocket, Session, SocketIOState, SessionSockets, SocketLife, Outbox
+cdef Py_ssize_t O_WS_SESS, O_WS_TCP, O_WS_EIO, O_WS_LEVEL, O_WS_SCAN
+cdef Py_ssize_t O_SESS_CLOSED, O_SESS_SIO, O_SESS_HELD, O_SESS_VERSION, O_SESS_SID
+cdef Py_ssize_t O_SIO_MODE, O_SIO_EXPECT, O_SIO_SOCKETS, O_SIO_PROTOCOL
+cdef Py_ssize_t O_SOCK_SLOW, O_SOCK_LAST_C2S, O_SOCK_ROOT, O_LIFE_EVENTS
+cdef Py_ssize_t O_OB_SIO, O_OB_FRAME, O_OB_WS_FRAMES, O_OB_WS_MESSAGES
 
 
-def configure_sio(eio_websocket, sio_packet_row, direction_names, int s2c, mode_sio, reserved_events,
-                  reserved_event_name, ack_without_event, int max_ack_id_digits):
-    global EioWebSocket, SioPacketRow, SIO_DIRECTION_NAMES, SIO_MODE, SIO_RESERVED, SIO_RESERVED_TAG
-    global SIO_ACK_WITHOUT_EVENT, SIO_S2C, MAX_ACK_DIGITS
+def configure_sio(eio_websocket, session, sio_state, session_sockets, socket_life, outbox, sio_packet_row,
+                  direction_names, int s2c, mode_sio, reserved_events, reserved_event_name, ack_without_event,
+                  int max_ack_id_digits):
+    global EioWebSocket, SessionCls, SioStateCls, SocketsCls, SocketLifeCls, OutboxCls, SioPacketRow
+    global SIO_DIRECTION_NAMES, SIO_MODE, SIO_RESERVED, SIO_RESERVED_TAG, SIO_ACK_WITHOUT_EVENT, SIO_S2C
+    global MAX_ACK_DIGITS, O_WS_SESS, O_WS_TCP, O_WS_EIO, O_WS_LEVEL, O_WS_SCAN, O_SESS_CLOSED, O_SESS_SIO
+    global O_SESS_HELD, O_SESS_VERSION, O_SESS_SID, O_SIO_MODE, O_SIO_EXPECT, O_SIO_SOCKETS, O_SIO_PROTOCOL
+    global O_SOCK_SLOW, O_SOCK_LAST_C2S, O_SOCK_ROOT, O_LIFE_EVENTS
+    O_WS_SESS = slot_offset(eio_websocket, "_sess")
+    O_WS_TCP = slot_offset(eio_websocket, "_tcp")
+    O_WS_EIO = slot_offset(eio_websocket, "_eio")
+    O_WS_LEVEL = slot_offset(eio_websocket, "_level")
+    O_WS_SCAN = slot_offset(eio_websocket, "compiled_scan")
+    O_SESS_CLOSED = slot_offset(session, "closed")
+    O_SESS_SIO = slot_offset(session, "sio")
+    O_SESS_HELD = slot_offset(session, "held")
+    O_SESS_VERSION = slot_offset(session, "version")
+    O_SESS_SID = slot_offset(session, "sid")
+    O_SIO_MODE = slot_offset(sio_state, "mode")
+    O_SIO_EXPECT = slot_offset(sio_state, "expect")
+    O_SIO_SOCKETS = slot_offset(sio_state, "sockets")
+    O_SIO_PROTOCOL = slot_offset(sio_state, "protocol")
+    O_SOCK_SLOW = slot_offset(session_sockets, "slow")
+    O_SOCK_LAST_C2S = slot_offset(session_sockets, "last_c2s")
+    O_SOCK_ROOT = slot_offset(session_sockets, "root")
+    O_LIFE_EVENTS = slot_offset(socket_life, "events")
+    configure_outbox(outbox)
     EioWebSocket = eio_websocket
+    SessionCls = session
+    SioStateCls = sio_state
+    SocketsCls = session_sockets
+    SocketLifeCls = socket_life
     SioPacketRow = sio_packet_row
     SIO_DIRECTION_NAMES = direction_names
     SIO_S2C = s2c
@@ -61,6 +99,15 @@ def configure_sio(eio_websocket, sio_packet_row, direction_names, int s2c, mode_
     SIO_RESERVED_TAG = reserved_event_name
     SIO_ACK_WITHOUT_EVENT = ack_without_event
     MAX_ACK_DIGITS = max_ack_id_digits
+
+
+cdef configure_outbox(outbox):
+    global OutboxCls, O_OB_SIO, O_OB_FRAME, O_OB_WS_FRAMES, O_OB_WS_MESSAGES
+    O_OB_SIO = slot_offset(outbox, "sio_packets")
+    O_OB_FRAME = slot_offset(outbox, "frame")
+    O_OB_WS_FRAMES = slot_offset(outbox, "ws_frames")
+    O_OB_WS_MESSAGES = slot_offset(outbox, "ws_messages")
+    OutboxCls = outbox
 
 
 def crc32(data):
@@ -78,22 +125,31 @@ cdef inline str _join_tags(str a, str b):
 
 
 cdef int sio_fast(upper, int direction, ts, const unsigned char *d, Py_ssize_t ln) except -1:
-    """EngineIOWebSocket.ws_message's fast path for the text message ``d[:ln]``: 1 when it made the
-    row, 0 when the message is not one it takes (nothing done: the caller calls ws_message)."""
+    """EngineIOWebSocket.ws_message's fast path for the text message ``d[:ln]`` (``upper`` is an
+    EngineIOWebSocket): 1 when it made the row, 0 when the message is not one it takes (nothing
+    done: the caller calls ws_message)."""
     cdef Py_ssize_t i, j, q
     cdef long long ack_val = 0
     cdef bint has_ack = False
     cdef int t
     cdef const unsigned char *found
-    cdef object name, ack_id, latency, acked, answered, events, root, tcp, eio, outbox
+    cdef object name, ack_id, latency, acked, answered, events, root, tcp, eio, outbox, expect, held
     cdef str anomaly, sio_type
     if ln < 1 or d[0] != 0x34:  # "4": an Engine.IO message
         return 0
-    sess = upper._sess
-    sio = sess.sio
-    sockets = sio.sockets
-    if sess.closed or sio.mode != SIO_MODE or sio.expect[direction] or sess.held[direction] is not None \
-            or sockets.slow:
+    sess = sget(upper, O_WS_SESS)
+    if type(sess) is not SessionCls:
+        return 0
+    sio = sget(sess, O_SESS_SIO)
+    if type(sio) is not SioStateCls:
+        return 0
+    sockets = sget(sio, O_SIO_SOCKETS)
+    expect = sget(sio, O_SIO_EXPECT)
+    held = sget(sess, O_SESS_HELD)
+    if type(sockets) is not SocketsCls or type(expect) is not list or type(held) is not list:
+        return 0
+    if sget(sess, O_SESS_CLOSED) or sget(sio, O_SIO_MODE) != SIO_MODE or expect[direction] \
+            or held[direction] is not None or sget(sockets, O_SOCK_SLOW):
         return 0
     t = d[1] if ln > 1 else -1
     i = 2
@@ -113,8 +169,6 @@ cdef int sio_fast(upper, int direction, ts, const unsigned char *d, Py_ssize_t l
     if t == 0x32:  # "2": EVENT
         if not (i + 1 < ln and d[i + 1] == 0x22):  # '"'
             return 0
-        if i + 2 > ln:
-            return 0
         found = <const unsigned char *> memchr(d + i + 2, 0x22, ln - i - 2)
         if found == NULL:
             return 0
@@ -125,7 +179,7 @@ cdef int sio_fast(upper, int direction, ts, const unsigned char *d, Py_ssize_t l
         sio_type = "EVENT"
         latency = None
         acked = None
-        anomaly = SIO_RESERVED_TAG if sio.protocol != 4 and name in SIO_RESERVED else ""
+        anomaly = SIO_RESERVED_TAG if sget(sio, O_SIO_PROTOCOL) != 4 and name in SIO_RESERVED else ""
         if has_ack:
             anomaly = _join_tags(anomaly, sio.event_sent(direction, "/", ack_id, ts, name))
     elif t == 0x33:  # "3": ACK
@@ -139,22 +193,28 @@ cdef int sio_fast(upper, int direction, ts, const unsigned char *d, Py_ssize_t l
     else:
         return 0
     if direction != SIO_S2C:
-        sockets.last_c2s = ts
+        sset(sockets, O_SOCK_LAST_C2S, ts)
     if name is not None:
-        root = sockets.root
+        root = sget(sockets, O_SOCK_ROOT)
         if root is not None:
-            events = root.events
+            events = sget(root, O_LIFE_EVENTS) if type(root) is SocketLifeCls else root.events
             events[direction] += 1
-    tcp = upper._tcp
-    eio = upper._eio
-    if not upper._level:
+    tcp = sget(upper, O_WS_TCP)
+    eio = sget(upper, O_WS_EIO)
+    if not sget(upper, O_WS_LEVEL):
         eio.app_protocols[tcp] = "socketio"
-        upper._level = True
+        sset(upper, O_WS_LEVEL, True)
     outbox = eio.outbox
-    outbox.sio_packets.append(dissect_row(SioPacketRow, (
-        tcp, ts, SIO_DIRECTION_NAMES[direction], "websocket", sess.version, "message", sio_type,
-        "/", name, ack_id, None, ln - 1, latency, anomaly, sess.sid, None,
-        outbox.frame, acked, PyUnicode_DecodeUTF8(<const char *> d + i, ln - i, "replace") if eio.payloads else None,
+    if type(outbox) is OutboxCls:
+        sio_packets = sget(outbox, O_OB_SIO)
+        frame = sget(outbox, O_OB_FRAME)
+    else:
+        sio_packets = outbox.sio_packets
+        frame = outbox.frame
+    sio_packets.append(dissect_row(SioPacketRow, (
+        tcp, ts, SIO_DIRECTION_NAMES[direction], "websocket", sget(sess, O_SESS_VERSION), "message", sio_type,
+        "/", name, ack_id, None, ln - 1, latency, anomaly, sget(sess, O_SESS_SID), None,
+        frame, acked, PyUnicode_DecodeUTF8(<const char *> d + i, ln - i, "replace") if eio.payloads else None,
         dissect_crc32(d + i, ln - i) if name is not None else None,
     )))
     return 1

@@ -78,22 +78,98 @@ def ws_whole_frames(dis, src, Py_ssize_t pos, ts, int direction, str dname, int 
     """From ``pos`` in ``src`` (bytes or bytearray), every whole frame the fast path takes, as
     WebSocketDissector.feed's fast path would; returns where it stopped. ``dis`` is the dissector
     (its ``_frame_index`` and ``_message_index`` counters are advanced)."""
-    cdef const unsigned char *p
-    cdef Py_ssize_t n = len(src)
+    return _ws_frames(dis, src, NULL, len(src), pos, ts, direction, dname, mask_bit, cap, sink_frames, sink_msgs,
+                      packet, upper)
+
+
+# Set by configure_ws_dissector() from dissect.protocols.websocket.dissector: its classes, and the
+# offsets of the slots read here (slots.pxi).
+cdef object WsDissector = None
+cdef object WsDirection = None
+cdef Py_ssize_t O_DIS_WSC, O_DIS_DONE, O_DIS_ST, O_DIS_OUTBOX, O_DIS_CAP, O_DIS_UPPER, O_DIS_SID, O_DIS_FI, O_DIS_MI
+cdef Py_ssize_t O_ST_REM, O_ST_SCANNING, O_ST_BUF, O_ST_MSG, O_ST_CLOSED, O_ST_RESYNCED, O_ST_ORPHAN, O_ST_NAME
+cdef Py_ssize_t O_ST_MASK
+
+
+def configure_ws_dissector(cls, direction, outbox):
+    global WsDissector, WsDirection, O_DIS_WSC, O_DIS_DONE, O_DIS_ST, O_DIS_OUTBOX, O_DIS_CAP, O_DIS_UPPER
+    global O_DIS_SID, O_DIS_FI, O_DIS_MI, O_ST_REM, O_ST_SCANNING, O_ST_BUF, O_ST_MSG, O_ST_CLOSED
+    global O_ST_RESYNCED, O_ST_ORPHAN, O_ST_NAME, O_ST_MASK
+    O_DIS_WSC = slot_offset(cls, "_wsc")
+    O_DIS_DONE = slot_offset(cls, "_done")
+    O_DIS_ST = slot_offset(cls, "_st")
+    O_DIS_OUTBOX = slot_offset(cls, "outbox")
+    O_DIS_CAP = slot_offset(cls, "_fast_cap")
+    O_DIS_UPPER = slot_offset(cls, "upper")
+    O_DIS_SID = slot_offset(cls, "session_id")
+    O_DIS_FI = slot_offset(cls, "_frame_index")
+    O_DIS_MI = slot_offset(cls, "_message_index")
+    O_ST_REM = slot_offset(direction, "f_rem")
+    O_ST_SCANNING = slot_offset(direction, "scanning")
+    O_ST_BUF = slot_offset(direction, "buf")
+    O_ST_MSG = slot_offset(direction, "msg")
+    O_ST_CLOSED = slot_offset(direction, "closed")
+    O_ST_RESYNCED = slot_offset(direction, "resynced")
+    O_ST_ORPHAN = slot_offset(direction, "orphan")
+    O_ST_NAME = slot_offset(direction, "name")
+    O_ST_MASK = slot_offset(direction, "mask_bit")
+    configure_outbox(outbox)
+    WsDissector = cls
+    WsDirection = direction
+
+
+cdef int ws_feed_at(dis, int direction, ts, const unsigned char *p, Py_ssize_t n) except -1:
+    """The packet loop's in-order segment ``p[:n]`` for ``dis``, a WebSocketDissector (exact type),
+    read in place (no bytes object for the segment, no Python call) when the direction is in the
+    steady state WebSocketDissector.feed hands to the compiled whole-frame path: nothing buffered,
+    no frame or message in progress, no resync. Whatever is left after the whole frames goes to
+    dis.feed, as feed's own loop would go on. 0: not in that state, nothing done (the caller
+    calls dis.feed)."""
+    cdef Py_ssize_t pos
+    if n <= 0 or sget(dis, O_DIS_WSC) is None or sget(dis, O_DIS_DONE):
+        return 0
+    sts = sget(dis, O_DIS_ST)
+    if type(sts) is not tuple or len(<tuple> sts) != 2:
+        return 0
+    st = (<tuple> sts)[direction]
+    if type(st) is not WsDirection:
+        return 0
+    if sget(st, O_ST_REM) or sget(st, O_ST_SCANNING) or sget(st, O_ST_BUF) or sget(st, O_ST_MSG) is not None \
+            or sget(st, O_ST_CLOSED) or sget(st, O_ST_RESYNCED) or sget(st, O_ST_ORPHAN):
+        return 0
+    outbox = sget(dis, O_DIS_OUTBOX)
+    if type(outbox) is not OutboxCls:
+        return 0
+    pos = _ws_frames(dis, None, p, n, 0, ts, direction, sget(st, O_ST_NAME), sget(st, O_ST_MASK),
+                     sget(dis, O_DIS_CAP), sget(outbox, O_OB_WS_FRAMES), sget(outbox, O_OB_WS_MESSAGES),
+                     sget(outbox, O_OB_FRAME), sget(dis, O_DIS_UPPER))
+    if pos < n:
+        dis.feed(direction, ts, PyBytes_FromStringAndSize(<const char *> p + pos, n - pos))
+    return 1
+
+
+cdef Py_ssize_t _ws_frames(dis, src, const unsigned char *fixed, Py_ssize_t n, Py_ssize_t pos, ts, int direction,
+                           str dname, int mask_bit, long long cap, list sink_frames, list sink_msgs, packet,
+                           upper) except -1:
+    """ws_whole_frames over ``src`` (``fixed`` NULL: bytes or bytearray, its buffer read again after
+    each frame) or over the ``n`` bytes at ``fixed`` (held alive by the caller)."""
+    cdef const unsigned char *p = fixed
     cdef Py_ssize_t hl, a, ln
     cdef unsigned long long ln64
     cdef int b0, b1, op
     cdef bint masked = mask_bit != 0
-    cdef bint need
-    cdef object payload, preview, opname, fi, mi, sid = dis.session_id
+    cdef object payload, preview, opname, fi, mi, sid
     cdef const unsigned char *d
     # the compiled Engine.IO/Socket.IO scan: the upper layer is an EngineIOWebSocket that asks for it
-    cdef bint scan = upper is not None and type(upper) is EioWebSocket and upper.compiled_scan
+    cdef bint scan = upper is not None and type(upper) is EioWebSocket and sget(upper, O_WS_SCAN)
+    cdef bint slots = type(dis) is WsDissector  # its counters read and written in place
+    sid = sget(dis, O_DIS_SID) if slots else dis.session_id
     while n - pos >= 2:
-        if type(src) is bytes:
-            p = <const unsigned char *> PyBytes_AS_STRING(src)
-        else:
-            p = <const unsigned char *> PyByteArray_AS_STRING(src)
+        if fixed == NULL:
+            if type(src) is bytes:
+                p = <const unsigned char *> PyBytes_AS_STRING(src)
+            else:
+                p = <const unsigned char *> PyByteArray_AS_STRING(src)
         b0 = p[pos]
         b1 = p[pos + 1]
         ln64 = b1 & 0x7F
@@ -140,14 +216,20 @@ def ws_whole_frames(dis, src, Py_ssize_t pos, ts, int direction, str dname, int 
         else:
             preview = ""
             opname = OPCODE_BINARY
-        fi = dis._frame_index
-        dis._frame_index = fi + 1
+        if slots:
+            fi = sget(dis, O_DIS_FI)
+            sset(dis, O_DIS_FI, fi + 1)
+            mi = sget(dis, O_DIS_MI)
+            sset(dis, O_DIS_MI, mi + 1)
+        else:
+            fi = dis._frame_index
+            dis._frame_index = fi + 1
+            mi = dis._message_index
+            dis._message_index = mi + 1
         sink_frames.append(dissect_row(WsFrameRow, (
             sid, fi, ts, dname, True, False, False, False, op, opname,
             masked, ln, hl, False, None, None, "", packet,
         )))
-        mi = dis._message_index
-        dis._message_index = mi + 1
         sink_msgs.append(dissect_row(WsMessageRow, (
             sid, mi, ts, ts, dname, opname, 1, hl + ln, ln, False, preview, "", None,
         )))

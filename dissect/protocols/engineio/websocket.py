@@ -27,9 +27,17 @@ from dissect.protocols.socketio import (
     MODE_SIO,
     RESERVED_EVENT_NAME,
     RESERVED_EVENTS,
+    SocketIOState,
     join_tags,
 )
-from dissect.protocols.socketio_sockets import BY_NAMES, SERVER_SHUTTING_DOWN, TRANSPORT_CLOSE, TRANSPORT_ERROR
+from dissect.protocols.socketio_sockets import (
+    BY_NAMES,
+    SERVER_SHUTTING_DOWN,
+    TRANSPORT_CLOSE,
+    TRANSPORT_ERROR,
+    SessionSockets,
+    SocketLife,
+)
 from dissect.records import CAPTURE_ENDED, DIRECTION_NAMES, S2C, Outbox, SioPacket
 
 # A NamedTuple row without the Python-level __new__ (the field count is fixed by the code).
@@ -220,5 +228,6 @@ class EngineIOWebSocket:
 
 
 if _core is not None:  # the compiled twin of ws_message's fast path makes the rows it makes
-    _core.configure_sio(EngineIOWebSocket, SioPacket, DIRECTION_NAMES, S2C, MODE_SIO, RESERVED_EVENTS,
-                        RESERVED_EVENT_NAME, ACK_WITHOUT_EVENT, MAX_ACK_ID_DIGITS)
+    _core.configure_sio(EngineIOWebSocket, Session, SocketIOState, SessionSockets, SocketLife, Outbox, SioPacket,
+                        DIRECTION_NAMES, S2C, MODE_SIO, RESERVED_EVENTS, RESERVED_EVENT_NAME, ACK_WITHOUT_EVENT,
+                        MAX_ACK_ID_DIGITS)

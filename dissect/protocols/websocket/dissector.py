@@ -116,6 +116,10 @@ class WebSocketDissector:
     (``message_index`` likewise; a control frame is its own message).
     """
 
+    # (slots: the compiled core reads and writes some of them in place, dissect/compiled/ws_frames.pxi)
+    __slots__ = ("session_id", "payloads", "outbox", "deflate", "upper", "max_message_bytes", "_frame_index",
+                 "_message_index", "_done", "first_close", "transport_end", "_fast_cap", "_wsc", "_st")
+
     def __init__(
         self,
         session_id: int,
@@ -562,3 +566,7 @@ class WebSocketDissector:
             st.scanning = False
             st.resynced = True
         return found
+
+
+if _core is not None:  # the compiled packet loop hands this dissector's segments to the compiled frame path
+    _core.configure_ws_dissector(WebSocketDissector, Direction, Outbox)
