@@ -100,6 +100,28 @@ def test_grouping_does_not_depend_on_the_split(rows: list, workers: int, rnd: ra
     assert [g.broadcast_index for g in expected] == list(range(len(expected)))
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3 * WINDOW_NS), st.sampled_from(["/", "/chat"]), st.sampled_from(["a", "b"]),
+                          st.integers(0, 40), st.sampled_from(["s1", "s2", "s3", "s4", "s5"]),
+                          st.sampled_from([10, 11])), max_size=80))
+def test_leaving_out_unshared_candidates_changes_nothing(rows: list) -> None:
+    """groups() leaves out the candidates whose (namespace, event, digest, size) no other candidate
+    has: the fan-outs and their order are those of grouping every candidate."""
+    import numpy as np
+
+    from dissect.output import broadcasts
+
+    c = FanoutCandidates()
+    c.add_columns(_cols(rows))
+    fast = c.groups()
+    saved = broadcasts._shared_keys
+    broadcasts._shared_keys = lambda np_, kind, digest: np.arange(len(kind))  # every candidate
+    try:
+        assert c.groups() == fast
+    finally:
+        broadcasts._shared_keys = saved
+
+
 def test_grouping_rule() -> None:
     c = FanoutCandidates()
     s = 1_000_000

@@ -44,6 +44,24 @@ def _socket_key(eio_sid: Any, session_id: Any, namespace: str) -> int:
     return crc32(f"{who}\0{namespace}".encode("utf-8", "replace"))
 
 
+def _shared_keys(np: Any, kind: array[int], digest: array[int]) -> Any:
+    """The indices (ascending) of the candidates whose (kind, digest) occurs more than once."""
+    n = len(kind)
+    if n < 2:
+        return np.zeros(0, dtype=np.intp)
+    k = np.frombuffer(kind, dtype=np.uint32)
+    d = np.frombuffer(digest, dtype=np.int64)
+    by_key = np.lexsort((d, k))
+    ks, ds = k[by_key], d[by_key]
+    same = (ks[1:] == ks[:-1]) & (ds[1:] == ds[:-1])  # a candidate and the next in key order
+    shared = np.zeros(n, dtype=bool)
+    shared[1:] |= same
+    shared[:-1] |= same
+    keep = np.zeros(n, dtype=bool)
+    keep[by_key] = shared
+    return np.flatnonzero(keep)
+
+
 class FanoutCandidates:
     """Server-to-client EVENTs seen so far (compact arrays), turned into fan-outs by :meth:`groups`."""
 
@@ -116,9 +134,15 @@ class FanoutCandidates:
         ts, digest, socket, kind = self.ts, self.digest, self.socket, self.kind
         import numpy as np  # (here: the command line starts without it)
 
+        # Only the candidates whose (kind, digest) another candidate shares can be in a fan-out; the
+        # rest (most, usually) would each open a group of one. Leaving them out changes no group
+        # (a group holds one key) and no order: ageing closes a group at the first candidate more
+        # than the window after it, before that candidate's own group is closed, whichever
+        # candidates are left out in between.
+        shared = _shared_keys(np, kind, digest)
         # by time, then socket: an order that does not depend on how the workers split the sockets
-        order = np.lexsort((np.frombuffer(socket, dtype=np.uint32), np.frombuffer(ts, dtype=np.int64))).tolist() \
-            if len(ts) else []
+        order = shared[np.lexsort((np.frombuffer(socket, dtype=np.uint32)[shared],
+                                   np.frombuffer(ts, dtype=np.int64)[shared]))].tolist()
         # open group per (kind, digest): [ts_first, ts_last, sockets, size]
         open_groups: dict[tuple[int, int], list[Any]] = {}
         found: list[tuple[int, int, int, int, int]] = []  # ts_first, ts_last, recipients, size, kind
