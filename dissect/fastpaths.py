@@ -65,6 +65,16 @@ COMPILED_SIO_SCAN = COMPILED
 COMPILED_CSV = COMPILED
 
 
+# sio_broadcasts: a batch's fan-out candidates collected in C (dissect/compiled/fanout.pxi; the loop
+# of FanoutCandidates.add_columns, dissect/output/broadcasts.py).
+COMPILED_FANOUT = COMPILED
+
+
+def compiled_fanout() -> Any:
+    """The compiled FanoutCandidates.add_columns, or None for the Python loop."""
+    return _packets.fanout_add_columns if COMPILED_FANOUT and _packets is not None else None
+
+
 def compiled_csv() -> Any:
     """The compiled CSV batch formatter, or None for the generated f-strings."""
     return _packets.format_csv if COMPILED_CSV and _packets is not None else None

@@ -661,3 +661,47 @@ def test_corpus_rows_identical_with_and_without_the_sio_scan(monkeypatch: pytest
 @given(st.binary(max_size=300))
 def test_compiled_crc32_is_zlibs(data: bytes) -> None:
     assert fastpaths.compiled_core().crc32(data) == zlib.crc32(data)
+
+
+# -- sio_broadcasts candidates (fastpaths.COMPILED_FANOUT) -------------------------------------------
+
+_FAN_ROW = st.tuples(
+    st.one_of(st.integers(0, 3 * 10**9), st.integers(-(1 << 64), 1 << 64), st.floats(0, 1e10)),  # ts
+    st.sampled_from(["s2c", "s2c", "c2s"]),
+    st.sampled_from(["EVENT", "EVENT", "BINARY_EVENT", "ACK", ""]),
+    st.one_of(st.none(), st.sampled_from(["/", "/chat"]), st.just("")),  # namespace
+    st.one_of(st.none(), st.sampled_from(["a", "b", "é"])),  # event
+    st.one_of(st.none(), st.integers(0, (1 << 32) - 1), st.just(float("nan"))),  # payload_digest
+    st.one_of(st.none(), st.integers(0, 1 << 40), st.floats(0, 100),
+              st.sampled_from([(1 << 31) - 1, 1 << 31, (1 << 31) + 5, (1 << 40) + 3])),  # payload_bytes
+    st.one_of(st.none(), st.sampled_from(["sid1", "sid2"]), st.just(float("nan"))),  # eio_sid
+    st.integers(1, 3),  # session_id
+)
+_FAN_COLS = ("ts", "direction", "sio_type", "namespace", "event", "payload_digest", "payload_bytes", "eio_sid",
+             "session_id")
+
+
+@needs_compiled
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(_FAN_ROW, max_size=30), max_size=4), st.booleans())
+def test_fanout_candidates_identical_compiled_and_python(batches: list[list[tuple]], as_tuples: bool) -> None:
+    """Batches of sio_packets columns (lists, or other sequences) with every kind of cell (missing,
+    NaN, out-of-range times, other directions and types, sizes past 31 bits): the compiled loop
+    collects the candidates, kinds and socket keys the Python loop collects."""
+    from dissect.output.broadcasts import FanoutCandidates
+
+    got = []
+    saved = fastpaths.COMPILED_FANOUT
+    try:
+        for compiled in (True, False):
+            fastpaths.COMPILED_FANOUT = compiled
+            fc = FanoutCandidates()
+            for rows in batches:
+                cols = {c: [r[i] for r in rows] for i, c in enumerate(_FAN_COLS)}
+                if as_tuples:
+                    cols = {c: tuple(v) for c, v in cols.items()}  # type: ignore[misc]
+                fc.add_columns(cols)
+            got.append((list(fc.ts), list(fc.digest), list(fc.socket), list(fc.kind), fc.kinds, fc.groups()))
+    finally:
+        fastpaths.COMPILED_FANOUT = saved
+    assert got[0] == got[1]

@@ -400,3 +400,4 @@ def configure(decoders, udp_tunnel, gre):
 include "ws_frames.pxi"
 include "sio_scan.pxi"
 include "csv_rows.pxi"
+include "fanout.pxi"

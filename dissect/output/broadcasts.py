@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from zlib import crc32
 
+from dissect import fastpaths
 from dissect.records import SioBroadcast, ms
 
 WINDOW_NS = 1_000_000_000  # the first and the last packet of a fan-out within 1 s (REPORTS.md)
@@ -80,6 +81,10 @@ class FanoutCandidates:
 
     def add_columns(self, cols: Mapping[str, Sequence[Any]]) -> None:
         """The candidates among ``sio_packets`` rows given column-wise (ts in ns)."""
+        compiled = fastpaths.compiled_fanout()
+        if compiled is not None:  # this loop in C (dissect/compiled/fanout.pxi), the same cells
+            compiled(self, cols, _socket_key)
+            return
         digests = cols.get("payload_digest")
         if digests is None:
             return
