@@ -106,20 +106,21 @@ def test_grouping_does_not_depend_on_the_split(rows: list, workers: int, rnd: ra
                           st.sampled_from([10, 11])), max_size=80))
 def test_leaving_out_unshared_candidates_changes_nothing(rows: list) -> None:
     """groups() leaves out the candidates whose (namespace, event, digest, size) no other candidate
-    has: the fan-outs and their order are those of grouping every candidate."""
-    import numpy as np
-
+    has: the fan-outs and their order are those of grouping every candidate. The order is made
+    with numpy past broadcasts.SMALL candidates, in Python below: the same."""
     from dissect.output import broadcasts
 
     c = FanoutCandidates()
     c.add_columns(_cols(rows))
     fast = c.groups()
-    saved = broadcasts._shared_keys
-    broadcasts._shared_keys = lambda np_, kind, digest: np.arange(len(kind))  # every candidate
+    saved = broadcasts._order, broadcasts.SMALL
     try:
+        broadcasts.SMALL = 0  # numpy
         assert c.groups() == fast
+        broadcasts._order = lambda ts, digest, socket, kind: sorted(range(len(ts)), key=lambda i: (ts[i], socket[i]))
+        assert c.groups() == fast  # every candidate
     finally:
-        broadcasts._shared_keys = saved
+        broadcasts._order, broadcasts.SMALL = saved
 
 
 def test_grouping_rule() -> None:

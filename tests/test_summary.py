@@ -565,3 +565,31 @@ def test_counts_equal_counter(cells: list[Any], constant: bool) -> None:
         cells = [cells[0]] * len(cells)
     assert distribution.count_cells(cells) == Counter(cells)
     assert distribution.count_combinations(cells, cells[::-1]) == Counter(zip(cells, cells[::-1], strict=True))
+
+
+_FINITE = st.floats(allow_nan=False, allow_infinity=False)
+
+
+@given(st.lists(st.one_of(_FINITE, st.integers(-50, 50).map(float), st.floats(-1e-300, 1e-300),
+                          st.sampled_from([0.0, -0.0, 1e308, -1e308])), min_size=1, max_size=300),
+       st.lists(st.one_of(st.floats(0, 100), st.sampled_from([0.0, 50.0, 0.9 * 100, 99.0, 100.0])), min_size=1,
+                max_size=5))
+def test_percentiles_without_numpy_are_numpys(values: list[float], ps: list[float]) -> None:
+    """Small exact distributions get their percentiles in Python (the command line does not import
+    numpy for them): numpy.percentile's floats, bit for bit."""
+    got = distribution.percentiles(sorted(values), ps)
+    want = [float(v) for v in np.percentile(np.array(values), ps)]
+    assert [repr(v) for v in got] == [repr(v) for v in want]  # -0.0, nan and inf included
+
+
+def test_small_and_large_exact_distributions_agree() -> None:
+    d = summary.Distribution()
+    rnd = random.Random(7)
+    d.extend([rnd.lognormvariate(0, 3) for _ in range(5000)])
+    small = d.quantiles((0.5, 0.9, 0.99))
+    saved = distribution.SMALL_EXACT
+    distribution.SMALL_EXACT = 0
+    try:
+        assert d.quantiles((0.5, 0.9, 0.99)) == small
+    finally:
+        distribution.SMALL_EXACT = saved

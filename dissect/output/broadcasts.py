@@ -25,7 +25,7 @@ The groups are made once, at the end of a run, from every worker's candidates (`
 from __future__ import annotations
 
 from array import array
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 from zlib import crc32
@@ -43,6 +43,25 @@ def _socket_key(eio_sid: Any, session_id: Any, namespace: str) -> int:
     the same key in one group of the same event (a 1 in 4 billion chance) would count as one."""
     who = f"{eio_sid}" if eio_sid is not None and eio_sid == eio_sid else f"#{session_id}"
     return crc32(f"{who}\0{namespace}".encode("utf-8", "replace"))
+
+
+# Candidates ordered without numpy up to this many (the command line starts without it).
+SMALL = 20_000
+
+
+def _order(ts: array[int], digest: array[int], socket: array[int], kind: array[int]) -> list[int]:
+    """The indices of the candidates whose (kind, digest) occurs more than once, by ts, then
+    socket, then index."""
+    if len(ts) <= SMALL:
+        keys = list(zip(kind, digest, strict=True))
+        seen = Counter(keys)
+        shared = [i for i, key in enumerate(keys) if seen[key] > 1]
+        return sorted(shared, key=lambda i: (ts[i], socket[i]))  # stable: ties by index
+    import numpy as np
+
+    shared_np = _shared_keys(np, kind, digest)
+    return shared_np[np.lexsort((np.frombuffer(socket, dtype=np.uint32)[shared_np],
+                                 np.frombuffer(ts, dtype=np.int64)[shared_np]))].tolist()
 
 
 def _shared_keys(np: Any, kind: array[int], digest: array[int]) -> Any:
@@ -137,17 +156,13 @@ class FanoutCandidates:
     def groups(self) -> list[SioBroadcast]:
         """The fan-outs, in the order of their first packet (then namespace, event), numbered from 0."""
         ts, digest, socket, kind = self.ts, self.digest, self.socket, self.kind
-        import numpy as np  # (here: the command line starts without it)
-
         # Only the candidates whose (kind, digest) another candidate shares can be in a fan-out; the
         # rest (most, usually) would each open a group of one. Leaving them out changes no group
         # (a group holds one key) and no order: ageing closes a group at the first candidate more
         # than the window after it, before that candidate's own group is closed, whichever
-        # candidates are left out in between.
-        shared = _shared_keys(np, kind, digest)
-        # by time, then socket: an order that does not depend on how the workers split the sockets
-        order = shared[np.lexsort((np.frombuffer(socket, dtype=np.uint32)[shared],
-                                   np.frombuffer(ts, dtype=np.int64)[shared]))].tolist()
+        # candidates are left out in between. Then by time, then socket: an order that does not
+        # depend on how the workers split the sockets.
+        order = _order(ts, digest, socket, kind)
         # open group per (kind, digest): [ts_first, ts_last, sockets, size]
         open_groups: dict[tuple[int, int], list[Any]] = {}
         found: list[tuple[int, int, int, int, int]] = []  # ts_first, ts_last, recipients, size, kind

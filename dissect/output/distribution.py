@@ -43,6 +43,9 @@ COUNTER_LIMIT = 10_000
 #: The key a :class:`CappedCounter` counts new keys under once it is full.
 OTHER = "(other)"
 
+#: Exact distributions of at most this many values get their percentiles without numpy.
+SMALL_EXACT = 20_000
+
 _GAMMA = 1.02
 _LOG_GAMMA = math.log(_GAMMA)
 
@@ -151,6 +154,27 @@ class CappedCounter:
         return sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
 
 
+def percentiles(values: Sequence[float], ps: Sequence[float]) -> list[float]:
+    """``numpy.percentile(values, ps)`` (its default "linear" method) of sorted, finite, non-NaN
+    ``values`` (at least one), float for float: numpy's steps with Python's IEEE doubles (virtual
+    index ``(n - 1) * p / 100``, the last value past the end, and numpy's ``_lerp``, which
+    interpolates from the upper value when the fraction is 0.5 or more)."""
+    n = len(values)
+    out = []
+    for p in ps:
+        virtual = (n - 1) * (p / 100)
+        below = math.floor(virtual)
+        if virtual >= n - 1:
+            a = b = values[-1]
+            gamma = virtual + 1  # numpy's previous index is -1 there
+        else:
+            a, b = values[below], values[below + 1]
+            gamma = virtual - below
+        diff = b - a
+        out.append(b - diff * (1 - gamma) if gamma >= 0.5 else a + diff * gamma)
+    return out
+
+
 class Distribution:
     """Count, min, max and percentiles of a stream of floats in bounded memory (module doc)."""
 
@@ -231,6 +255,9 @@ class Distribution:
         if self.count == 0:
             return [None for _ in qs]
         if self.exact is not None:
+            if len(self.exact) <= SMALL_EXACT:  # without numpy (the command line starts without it)
+                small: list[float | None] = list(percentiles(sorted(self.exact), [q * 100 for q in qs]))
+                return small
             import numpy as np
 
             arr = np.frombuffer(self.exact, dtype=np.float64)
