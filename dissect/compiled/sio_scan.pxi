@@ -14,20 +14,35 @@ from cpython.unicode cimport PyUnicode_DecodeUTF8
 
 cdef extern from *:
     """
-    /* CRC-32 (ISO-HDLC, zlib's crc32 with the initial value 0), table-driven. */
-    static unsigned int dissect_crc_table[256];
+    /* CRC-32 (ISO-HDLC, zlib's crc32 with the initial value 0), slicing by 8 bytes. */
+    static unsigned int dissect_crc_table[8][256];
     static void dissect_crc_init(void) {
         unsigned int c, n, k;
         for (n = 0; n < 256; n++) {
             c = n;
             for (k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320U ^ (c >> 1) : c >> 1;
-            dissect_crc_table[n] = c;
+            dissect_crc_table[0][n] = c;
         }
+        for (n = 0; n < 256; n++)
+            for (k = 1; k < 8; k++)
+                dissect_crc_table[k][n] = (dissect_crc_table[k - 1][n] >> 8)
+                                          ^ dissect_crc_table[0][dissect_crc_table[k - 1][n] & 0xFF];
     }
     static unsigned int dissect_crc32(const unsigned char *p, Py_ssize_t n) {
-        unsigned int c = 0xFFFFFFFFU;
-        Py_ssize_t i;
-        for (i = 0; i < n; i++) c = dissect_crc_table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
+        unsigned int c = 0xFFFFFFFFU, hi;
+        while (n >= 8) {
+            c ^= (unsigned int)p[0] | ((unsigned int)p[1] << 8) | ((unsigned int)p[2] << 16)
+                 | ((unsigned int)p[3] << 24);
+            hi = (unsigned int)p[4] | ((unsigned int)p[5] << 8) | ((unsigned int)p[6] << 16)
+                 | ((unsigned int)p[7] << 24);
+            c = dissect_crc_table[7][c & 0xFF] ^ dissect_crc_table[6][(c >> 8) & 0xFF]
+                ^ dissect_crc_table[5][(c >> 16) & 0xFF] ^ dissect_crc_table[4][c >> 24]
+                ^ dissect_crc_table[3][hi & 0xFF] ^ dissect_crc_table[2][(hi >> 8) & 0xFF]
+                ^ dissect_crc_table[1][(hi >> 16) & 0xFF] ^ dissect_crc_table[0][hi >> 24];
+            p += 8;
+            n -= 8;
+        }
+        while (n-- > 0) c = dissect_crc_table[0][(c ^ *p++) & 0xFF] ^ (c >> 8);
         return c ^ 0xFFFFFFFFU;
     }
     """
