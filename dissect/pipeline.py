@@ -30,7 +30,8 @@ from dissect.records import Outbox
 from dissect.transport.flows import FlowTable
 from dissect.transport.limits import Limits
 from dissect.transport.ownership import Ownership
-from dissect.transport.tcp import ACK, FIN, HALF, MASK, SYN
+from dissect.transport.tcp import ACK, FIN, HALF, MASK, SYN, TcpConnection
+from dissect.transport.tcp import Direction as TcpDirection
 
 _tcp_hdr = struct.Struct("!HHIIBB").unpack_from
 _udp_hdr = struct.Struct("!HH").unpack_from
@@ -119,7 +120,7 @@ class Pipeline:
         unknown_links: Counter[int] = Counter()
         packets = fastpaths.compiled_packets()
         if packets is not None:  # the compiled twin of _loop (dissect/compiled/packets.pyx)
-            packets.configure(link.DECODERS, udp_tunnel, gre)
+            packets.configure(link.DECODERS, udp_tunnel, gre, TcpConnection, TcpDirection)
             self.last_ts = packets.run_packets(self, reader, unknown_links, fastpaths.TCP_IN_ORDER,
                                                DRAIN_EVERY, EVICT_EVERY)
         else:

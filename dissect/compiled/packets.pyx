@@ -103,7 +103,8 @@ cdef object _loop(pipeline, reader, unknown_links, bint in_order_fast, long long
     cdef const unsigned char *p
     cdef const unsigned char *dp
     cdef PyObject *found
-    cdef bint plain4
+    cdef bint plain4, fast_conn, in_order
+    cdef object streams, counts, nseq
     cdef object pkt, ts, buf, data, key, entry, conn, stream, other, app, decoded, dec, uentry, uflow
     while True:
         if inject:
@@ -202,7 +203,7 @@ cdef object _loop(pipeline, reader, unknown_links, bint in_order_fast, long long
                 conn = entry[0]
                 if conn is None:
                     continue
-                if conn.foreign and not dp[l4 + 13] & 0x07:
+                if (sget(conn, O_C_FOREIGN) if type(conn) is TcpConn else conn.foreign) and not dp[l4 + 13] & 0x07:
                     conn.ts_last = ts  # --jobs: another worker's flow, nothing to track
                     continue
             else:
@@ -233,25 +234,52 @@ cdef object _loop(pipeline, reader, unknown_links, bint in_order_fast, long long
                 if flags & FIN:
                     conn.streams[d].fin_done = True
                 continue
-            conn.packets[d] += 1
-            conn.ts_last = ts
+            # (a TcpConnection's and its Directions' slots read and written in place: slots.pxi)
+            fast_conn = type(conn) is TcpConn
+            if fast_conn:
+                streams = sget(conn, O_C_STREAMS)
+                fast_conn = type(streams) is tuple and len(<tuple> streams) == 2 \
+                    and type((<tuple> streams)[0]) is TcpDir and type((<tuple> streams)[1]) is TcpDir
+            if fast_conn:
+                counts = sget(conn, O_C_PACKETS)
+                counts[d] += 1
+                sset(conn, O_C_TS_LAST, ts)
+            else:
+                conn.packets[d] += 1
+                conn.ts_last = ts
             if flags & ACK:
                 if d == 0 and conn.ack_ts is None and conn.synack_ts is not None and not flags & SYN:
                     conn.ack_ts = ts
-                other = conn.streams[1 - d]
-                nxt = other.next_seq
+                if fast_conn:
+                    nxt = sget((<tuple> streams)[1 - d], O_D_NEXT_SEQ)
+                else:
+                    other = conn.streams[1 - d]
+                    nxt = other.next_seq
                 if nxt >= 0 and ack != nxt and not (((ack - nxt) & MASK) & HALF):
                     conn.acked(1 - d, ts, ack)
             if l4end > poff:
                 if flags & SYN:
                     seq = (seq + 1) & MASK  # data on a SYN (TCP Fast Open) follows the ISN
                 if l4end <= end:
-                    stream = conn.streams[d]
-                    app = conn.app
-                    if in_order_fast and app is not None and seq == stream.next_seq and not stream.pending:
+                    if fast_conn:
+                        stream = (<tuple> streams)[d]
+                        app = sget(conn, O_C_APP)
+                        in_order = in_order_fast and app is not None and seq == sget(stream, O_D_NEXT_SEQ) \
+                            and not sget(stream, O_D_PENDING)
+                    else:
+                        stream = conn.streams[d]
+                        app = conn.app
+                        in_order = in_order_fast and app is not None and seq == stream.next_seq and not stream.pending
+                    if in_order:
                         # fastpaths.TCP_IN_ORDER: TcpConnection.data's in-order case, inline
-                        stream.next_seq = stream.high = (l4end - poff + seq) & MASK
-                        stream.delivered += l4end - poff
+                        if fast_conn:
+                            nseq = (l4end - poff + seq) & MASK
+                            sset(stream, O_D_NEXT_SEQ, nseq)
+                            sset(stream, O_D_HIGH, nseq)
+                            sset(stream, O_D_DELIVERED, sget(stream, O_D_DELIVERED) + (l4end - poff))
+                        else:
+                            stream.next_seq = stream.high = (l4end - poff + seq) & MASK
+                            stream.delivered += l4end - poff
                         # fastpaths.COMPILED_WS_FRAMES: a WebSocket in its steady state reads the segment in place
                         if type(app) is not WsDissector or not ws_feed_at(app, d, ts, dp + poff, l4end - poff):
                             app.feed(d, ts, PyBytes_FromStringAndSize(<const char *> dp + poff, l4end - poff))
@@ -391,12 +419,34 @@ pipeline_udp_tunnel = None
 pipeline_gre = None
 
 
-def configure(decoders, udp_tunnel, gre):
-    """The Python helpers the loop calls for what it leaves to them (link.DECODERS, tunnels)."""
-    global pipeline_link_decoders, pipeline_udp_tunnel, pipeline_gre
+# TcpConnection and its Direction (dissect.transport.tcp), and the offsets of the slots the loop
+# reads and writes in place (slots.pxi); set by configure().
+cdef object TcpConn = None
+cdef object TcpDir = None
+cdef Py_ssize_t O_C_FOREIGN, O_C_STREAMS, O_C_PACKETS, O_C_TS_LAST, O_C_APP
+cdef Py_ssize_t O_D_NEXT_SEQ, O_D_PENDING, O_D_HIGH, O_D_DELIVERED
+
+
+def configure(decoders, udp_tunnel, gre, tcp_connection, tcp_direction):
+    """The Python helpers the loop calls for what it leaves to them (link.DECODERS, tunnels), and
+    the classes of TCP state it reads in place."""
+    global pipeline_link_decoders, pipeline_udp_tunnel, pipeline_gre, TcpConn, TcpDir
+    global O_C_FOREIGN, O_C_STREAMS, O_C_PACKETS, O_C_TS_LAST, O_C_APP
+    global O_D_NEXT_SEQ, O_D_PENDING, O_D_HIGH, O_D_DELIVERED
     pipeline_link_decoders = decoders
     pipeline_udp_tunnel = udp_tunnel
     pipeline_gre = gre
+    O_C_FOREIGN = slot_offset(tcp_connection, "foreign")
+    O_C_STREAMS = slot_offset(tcp_connection, "streams")
+    O_C_PACKETS = slot_offset(tcp_connection, "packets")
+    O_C_TS_LAST = slot_offset(tcp_connection, "ts_last")
+    O_C_APP = slot_offset(tcp_connection, "app")
+    O_D_NEXT_SEQ = slot_offset(tcp_direction, "next_seq")
+    O_D_PENDING = slot_offset(tcp_direction, "pending")
+    O_D_HIGH = slot_offset(tcp_direction, "high")
+    O_D_DELIVERED = slot_offset(tcp_direction, "delivered")
+    TcpConn = tcp_connection
+    TcpDir = tcp_direction
 include "ws_frames.pxi"
 include "sio_scan.pxi"
 include "csv_rows.pxi"

@@ -72,16 +72,21 @@ cdef Py_ssize_t O_SESS_CLOSED, O_SESS_SIO, O_SESS_HELD, O_SESS_VERSION, O_SESS_S
 cdef Py_ssize_t O_SIO_MODE, O_SIO_EXPECT, O_SIO_SOCKETS, O_SIO_PROTOCOL
 cdef Py_ssize_t O_SOCK_SLOW, O_SOCK_LAST_C2S, O_SOCK_ROOT, O_LIFE_EVENTS
 cdef Py_ssize_t O_OB_SIO, O_OB_FRAME, O_OB_WS_FRAMES, O_OB_WS_MESSAGES
+cdef Py_ssize_t O_EIO_OUTBOX, O_EIO_PAYLOADS
+cdef object EngineIOCls = None  # the tracker (dissect.protocols.engineio.tracker.EngineIO)
 
 
-def configure_sio(eio_websocket, session, sio_state, session_sockets, socket_life, outbox, sio_packet_row,
+def configure_sio(eio_websocket, engineio, session, sio_state, session_sockets, socket_life, outbox, sio_packet_row,
                   direction_names, int s2c, mode_sio, reserved_events, reserved_event_name, ack_without_event,
                   int max_ack_id_digits):
     global EioWebSocket, SessionCls, SioStateCls, SocketsCls, SocketLifeCls, OutboxCls, SioPacketRow
     global SIO_DIRECTION_NAMES, SIO_MODE, SIO_RESERVED, SIO_RESERVED_TAG, SIO_ACK_WITHOUT_EVENT, SIO_S2C
     global MAX_ACK_DIGITS, O_WS_SESS, O_WS_TCP, O_WS_EIO, O_WS_LEVEL, O_WS_SCAN, O_SESS_CLOSED, O_SESS_SIO
     global O_SESS_HELD, O_SESS_VERSION, O_SESS_SID, O_SIO_MODE, O_SIO_EXPECT, O_SIO_SOCKETS, O_SIO_PROTOCOL
-    global O_SOCK_SLOW, O_SOCK_LAST_C2S, O_SOCK_ROOT, O_LIFE_EVENTS
+    global O_SOCK_SLOW, O_SOCK_LAST_C2S, O_SOCK_ROOT, O_LIFE_EVENTS, O_EIO_OUTBOX, O_EIO_PAYLOADS, EngineIOCls
+    O_EIO_OUTBOX = slot_offset(engineio, "outbox")
+    O_EIO_PAYLOADS = slot_offset(engineio, "payloads")
+    EngineIOCls = engineio
     O_WS_SESS = slot_offset(eio_websocket, "_sess")
     O_WS_TCP = slot_offset(eio_websocket, "_tcp")
     O_WS_EIO = slot_offset(eio_websocket, "_eio")
@@ -219,7 +224,12 @@ cdef int sio_fast(upper, int direction, ts, const unsigned char *d, Py_ssize_t l
     if not sget(upper, O_WS_LEVEL):
         eio.app_protocols[tcp] = "socketio"
         sset(upper, O_WS_LEVEL, True)
-    outbox = eio.outbox
+    if type(eio) is EngineIOCls:
+        outbox = sget(eio, O_EIO_OUTBOX)
+        payloads = sget(eio, O_EIO_PAYLOADS)
+    else:
+        outbox = eio.outbox
+        payloads = eio.payloads
     if type(outbox) is OutboxCls:
         sio_packets = sget(outbox, O_OB_SIO)
         frame = sget(outbox, O_OB_FRAME)
@@ -229,7 +239,7 @@ cdef int sio_fast(upper, int direction, ts, const unsigned char *d, Py_ssize_t l
     sio_packets.append(dissect_row(SioPacketRow, (
         tcp, ts, SIO_DIRECTION_NAMES[direction], "websocket", sget(sess, O_SESS_VERSION), "message", sio_type,
         "/", name, ack_id, None, ln - 1, latency, anomaly, sget(sess, O_SESS_SID), None,
-        frame, acked, PyUnicode_DecodeUTF8(<const char *> d + i, ln - i, "replace") if eio.payloads else None,
+        frame, acked, PyUnicode_DecodeUTF8(<const char *> d + i, ln - i, "replace") if payloads else None,
         dissect_crc32(d + i, ln - i) if name is not None else None,
     )))
     return 1

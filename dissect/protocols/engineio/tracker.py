@@ -43,7 +43,7 @@ from dissect.protocols.engineio.query import (
     transport_of,
 )
 from dissect.protocols.engineio.session import Session
-from dissect.protocols.engineio.websocket import EngineIOWebSocket
+from dissect.protocols.engineio.websocket import EngineIOWebSocket, configure_compiled
 from dissect.protocols.socketio import (
     ATTACHMENTS_MISSING,
     GROUP_END,
@@ -73,6 +73,10 @@ class EngineIO:
     Under ``--jobs`` only the worker that ``reports`` a session counts it (every worker may see a
     shared polling handshake).
     """
+
+    # (slots: the compiled core reads outbox and payloads in place, dissect/compiled/sio_scan.pxi)
+    __slots__ = ("outbox", "reports", "payloads", "app_protocols", "_sessions", "_unnamed", "_closed",
+                 "_pending_open", "_ws_waiting")
 
     def __init__(self, outbox: Outbox, reports: Callable[[int, str | None], bool] | None = None,
                  payloads: bool = False) -> None:
@@ -489,3 +493,6 @@ def _error_message(body: bytes | None) -> str:
         return str(value["message"])[:200]
     return ""
 
+
+
+configure_compiled(EngineIO)  # the compiled Socket.IO scan reads an EngineIO's slots

@@ -227,7 +227,11 @@ class EngineIOWebSocket:
             self._eio.end_session(sess)
 
 
-if _core is not None:  # the compiled twin of ws_message's fast path makes the rows it makes
-    _core.configure_sio(EngineIOWebSocket, Session, SocketIOState, SessionSockets, SocketLife, Outbox, SioPacket,
-                        DIRECTION_NAMES, S2C, MODE_SIO, RESERVED_EVENTS, RESERVED_EVENT_NAME, ACK_WITHOUT_EVENT,
-                        MAX_ACK_ID_DIGITS)
+def configure_compiled(tracker: type) -> None:
+    """Hand the compiled core (when in use) what its twin of ws_message's fast path reads: the
+    classes whose slots it reads in place and the constants it writes (``tracker`` is the
+    EngineIO class, which imports this module)."""
+    if _core is not None:
+        _core.configure_sio(EngineIOWebSocket, tracker, Session, SocketIOState, SessionSockets, SocketLife, Outbox,
+                            SioPacket, DIRECTION_NAMES, S2C, MODE_SIO, RESERVED_EVENTS, RESERVED_EVENT_NAME,
+                            ACK_WITHOUT_EVENT, MAX_ACK_ID_DIGITS)
