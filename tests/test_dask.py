@@ -149,6 +149,75 @@ def test_parts_in_a_url(cluster: str, rotated: list[str], tmp_path: Path) -> Non
     assert bad.exit_code == 2 and "--dask-scratch goes with --dask" in bad.output
 
 
+S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def _environ(values: dict[str, str | None]) -> None:
+    """Set (None: remove) environment variables of this process (run on the workers too)."""
+    for k, v in values.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture
+def s3(cluster: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """An S3 endpoint (moto's server, in this process) that the client and the cluster's workers
+    reach through the usual AWS environment variables; a bucket ``dissect``. Yields an s3fs
+    filesystem on it."""
+    s3fs = pytest.importorskip("s3fs", reason="s3fs is not installed (pip install s3fs)")
+    server_mod = pytest.importorskip("moto.server", reason="moto[server] is not installed")
+    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {**S3_ENV, "AWS_ENDPOINT_URL_S3": f"http://{host}:{port}"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with distributed.Client(cluster) as client:
+        before = client.run(lambda: {k: os.environ.get(k) for k in env})
+        client.run(_environ, env)
+        try:
+            fs = s3fs.S3FileSystem(skip_instance_cache=True)
+            fs.mkdir("dissect")
+            yield fs
+        finally:
+            for worker, values in before.items():
+                client.run(_environ, values, workers=[worker])
+            server.stop()
+
+
+def test_parts_in_s3(cluster: str, rotated: list[str], s3: Any, tmp_path: Path) -> None:
+    """--dask-scratch s3://...: the workers write their part files to an object store (moto's S3
+    server here, through s3fs), the client merges them from there into the local tables and
+    removes them."""
+    r = CliRunner()
+    files = rotated + FILES
+    assert r.invoke(main, ["report", *files, "--out", str(tmp_path / "a"), "--no-html", "-q"]).exit_code == 0
+    seen: list[str] = []
+    from dissect.run import parts
+
+    read_index = parts.read_index
+
+    def spying(path: str) -> Iterator[parts.Segment]:
+        seen.append(path)
+        return read_index(path)
+
+    parts.read_index = spying
+    try:
+        res = r.invoke(main, ["report", *files, "--out", str(tmp_path / "b"), "-q", "--dask", cluster,
+                              "--dask-scratch", "s3://dissect/scratch"])
+    finally:
+        parts.read_index = read_index
+    assert res.exit_code == 0, res.output
+    same_files(tmp_path / "a", tmp_path / "b")
+    same_summary(*(json.loads((tmp_path / x / "summary.json").read_text()) for x in "ab"))
+    assert (tmp_path / "b" / "report.html").exists()
+    assert seen and all(p.startswith("s3://dissect/scratch/dissect-") for p in seen)  # read from S3
+    s3.invalidate_cache()
+    assert s3.find("dissect") == []  # every part removed
+
+
 def test_report_dask_option(cluster: str, tmp_path: Path) -> None:
     r = CliRunner()
     assert r.invoke(main, ["report", *FILES, "--out", str(tmp_path / "a"), "--no-html", "-q"]).exit_code == 0

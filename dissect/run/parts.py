@@ -6,9 +6,11 @@ tables are (the report writer's own code: CSV without its header, JSON lines, or
 Parquet), with an index (a record file, :func:`write_index`): where each session's rows are in the
 file, and the writer's blocks of rows (report.html samples them). A task formats its rows as they
 come and holds them as bytes per session, at most :data:`SPILL_BYTES`: beyond, they go to a run in
-a local temporary directory, and the runs are merged at the end. The part is written under a
-temporary name and renamed when complete, so a task that dies half-way (Dask runs it again) leaves
-nothing the client reads: the client reads only the parts named by the results it received.
+a local temporary directory, and the runs are merged at the end. The part is written under a name
+of its own (a directory: a temporary name, renamed when complete; an object store, which has no
+rename: the final name, each object appearing whole when closed), so a task that dies half-way
+(Dask runs it again) leaves nothing the client reads: the client reads only the parts named by the
+results it received.
 
 :func:`merge_parts` (the client) streams the parts of every task into the report's tables in
 session order: each session is in one part only, so the tables hold the rows of one process grouped
@@ -44,6 +46,9 @@ from dissect.records import SESSION_TABLES, TABLES
 SPILL_BYTES = 64 << 20  # formatted rows a task holds before it writes them to a run
 _COPY = 1 << 20
 _OPEN_PARTS = 64  # part files kept open at once while merging
+# A URL's file read ahead by this much (s3fs reads 50 MiB ahead by default: with a part file and an
+# index open per task while merging, the client's memory would grow with the tasks).
+READ_BLOCK = 1 << 20
 
 
 # -- where: a directory or an fsspec URL --------------------------------------------------------------
@@ -69,6 +74,8 @@ def join(base: str, *names: str) -> str:
 def open_file(path: str, mode: str) -> IO[bytes]:
     if is_url(path):
         fs, p = _fs(path)
+        if "r" in mode:
+            return fs.open(p, mode, block_size=READ_BLOCK)
         return fs.open(p, mode)
     return open(path, mode)  # noqa: SIM115 - the caller closes it
 
@@ -382,7 +389,11 @@ class PartWriter:
                 self._spill()
             make_dirs(self.target)
             tag = uuid.uuid4().hex[:12]
-            tmp = join(self.target, f".tmp-{self.name}-{tag}")
+            final = join(self.target, f"{self.name}-{tag}")
+            # A directory is written aside and renamed when whole. An object store has no rename (an
+            # fsspec "move" is a copy of every object; s3fs cannot move a prefix), but each object
+            # appears whole when closed, and the name is this attempt's own: only a task's result names it.
+            tmp = final if is_url(final) else join(self.target, f".tmp-{self.name}-{tag}")
             make_dirs(tmp)
             for table in SESSION_TABLES:
                 if len(self.runs) == 1:
@@ -396,8 +407,8 @@ class PartWriter:
                     seg = merge_table(table, sources, out, 0)
                 with open_file(join(tmp, f"{table}.index"), "wb") as f:
                     write_index(f, seg.records())
-            final = join(self.target, f"{self.name}-{tag}")
-            rename(tmp, final)
+            if tmp != final:
+                rename(tmp, final)
             return final
         finally:
             self.formatter.close()
