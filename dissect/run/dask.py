@@ -142,39 +142,54 @@ def run_dask(paths: Paths, address: Any, *, out_dir: str | None = None, fmt: str
         for _ in progress.done(futures, "tasks done"):
             pass
         if output is not None:
-            concluded: Conclusion = client.submit(conclude, outline, futures, output, skipped, pure=False).result()
-        else:  # the rows come back: each task's result merged as it comes
-            assembly = Assembly(outline)
-            rows: list[dict[str, list[tuple]] | None] = []
-            for future in futures:
-                got: TaskResult = future.result()
-                future.release()
-                assembly.add(got.result)
-                rows.append(got.rows)
-                del got
+            assert out_dir is not None and where is not None
+            return _conclude(client, outline, futures, output, out_dir, skipped, blocks), None
+        # the rows come back: each task's result merged as it comes
+        assembly = Assembly(outline)
+        rows: list[dict[str, list[tuple]] | None] = []
+        for future in futures:
+            got: TaskResult = future.result()
+            future.release()
+            assembly.add(got.result)
+            rows.append(got.rows)
+            del got
         del futures
-    except BaseException:
-        if where is not None:
-            remove_tree(where)
-        raise
-    finally:
-        if opened:
-            client.close()
-    if where is None or out_dir is None:
         result = assembly.result
         assert result is not None
         return result, gather_rows(rows, result)
-    try:
-        extra = {"sio_broadcasts": concluded.broadcast_rows} if concluded.broadcast_rows is not None else None
-        _counts, written = merge_parts(concluded.parts, out_dir, fmt, digits, extra)
-        if concluded.broadcasts is not None:
-            with open_file(concluded.broadcasts, "rb") as src, \
-                    open(os.path.join(out_dir, f"sio_broadcasts.{fmt}"), "wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
-            if concluded.broadcast_blocks is not None:
-                written["sio_broadcasts"] = concluded.broadcast_blocks
     finally:
-        remove_tree(where)
+        if where is not None:
+            remove_tree(where)
+        if opened:
+            client.close()
+
+
+def _part_of(done: TaskResult) -> str | None:
+    return done.part
+
+
+def _conclude(client: Any, outline: Outline, futures: list[Any], output: Output, out_dir: str,
+              skipped: Sequence[tuple[str, str]], blocks: dict[str, Blocks] | None) -> RunResult:
+    """The end of a run writing its tables: a task on a worker makes summary.json and
+    ``sio_broadcasts`` from every task's result while the client merges the parts into the tables."""
+    parts = sorted(p for p in client.gather([client.submit(_part_of, f, pure=False) for f in futures]) if p)
+    ending = client.submit(conclude, outline, futures, output, skipped, pure=False)
+    del futures
+    concluded: list[Conclusion] = []
+
+    def broadcasts() -> dict[str, list[tuple]] | None:
+        concluded.append(ending.result())  # made meanwhile
+        rows = concluded[0].broadcast_rows
+        return {"sio_broadcasts": rows} if rows is not None else None
+
+    _counts, written = merge_parts(parts, out_dir, output.fmt, output.digits, broadcasts)
+    done = concluded[0]
+    if done.broadcasts is not None:
+        with open_file(done.broadcasts, "rb") as src, \
+                open(os.path.join(out_dir, f"sio_broadcasts.{output.fmt}"), "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        if done.broadcast_blocks is not None:
+            written["sio_broadcasts"] = done.broadcast_blocks
     if blocks is not None:
         blocks.update(written)
-    return RunResult.concluded(concluded.summary), None
+    return RunResult.concluded(done.summary)

@@ -35,7 +35,7 @@ import tempfile
 import uuid
 from array import array
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from operator import itemgetter
 from typing import IO, Any
 
@@ -421,19 +421,23 @@ def _sources(parts: Sequence[str], table: str) -> list[tuple[str, Iterator[Segme
     return [(join(p, table), read_index(join(p, f"{table}.index"))) for p in parts]
 
 
+Extra = dict[str, list[tuple]] | Callable[[], dict[str, list[tuple]] | None] | None
+
+
 def merge_parts(parts: Sequence[str], out_dir: str, fmt: str, digits: int = 6,
-                extra: dict[str, list[tuple]] | None = None) -> tuple[dict[str, int], dict[str, Blocks]]:
+                extra: Extra = None) -> tuple[dict[str, int], dict[str, Blocks]]:
     """Write the report's tables into ``out_dir``: the session tables from the ``parts`` of a
-    run's tasks (in session order), the tables of ``extra`` (``sio_broadcasts``) from its rows.
+    run's tasks (in session order), the tables of ``extra`` (``sio_broadcasts``) from its rows
+    (a callable: called once the session tables are written, so that they can be made meanwhile).
     Returns the rows per table and (CSV, JSON lines) where their blocks are."""
     counts: dict[str, int] = {}
     blocks: dict[str, Blocks] = {}
-    extra = extra or {}
     if fmt == "parquet":
         parquet = ParquetWriter(out_dir)
         try:
             for table in SESSION_TABLES:
                 counts[table] = _rows_into(parquet, table, _sources(parts, table))
+            extra = (extra() if callable(extra) else extra) or {}
             for table, rows in extra.items():
                 parquet.add(table, rows)
                 counts[table] = len(rows)
@@ -448,6 +452,7 @@ def merge_parts(parts: Sequence[str], out_dir: str, fmt: str, digits: int = 6,
         assert seg.blocks is not None
         blocks[table] = seg.blocks
         counts[table] = sum(seg.blocks.rows)
+    extra = (extra() if callable(extra) else extra) or {}
     if extra:
         aside = tempfile.mkdtemp(prefix=".dissect-extra-", dir=out_dir)
         try:
