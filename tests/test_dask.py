@@ -244,6 +244,67 @@ def test_report_dask_reuses_out(cluster: str, tmp_path: Path) -> None:
     assert json.loads((out / "summary.json").read_text())["files"][0]["path"] == FILES[2]
 
 
+def test_summary_dask(cluster: str, rotated: list[str]) -> None:
+    """dissect summary --dask: summary.json's figures and the session list of a local run (each
+    task lists its sessions; no row comes back)."""
+    r = CliRunner()
+    files = rotated + FILES
+    a = r.invoke(main, ["summary", *files, "-q", "--json"])
+    b = r.invoke(main, ["summary", *files, "-q", "--json", "--dask", cluster])
+    assert a.exit_code == b.exit_code == 0, b.output
+    local = json.loads(a.stdout)
+    assert local["totals"]["sio_packets"] > 2000
+    same_summary(local, json.loads(b.stdout))
+    a = r.invoke(main, ["summary", *files, "-q", "--sessions"])
+    b = r.invoke(main, ["summary", *files, "-q", "--sessions", "--dask", cluster])
+    assert a.exit_code == b.exit_code == 0, b.output
+    assert a.stdout == b.stdout
+    listed = a.stdout.split("Sessions list\n", 1)[1].splitlines()
+    assert len(listed) == 1 + local["totals"]["sessions"]  # the header, then one line per session
+
+
+RULES = """
+[[rule]]
+name = "every handshake succeeds"
+table = "handshakes"
+where = "not ok"
+expect = "none"
+[[rule]]
+name = "socket.io connect p90 under 1 ms"
+metric = "handshakes.duration_ms"
+where = "layer == 'socketio'"
+stat = "p90"
+max = 1
+[[rule]]
+name = "close codes"
+table = "ws_frames"
+column = "close_code"
+allowed = [1000]
+"""
+
+
+def test_check_diff_follow_dask(cluster: str, rotated: list[str], tmp_path: Path) -> None:
+    """dissect check, diff and follow --dask: the rows come back from the tasks; the same results
+    and exit codes as locally (rules that fail included, with their offending rows)."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text(RULES)
+    r = CliRunner()
+    files = rotated + FILES
+    runs = [(["check", *files, "--rules", str(rules)], 1, "opcode_name=close close_code=1001"),
+            (["diff", FILES[0], *rotated], 1, "FAIL sessions: rows"),
+            (["follow", *FILES, "--session", "3"], 0, "engineio handshake ok")]
+    for args, code, shown in runs:
+        a = r.invoke(main, args)
+        b = r.invoke(main, [*args, "--dask", cluster])
+        assert a.exit_code == b.exit_code == code, (args, b.output)
+        assert a.stdout == b.stdout and shown in a.stdout, args
+    import dask
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        bad = r.invoke(main, ["check", FILES[0], "--rules", str(rules), "--dask", "tcp://127.0.0.1:9"])
+    assert bad.exit_code == 2 and "cannot reach the scheduler" in bad.output
+
+
 def test_unreachable_scheduler_is_one_line(tmp_path: Path) -> None:
     import dask
 
