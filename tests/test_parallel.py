@@ -244,3 +244,38 @@ def test_a_worker_run_twice_leaves_no_duplicate(tmp_path: Path) -> None:
     _worker(args)
     assert {p.name: p.read_bytes() for p in part.iterdir()} == first
     assert [p.name for p in tmp_path.iterdir()] == ["0"]  # no half-written part left beside it
+
+
+@pytest.mark.parametrize("kernel", ["copy_file_range", "fails after a part", "absent"])
+def test_append_file_appends_the_rest_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel: str) -> None:
+    """Joining --jobs parts: the rest of a part after its header, appended once, whether the kernel
+    copies it, stops with an error half way (then by hand from where it stopped), or cannot."""
+    import os
+
+    from dissect.run import jobs
+
+    real = getattr(os, "copy_file_range", None)
+    if kernel == "fails after a part":
+        if real is None:
+            pytest.skip("no os.copy_file_range here")
+        calls = []
+
+        def half(src: int, dst: int, count: int, offset: int | None = None) -> int:
+            calls.append(offset)
+            if len(calls) > 1:
+                raise OSError(18, "cross-device")
+            return real(src, dst, 1000, offset)
+
+        monkeypatch.setattr(jobs.os, "copy_file_range", half, raising=False)
+    elif kernel == "absent":
+        monkeypatch.delattr(jobs.os, "copy_file_range", raising=False)
+    target, part = tmp_path / "t.csv", tmp_path / "p.csv"
+    target.write_bytes(b"h\nfirst\n")
+    body = b"".join(b"row %d\n" % i for i in range(5000))
+    part.write_bytes(b"h\n" + body)
+    with open(target, "r+b") as out, open(part, "rb") as src:
+        out.seek(0, os.SEEK_END)
+        src.readline()
+        jobs.append_file(src, out)
+        assert out.tell() == len(b"h\nfirst\n") + len(body)
+    assert target.read_bytes() == b"h\nfirst\n" + body

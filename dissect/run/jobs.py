@@ -118,6 +118,27 @@ def _worker(args: tuple[int, int, list[str], str | None, str, int, Limits, Filte
     return result, writer.rows, None
 
 
+def append_file(src: Any, dst: Any) -> None:
+    """The rest of ``src`` written at ``dst``'s position (binary files; ``dst`` not opened for
+    appending), by the kernel where it can (``os.copy_file_range``: no trip through this
+    process), else in 1 MiB reads."""
+    dst.flush()
+    offset = src.tell()
+    copy = getattr(os, "copy_file_range", None)
+    if copy is not None:
+        try:
+            while True:
+                n = copy(src.fileno(), dst.fileno(), 1 << 30, offset)
+                if n <= 0:
+                    dst.seek(0, os.SEEK_END)
+                    return
+                offset += n
+        except OSError:  # not supported here (another file system, an old kernel): by hand
+            src.seek(offset)
+            dst.seek(0, os.SEEK_END)
+    shutil.copyfileobj(src, dst, 1 << 20)
+
+
 class _Tee:
     def __init__(self, consumers: list[Any]) -> None:
         self.consumers = consumers
@@ -175,13 +196,21 @@ def run_jobs(paths: Paths, jobs: int, *, out_dir: str | None = None, fmt: str = 
                 joined = Blocks(table)
                 here = [(str(jobs), made.blocks if blocks is not None else None)] if table == "sio_broadcasts" \
                     else sources
-                with open(os.path.join(out_dir, name), "wb") as out:
-                    for i, (part_dir, part_blocks) in enumerate(here):
+                # the first part becomes the table's file (a rename: its bytes are not copied), the
+                # others are appended to it, without their CSV header
+                first_dir, first_blocks = here[0]
+                target = os.path.join(out_dir, name)
+                os.replace(os.path.join(parts, first_dir, name), target)
+                if first_blocks is not None:
+                    joined.extend(first_blocks[table], 0)
+                with open(target, "r+b") as out:
+                    out.seek(0, os.SEEK_END)
+                    for part_dir, part_blocks in here[1:]:
                         with open(os.path.join(parts, part_dir, name), "rb") as part:
-                            skipped = len(part.readline()) if i and fmt == "csv" else 0  # each part's header
+                            skipped = len(part.readline()) if fmt == "csv" else 0  # each part's header
                             if part_blocks is not None:
                                 joined.extend(part_blocks[table], out.tell() - skipped)
-                            shutil.copyfileobj(part, out, 1 << 20)
+                            append_file(part, out)
                 if blocks is not None:
                     blocks[table] = joined
         else:
