@@ -177,8 +177,6 @@ def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet:
         raise click.UsageError("--jobs above 1 needs the fork start method (Linux, macOS): use --jobs 1")
     if dask_scratch and not dask_address:
         raise click.UsageError("--dask-scratch goes with --dask")
-    if fmt == "parquet" and jobs > 2:
-        raise click.UsageError("--format parquet is written by one process: use --jobs 1 or 2, or write CSV")
     place = ReportDir(out_dir)
     with place as work:
         try:
