@@ -142,7 +142,7 @@ def main() -> None:
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None,
               help="Processes. 1: one. 2 (the default with two cores or more): one dissects, one writes "
                    "the tables; the files are those of one process, byte for byte. 3 or more: workers "
-                   "sharing the sessions (the same rows, not in the same order).")
+                   "sharing the sessions (the same rows, grouped by session_id: summary.json row_order).")
 @click.option("--dask", "dask_address", metavar="ADDRESS",
               help="Run the analysis as tasks on the Dask cluster at ADDRESS (needs the dask extra): each file is "
                    "indexed, then tasks dissect the flows of the files they span (the rows of a local run, grouped "
