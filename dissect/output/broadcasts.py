@@ -25,6 +25,7 @@ The groups are made once, at the end of a run, from every worker's candidates (`
 from __future__ import annotations
 
 from array import array
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 from zlib import crc32
@@ -41,27 +42,6 @@ def _socket_key(eio_sid: Any, session_id: Any, namespace: str) -> int:
     the same key in one group of the same event (a 1 in 4 billion chance) would count as one."""
     who = f"{eio_sid}" if eio_sid is not None and eio_sid == eio_sid else f"#{session_id}"
     return crc32(f"{who}\0{namespace}".encode("utf-8", "replace"))
-
-
-def _group_run(ts: list[int], socket: list[int], a: int, b: int, size: int, kind: int,
-               found: list[tuple[int, int, int, int, int]]) -> None:
-    """The groups of one key's candidates ``a:b`` (in time order): a candidate joins the open group
-    when within the window of its first packet and from a socket not in it yet, else it opens the
-    next; every group of 2+ sockets goes to ``found``."""
-    first = last = ts[a]
-    members = {socket[a]}
-    for i in range(a + 1, b):
-        t = ts[i]
-        if t - first <= WINDOW_NS and socket[i] not in members:
-            last = t
-            members.add(socket[i])
-            continue
-        if len(members) >= 2:
-            found.append((first, last, len(members), size, kind))
-        first = last = t
-        members = {socket[i]}
-    if len(members) >= 2:
-        found.append((first, last, len(members), size, kind))
 
 
 class FanoutCandidates:
@@ -132,41 +112,47 @@ class FanoutCandidates:
         self.kind.extend(remap[k] for k in other.kind)
 
     def groups(self) -> list[SioBroadcast]:
-        """The fan-outs, in the order of their first packet (then namespace, event), numbered from 0.
-
-        The candidates are sorted by (kind, digest, ts, socket) with numpy: each key's candidates
-        then lie in one run, in time order (then socket: an order that does not depend on how the
-        workers split the sockets). A group never spans two packets more than the window apart,
-        so a run is cut wherever consecutive packets are; the pieces of one candidate, most of them,
-        cannot hold a fan-out and are dropped before the Python loop, which reads only the rest.
-        """
+        """The fan-outs, in the order of their first packet (then namespace, event), numbered from 0."""
+        ts, digest, socket, kind = self.ts, self.digest, self.socket, self.kind
         import numpy as np  # (here: the command line starts without it)
 
+        # by time, then socket: an order that does not depend on how the workers split the sockets
+        order = np.lexsort((np.frombuffer(socket, dtype=np.uint32), np.frombuffer(ts, dtype=np.int64))).tolist() \
+            if len(ts) else []
+        # open group per (kind, digest): [ts_first, ts_last, sockets, size]
+        open_groups: dict[tuple[int, int], list[Any]] = {}
         found: list[tuple[int, int, int, int, int]] = []  # ts_first, ts_last, recipients, size, kind
-        if len(self.ts) >= 2:
-            ts = np.frombuffer(self.ts, dtype=np.int64)
-            digest = np.frombuffer(self.digest, dtype=np.int64)
-            kind = np.frombuffer(self.kind, dtype=np.uint32)
-            socket = np.frombuffer(self.socket, dtype=np.uint32)
-            order = np.lexsort((socket, ts, digest, kind))
-            ts, digest, kind, socket = ts[order], digest[order], kind[order], socket[order]
-            # a piece starts at the first candidate, at a new key, and after a gap over the window;
-            # within a key ts ascends, so a difference that wrapped round int64 (a damaged
-            # capture's times far apart) comes out negative: a gap too
-            step = np.diff(ts)
-            gap = (step > WINDOW_NS) | (step < 0)
-            cut = np.flatnonzero((kind[1:] != kind[:-1]) | (digest[1:] != digest[:-1]) | gap) + 1
-            starts = np.concatenate(([0], cut))
-            ends = np.concatenate((cut, [len(ts)]))
-            keep = ends - starts >= 2
-            ts_l, digest_l, kind_l, socket_l = ts.tolist(), digest.tolist(), kind.tolist(), socket.tolist()
-            for a, b in zip(starts[keep].tolist(), ends[keep].tolist(), strict=True):
-                _group_run(ts_l, socket_l, a, b, digest_l[a] & 0x7FFFFFFF, kind_l[a], found)
-        kinds = self.kinds
-        found.sort(key=lambda f: (f[0], kinds[f[4]][0], kinds[f[4]][1] or "", f[1]))
+
+        def close(key: tuple[int, int], g: list[Any]) -> None:
+            if len(g[2]) >= 2:
+                found.append((g[0], g[1], len(g[2]), g[3], key[0]))
+
+        # groups by first packet, oldest first: those older than the window cannot grow, and
+        # are closed as time passes (memory: the groups of the last second, not of the capture)
+        ageing: deque[tuple[int, tuple[int, int], list[Any]]] = deque()
+        for i in order:
+            t = ts[i]
+            while ageing and t - ageing[0][0] > WINDOW_NS:
+                _, old_key, old = ageing.popleft()
+                if open_groups.get(old_key) is old:
+                    del open_groups[old_key]
+                    close(old_key, old)
+            key = (kind[i], digest[i])
+            g = open_groups.get(key)
+            if g is not None and t - g[0] <= WINDOW_NS and socket[i] not in g[2]:
+                g[1] = t
+                g[2].add(socket[i])
+                continue
+            if g is not None:
+                close(key, g)
+            g = open_groups[key] = [t, t, {socket[i]}, digest[i] & 0x7FFFFFFF]
+            ageing.append((t, key, g))
+        for key, g in open_groups.items():
+            close(key, g)
+        found.sort(key=lambda f: (f[0], self.kinds[f[4]][0], self.kinds[f[4]][1] or "", f[1]))
         rows = []
         for index, (first, last, recipients, size, k) in enumerate(found):
-            nsp, event = kinds[k]
+            nsp, event = self.kinds[k]
             rows.append(SioBroadcast(index, nsp, event, first, last, ms(first, last) or 0.0, recipients, size))
         return rows
 
