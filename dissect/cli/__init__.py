@@ -142,7 +142,7 @@ def main() -> None:
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None,
               help="Processes. 1: one. 2 (the default with two cores or more): one dissects, one writes "
                    "the tables; the files are those of one process, byte for byte. 3 or more: workers "
-                   "sharing the sessions (the same rows, not in the same order).")
+                   "sharing the sessions (the same rows, grouped by session_id: summary.json row_order).")
 @click.option("--dask", "dask_address", metavar="ADDRESS",
               help="Run the analysis as tasks on the Dask cluster at ADDRESS (needs the dask extra): each file is "
                    "indexed, then tasks dissect the flows of the files they span (the rows of a local run, grouped "
@@ -177,8 +177,6 @@ def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet:
         raise click.UsageError("--jobs above 1 needs the fork start method (Linux, macOS): use --jobs 1")
     if dask_scratch and not dask_address:
         raise click.UsageError("--dask-scratch goes with --dask")
-    if fmt == "parquet" and jobs > 2:
-        raise click.UsageError("--format parquet is written by one process: use --jobs 1 or 2, or write CSV")
     place = ReportDir(out_dir)
     with place as work:
         try:

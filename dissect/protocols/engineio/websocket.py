@@ -29,7 +29,7 @@ from dissect.protocols.socketio import (
     RESERVED_EVENTS,
     join_tags,
 )
-from dissect.protocols.socketio_sockets import BY_NAMES, SERVER_SHUTTING_DOWN, TRANSPORT_CLOSE, TRANSPORT_ERROR
+from dissect.protocols.socketio.sockets import BY_NAMES, SERVER_SHUTTING_DOWN, TRANSPORT_CLOSE, TRANSPORT_ERROR
 from dissect.records import CAPTURE_ENDED, DIRECTION_NAMES, S2C, Outbox, SioPacket
 
 # A NamedTuple row without the Python-level __new__ (the field count is fixed by the code).
