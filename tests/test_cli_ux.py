@@ -247,6 +247,23 @@ def test_every_file_unreadable_names_each(tmp_path: Path) -> None:
     assert "a.pcap: empty file" in err and "b.pcap: not a pcap or pcapng capture" in err
 
 
+@pytest.mark.parametrize("command", [
+    ["check", "--rules", str(CAPTURES.parent / "examples" / "rules.toml")],
+    ["diff", WS],
+    ["crosscheck"],
+])
+def test_judging_commands_stop_at_an_unreadable_capture(tmp_path: Path, command: list[str]) -> None:
+    """check, diff and crosscheck judge the whole set: one unreadable capture among readable ones is
+    one line naming it and exit 2, never a verdict over part of the set (README "Bad input")."""
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(b"junk")
+    args = [command[0], SIO, str(bad), *command[1:]] if command[0] != "diff" else ["diff", WS, f"{SIO}", str(bad)]
+    code, out, err = invoke(*args)
+    assert code == 2, (out, err)
+    assert err.count("\n") == 1 and f"{bad}: not a pcap or pcapng capture" in err, err
+    assert "Traceback" not in out + err
+
+
 def test_port_out_of_range_is_a_usage_error() -> None:
     code, _, err = invoke("summary", WS, "--port", "99999")
     assert code == 2 and "0<=x<=65535" in err

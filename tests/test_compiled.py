@@ -705,3 +705,114 @@ def test_fanout_candidates_identical_compiled_and_python(batches: list[list[tupl
     finally:
         fastpaths.COMPILED_FANOUT = saved
     assert got[0] == got[1]
+
+
+# -- the pcapng block walk ---------------------------------------------------------------------------
+
+
+def _ticks(t: float, res: int | None) -> int:
+    if res is None:
+        return int(t * 1e6)
+    if res & 0x80:
+        return int(t * (1 << (res & 0x7F)))
+    return int(t * 10**res)
+
+
+@needs_compiled
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_damaged_pcapng_files_identical_on_both_walks(data: st.DataObject) -> None:
+    """A pcapng file (either byte order; sections of interfaces of two link types and timestamp
+    resolutions of micro-, nano-, milliseconds and 2^-20 s; packets interleaved between them,
+    simple packet blocks, unknown blocks) read in small chunks, damaged at the block level: a block
+    length beyond any block or not a multiple of 4, an unknown interface, a captured length past
+    the block, a wire length above the captured one (cut by the snaplen), garbage, the file cut
+    anywhere. The compiled block walk (PcapngWalk) and CaptureReader._pcapng give the same rows
+    and summary (warnings, counts, link types and where the corruption was)."""
+    from dissect.capture import reader as reader_module
+
+    request, response = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    conv = craft.handshake_and_data(c2s=[request] * data.draw(st.integers(1, 4)),
+                                    s2c=[response] * data.draw(st.integers(1, 4)))
+    big = data.draw(st.booleans())
+    sections: list[list[tuple[str, object]]] = []
+    for _ in range(data.draw(st.integers(1, 2))):
+        ifaces = data.draw(st.lists(st.tuples(st.sampled_from([1, 113]), st.sampled_from([None, 9, 3, 0x80 | 20])),
+                                    min_size=1, max_size=3))
+        items: list[tuple[str, object]] = [("idb", i) for i in ifaces]
+        for t, ip in conv:
+            k = data.draw(st.integers(0, len(ifaces) - 1))
+            lt, res = ifaces[k]
+            frame = craft.ethernet(ip) if lt == 1 else craft.sll(ip)
+            kind = data.draw(st.sampled_from(["epb"] * 6 + ["spb", "unknown"]))
+            if kind == "epb":
+                items.append(("epb", (k, _ticks(t, res), frame)))
+            elif kind == "spb" and ifaces[0][0] == lt:
+                items.append(("spb", frame))
+            else:
+                items.append(("unknown", None))
+        sections.append(items)
+    raw = bytearray(craft.pcapng(sections, big_endian=big))
+    order = "big" if big else "little"
+    blocks, off = [], 0
+    while off + 12 <= len(raw):
+        btype = int.from_bytes(raw[off : off + 4], order)
+        blen = int.from_bytes(raw[off + 4 : off + 8], order)
+        if btype == 6:
+            blocks.append(off)
+        off += blen
+    for _ in range(data.draw(st.integers(0, 3))):
+        at = data.draw(st.sampled_from(blocks))
+        how = data.draw(st.sampled_from(["huge", "odd", "iface", "incl", "orig", "garbage"]))
+        blen = int.from_bytes(raw[at + 4 : at + 8], order)
+        if how == "huge":
+            raw[at + 4 : at + 8] = (20 << 20).to_bytes(4, order)
+        elif how == "odd":
+            raw[at + 4 : at + 8] = (blen + 2).to_bytes(4, order)
+        elif how == "iface":
+            raw[at + 8 : at + 12] = (7).to_bytes(4, order)
+        elif how == "incl":
+            raw[at + 20 : at + 24] = blen.to_bytes(4, order)
+        elif how == "orig":
+            orig = int.from_bytes(raw[at + 24 : at + 28], order)
+            raw[at + 24 : at + 28] = (orig + 100).to_bytes(4, order)
+        else:
+            raw[at + 8 : at + 28] = bytes(data.draw(st.binary(min_size=20, max_size=20)))
+    if data.draw(st.booleans()):
+        raw = raw[: data.draw(st.integers(40, len(raw)))]
+    chunk = data.draw(st.sampled_from([reader_module.CHUNK, 50, 97, 300, 1000]))
+    gz = data.draw(st.booleans())
+    saved = reader_module.CHUNK
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / ("damaged.pcapng.gz" if gz else "damaged.pcapng")
+        path.write_bytes(craft.gz(bytes(raw)) if gz else bytes(raw))
+        reader_module.CHUNK = chunk
+        try:
+            (fast_rows, fast_summary), (slow_rows, slow_summary) = _both([path])
+        finally:
+            reader_module.CHUNK = saved
+    assert fast_rows == slow_rows
+    assert fast_summary == slow_summary
+
+
+@needs_compiled
+def test_pcapng_goes_through_the_compiled_walk(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A pcapng file's common blocks are walked in C: the reader's Python walk never runs, and its
+    block method reads only the other blocks (section header, interface descriptions)."""
+    from dissect.capture.reader import CaptureReader
+
+    def refuse(*a: object) -> None:
+        raise AssertionError("the Python walk ran")
+
+    calls: list[int] = []
+    block = CaptureReader.pcapng_block
+
+    def counting(self: CaptureReader, data: bytes, off: int, n: int) -> tuple[int, object]:
+        calls.append(off)
+        return block(self, data, off, n)
+
+    monkeypatch.setattr(CaptureReader, "_pcapng", refuse)
+    monkeypatch.setattr(CaptureReader, "pcapng_block", counting)
+    rows = _rows([CAPTURES / "sio2_polling.pcapng"])[0]
+    assert len(rows["http"]) > 5
+    assert 0 < len(calls) < 10

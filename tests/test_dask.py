@@ -149,6 +149,75 @@ def test_parts_in_a_url(cluster: str, rotated: list[str], tmp_path: Path) -> Non
     assert bad.exit_code == 2 and "--dask-scratch goes with --dask" in bad.output
 
 
+S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def _environ(values: dict[str, str | None]) -> None:
+    """Set (None: remove) environment variables of this process (run on the workers too)."""
+    for k, v in values.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture
+def s3(cluster: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """An S3 endpoint (moto's server, in this process) that the client and the cluster's workers
+    reach through the usual AWS environment variables; a bucket ``dissect``. Yields an s3fs
+    filesystem on it."""
+    s3fs = pytest.importorskip("s3fs", reason="s3fs is not installed (pip install s3fs)")
+    server_mod = pytest.importorskip("moto.server", reason="moto[server] is not installed")
+    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {**S3_ENV, "AWS_ENDPOINT_URL_S3": f"http://{host}:{port}"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with distributed.Client(cluster) as client:
+        before = client.run(lambda: {k: os.environ.get(k) for k in env})
+        client.run(_environ, env)
+        try:
+            fs = s3fs.S3FileSystem(skip_instance_cache=True)
+            fs.mkdir("dissect")
+            yield fs
+        finally:
+            for worker, values in before.items():
+                client.run(_environ, values, workers=[worker])
+            server.stop()
+
+
+def test_parts_in_s3(cluster: str, rotated: list[str], s3: Any, tmp_path: Path) -> None:
+    """--dask-scratch s3://...: the workers write their part files to an object store (moto's S3
+    server here, through s3fs), the client merges them from there into the local tables and
+    removes them."""
+    r = CliRunner()
+    files = rotated + FILES
+    assert r.invoke(main, ["report", *files, "--out", str(tmp_path / "a"), "--no-html", "-q"]).exit_code == 0
+    seen: list[str] = []
+    from dissect.run import parts
+
+    read_index = parts.read_index
+
+    def spying(path: str) -> Iterator[parts.Segment]:
+        seen.append(path)
+        return read_index(path)
+
+    parts.read_index = spying
+    try:
+        res = r.invoke(main, ["report", *files, "--out", str(tmp_path / "b"), "-q", "--dask", cluster,
+                              "--dask-scratch", "s3://dissect/scratch"])
+    finally:
+        parts.read_index = read_index
+    assert res.exit_code == 0, res.output
+    same_files(tmp_path / "a", tmp_path / "b")
+    same_summary(*(json.loads((tmp_path / x / "summary.json").read_text()) for x in "ab"))
+    assert (tmp_path / "b" / "report.html").exists()
+    assert seen and all(p.startswith("s3://dissect/scratch/dissect-") for p in seen)  # read from S3
+    s3.invalidate_cache()
+    assert s3.find("dissect") == []  # every part removed
+
+
 def test_report_dask_option(cluster: str, tmp_path: Path) -> None:
     r = CliRunner()
     assert r.invoke(main, ["report", *FILES, "--out", str(tmp_path / "a"), "--no-html", "-q"]).exit_code == 0
@@ -173,6 +242,67 @@ def test_report_dask_reuses_out(cluster: str, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in out.iterdir()) == sorted([f"{t}.jsonl" for t in TABLES] + ["summary.json"])
     assert json.loads((out / "summary.json").read_text())["files"][0]["path"] == FILES[2]
+
+
+def test_summary_dask(cluster: str, rotated: list[str]) -> None:
+    """dissect summary --dask: summary.json's figures and the session list of a local run (each
+    task lists its sessions; no row comes back)."""
+    r = CliRunner()
+    files = rotated + FILES
+    a = r.invoke(main, ["summary", *files, "-q", "--json"])
+    b = r.invoke(main, ["summary", *files, "-q", "--json", "--dask", cluster])
+    assert a.exit_code == b.exit_code == 0, b.output
+    local = json.loads(a.stdout)
+    assert local["totals"]["sio_packets"] > 2000
+    same_summary(local, json.loads(b.stdout))
+    a = r.invoke(main, ["summary", *files, "-q", "--sessions"])
+    b = r.invoke(main, ["summary", *files, "-q", "--sessions", "--dask", cluster])
+    assert a.exit_code == b.exit_code == 0, b.output
+    assert a.stdout == b.stdout
+    listed = a.stdout.split("Sessions list\n", 1)[1].splitlines()
+    assert len(listed) == 1 + local["totals"]["sessions"]  # the header, then one line per session
+
+
+RULES = """
+[[rule]]
+name = "every handshake succeeds"
+table = "handshakes"
+where = "not ok"
+expect = "none"
+[[rule]]
+name = "socket.io connect p90 under 1 ms"
+metric = "handshakes.duration_ms"
+where = "layer == 'socketio'"
+stat = "p90"
+max = 1
+[[rule]]
+name = "close codes"
+table = "ws_frames"
+column = "close_code"
+allowed = [1000]
+"""
+
+
+def test_check_diff_follow_dask(cluster: str, rotated: list[str], tmp_path: Path) -> None:
+    """dissect check, diff and follow --dask: the rows come back from the tasks; the same results
+    and exit codes as locally (rules that fail included, with their offending rows)."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text(RULES)
+    r = CliRunner()
+    files = rotated + FILES
+    runs = [(["check", *files, "--rules", str(rules)], 1, "opcode_name=close close_code=1001"),
+            (["diff", FILES[0], *rotated], 1, "FAIL sessions: rows"),
+            (["follow", *FILES, "--session", "3"], 0, "engineio handshake ok")]
+    for args, code, shown in runs:
+        a = r.invoke(main, args)
+        b = r.invoke(main, [*args, "--dask", cluster])
+        assert a.exit_code == b.exit_code == code, (args, b.output)
+        assert a.stdout == b.stdout and shown in a.stdout, args
+    import dask
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        bad = r.invoke(main, ["check", FILES[0], "--rules", str(rules), "--dask", "tcp://127.0.0.1:9"])
+    assert bad.exit_code == 2 and "cannot reach the scheduler" in bad.output
 
 
 def test_unreachable_scheduler_is_one_line(tmp_path: Path) -> None:

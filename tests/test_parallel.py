@@ -35,23 +35,42 @@ def test_jobs_rows_identical(one_and_two: tuple[dissect.Analysis, dissect.Analys
     assert canonical(a.table(table)) == canonical(b.table(table))
 
 
+def _without_row_order(summary: dict) -> str:
+    return json.dumps({k: v for k, v in summary.items() if k != "row_order"}, sort_keys=True)
+
+
 def test_jobs_summary_identical(one_and_two: tuple[dissect.Analysis, dissect.Analysis]) -> None:
     a, b = one_and_two
-    assert json.dumps(a.summary, sort_keys=True) == json.dumps(b.summary, sort_keys=True)
+    assert "row_order" not in a.summary and b.summary["row_order"] == "sessions"
+    assert _without_row_order(a.summary) == _without_row_order(b.summary)
 
 
-def test_jobs_report_files_identical(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_jobs_report_files_identical(tmp_path: Path, fmt: str) -> None:
+    """--jobs 3 writes one process's rows grouped by session_id (Parquet too: the parts hold rows)."""
     r = CliRunner()
     for jobs in (1, 3):
         res = r.invoke(main, ["report", *ALL, "--out", str(tmp_path / str(jobs)), "--no-html", "-q",
-                              "--jobs", str(jobs)])
+                              "--jobs", str(jobs), "--format", fmt])
         assert res.exit_code == 0, res.output
-    for name in ("sessions", "handshakes", "http", "ws_frames", "ws_messages", "sio_packets", "sio_sockets"):
-        one = (tmp_path / "1" / f"{name}.csv").read_text().splitlines()
-        three = (tmp_path / "3" / f"{name}.csv").read_text().splitlines()
-        assert one[0] == three[0]  # one header
-        assert sorted(one[1:]) == sorted(three[1:])
-    assert (tmp_path / "1" / "summary.json").read_text() == (tmp_path / "3" / "summary.json").read_text()
+    one_a, three_a = dissect.Analysis.from_dir(str(tmp_path / "1")), dissect.Analysis.from_dir(str(tmp_path / "3"))
+    for name in ("sessions", "handshakes", "http", "ws_frames", "ws_messages", "sio_packets", "sio_sockets",
+                 "sio_broadcasts"):
+        if fmt == "csv":
+            one = (tmp_path / "1" / f"{name}.csv").read_text().splitlines()
+            three = (tmp_path / "3" / f"{name}.csv").read_text().splitlines()
+            assert one[0] == three[0]  # one header
+            key = (lambda line: int(line.split(",", 1)[0])) if name != "sio_broadcasts" else None
+            assert three[1:] == (sorted(one[1:], key=key) if key else one[1:]), name
+        else:
+            df = one_a.table(name)
+            if name != "sio_broadcasts":
+                df = df.sort_values("session_id", kind="stable")
+            assert three_a.table(name).astype(str).values.tolist() == df.astype(str).values.tolist(), name
+    one_s = json.loads((tmp_path / "1" / "summary.json").read_text())
+    three_s = json.loads((tmp_path / "3" / "summary.json").read_text())
+    assert three_s["row_order"] == "sessions"
+    assert _without_row_order(one_s) == _without_row_order(three_s)
 
 
 def test_work_is_split() -> None:
@@ -231,16 +250,18 @@ def test_two_stages_child_ends_with_a_killed_parent(tmp_path: Path) -> None:
 
 
 def test_a_worker_run_twice_leaves_no_duplicate(tmp_path: Path) -> None:
-    """A --jobs worker's part files appear whole or not at all: a worker run twice replaces the
-    first run's parts instead of adding to them."""
+    """A --jobs worker's part appears whole under a name of its own or not at all: a worker run
+    twice leaves two whole parts (the parent reads only the one its worker returned), nothing
+    half-written beside them."""
     from dissect.run.filters import Filters
     from dissect.run.jobs import _worker  # noqa: PLC2701 - the worker itself
     from dissect.transport.limits import Limits
 
     part = tmp_path / "0"
     args = (0, 2, ALL[:1], str(part), "csv", 6, Limits(), Filters(), True, False, None)
-    _worker(args)
-    first = {p.name: p.read_bytes() for p in part.iterdir()}
-    _worker(args)
-    assert {p.name: p.read_bytes() for p in part.iterdir()} == first
-    assert [p.name for p in tmp_path.iterdir()] == ["0"]  # no half-written part left beside it
+    first = _worker(args)[2]
+    second = _worker(args)[2]
+    assert first and second and first != second
+    content = [{p.name: p.read_bytes() for p in Path(d).iterdir()} for d in (first, second)]
+    assert content[0] == content[1] and content[0]
+    assert sorted(p.name for p in part.iterdir()) == sorted([Path(first).name, Path(second).name])

@@ -123,6 +123,43 @@ def test_leaving_out_unshared_candidates_changes_nothing(rows: list) -> None:
         broadcasts._order, broadcasts.SMALL = saved
 
 
+def _reference_groups(rows: list) -> list[tuple]:
+    """The rule of docs/REPORTS.md read literally: candidates in (ts, socket) order; each joins its
+    key's open group when within the window of its first packet and from a new socket."""
+    from zlib import crc32
+    key_of = {}
+    groups: list[list] = []
+    for t, nsp, event, digest, sid, size in sorted(rows, key=lambda r: (r[0], crc32(f"{r[4]}\0{r[1]}".encode()))):
+        key = (nsp, event, digest, size)
+        g = key_of.get(key)
+        if g is not None and t - g[0] <= WINDOW_NS and sid not in g[2]:
+            g[1] = t
+            g[2].add(sid)
+            continue
+        g = key_of[key] = [t, t, {sid}, key]
+        groups.append(g)
+    fan = [g for g in groups if len(g[2]) >= 2]
+    return sorted((g[0], g[3][0], g[3][1], g[1], len(g[2]), g[3][3]) for g in fan)
+
+
+extreme_candidate = st.tuples(
+    st.one_of(st.integers(0, 3 * WINDOW_NS), st.integers(-(2**63), 2**63 - 1),
+              st.sampled_from([-(2**63), 2**63 - 1, 2**63 - 1 - WINDOW_NS, -(2**63) + WINDOW_NS])),
+    st.sampled_from(["/", "/chat"]), st.sampled_from(["a", "b"]),
+    st.integers(0, 2), st.sampled_from(["s1", "s2", "s3", "s4"]), st.sampled_from([10, 11]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(extreme_candidate, max_size=80))
+def test_groups_follow_the_rule_as_written(rows: list) -> None:
+    """groups() (numpy runs, singletons dropped, cut at gaps) makes the groups of the rule read
+    literally, times at the ends of int64 included."""
+    c = FanoutCandidates()
+    c.add_columns(_cols(rows))
+    got = sorted((g.ts_first, g.namespace, g.event, g.ts_last, g.recipients, g.payload_bytes) for g in c.groups())
+    assert got == _reference_groups(rows)
+
+
 def test_grouping_rule() -> None:
     c = FanoutCandidates()
     s = 1_000_000

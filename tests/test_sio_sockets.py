@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import dissect
-from dissect.protocols.socketio_sockets import (
+from dissect.protocols.socketio.sockets import (
     PING_TIMEOUT,
     PONG_LATE,
     SERVER_SHUTTING_DOWN,

@@ -41,6 +41,8 @@ from dissect.protocols.socketio import (
     msgpack_packet,
     parse_header,
 )
+from dissect.protocols.socketio import packets as sio_packets
+from dissect.protocols.socketio import state as sio_state
 from dissect.records import C2S, S2C, Outbox
 
 MS = 1_000_000
@@ -223,7 +225,7 @@ namespaces = st.one_of(
 ack_ids = st.one_of(st.none(), st.integers(min_value=0, max_value=2**53 - 1))
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)  # the first example imports python-socketio
 @given(name=names, nsp=namespaces, ack_id=ack_ids,
        blobs=st.lists(st.binary(max_size=8), max_size=3))
 def test_python_socketio_event_roundtrip(name: str, nsp: str, ack_id: int | None,
@@ -327,7 +329,7 @@ def test_ack_id_reused() -> None:
 
 
 def test_pending_acks_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sio, "MAX_PENDING_ACKS", 3)
+    monkeypatch.setattr(sio_state, "MAX_PENDING_ACKS", 3)
     s, _, counters = state()
     for i in range(5):
         text(s, C2S, i, f'2{i}["q"]')
@@ -457,7 +459,7 @@ def test_payload_json_not_parsed_on_hot_path(monkeypatch: pytest.MonkeyPatch) ->
         raise AssertionError("json.loads on the hot path")
 
     monkeypatch.setattr(json, "loads", boom)
-    monkeypatch.setattr(sio.json, "loads", boom)
+    monkeypatch.setattr(sio_packets.json, "loads", boom)
     s, _, _ = state()
     text(s, C2S, 0, '2/chat,3["ev\\"x",' + '{"a":1},' * 1000 + "1]")
     text(s, S2C, 0, '3/chat,3[{"big":"' + "x" * 10000 + '"}]')

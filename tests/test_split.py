@@ -153,6 +153,26 @@ def test_flows_local_to_files_are_read_once() -> None:
     assert len(tls) == 1 and all(Path(files[n]).name.startswith("tls") for n in tls[0].files)
 
 
+def test_the_index_is_the_same_on_both_packet_loops(tmp_path: Path) -> None:
+    """The index pass of a file (its flow log, sightings, counters) is the same through the compiled
+    packet loop and record walks (pcap and pcapng) and through the pure-Python ones."""
+    from dissect import fastpaths
+
+    files = sorted(str(p) for p in CAPTURES.iterdir() if p.suffix in (".pcap", ".pcapng"))
+    files += rotate(CAPTURES / "sio4_polling_upgrade.pcapng", tmp_path, 100)
+    saved = fastpaths.COMPILED_PACKET_LOOP
+    try:
+        indexes = []
+        for compiled in (True, False):
+            fastpaths.COMPILED_PACKET_LOOP = compiled and fastpaths.COMPILED
+            indexes.append([index_file(f) for f in files])
+    finally:
+        fastpaths.COMPILED_PACKET_LOOP = saved
+    assert sum(len(ix.log) for ix in indexes[0]) > 1000
+    for a, b in zip(*indexes, strict=True):
+        assert a == b, a.path
+
+
 def test_a_new_syn_on_a_finished_tuple_leaves_the_old_flow_in_its_file(tmp_path: Path) -> None:
     """Captures one after the other on the same 5-tuples (each connection closed by FINs, then opened
     again by a SYN in the next file): new sessions, and no task reads a file twice."""

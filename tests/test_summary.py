@@ -491,6 +491,26 @@ def test_distribution_switches_to_histogram_within_one_percent() -> None:
     assert e.quantiles([0.9])[0] == pytest.approx(float(np.percentile(values, 90)))
 
 
+@pytest.mark.parametrize("limit", [100, 10_000])
+def test_distribution_merge_equals_one_stream(limit: int) -> None:
+    """Merging distributions (a split run's tasks) gives what one stream of all the values gives,
+    exact or past the limit (merging exact arrays skips extend()'s filter: they passed it)."""
+    rng = np.random.default_rng(5)
+    a = [*rng.lognormal(size=300).tolist(), None, math.nan, math.inf, 0.0, -2.5]
+    b = [*rng.lognormal(size=400).tolist(), -math.inf, 7.0]
+    one = summary.Distribution(exact_limit=limit)
+    one.extend(a)
+    one.extend(b)
+    left, right = summary.Distribution(exact_limit=limit), summary.Distribution(exact_limit=limit)
+    left.extend(a)
+    right.extend(b)
+    left.merge(right)
+    assert left.method == one.method == ("exact" if limit > 700 else "log-histogram")
+    assert json.dumps(left.summary()) == json.dumps(one.summary())
+    assert (left.count, left.lo, left.hi, left.pos, left.neg, left.zeros) == \
+        (one.count, one.lo, one.hi, one.pos, one.neg, one.zeros)
+
+
 def test_message_sizes_bounded_memory_for_many_messages() -> None:
     b = summary.SummaryBuilder(exact_limit=10_000)
     batch = [WsMessage(1, i, T0, T0, "c2s", "text", 1, 10 + i % 1000, 4 + i % 1000, False, "", "") for i in range(5000)]

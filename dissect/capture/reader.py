@@ -332,103 +332,169 @@ class CaptureReader:
 
     # -- pcapng -------------------------------------------------------------------------------------
 
+    # The block walk of a pcapng file is _pcapng below, and its compiled twin (dissect/compiled's
+    # PcapngWalk, driven by the pipeline) made of the same pieces: the common block (an Enhanced
+    # Packet Block of a known interface, whole in the chunk) walked inline, every other block by
+    # pcapng_block; pcapng_start, chunks, pcapng_state, pcapng_counted, pcapng_chunk_done and
+    # pcapng_end around them.
+
+    def pcapng_start(self) -> bytes:
+        """pcapng: the reading starts; the bytes read already (the first section header's start)."""
+        self._ng_endian = "<"
+        # Per interface of the current section: (linktype, ticks->ns multiplier, divisor, offset ns, snaplen)
+        self._ng_ifaces: list[tuple[int, int, int, int, int]] = []
+        self._ng_first = True
+        self._ng_consumed = -4  # the magic already read is in the bytes returned
+        self._ng_hdr = struct.Struct("<II")
+        self._ng_epb = struct.Struct("<IIIII")
+        return self._magic + self._header_rest
+
+    def pcapng_state(self) -> tuple[bool, list[tuple[int, int, int, int, int]]]:
+        """pcapng: the current section's byte order (True: big-endian) and interfaces."""
+        return self._ng_endian == ">", self._ng_ifaces
+
+    def pcapng_counted(self, link_types: list[tuple[int, int]], cut: int) -> None:
+        """pcapng: common packets walked since the last call: ``(linktype, packets)`` in the order
+        each link type was first met, ``cut`` of them by the snaplen."""
+        for lt, count in link_types:
+            self.packets += count
+            self.link_types[lt] += count
+        if cut:
+            self.warnings[W_SNAPLEN] += cut
+
+    def pcapng_chunk_done(self, consumed: int) -> None:
+        """pcapng: ``consumed`` bytes of the chunk walked (the rest starts a block cut by the chunk's end)."""
+        self.bytes_read += consumed
+        self._ng_consumed += consumed
+
+    def pcapng_end(self, pending: int) -> None:
+        """pcapng: the file ended with ``pending`` bytes of an incomplete block."""
+        if pending:
+            self.warn(W_TRUNCATED, f"last block cut short after {pending} bytes")
+
+    def pcapng_block(self, data: bytes, off: int, n: int) -> tuple[int, Packet | None]:  # noqa: C901 - one case per block type
+        """pcapng: the block at ``off`` of ``data`` (``off + 12 <= n``), any block. Returns where the
+        next block starts and the packet this one holds (or None); -1: the block runs past ``n``
+        (read on), -2: the reading stops here (a corrupt block, said)."""
+        consumed = self._ng_consumed
+        if self._ng_first or data[off : off + 4] == b"\x0a\x0d\x0d\x0a":
+            # A section header: learn this section's byte order from its magic.
+            bom = data[off + 8 : off + 12]
+            if bom == b"\x4d\x3c\x2b\x1a":
+                endian = "<"
+            elif bom == b"\x1a\x2b\x3c\x4d":
+                endian = ">"
+            else:
+                self.warn(W_CORRUPT, f"section header with bad byte-order magic at byte {consumed + off}")
+                self.bytes_read += off
+                return -2, None
+            self._ng_endian = endian
+            self._ng_hdr = struct.Struct(endian + "II")
+            self._ng_epb = struct.Struct(endian + "IIIII")
+            self._ng_ifaces = []
+            self._ng_first = False
+        endian = self._ng_endian
+        ifaces = self._ng_ifaces
+        btype, blen = self._ng_hdr.unpack_from(data, off)
+        if blen < 12 or blen % 4 or blen > MAX_RECORD:
+            # pcapng has no record marker to resynchronise on: stop, keeping what was read.
+            self.warn(W_CORRUPT, f"block length {blen} at byte {consumed + off}; reading stopped")
+            self.bytes_read += off
+            return -2, None
+        end = off + blen
+        if end > n:
+            return -1, None
+        packet: Packet | None = None
+        if btype == 6:  # Enhanced Packet Block
+            if blen < 32:
+                self.warn(W_CORRUPT, "enhanced packet block too short")
+            else:
+                iid, hi, lo, incl, orig = self._ng_epb.unpack_from(data, off + 8)
+                if iid >= len(ifaces) or 28 + incl > blen:
+                    self.warn(W_BAD_INTERFACE if iid >= len(ifaces) else W_CORRUPT,
+                              f"packet block at byte {consumed + off}")
+                else:
+                    lt, mul, div, tsoff, _snap = ifaces[iid]
+                    ticks = (hi << 32) | lo
+                    ts = (ticks * mul if div == 1 else ticks * mul // div) + tsoff
+                    if incl < orig:
+                        self.warnings[W_SNAPLEN] += 1
+                    self.packets += 1
+                    self.link_types[lt] += 1
+                    packet = ts, lt, data, off + 28, incl, orig
+        elif btype == 1:  # Interface Description Block
+            ifaces.append(self._idb(data, off, blen, endian))
+        elif btype == 10:  # Decryption Secrets Block (pcapng 4.7)
+            self._secrets(data, off, blen, endian)
+        elif btype == 3:  # Simple Packet Block: no timestamp, interface 0
+            if ifaces and blen >= 16:
+                (orig,) = struct.unpack_from(endian + "I", data, off + 8)
+                lt, _m, _d, _o, snap = ifaces[0]
+                incl = min(orig, blen - 16, snap or orig)
+                self.packets += 1
+                self.link_types[lt] += 1
+                packet = 0, lt, data, off + 12, incl, orig
+            else:
+                self.warn(W_BAD_INTERFACE, "simple packet block without an interface")
+        elif btype == 2:  # obsolete Packet Block
+            if blen < 32:
+                self.warn(W_CORRUPT, "packet block too short")
+                return end, None
+            iid, _drops, hi, lo, incl, orig = struct.unpack_from(endian + "HHIIII", data, off + 8)
+            if iid < len(ifaces) and 28 + incl <= blen:
+                lt, mul, div, tsoff, _snap = ifaces[iid]
+                ticks = (hi << 32) | lo
+                ts = (ticks * mul if div == 1 else ticks * mul // div) + tsoff
+                self.packets += 1
+                self.link_types[lt] += 1
+                packet = ts, lt, data, off + 28, incl, orig
+            else:
+                self.warn(W_BAD_INTERFACE, "packet block with an unknown interface")
+        elif btype not in (PCAPNG_SHB, 4, 5, 0x80000001, 7, 9, 0x0BAD, 0x40000BAD):
+            # 4 name resolution, 5 statistics, 7 IRIG, 9 systemd journal, custom blocks:
+            # nothing dissect uses; anything else is unknown.
+            self.warnings[W_UNKNOWN_BLOCK] += 1
+        return end, packet
+
     def _pcapng(self) -> Iterator[Packet]:
-        pending = self._magic + self._header_rest
-        endian = "<"
-        # Per interface of the current section: (linktype, ticks->ns multiplier or divisor, offset ns, snaplen)
-        ifaces: list[tuple[int, int, int, int, int]] = []
+        pending = self.pcapng_start()
         link_types = self.link_types
-        hdr = struct.Struct("<II")
-        epb = struct.Struct("<IIIII")
-        first = True
-        consumed = -4  # the magic already read is in pending
+        warnings = self.warnings
+        block = self.pcapng_block
+        hdr, epb, ifaces = self._ng_hdr, self._ng_epb, self._ng_ifaces
         for chunk in self._chunks():
             data = pending + chunk
             n = len(data)
             off = 0
             while off + 12 <= n:
-                if first or data[off : off + 4] == b"\x0a\x0d\x0d\x0a":
-                    # A section header: learn this section's byte order from its magic.
-                    if off + 12 > n:
-                        break
-                    bom = data[off + 8 : off + 12]
-                    if bom == b"\x4d\x3c\x2b\x1a":
-                        endian = "<"
-                    elif bom == b"\x1a\x2b\x3c\x4d":
-                        endian = ">"
-                    else:
-                        self.warn(W_CORRUPT, f"section header with bad byte-order magic at byte {consumed + off}")
-                        self.bytes_read += off
-                        return
-                    hdr = struct.Struct(endian + "II")
-                    epb = struct.Struct(endian + "IIIII")
-                    ifaces = []
-                    first = False
+                # The common block inline: an Enhanced Packet Block of a known interface, whole. (A
+                # section header's type reads 0x0A0D0D0A in either byte order: never 6.)
                 btype, blen = hdr.unpack_from(data, off)
-                if blen < 12 or blen % 4 or blen > MAX_RECORD:
-                    # pcapng has no record marker to resynchronise on: stop, keeping what was read.
-                    self.warn(W_CORRUPT, f"block length {blen} at byte {consumed + off}; reading stopped")
-                    self.bytes_read += off
-                    return
-                end = off + blen
-                if end > n:
-                    break
-                if btype == 6:  # Enhanced Packet Block
-                    if blen < 32:
-                        self.warn(W_CORRUPT, "enhanced packet block too short")
-                    else:
-                        iid, hi, lo, incl, orig = epb.unpack_from(data, off + 8)
-                        if iid >= len(ifaces) or 28 + incl > blen:
-                            self.warn(W_BAD_INTERFACE if iid >= len(ifaces) else W_CORRUPT,
-                                      f"packet block at byte {consumed + off}")
-                        else:
-                            lt, mul, div, tsoff, _snap = ifaces[iid]
-                            ticks = (hi << 32) | lo
-                            ts = (ticks * mul if div == 1 else ticks * mul // div) + tsoff
-                            if incl < orig:
-                                self.warnings[W_SNAPLEN] += 1
-                            self.packets += 1
-                            link_types[lt] += 1
-                            yield ts, lt, data, off + 28, incl, orig
-                elif btype == 1:  # Interface Description Block
-                    ifaces.append(self._idb(data, off, blen, endian))
-                elif btype == 10:  # Decryption Secrets Block (pcapng 4.7)
-                    self._secrets(data, off, blen, endian)
-                elif btype == 3:  # Simple Packet Block: no timestamp, interface 0
-                    if ifaces and blen >= 16:
-                        (orig,) = struct.unpack_from(endian + "I", data, off + 8)
-                        lt, _m, _d, _o, snap = ifaces[0]
-                        incl = min(orig, blen - 16, snap or orig)
-                        self.packets += 1
-                        link_types[lt] += 1
-                        yield 0, lt, data, off + 12, incl, orig
-                    else:
-                        self.warn(W_BAD_INTERFACE, "simple packet block without an interface")
-                elif btype == 2:  # obsolete Packet Block
-                    if blen < 32:
-                        self.warn(W_CORRUPT, "packet block too short")
-                        off = end
-                        continue
-                    iid, _drops, hi, lo, incl, orig = struct.unpack_from(endian + "HHIIII", data, off + 8)
+                if btype == 6 and 32 <= blen <= MAX_RECORD and not blen % 4 and off + blen <= n:
+                    iid, hi, lo, incl, orig = epb.unpack_from(data, off + 8)
                     if iid < len(ifaces) and 28 + incl <= blen:
                         lt, mul, div, tsoff, _snap = ifaces[iid]
                         ticks = (hi << 32) | lo
                         ts = (ticks * mul if div == 1 else ticks * mul // div) + tsoff
+                        if incl < orig:
+                            warnings[W_SNAPLEN] += 1
                         self.packets += 1
                         link_types[lt] += 1
                         yield ts, lt, data, off + 28, incl, orig
-                    else:
-                        self.warn(W_BAD_INTERFACE, "packet block with an unknown interface")
-                elif btype not in (PCAPNG_SHB, 4, 5, 0x80000001, 7, 9, 0x0BAD, 0x40000BAD):
-                    # 4 name resolution, 5 statistics, 7 IRIG, 9 systemd journal, custom blocks:
-                    # nothing dissect uses; anything else is unknown.
-                    self.warnings[W_UNKNOWN_BLOCK] += 1
-                off = end
-            self.bytes_read += off
-            consumed += off
+                        off += blen
+                        continue
+                nxt, packet = block(data, off, n)  # any other block
+                if nxt == -2:
+                    return
+                hdr, epb, ifaces = self._ng_hdr, self._ng_epb, self._ng_ifaces
+                if nxt == -1:
+                    break
+                off = nxt
+                if packet is not None:
+                    yield packet
+            self.pcapng_chunk_done(off)
             pending = data[off:]
-        if pending:
-            self.warn(W_TRUNCATED, f"last block cut short after {len(pending)} bytes")
+        self.pcapng_end(len(pending))
 
     def _secrets(self, data: bytes, off: int, blen: int, endian: str) -> None:
         """Decryption Secrets Block: secrets type 0x544C534B ("TLSK") holds an NSS key log, handed

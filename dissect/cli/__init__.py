@@ -21,7 +21,7 @@ import click
 
 from dissect import __version__, fastpaths
 from dissect.capture.reader import CaptureReader
-from dissect.cli.options import filter_options, make_filters
+from dissect.cli.options import dask_option, filter_options, make_filters
 from dissect.errors import CaptureWarning, DissectError
 from dissect.output.report_dir import ReportDir
 from dissect.output.writers import Blocks, ParquetWriter, ReportWriter
@@ -142,7 +142,7 @@ def main() -> None:
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None,
               help="Processes. 1: one. 2 (the default with two cores or more): one dissects, one writes "
                    "the tables; the files are those of one process, byte for byte. 3 or more: workers "
-                   "sharing the sessions (the same rows, not in the same order).")
+                   "sharing the sessions (the same rows, grouped by session_id: summary.json row_order).")
 @click.option("--dask", "dask_address", metavar="ADDRESS",
               help="Run the analysis as tasks on the Dask cluster at ADDRESS (needs the dask extra): each file is "
                    "indexed, then tasks dissect the flows of the files they span (the rows of a local run, grouped "
@@ -177,8 +177,6 @@ def report(captures: tuple[str, ...], out_dir: str, fmt: str, html: bool, quiet:
         raise click.UsageError("--jobs above 1 needs the fork start method (Linux, macOS): use --jobs 1")
     if dask_scratch and not dask_address:
         raise click.UsageError("--dask-scratch goes with --dask")
-    if fmt == "parquet" and jobs > 2:
-        raise click.UsageError("--format parquet is written by one process: use --jobs 1 or 2, or write CSV")
     place = ReportDir(out_dir)
     with place as work:
         try:
@@ -294,9 +292,11 @@ def _write_html(out_dir: str, blocks: dict[str, Blocks], quiet: bool) -> None:
               help="Also list the sessions, one line each: id, endpoints, app protocol, TLS version, "
                    "duration, HTTP exchanges, WebSocket messages, Socket.IO packets, anomalies, close, "
                    "handshake times (! failed, ? capture ended first).")
+@dask_option("only the tasks' counters and summary builders (and, with --sessions, their lines) come back; "
+             "no part file is written, so there is no --dask-scratch.")
 @filter_options
 @guarded
-def summary(captures: tuple[str, ...], quiet: bool, as_json: bool, list_sessions: bool,
+def summary(captures: tuple[str, ...], quiet: bool, as_json: bool, list_sessions: bool, dask_address: str | None,
             port: tuple[int, ...], host: tuple[str, ...], session_ids: tuple[int, ...],
             namespace: tuple[str, ...], since: str | None, until: str | None, event: tuple[str, ...],
             tls_keylog: str | None, payloads: bool) -> None:
@@ -310,8 +310,19 @@ def summary(captures: tuple[str, ...], quiet: bool, as_json: bool, list_sessions
     from dissect.report.sessions_list import SessionList, print_sessions
 
     listing = SessionList() if list_sessions else None
-    result = run(files, [listing] if listing is not None else [], filters=filters, quiet=quiet, keylog=keylog,
-                 limits=Limits(payloads=payloads))
+    if dask_address:
+        from dissect.run.dask import run_dask
+
+        def merge_lines(task_listing: SessionList) -> None:
+            assert listing is not None
+            listing.lines.update(task_listing.lines)  # each session is one task's
+
+        result, _ = run_dask(files, dask_address, filters=filters, limits=Limits(payloads=payloads), keylog=keylog,
+                             quiet=quiet, rows=False, consumer=SessionList if listing is not None else None,
+                             on_consumer=merge_lines)
+    else:
+        result = run(files, [listing] if listing is not None else [], filters=filters, quiet=quiet, keylog=keylog,
+                     limits=Limits(payloads=payloads))
     result.skipped = skipped
     if as_json:
         click.echo(json.dumps(result.summary, indent=2))

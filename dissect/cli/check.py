@@ -15,7 +15,7 @@ from dissect.cli.common import (
     finish,
     load_rules_file,
 )
-from dissect.cli.options import filter_options
+from dissect.cli.options import dask_option, filter_options
 
 # The rules engine (and pandas under it) is imported inside the command, so that loading the
 # command line stays fast for the commands that do not need it.
@@ -37,8 +37,10 @@ from dissect.cli.options import filter_options
     "saying why.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print only failed rules (and no progress).")
+@dask_option("the rows come back to this machine as tables in memory, as a local check holds them (no part "
+             "file, so no --dask-scratch).")
 @filter_options
-def check(captures: tuple[str, ...], rules_path: str, junit_path: str | None, quiet: bool,
+def check(captures: tuple[str, ...], rules_path: str, junit_path: str | None, quiet: bool, dask_address: str | None,
           port: tuple[int, ...], host: tuple[str, ...], session_ids: tuple[int, ...],
           namespace: tuple[str, ...], tls_keylog: str | None, payloads: bool, since: str | None,
           until: str | None, event: tuple[str, ...]) -> None:
@@ -86,7 +88,8 @@ def check(captures: tuple[str, ...], rules_path: str, junit_path: str | None, qu
         fail("check", str(e))
     analysis = analyze_captures("check", captures, quiet, filter_arguments(port, host, session_ids, namespace,
                                                                             tls_keylog, payloads, since, until,
-                                                                            event))
+                                                                            event),
+                                dask=dask_address)
     try:
         results = check_rules(analysis, rules)
     except RulesError as e:

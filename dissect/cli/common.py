@@ -105,13 +105,14 @@ def _is_capture_error(e: BaseException) -> bool:
 
 
 def analyze_captures(cmd: str, captures: Sequence[str], quiet: bool, filters: dict[str, Any] | None = None,
-                     label: str = "") -> Analysis:
-    """``dissect.analyze`` of the captures; a capture that cannot be read exits 2 (:func:`fail`),
-    the message starting with ``label`` when given (``baseline: ``)."""
+                     label: str = "", dask: str | None = None) -> Analysis:
+    """``dissect.analyze`` of the captures (on the Dask cluster at ``dask`` when given); a capture
+    that cannot be read, or a scheduler that cannot be reached, exits 2 (:func:`fail`), the message
+    starting with ``label`` when given (``baseline: ``)."""
     import dissect
 
     try:
-        return dissect.analyze(list(captures), quiet=quiet, **(filters or {}))
+        return dissect.analyze(list(captures), quiet=quiet, dask=dask or None, **(filters or {}))
     except (OSError, DissectError) as e:
         fail(cmd, label + str(e))
     except Exception as e:

@@ -37,6 +37,9 @@ def crosscheck(captures: tuple[str, ...], engine: str, as_json: bool, quiet: boo
 
     Exit 0 when they agree, 1 on any disagreement, 2 when a capture is unusable or tshark is
     missing.
+
+    There is no --dask: each capture file is compared alone, and tshark, the larger part of the
+    work, runs on this machine.
     """
     make_filters(port, host, (), ())  # a bad --host is a usage error (exit 2)
     from dissect.report.crosscheck import CrossCheckResult, WiresharkError, compare, require_tshark

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from dissect.cli.common import GateCommand, analyze_captures, fail, filter_arguments, finish, load_rules_file
-from dissect.cli.options import filter_options
+from dissect.cli.options import dask_option, filter_options
 
 if TYPE_CHECKING:
     from dissect.output.tables import Analysis
@@ -45,15 +45,17 @@ def _report(label: str, path: str) -> Analysis:
         fail("diff", f"{label}: {path}: cannot read the report: {type(e).__name__}: {e}")
 
 
-def load_side(label: str, paths: Sequence[str], quiet: bool, filters: dict[str, Any]) -> Analysis:
+def load_side(label: str, paths: Sequence[str], quiet: bool, filters: dict[str, Any],
+              dask: str | None = None) -> Analysis:
     """One side of the comparison: a report directory, or captures (files or directories of them)
-    analysed with the filters; anything else exits 2 naming the side (``baseline: ...``)."""
+    analysed with the filters (on the Dask cluster at ``dask`` when given); anything else exits 2
+    naming the side (``baseline: ...``)."""
     reports = [p for p in paths if is_report_dir(p)]
     if reports and len(paths) > 1:
         fail("diff", f"{label}: give one report directory or captures, not both ({reports[0]} is a report)")
     if reports:
         return _report(label, reports[0])
-    return analyze_captures("diff", paths, quiet, filters, label=f"{label}: ")
+    return analyze_captures("diff", paths, quiet, filters, label=f"{label}: ", dask=dask)
 
 
 @click.command("diff", cls=GateCommand)
@@ -71,6 +73,8 @@ def load_side(label: str, paths: Sequence[str], quiet: bool, filters: dict[str, 
     "case saying why.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print only the differences (and no progress).")
+@dask_option("each side given as captures is dissected there; its rows come back to this machine as tables in "
+             "memory, as a local diff holds them (no part file, so no --dask-scratch).")
 @filter_options
 def diff(
     baseline: str,
@@ -78,6 +82,7 @@ def diff(
     rules_path: str | None,
     junit_path: str | None,
     quiet: bool,
+    dask_address: str | None,
     port: tuple[int, ...],
     host: tuple[str, ...],
     session_ids: tuple[int, ...],
@@ -109,7 +114,7 @@ def diff(
 
     tolerances: Any = load_rules_file("diff", rules_path).diff if rules_path else None
     filters = filter_arguments(port, host, session_ids, namespace, tls_keylog, payloads, since, until, event)
-    base = load_side("baseline", [baseline], quiet, filters)
-    cur = load_side("current", current, quiet, filters)
+    base = load_side("baseline", [baseline], quiet, filters, dask_address)
+    cur = load_side("current", current, quiet, filters, dask_address)
     results = diff_reports(base, cur, tolerances)
     finish("diff", results, junit_path, quiet, "dissect.diff", noun="comparison(s)")

@@ -7,7 +7,7 @@ import sys
 import click
 
 from dissect.cli.common import analyze_captures, fail, filter_arguments
-from dissect.cli.options import filter_options
+from dissect.cli.options import dask_option, filter_options
 
 
 @click.command("follow")
@@ -18,9 +18,11 @@ from dissect.cli.options import filter_options
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True,
               help="Lines for people (colour on a terminal), or one JSON object per event.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@dask_option("the rows come back to this machine (with --session, only that session's: the tasks filter them).")
 @filter_options
 def follow(captures: tuple[str, ...], tcp_stream: int | None, frame: int | None,
-           fmt: str, quiet: bool, port: tuple[int, ...], host: tuple[str, ...], session_ids: tuple[int, ...],
+           fmt: str, quiet: bool, dask_address: str | None, port: tuple[int, ...], host: tuple[str, ...],
+           session_ids: tuple[int, ...],
            namespace: tuple[str, ...], tls_keylog: str | None, payloads: bool, since: str | None,
            until: str | None, event: tuple[str, ...]) -> None:
     """Follow one session of CAPTURES in time order, a layer above Wireshark's Follow TCP Stream:
@@ -37,7 +39,7 @@ def follow(captures: tuple[str, ...], tcp_stream: int | None, frame: int | None,
         raise click.UsageError("give one of --session N, --tcp-stream N, --frame N")
     # only --session narrows the analysis: --tcp-stream and --frame need every session's numbers
     args = filter_arguments(port, host, session_ids, namespace, tls_keylog, True, since, until, event)
-    analysis = analyze_captures("follow", captures, quiet, args)
+    analysis = analyze_captures("follow", captures, quiet, args, dask=dask_address)
     sid = find_session(analysis, session_id, tcp_stream, frame)
     if sid is None:
         what = (f"session {session_id}" if session_id is not None else

@@ -59,3 +59,16 @@ def tls_keylog_option(f: F) -> F:
         help="TLS key log (NSS format: SSLKEYLOGFILE, node --tls-keylog, Python keylog_filename, curl, "
              "browsers) to decrypt TLS 1.2/1.3 with. Keys in pcapng Decryption Secrets Blocks are used "
              "without it.")(f)
+
+
+def dask_option(what: str) -> Callable[[F], F]:
+    """``--dask ADDRESS`` of the commands that dissect captures and keep no table files (summary,
+    check, diff); ``what`` says what comes back from the tasks."""
+    def deco(f: F) -> F:
+        return click.option(
+            "--dask", "dask_address", metavar="ADDRESS",
+            help="Dissect the captures as tasks on the Dask cluster at ADDRESS (needs the dask extra), as dissect "
+                 f"report --dask does (the same figures; the workers must read the captures at the paths given): "
+                 f"{what}")(f)
+    return deco
+

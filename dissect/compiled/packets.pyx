@@ -73,6 +73,9 @@ def run_packets(pipeline, reader, unknown_links, bint in_order_fast, long long d
     if reader.format == "pcap":
         walk = PcapWalk(reader)
         it = None
+    elif reader.format == "pcapng":
+        walk = PcapngWalk(reader)
+        it = None
     else:
         it = iter(reader)
     try:
@@ -411,6 +414,9 @@ cdef class PcapWalk:
             self.off = 0
             self.count = 0
             self.cut = 0
+
+
+include "pcapng_walk.pxi"
 
 
 # Set by configure() from dissect.pipeline (this module imports nothing of dissect's).

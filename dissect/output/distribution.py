@@ -229,7 +229,14 @@ class Distribution:
         if other.count == 0:
             return
         if self.exact is not None and other.exact is not None:
-            self.extend(other.exact)
+            # extend() without its filter: other's values passed it already
+            self.count += other.count
+            self.lo = min(self.lo, other.lo)
+            self.hi = max(self.hi, other.hi)
+            self.exact.extend(other.exact)
+            if len(self.exact) > self.exact_limit:
+                exact, self.exact = self.exact, None
+                self._bucket(exact)
             return
         self.count += other.count
         self.lo = min(self.lo, other.lo)

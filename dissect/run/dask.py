@@ -32,7 +32,7 @@ import os
 import shutil
 import sys
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from dissect.errors import DissectError
@@ -105,14 +105,18 @@ def _connect(address: Any) -> tuple[Any, bool]:
 def run_dask(paths: Paths, address: Any, *, out_dir: str | None = None, fmt: str = "csv", digits: int = 6,
              filters: Filters | None = None, limits: Limits | None = None, keylog: KeyLog | None = None,
              quiet: bool = True, blocks: dict[str, Blocks] | None = None, tasks: int | None = None,
-             parts: str | None = None, skipped: Sequence[tuple[str, str]] = (),
+             parts: str | None = None, skipped: Sequence[tuple[str, str]] = (), rows: bool = True,
+             consumer: Callable[[], Any] | None = None, on_consumer: Callable[[Any], None] | None = None,
              ) -> tuple[RunResult, dict[str, list[tuple]] | None]:
     """Dissect the captures of ``paths`` on the cluster at ``address`` (a scheduler address or a
     ``distributed.Client``), planned for ``tasks`` threads (default: the cluster's). With
     ``out_dir`` the tables are written there (``blocks``, when given, receives where their blocks
     of rows are; the part files go to ``parts``, default a directory inside ``out_dir``) and the
     result's summary.json is made on a worker (naming the ``skipped`` files); without, the rows
-    come back. Returns the run's result and the rows (None when written)."""
+    come back (unless not ``rows``: then only the result, as ``dissect summary`` needs). Without
+    ``out_dir``, each task can also run a ``consumer`` (a factory, picklable: a class) over its rows;
+    ``on_consumer`` receives each task's, as the tasks end. Returns the run's result and the rows
+    (None when written or not wanted)."""
     files = capture_files(paths)  # as given: the rows name them so (give paths the workers see)
     limits = limits or Limits()
     client, opened = _connect(address)
@@ -134,7 +138,7 @@ def run_dask(paths: Paths, address: Any, *, out_dir: str | None = None, fmt: str
         if where is not None:
             make_dirs(where)
             output = Output(where, fmt, digits)
-        futures = [client.submit(run_task, spec, files, output, limits, filters, keylog, pure=False,
+        futures = [client.submit(run_task, spec, files, output, limits, filters, keylog, rows, consumer, pure=False,
                                  retries=RETRIES, workers=[where_to], allow_other_workers=True)
                    for spec, where_to in zip(specs, _deal([w for _f, w in outline.tasks], client.nthreads()),
                                              strict=True)]
@@ -142,39 +146,56 @@ def run_dask(paths: Paths, address: Any, *, out_dir: str | None = None, fmt: str
         for _ in progress.done(futures, "tasks done"):
             pass
         if output is not None:
-            concluded: Conclusion = client.submit(conclude, outline, futures, output, skipped, pure=False).result()
-        else:  # the rows come back: each task's result merged as it comes
-            assembly = Assembly(outline)
-            rows: list[dict[str, list[tuple]] | None] = []
-            for future in futures:
-                got: TaskResult = future.result()
-                future.release()
-                assembly.add(got.result)
-                rows.append(got.rows)
-                del got
+            assert out_dir is not None and where is not None
+            return _conclude(client, outline, futures, output, out_dir, skipped, blocks), None
+        # the rows come back: each task's result merged as it comes
+        assembly = Assembly(outline)
+        got_rows: list[dict[str, list[tuple]] | None] = []
+        for future in futures:
+            got: TaskResult = future.result()
+            future.release()
+            assembly.add(got.result)
+            got_rows.append(got.rows)
+            if on_consumer is not None and got.consumer is not None:
+                on_consumer(got.consumer)
+            del got
         del futures
-    except BaseException:
-        if where is not None:
-            remove_tree(where)
-        raise
-    finally:
-        if opened:
-            client.close()
-    if where is None or out_dir is None:
         result = assembly.result
         assert result is not None
-        return result, gather_rows(rows, result)
-    try:
-        extra = {"sio_broadcasts": concluded.broadcast_rows} if concluded.broadcast_rows is not None else None
-        _counts, written = merge_parts(concluded.parts, out_dir, fmt, digits, extra)
-        if concluded.broadcasts is not None:
-            with open_file(concluded.broadcasts, "rb") as src, \
-                    open(os.path.join(out_dir, f"sio_broadcasts.{fmt}"), "wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
-            if concluded.broadcast_blocks is not None:
-                written["sio_broadcasts"] = concluded.broadcast_blocks
+        return result, gather_rows(got_rows, result) if rows else None
     finally:
-        remove_tree(where)
+        if where is not None:
+            remove_tree(where)
+        if opened:
+            client.close()
+
+
+def _part_of(done: TaskResult) -> str | None:
+    return done.part
+
+
+def _conclude(client: Any, outline: Outline, futures: list[Any], output: Output, out_dir: str,
+              skipped: Sequence[tuple[str, str]], blocks: dict[str, Blocks] | None) -> RunResult:
+    """The end of a run writing its tables: a task on a worker makes summary.json and
+    ``sio_broadcasts`` from every task's result while the client merges the parts into the tables."""
+    parts = sorted(p for p in client.gather([client.submit(_part_of, f, pure=False) for f in futures]) if p)
+    ending = client.submit(conclude, outline, futures, output, skipped, pure=False)
+    del futures
+    concluded: list[Conclusion] = []
+
+    def broadcasts() -> dict[str, list[tuple]] | None:
+        concluded.append(ending.result())  # made meanwhile
+        rows = concluded[0].broadcast_rows
+        return {"sio_broadcasts": rows} if rows is not None else None
+
+    _counts, written = merge_parts(parts, out_dir, output.fmt, output.digits, broadcasts)
+    done = concluded[0]
+    if done.broadcasts is not None:
+        with open_file(done.broadcasts, "rb") as src, \
+                open(os.path.join(out_dir, f"sio_broadcasts.{output.fmt}"), "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        if done.broadcast_blocks is not None:
+            written["sio_broadcasts"] = done.broadcast_blocks
     if blocks is not None:
         blocks.update(written)
-    return RunResult.concluded(concluded.summary), None
+    return RunResult.concluded(done.summary)

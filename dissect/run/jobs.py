@@ -14,8 +14,10 @@ them; the application work of a flow (reassembly, dissectors, rows) is done only
 
 A foreign flow still has its SYN/FIN/RST and last-packet time tracked, so that eviction and the
 "new SYN on a finished 5-tuple" rule number sessions identically everywhere. Each worker writes its
-rows to its own part files; the parent concatenates them and merges the summaries. The rows are
-those of ``--jobs 1``; only their order in the files differs.
+rows as a part (:class:`dissect.run.parts.PartWriter`, as a ``--dask`` task does); every session's
+rows are in one part, so the parent merges the parts in session order and merges the summaries. The
+rows are those of ``--jobs 1``, grouped by session_id (one process's order within a session;
+summary.json says ``row_order: sessions``, docs/REPORTS.md "Row order").
 """
 
 from __future__ import annotations
@@ -26,16 +28,17 @@ import os
 import shutil
 import signal
 import tempfile
-import uuid
 from collections.abc import Callable, Iterable
+from operator import itemgetter
 from typing import Any
 
 from dissect.output.summary import SummaryBuilder
-from dissect.output.writers import Blocks, MemoryCollector, ReportWriter
+from dissect.output.writers import Blocks, MemoryCollector
 from dissect.protocols.tls import KeyLog
-from dissect.records import TABLES
+from dissect.records import SESSION_TABLES
 from dissect.run.core import Paths, RunResult, capture_files, dissect_files
 from dissect.run.filters import Filters
+from dissect.run.parts import PartWriter, merge_parts
 from dissect.transport.limits import Limits
 from dissect.transport.ownership import SHARED, Ownership
 
@@ -89,32 +92,25 @@ class OwnedRows:
 
 
 def _worker(args: tuple[int, int, list[str], str | None, str, int, Limits, Filters, bool, bool, KeyLog | None],
-            ) -> tuple[RunResult, dict[str, list[tuple]] | None, dict[str, Blocks] | None]:
+            ) -> WorkerResult:
     """One worker: the run core over every file, keeping the rows of the flows it owns. Returns
-    its result, its rows (when collecting in memory) and where its part files' blocks are."""
+    its result, and its rows (when collecting in memory) or where its part is."""
     index, count, files, out_dir, fmt, digits, limits, filters, quiet, blocks, keylog = args
     with contextlib.suppress(ValueError):  # (a Dask worker runs tasks in threads: no signals there)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the pool ends its workers with SIGTERM: no traceback
     own = Ownership(index, count)
     builder = SummaryBuilder()
-    # Part files are written aside and renamed into place when complete: a task retried after its
-    # worker died (Dask) writes them again from the start, and a half-written part is never read.
-    final = out_dir
-    if out_dir:
-        out_dir = f"{out_dir}.{uuid.uuid4().hex}.part"
-    writer: Any = ReportWriter(out_dir, fmt, digits, blocks) if out_dir else MemoryCollector()
+    # A part (dissect.run.parts) holds this worker's rows grouped by session; it appears whole under
+    # a name of its own or not at all, and the parent reads only the parts its workers returned.
+    writer: Any = PartWriter(out_dir, fmt, digits, f"worker-{index}") if out_dir else MemoryCollector()
     owned = OwnedRows(_Tee([writer, builder]), own)
     # worker 0's progress bar is the run's: every worker reads every packet
     result = dissect_files(files, [owned], filters=filters, limits=limits, quiet=quiet or index != 0,
                            ownership=own, summary=False, keylog=keylog)
     owned.finish()
     result.builder = builder
-    if out_dir and final:
-        writer.close()
-        if os.path.isdir(final):  # an earlier attempt of this task finished but its result was lost
-            shutil.rmtree(final)
-        os.replace(out_dir, final)
-        return result, None, writer.blocks if blocks else None
+    if out_dir:
+        return result, None, writer.close()
     return result, writer.rows, None
 
 
@@ -128,7 +124,7 @@ class _Tee:
             c.add(table, rows)
 
 
-WorkerResult = tuple[RunResult, dict[str, list[tuple]] | None, dict[str, Blocks] | None]
+WorkerResult = tuple[RunResult, dict[str, list[tuple]] | None, str | None]  # (result, rows | None, part | None)
 #: Runs the workers: ``mapper(_worker, args)`` returns their results in the order of ``args``
 #: (a process pool here, a Dask cluster in :mod:`dissect.run.dask`).
 Mapper = Callable[[Callable[[Any], WorkerResult], list[Any]], list[WorkerResult]]
@@ -165,28 +161,19 @@ def run_jobs(paths: Paths, jobs: int, *, out_dir: str | None = None, fmt: str = 
             results[i] = (RunResult(), results[i][1], results[i][2])  # its builder merged: freed
         rows: dict[str, list[tuple]] | None = None
         if parts and out_dir:
-            # sio_broadcasts is made here, from every worker's events: its one part is the parent's
-            made = ReportWriter(os.path.join(parts, str(jobs)), fmt, digits, blocks is not None)
-            made.add("sio_broadcasts", merged.broadcasts())
-            made.close()
-            sources = [(str(i), results[i][2]) for i in range(jobs)]
-            for table in TABLES:
-                name = f"{table}.{fmt}"
-                joined = Blocks(table)
-                here = [(str(jobs), made.blocks if blocks is not None else None)] if table == "sio_broadcasts" \
-                    else sources
-                with open(os.path.join(out_dir, name), "wb") as out:
-                    for i, (part_dir, part_blocks) in enumerate(here):
-                        with open(os.path.join(parts, part_dir, name), "rb") as part:
-                            skipped = len(part.readline()) if i and fmt == "csv" else 0  # each part's header
-                            if part_blocks is not None:
-                                joined.extend(part_blocks[table], out.tell() - skipped)
-                            shutil.copyfileobj(part, out, 1 << 20)
-                if blocks is not None:
-                    blocks[table] = joined
+            # every session's rows are in one part: merged in session order (REPORTS.md, Row order)
+            written = [r[2] for r in results if r[2]]
+            extra: dict[str, list[tuple]] = {"sio_broadcasts": list(merged.broadcasts())}
+            _counts, where = merge_parts(written, out_dir, fmt, digits, extra)
+            if blocks is not None:
+                blocks.update(where)
         else:
-            rows = {t: [r for res in results for r in (res[1] or {}).get(t, [])] for t in TABLES}
+            # the same order in memory: grouped by session_id, each worker's order within a session
+            by_session = itemgetter(0)
+            rows = {t: sorted((r for res in results for r in (res[1] or {}).get(t, [])), key=by_session)
+                    for t in SESSION_TABLES}
             rows["sio_broadcasts"] = list(merged.broadcasts())
+        merged.row_order = "sessions"
         return merged, rows
     finally:
         if parts:

@@ -6,9 +6,11 @@ tables are (the report writer's own code: CSV without its header, JSON lines, or
 Parquet), with an index (a record file, :func:`write_index`): where each session's rows are in the
 file, and the writer's blocks of rows (report.html samples them). A task formats its rows as they
 come and holds them as bytes per session, at most :data:`SPILL_BYTES`: beyond, they go to a run in
-a local temporary directory, and the runs are merged at the end. The part is written under a
-temporary name and renamed when complete, so a task that dies half-way (Dask runs it again) leaves
-nothing the client reads: the client reads only the parts named by the results it received.
+a local temporary directory, and the runs are merged at the end. The part is written under a name
+of its own (a directory: a temporary name, renamed when complete; an object store, which has no
+rename: the final name, each object appearing whole when closed), so a task that dies half-way
+(Dask runs it again) leaves nothing the client reads: the client reads only the parts named by the
+results it received.
 
 :func:`merge_parts` (the client) streams the parts of every task into the report's tables in
 session order: each session is in one part only, so the tables hold the rows of one process grouped
@@ -33,7 +35,7 @@ import tempfile
 import uuid
 from array import array
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from operator import itemgetter
 from typing import IO, Any
 
@@ -44,6 +46,9 @@ from dissect.records import SESSION_TABLES, TABLES
 SPILL_BYTES = 64 << 20  # formatted rows a task holds before it writes them to a run
 _COPY = 1 << 20
 _OPEN_PARTS = 64  # part files kept open at once while merging
+# A URL's file read ahead by this much (s3fs reads 50 MiB ahead by default: with a part file and an
+# index open per task while merging, the client's memory would grow with the tasks).
+READ_BLOCK = 1 << 20
 
 
 # -- where: a directory or an fsspec URL --------------------------------------------------------------
@@ -69,6 +74,8 @@ def join(base: str, *names: str) -> str:
 def open_file(path: str, mode: str) -> IO[bytes]:
     if is_url(path):
         fs, p = _fs(path)
+        if "r" in mode:
+            return fs.open(p, mode, block_size=READ_BLOCK)
         return fs.open(p, mode)
     return open(path, mode)  # noqa: SIM115 - the caller closes it
 
@@ -382,7 +389,11 @@ class PartWriter:
                 self._spill()
             make_dirs(self.target)
             tag = uuid.uuid4().hex[:12]
-            tmp = join(self.target, f".tmp-{self.name}-{tag}")
+            final = join(self.target, f"{self.name}-{tag}")
+            # A directory is written aside and renamed when whole. An object store has no rename (an
+            # fsspec "move" is a copy of every object; s3fs cannot move a prefix), but each object
+            # appears whole when closed, and the name is this attempt's own: only a task's result names it.
+            tmp = final if is_url(final) else join(self.target, f".tmp-{self.name}-{tag}")
             make_dirs(tmp)
             for table in SESSION_TABLES:
                 if len(self.runs) == 1:
@@ -396,8 +407,8 @@ class PartWriter:
                     seg = merge_table(table, sources, out, 0)
                 with open_file(join(tmp, f"{table}.index"), "wb") as f:
                     write_index(f, seg.records())
-            final = join(self.target, f"{self.name}-{tag}")
-            rename(tmp, final)
+            if tmp != final:
+                rename(tmp, final)
             return final
         finally:
             self.formatter.close()
@@ -410,19 +421,23 @@ def _sources(parts: Sequence[str], table: str) -> list[tuple[str, Iterator[Segme
     return [(join(p, table), read_index(join(p, f"{table}.index"))) for p in parts]
 
 
+Extra = dict[str, list[tuple]] | Callable[[], dict[str, list[tuple]] | None] | None
+
+
 def merge_parts(parts: Sequence[str], out_dir: str, fmt: str, digits: int = 6,
-                extra: dict[str, list[tuple]] | None = None) -> tuple[dict[str, int], dict[str, Blocks]]:
+                extra: Extra = None) -> tuple[dict[str, int], dict[str, Blocks]]:
     """Write the report's tables into ``out_dir``: the session tables from the ``parts`` of a
-    run's tasks (in session order), the tables of ``extra`` (``sio_broadcasts``) from its rows.
+    run's tasks (in session order), the tables of ``extra`` (``sio_broadcasts``) from its rows
+    (a callable: called once the session tables are written, so that they can be made meanwhile).
     Returns the rows per table and (CSV, JSON lines) where their blocks are."""
     counts: dict[str, int] = {}
     blocks: dict[str, Blocks] = {}
-    extra = extra or {}
     if fmt == "parquet":
         parquet = ParquetWriter(out_dir)
         try:
             for table in SESSION_TABLES:
                 counts[table] = _rows_into(parquet, table, _sources(parts, table))
+            extra = (extra() if callable(extra) else extra) or {}
             for table, rows in extra.items():
                 parquet.add(table, rows)
                 counts[table] = len(rows)
@@ -437,6 +452,7 @@ def merge_parts(parts: Sequence[str], out_dir: str, fmt: str, digits: int = 6,
         assert seg.blocks is not None
         blocks[table] = seg.blocks
         counts[table] = sum(seg.blocks.rows)
+    extra = (extra() if callable(extra) else extra) or {}
     if extra:
         aside = tempfile.mkdtemp(prefix=".dissect-extra-", dir=out_dir)
         try:

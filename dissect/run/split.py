@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,21 +71,29 @@ class TaskResult:
     result: RunResult
     part: str | None = None  # where its part is (written to an Output)
     rows: dict[str, list[tuple]] | None = None  # its rows (no Output)
+    consumer: Any = None  # the consumer its ``consumer`` factory made, having seen its rows
 
 
 def run_task(spec: TaskSpec, paths: Sequence[str], output: Output | None = None, limits: Limits | None = None,
-             filters: Filters | None = None, keylog: KeyLog | None = None) -> TaskResult:
-    """One task of a plan: the run core over its files (``paths`` are the run's files)."""
+             filters: Filters | None = None, keylog: KeyLog | None = None, rows: bool = True,
+             consumer: Callable[[], Any] | None = None) -> TaskResult:
+    """One task of a plan: the run core over its files (``paths`` are the run's files). Without an
+    ``output``, its rows come back (unless not ``rows``); a ``consumer`` factory's consumer sees
+    them and comes back (a picklable class: ``dissect summary --sessions``'s list)."""
     files = [paths[i] for i in spec.files]
     keys = keylog.copy() if keylog is not None else KeyLog()
     for text in spec.secrets:  # what the files before this task's first carried
         keys.add_text(text)
     plan = None if spec.whole else TaskPlan(spec)
     if output is None:
-        collector = MemoryCollector()
-        result = dissect_files(files, [collector], filters=filters, limits=limits, keylog=keys, plan=plan)
+        collector = MemoryCollector() if rows else None
+        extra = consumer() if consumer is not None else None
+        consumers = [c for c in (collector, extra) if c is not None]
+        result = dissect_files(files, consumers, filters=filters, limits=limits, keylog=keys, plan=plan)
+        if collector is None:
+            return TaskResult(result, consumer=extra)
         collector.rows.pop("sio_broadcasts", None)
-        return TaskResult(result, rows=collector.rows)
+        return TaskResult(result, rows=collector.rows, consumer=extra)
     writer = PartWriter(output.target, output.fmt, output.digits, f"task-{spec.number}")
     result = dissect_files(files, [writer], filters=filters, limits=limits, keylog=keys, plan=plan)
     return TaskResult(result, part=writer.close())

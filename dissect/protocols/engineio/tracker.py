@@ -54,7 +54,7 @@ from dissect.protocols.socketio import (
     SocketIOState,
     join_tags,
 )
-from dissect.protocols.socketio_sockets import BY_NAMES, SERVER_SHUTTING_DOWN, TRANSPORT_CLOSE
+from dissect.protocols.socketio.sockets import BY_NAMES, SERVER_SHUTTING_DOWN, TRANSPORT_CLOSE
 from dissect.records import C2S, CAPTURE_ENDED, DIRECTION_NAMES, S2C, Handshake, Outbox, SioPacket, capture_ended, ms
 
 # Bounds.

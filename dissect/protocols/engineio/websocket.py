@@ -30,7 +30,7 @@ from dissect.protocols.socketio import (
     SocketIOState,
     join_tags,
 )
-from dissect.protocols.socketio_sockets import (
+from dissect.protocols.socketio.sockets import (
     BY_NAMES,
     SERVER_SHUTTING_DOWN,
     TRANSPORT_CLOSE,
