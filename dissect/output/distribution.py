@@ -175,6 +175,11 @@ def percentiles(values: Sequence[float], ps: Sequence[float]) -> list[float]:
     return out
 
 
+def _negative_zero(values: array[float]) -> bool:
+    """Whether ``values`` holds a -0.0 (its bits: the sign bit alone)."""
+    return values.count(0.0) > 0 and array("Q", values.tobytes()).count(1 << 63) > 0
+
+
 class Distribution:
     """Count, min, max and percentiles of a stream of floats in bounded memory (module doc)."""
 
@@ -262,7 +267,9 @@ class Distribution:
         if self.count == 0:
             return [None for _ in qs]
         if self.exact is not None:
-            if len(self.exact) <= SMALL_EXACT:  # without numpy (the command line starts without it)
+            if len(self.exact) <= SMALL_EXACT and not _negative_zero(self.exact):
+                # without numpy (the command line starts without it); numpy's partition orders
+                # -0.0 and 0.0 its own way, so a -0.0 among the values goes to numpy
                 small: list[float | None] = list(percentiles(sorted(self.exact), [q * 100 for q in qs]))
                 return small
             import numpy as np
