@@ -181,12 +181,17 @@ def test_two_stages_writer_failure_is_one_message(after: int) -> None:
 
 
 def test_default_jobs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Without --jobs: two processes on two cores or more where fork exists, else one; --jobs 2
-    where fork does not exist is a usage error, not a traceback."""
+    """Without --jobs: one process with the compiled core (its rows handed to a writer cost what the
+    writing does); in pure Python two processes on two cores or more where fork exists, else one;
+    --jobs 2 where fork does not exist is a usage error, not a traceback."""
     from dissect import cli
 
+    monkeypatch.setattr(cli.fastpaths, "COMPILED", False)
     monkeypatch.setattr(cli.os, "cpu_count", lambda: 2)
     assert cli.default_jobs() == (2 if cli._can_fork() else 1)
+    monkeypatch.setattr(cli.fastpaths, "COMPILED", True)
+    assert cli.default_jobs() == 1
+    monkeypatch.setattr(cli.fastpaths, "COMPILED", False)
     monkeypatch.setattr(cli.os, "cpu_count", lambda: 1)
     assert cli.default_jobs() == 1
     monkeypatch.setattr(cli.os, "cpu_count", lambda: 8)

@@ -60,8 +60,11 @@ def _can_fork() -> bool:
 
 
 def default_jobs() -> int:
-    """``report`` without --jobs: two processes (dissect, write) when the machine has two cores
-    or more and can fork; else one."""
+    """``report`` without --jobs: one process with the compiled core (handing its rows to a writing
+    process costs about what the writing does: measured slower than one process); in pure Python,
+    two processes (dissect, write) when the machine has two cores or more and can fork; else one."""
+    if fastpaths.COMPILED:
+        return 1
     return 2 if (os.cpu_count() or 1) >= 2 and _can_fork() else 1
 
 
@@ -140,8 +143,9 @@ def main() -> None:
 @click.option("--html/--no-html", default=True, show_default=True, help="Also write report.html.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, no warning lines.")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None,
-              help="Processes. 1: one. 2 (the default with two cores or more): one dissects, one writes "
-                   "the tables; the files are those of one process, byte for byte. 3 or more: workers "
+              help="Processes. 1: one (the default with the compiled core, or on one core). 2 (the default in "
+                   "pure Python with two cores or more): one dissects, one writes the tables; the files are "
+                   "those of one process, byte for byte. 3 or more: workers "
                    "sharing the sessions (the same rows, grouped by session_id: summary.json row_order).")
 @click.option("--dask", "dask_address", metavar="ADDRESS",
               help="Run the analysis as tasks on the Dask cluster at ADDRESS (needs the dask extra): each file is "

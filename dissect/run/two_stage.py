@@ -28,6 +28,7 @@ from dissect.run.filters import Filters
 from dissect.transport.limits import Limits
 
 _END = b""
+_STOPS = {signal.SIGINT, signal.SIGTERM}
 
 
 class _Handover:
@@ -88,6 +89,7 @@ def _writing_side(conn: Any, parent_end: Any, make_writer: Callable[[], Any]) ->
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent ends the child with SIGTERM: no traceback
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)  # blocked by the parent around the fork
     gc.set_threshold(50_000, *gc.get_threshold()[1:])  # as the pipeline does: rows are many objects
     try:
         writer = make_writer()
@@ -122,7 +124,13 @@ def run_two_stages(paths: Paths, make_writer: Callable[[], Any], *, filters: Fil
     ctx = multiprocessing.get_context("fork")
     conn, child_conn = ctx.Pipe()
     proc = ctx.Process(target=_writing_side, args=(child_conn, conn, make_writer), daemon=True)
-    proc.start()
+    # A signal between the fork and the child's own handlers would run the parent's handler in the
+    # child (a traceback there): blocked around the fork, the child unblocks them once they are set.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+    try:
+        proc.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     child_conn.close()
     finished = False
     try:
