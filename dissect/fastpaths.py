@@ -70,6 +70,23 @@ COMPILED_CSV = COMPILED
 COMPILED_FANOUT = COMPILED
 
 
+# summary.json: the figures of a batch of ws_frames, ws_messages and sio_packets rows (Counters,
+# totals, distributions' values, the sio_broadcasts candidates) counted in C in one walk over the
+# row tuples (dissect/compiled/summary_counts.pxi and fanout_add_rows; the columns of
+# dissect.output.batch_counts.ColumnCounts and FanoutCandidates.add_columns, the reference).
+COMPILED_SUMMARY = COMPILED
+
+
+def compiled_summary() -> Any:
+    """The compiled batch counter of summary.json, or None for the Python code on columns."""
+    return _packets.summary_counts if COMPILED_SUMMARY and _packets is not None else None
+
+
+def compiled_fanout_rows() -> Any:
+    """The compiled candidate loop over sio_packets row tuples, or None for the columns' loop."""
+    return _packets.fanout_add_rows if COMPILED_SUMMARY and _packets is not None else None
+
+
 def compiled_fanout() -> Any:
     """The compiled FanoutCandidates.add_columns, or None for the Python loop."""
     return _packets.fanout_add_columns if COMPILED_FANOUT and _packets is not None else None

@@ -31,11 +31,15 @@ from typing import Any
 from zlib import crc32
 
 from dissect import fastpaths
+from dissect.output.batch_counts import RowColumns
 from dissect.records import SioBroadcast, ms
 
 WINDOW_NS = 1_000_000_000  # the first and the last packet of a fan-out within 1 s (REPORTS.md)
 _EVENT_TYPES = ("EVENT", "BINARY_EVENT")
 _INT64 = 1 << 63
+# The cells fanout_add_rows reads, in its order.
+_ROW_CELLS = ("payload_digest", "direction", "sio_type", "ts", "namespace", "event", "payload_bytes", "eio_sid",
+              "session_id")
 
 
 def _socket_key(eio_sid: Any, session_id: Any, namespace: str) -> int:
@@ -138,6 +142,16 @@ class FanoutCandidates:
             self.digest.append((int(d) << 31) | (size & 0x7FFFFFFF))
             self.socket.append(key)
             self.kind.append(k)
+
+    def add_rows(self, rows: list[tuple], fields: Sequence[str]) -> None:
+        """:meth:`add_columns` of a batch of ``sio_packets`` row tuples with these ``fields``."""
+        compiled = fastpaths.compiled_fanout_rows()
+        if compiled is not None:  # in C, read in place from the row tuples (fanout.pxi)
+            index = {f: i for i, f in enumerate(fields)}
+            idx = tuple(index[f] for f in _ROW_CELLS)
+            if compiled(self, rows, idx, _socket_key):
+                return
+        self.add_columns(RowColumns(fields, rows))
 
     def merge(self, other: FanoutCandidates) -> None:
         """Add another worker's candidates."""

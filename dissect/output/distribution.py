@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeGuard
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "cell_key",
     "count_cells",
     "count_combinations",
+    "finite_values",
     "json_float",
     "to_number",
 ]
@@ -85,6 +86,19 @@ def cell_key(x: Any) -> str:
     return str(x)
 
 
+def finite_values(values: Iterable[Any]) -> list[Any]:
+    """The numbers of ``values`` a :class:`Distribution` counts: missing cells, NaN and infinities
+    dropped."""
+    try:
+        # Plain numbers (rows): drop missing cells and NaN without a call per cell.
+        vals = [v for v in values if v is not None and v == v]
+        if vals and (math.isinf(min(vals)) or math.isinf(max(vals))):
+            vals = [v for v in vals if not math.isinf(v)]
+    except TypeError:  # pd.NA and the like (DataFrame cells)
+        vals = [f for f in map(to_number, values) if f is not None and not math.isinf(f)]
+    return vals
+
+
 def count_cells(values: Iterable[Any]) -> Counter[Any]:
     """Raw cell values counted in C; callers normalise only the distinct keys.
 
@@ -136,7 +150,11 @@ class CappedCounter:
 
     def update_cells(self, cells: Iterable[Any], missing: str = "") -> None:
         """Count raw cells under their :func:`cell_key` (``missing`` for empty ones)."""
-        for raw, n in count_cells(cells).items():
+        self.add_counts(count_cells(cells), missing)
+
+    def add_counts(self, counts: Mapping[Any, int], missing: str = "") -> None:
+        """:meth:`update_cells` of the cells' counts (:func:`count_cells`)."""
+        for raw, n in counts.items():
             self.add(cell_key(raw) or missing, n)
 
     def total(self) -> int:
@@ -196,13 +214,10 @@ class Distribution:
         self.exact_limit = exact_limit
 
     def extend(self, values: Iterable[Any]) -> None:
-        try:
-            # Plain numbers (rows): drop missing cells and NaN without a call per cell.
-            vals = [v for v in values if v is not None and v == v]
-            if vals and (math.isinf(min(vals)) or math.isinf(max(vals))):
-                vals = [v for v in vals if not math.isinf(v)]
-        except TypeError:  # pd.NA and the like (DataFrame cells)
-            vals = [f for f in map(to_number, values) if f is not None and not math.isinf(f)]
+        self.add_finite(finite_values(values))
+
+    def add_finite(self, vals: list[Any]) -> None:
+        """Add the values :func:`finite_values` kept of a batch."""
         if not vals:
             return
         self.count += len(vals)

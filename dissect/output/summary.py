@@ -13,11 +13,11 @@ anomaly tags are counted by kind (:mod:`dissect.output.anomalies`).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from operator import itemgetter
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dissect.output.anomalies import anomaly_kind, split_anomalies
+from dissect.output.batch_counts import ColumnCounts, Figures, RowColumns, RowCounts
 from dissect.output.broadcasts import FanoutCandidates
 from dissect.output.distribution import (
     COUNTER_LIMIT,
@@ -27,7 +27,6 @@ from dissect.output.distribution import (
     Distribution,
     cell_key,
     count_cells,
-    count_combinations,
     json_float,
     to_number,
 )
@@ -63,52 +62,21 @@ PROTOCOLS = ("tcp", "udp", "http", "websocket", "engineio", "socketio")
 ANOMALY_TABLES = ("sessions", "http", "ws_frames", "ws_messages", "sio_packets", "sio_sockets")
 SCHEMA_VERSION = 1
 _TLS_NOT_DECRYPTED = re.compile(r"decrypted=(?:false|partly) \(([^)]*)\)")
+# The figures of the tables with many rows, counted through ColumnCounts (their _count_<table>; the
+# compiled core counts a batch of rows in one walk, batch_counts.RowCounts). ``anomaly`` is one.
+FIGURES = {
+    "ws_frames": Figures(combos=(("direction", "opcode_name"),), cells=("close_code", "anomaly"),
+                         totals=("payload_len",), trues=("compressed",)),
+    "ws_messages": Figures(combos=(("direction", "opcode_name"),), cells=("frames", "anomaly"),
+                           totals=("wire_bytes", "payload_bytes"), trues=("compressed",), values=("payload_bytes",)),
+    "sio_packets": Figures(combos=(("sio_type", "namespace", "event"),), cells=("eio_type", "transport", "anomaly"),
+                           values=("ack_latency_ms",)),
+}
 
 
 def _int(x: Any) -> int:
     v = to_number(x)
     return 0 if v is None else int(v)
-
-
-def _total(col: Sequence[Any]) -> int:
-    """The sum of an integer column, missing cells skipped."""
-    try:
-        total = sum(col)  # plain ints: the common case, in C
-        if total == total:  # not NaN
-            return int(total)
-    except TypeError:
-        pass
-    return sum(int(v) for v in map(to_number, col) if v is not None)
-
-
-def _true(col: Sequence[Any]) -> int:
-    """How many cells are true (True or 1)."""
-    try:
-        return list(col).count(True)
-    except TypeError:
-        return sum(1 for x in col if x is True or x == 1)
-
-
-class _RowColumns(Mapping[str, Sequence[Any]]):
-    """Columns of a batch of rows, each taken out (in C) only when asked for: a table's figures
-    use a few of its columns."""
-
-    def __init__(self, fields: Sequence[str], rows: Sequence[tuple]) -> None:
-        self.index = {f: i for i, f in enumerate(fields)}
-        self.rows = rows
-        self.cache: dict[str, list[Any]] = {}
-
-    def __getitem__(self, name: str) -> list[Any]:
-        col = self.cache.get(name)
-        if col is None:
-            col = self.cache[name] = list(map(itemgetter(self.index[name]), self.rows))
-        return col
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.index)
-
-    def __len__(self) -> int:
-        return len(self.index)
 
 
 class _FileStats:
@@ -257,17 +225,27 @@ class SummaryBuilder:
             rows = list(rows)
         if not rows:
             return
-        self.add_columns(table, _RowColumns(TABLES[table]._fields, rows), len(rows),  # type: ignore[attr-defined]
-                         ts_divisor=1e9)
+        fields = TABLES[table]._fields  # type: ignore[attr-defined]
+        figures = FIGURES.get(table)
+        counts = None if figures is None else RowCounts.count(fields, rows, figures)  # type: ignore[arg-type]
+        if counts is None:
+            self.add_columns(table, RowColumns(fields, rows), len(rows), ts_divisor=1e9)
+            return
+        self.rows[table] = self.rows.get(table, 0) + len(rows)
+        getattr(self, f"_count_{table}")(counts, 1e9)
+        self._add_anomalies(table, counts.cells("anomaly"))
 
     def add_columns(
         self, table: str, cols: Mapping[str, Sequence[Any]], n: int, ts_divisor: float = 1.0
     ) -> None:
         """Count ``n`` rows given column-wise; ts cells divided by ``ts_divisor`` are seconds."""
         self.rows[table] = self.rows.get(table, 0) + n
-        getattr(self, f"_add_{table}")(cols, ts_divisor)
+        if table in FIGURES:
+            getattr(self, f"_count_{table}")(ColumnCounts(cols), ts_divisor)
+        else:
+            getattr(self, f"_add_{table}")(cols, ts_divisor)
         if "anomaly" in cols and table in ANOMALY_TABLES:
-            self._add_anomalies(table, cols["anomaly"])
+            self._add_anomalies(table, count_cells(cols["anomaly"]))
 
     def add_warning(self, kind: str, count: int = 1, detail: str | None = None) -> None:
         """A reader warning (truncated file, snaplen-cut packets, unknown link type, ...)."""
@@ -369,10 +347,11 @@ class SummaryBuilder:
         self._http_upgrade.update(cell_key(x).lower() for x in c["upgrade"] if cell_key(x))
         self._http_dur.extend(c["duration_ms"])
 
-    def _by_direction(self, target: dict[str, CappedCounter], c: Mapping[str, Sequence[Any]]) -> CappedCounter:
-        """Opcode names counted overall (returned) and per direction (into ``target``)."""
+    def _by_direction(self, target: dict[str, CappedCounter], combos: Mapping[tuple[Any, ...], int]) -> CappedCounter:
+        """Opcode names counted overall (returned) and per direction (into ``target``), from the
+        counts of (direction, opcode_name)."""
         overall = self._counter()
-        for (d, name), n in count_combinations(c["direction"], c["opcode_name"]).items():
+        for (d, name), n in combos.items():
             dk, nk = cell_key(d), cell_key(name)
             counter = target.get(dk)
             if counter is None:
@@ -381,26 +360,26 @@ class SummaryBuilder:
             overall.add(nk, n)
         return overall
 
-    def _add_ws_frames(self, c: Mapping[str, Sequence[Any]], ts_divisor: float) -> None:
-        self._fr_opcode.merge(self._by_direction(self._fr_dir, c))
-        for raw, n in count_cells(c["close_code"]).items():
+    def _count_ws_frames(self, c: ColumnCounts, ts_divisor: float) -> None:
+        self._fr_opcode.merge(self._by_direction(self._fr_dir, c.combos("direction", "opcode_name")))
+        for raw, n in c.cells("close_code").items():
             if to_number(raw) is not None:
                 self._fr_close.add(cell_key(raw), n)
-        self._fr_payload += _total(c["payload_len"])
-        self._fr_compressed += _true(c["compressed"])
+        self._fr_payload += c.total("payload_len")
+        self._fr_compressed += c.true("compressed")
 
-    def _add_ws_messages(self, c: Mapping[str, Sequence[Any]], ts_divisor: float) -> None:
-        self._msg_opcode.merge(self._by_direction(self._msg_dir, c))
-        self._msg_size.extend(c["payload_bytes"])
-        self._msg_wire += _total(c["wire_bytes"])
-        self._msg_payload += _total(c["payload_bytes"])
-        self._msg_compressed += _true(c["compressed"])
-        self._msg_fragmented += sum(n for v, n in count_cells(c["frames"]).items() if (to_number(v) or 0) > 1)
+    def _count_ws_messages(self, c: ColumnCounts, ts_divisor: float) -> None:
+        self._msg_opcode.merge(self._by_direction(self._msg_dir, c.combos("direction", "opcode_name")))
+        self._msg_size.add_finite(c.values("payload_bytes"))
+        self._msg_wire += c.total("wire_bytes")
+        self._msg_payload += c.total("payload_bytes")
+        self._msg_compressed += c.true("compressed")
+        self._msg_fragmented += sum(n for v, n in c.cells("frames").items() if (to_number(v) or 0) > 1)
 
-    def _add_sio_packets(self, c: Mapping[str, Sequence[Any]], ts_divisor: float) -> None:
-        self._eio_type.update_cells(c["eio_type"])
-        self._sio_transport.update_cells(c["transport"])
-        for (raw_t, ns, ev), n in count_combinations(c["sio_type"], c["namespace"], c["event"]).items():
+    def _count_sio_packets(self, c: ColumnCounts, ts_divisor: float) -> None:
+        self._eio_type.add_counts(c.cells("eio_type"))
+        self._sio_transport.add_counts(c.cells("transport"))
+        for (raw_t, ns, ev), n in c.combos("sio_type", "namespace", "event").items():
             t = cell_key(raw_t)
             if not t:
                 continue
@@ -413,9 +392,9 @@ class SummaryBuilder:
                 if key not in self._event_keys and len(self._event_keys) < self._counter_limit:
                     self._event_keys[key] = (nsk, evk)
                 self._events.add(key if key in self._event_keys else OTHER, n)
-        self._ack.extend(c["ack_latency_ms"])
+        self._ack.add_finite(c.values("ack_latency_ms"))
         if ts_divisor == 1e9:  # rows of a run (ns times), not a report read back
-            self._fanout.add_columns(c)
+            c.add_candidates(self._fanout)
 
     def broadcasts(self) -> list[SioBroadcast]:
         """The run's ``sio_broadcasts`` rows, from every server-to-client EVENT counted (after the
@@ -440,9 +419,10 @@ class SummaryBuilder:
         self._sock_replayed += sum(int(v) for v in map(to_number, c["replayed_events"]) if v is not None)
         self._pong.extend(c["max_pong_delay_ms"])
 
-    def _add_anomalies(self, table: str, cells: Sequence[Any]) -> None:
+    def _add_anomalies(self, table: str, cells: Mapping[Any, int]) -> None:
+        """Anomaly tags counted by kind, from the counts of a batch's ``anomaly`` cells."""
         counter = self._anom.get(table)
-        for cell, n in count_cells(cells).items():
+        for cell, n in cells.items():
             tags = split_anomalies(cell)
             if not tags:
                 continue
