@@ -18,6 +18,7 @@ import sys
 import tempfile
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -116,6 +117,7 @@ def test_the_compiled_loop_is_the_one_used(monkeypatch: pytest.MonkeyPatch) -> N
 _REPORT_ALL = """
 import sys
 from pathlib import Path
+from typing import Any
 from dissect.cli import main
 out = Path(sys.argv[1])
 for arg in sys.argv[2:]:
@@ -816,3 +818,167 @@ def test_pcapng_goes_through_the_compiled_walk(monkeypatch: pytest.MonkeyPatch, 
     rows = _rows([CAPTURES / "sio2_polling.pcapng"])[0]
     assert len(rows["http"]) > 5
     assert 0 < len(calls) < 10
+
+
+# -- summary.json's batch counts (fastpaths.COMPILED_SUMMARY) ----------------------------------------
+
+
+def _summary_both(batches: list[tuple[str, list[Any], str]], exact_limit: int = 1_000_000,
+                  counter_limit: int = 10_000) -> list[tuple[list[str], str, str]]:
+    """Each path's builder fed ``batches`` (table, rows, given as a list, a tuple or an iterator):
+    the errors met (by batch), the summary, the broadcasts."""
+    from dissect.output.summary import SummaryBuilder
+
+    got = []
+    saved = fastpaths.COMPILED_SUMMARY
+    try:
+        for compiled in (True, False):
+            fastpaths.COMPILED_SUMMARY = compiled
+            b = SummaryBuilder(exact_limit=exact_limit, counter_limit=counter_limit)
+            errors = []
+            for table, rows, container in batches:
+                try:
+                    b.add(table, tuple(rows) if container == "tuple" else iter(rows) if container == "iter" else rows)
+                    errors.append("")
+                except Exception as e:  # noqa: BLE001 - a damaged cell: both paths must meet it alike
+                    errors.append(type(e).__name__)
+            try:
+                bc = repr(b.broadcasts())
+            except Exception as e:  # noqa: BLE001
+                bc = type(e).__name__
+            got.append((errors, repr(b.result()), bc))
+    finally:
+        fastpaths.COMPILED_SUMMARY = saved
+    return got
+
+
+@needs_compiled
+def test_corpus_summary_identical_with_and_without_compiled_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """summary.json of every corpus capture (one run each, rows too), the C batch counts on and off."""
+    for p in CORPUS:
+        monkeypatch.setattr(fastpaths, "COMPILED_SUMMARY", True)
+        on = _rows([p])
+        monkeypatch.setattr(fastpaths, "COMPILED_SUMMARY", False)
+        off = _rows([p])
+        assert on == off, p
+    sio = sorted(CAPTURES.glob("sio*.pcap*"))
+    monkeypatch.setattr(fastpaths, "COMPILED_SUMMARY", True)
+    rows, summary = _rows(sio)
+    assert json.loads(summary)["sio_packets"]["events_total"] > 50
+    assert json.loads(summary)["ws_frames"]["count"] == len(rows["ws_frames"]) > 100
+
+
+@needs_compiled
+def test_compiled_summary_counts_the_common_rows_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The corpus's rows are counted in C, every figure (none left to the column code), and the
+    candidates are read from the rows."""
+    from dissect.output import batch_counts
+    from dissect.output.broadcasts import FanoutCandidates
+    from dissect.output.summary import FIGURES, SummaryBuilder
+    from dissect.records import TABLES
+
+    rows, summary = _rows(sorted(CAPTURES.glob("sio*.pcap*")))
+
+    def refuse(*a: object, **k: object) -> None:
+        raise AssertionError("the column code ran")
+
+    for name in ("combos", "cells", "total", "true", "values"):
+        monkeypatch.setattr(batch_counts.ColumnCounts, name, refuse)
+    monkeypatch.setattr(FanoutCandidates, "add_columns", refuse)
+    b = SummaryBuilder()
+    for table, figures in FIGURES.items():
+        assert rows[table], table
+        counts = batch_counts.RowCounts.count(TABLES[table]._fields, rows[table], figures)  # type: ignore[attr-defined]
+        assert counts is not None
+        assert len(counts.got) == sum(len(f) for f in figures), (table, sorted(counts.got))
+        b.add(table, rows[table])
+    assert b.result()["sio_packets"]["count"] == len(rows["sio_packets"])
+    assert len(b.broadcasts()) == json.loads(summary)["sio_broadcasts"]["count"] > 0
+
+
+def _odd_cells() -> st.SearchStrategy[Any]:
+    """Cells as damaged rows and the API's readers hold them: missing, NaN, infinities, -0.0, bools,
+    big ints, numeric text, numpy scalars, pd.NA."""
+    import numpy as np
+    import pandas as pd
+
+    return st.one_of(
+        st.none(), st.just(float("nan")), st.floats(), st.integers(-(1 << 70), 1 << 70), st.booleans(),
+        st.text(max_size=3),
+        st.sampled_from([np.int64(3), np.float64("nan"), np.float64(2.5), np.bool_(True), pd.NA, -0.0, 1.0, 0, 1,
+                         float("inf"), float("-inf"), 1 << 63, "1", "1000", "EVENT", "s2c"]))
+
+
+def _fresh(values: list[Any]) -> st.SearchStrategy[Any]:
+    """One of ``values``, a text one sometimes as a new object equal to it (not the same object)."""
+    return st.sampled_from(values).flatmap(
+        lambda v: st.sampled_from([v, "".join(list(v))]) if isinstance(v, str) and len(v) > 1 else st.just(v))
+
+
+_TYPICAL: dict[str, list[Any]] = {
+    "direction": ["c2s", "s2c"],
+    "opcode_name": ["text", "binary", "close", "ping", "continuation"],
+    "close_code": [None, 1000, 1005, 4000],
+    "compressed": [True, False],
+    "frames": [1, 2, 3],
+    "anomaly": ["", "", "bad_close_code=1005", "truncated; gap:3", None],
+    "sio_type": ["EVENT", "BINARY_EVENT", "ACK", "CONNECT", "", None],
+    "namespace": ["/", "/chat", None, ""],
+    "event": ["a", "bb", "é", None],
+    "eio_type": ["message", "ping", "pong"],
+    "transport": ["websocket", "polling"],
+    "ack_latency_ms": [None, 1.5, 0.25, 0, 1e-6],
+    "eio_sid": ["sid1", "sid2", None],
+}
+# Cells the candidate loops turn into numbers (int()): only what both loops take alike.
+_FANOUT_CELLS: dict[str, st.SearchStrategy[Any]] = {
+    "ts": st.one_of(st.integers(0, 3 * 10**9), st.integers(-(1 << 64), 1 << 64), st.floats(0, 1e10)),
+    "payload_digest": st.one_of(st.none(), st.integers(0, (1 << 32) - 1), st.just(float("nan"))),
+    "payload_bytes": st.one_of(st.none(), st.integers(0, 1 << 40), st.floats(0, 100)),
+    "eio_sid": st.one_of(st.none(), st.sampled_from(["sid1", "sid2"]), st.just(float("nan"))),
+    "session_id": st.integers(1, 3),
+}
+
+
+@st.composite
+def _summary_batch(draw: st.DrawFn) -> tuple[str, list[Any], str]:
+    from dissect.records import TABLES
+
+    table = draw(st.sampled_from(["ws_frames", "ws_messages", "sio_packets", "sio_packets"]))
+    fields = TABLES[table]._fields  # type: ignore[attr-defined]
+    odd = draw(st.sampled_from([0.0, 0.05, 0.3]))  # how many cells are damaged
+    typical = {f: _fresh(v) for f, v in _TYPICAL.items()}
+    rows: list[Any] = []
+    for _ in range(draw(st.integers(0, 25))):
+        cells = []
+        for f in fields:
+            if table == "sio_packets" and f in _FANOUT_CELLS:
+                cells.append(draw(_FANOUT_CELLS[f]))
+            elif odd and draw(st.floats(0, 1)) < odd:
+                cells.append(draw(_odd_cells()))
+            elif f in typical:
+                cells.append(draw(typical[f]))
+            else:
+                cells.append(draw(st.one_of(st.integers(0, 1000), st.none())))
+        row: Any = tuple(cells)
+        shape = draw(st.sampled_from(["tuple", "tuple", "named", "short"]))
+        if shape == "named":
+            row = TABLES[table]._make(cells)
+        elif shape == "short" and odd:
+            row = row[:-1]  # not a row of the table: both paths raise
+        rows.append(row)
+    if rows and draw(st.booleans()):  # runs of one row's objects (a key repeated by identity)
+        rows = [r for r in rows for _ in range(draw(st.integers(1, 4)))]
+    return table, rows, draw(st.sampled_from(["list", "list", "tuple", "iter"]))
+
+
+@needs_compiled
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.lists(_summary_batch(), max_size=5), st.sampled_from([(1_000_000, 10_000), (4, 3)]))
+def test_summary_identical_compiled_and_python(batches: list[tuple[str, list[Any], str]],
+                                               limits: tuple[int, int]) -> None:
+    """Batches of ws_frames, ws_messages and sio_packets rows with damaged cells of every kind (and
+    small limits: the "(other)" key and the log histogram): the C batch counts and the column code
+    give the same summary, the same broadcasts, and the same errors (a row too short)."""
+    on, off = _summary_both(batches, *limits)
+    assert on == off
