@@ -8,6 +8,15 @@
 from cpython.list cimport PyList_GET_ITEM
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE, PyTuple_Check
 
+cdef extern from *:
+    """
+    static inline void dissect_prefetch(const void *p) { __builtin_prefetch(p); }
+    """
+    void dissect_prefetch(const void *p) nogil
+
+cdef enum:
+    FANOUT_AHEAD = 8  # rows
+
 cdef tuple FANOUT_EVENT_TYPES = ("EVENT", "BINARY_EVENT")
 cdef str S2C_NAME = "s2c"
 cdef str EVENT_NAME = "EVENT"
@@ -112,6 +121,10 @@ def fanout_add_rows(fc, list rows, tuple idx, socket_key):
         if not PyTuple_Check(row) or PyTuple_GET_SIZE(row) < width:
             return False
     for i in range(n):
+        if i + FANOUT_AHEAD < n:  # the cells' objects are cold: ask for a later row's early
+            row = <object> PyList_GET_ITEM(rows, i + FANOUT_AHEAD)
+            dissect_prefetch(PyTuple_GET_ITEM(row, i_digest))
+            dissect_prefetch(PyTuple_GET_ITEM(row, i_ts))
         row = <object> PyList_GET_ITEM(rows, i)
         d = <object> PyTuple_GET_ITEM(row, i_digest)
         if d is None or (type(d) is not int and d != d):
