@@ -146,6 +146,19 @@ def summary_counts(list rows, Py_ssize_t width, tuple combos, tuple cells, tuple
     cdef list cell_counts = [KeyCounts() for k in range(n_cells)]
     cdef list value_lists = [[] for k in range(n_values)]
     for r in range(n):
+        # the rows and their cells' objects are cold in memory: ask for the tuple 16 rows ahead,
+        # and for the cells of the totals and values (numbers: new objects) of the tuple 8 ahead
+        if r + 2 * FANOUT_AHEAD < n:
+            dissect_prefetch(PyList_GET_ITEM(rows, r + 2 * FANOUT_AHEAD))
+        if r + FANOUT_AHEAD < n:
+            row = <object> PyList_GET_ITEM(rows, r + FANOUT_AHEAD)
+            if PyTuple_Check(row) and PyTuple_GET_SIZE(row) >= width:
+                for k in range(n_totals):
+                    dissect_prefetch(PyTuple_GET_ITEM(row, total_idx[k]))
+                for k in range(n_values):
+                    dissect_prefetch(PyTuple_GET_ITEM(row, value_idx[k]))
+                for k in range(n_combos):
+                    dissect_prefetch(PyTuple_GET_ITEM(row, combo_idx[k][combo_arity[k] - 1]))
         row = <object> PyList_GET_ITEM(rows, r)
         if not PyTuple_Check(row) or PyTuple_GET_SIZE(row) < width:
             return None
