@@ -75,11 +75,11 @@ class Plan:
 
 
 class _Groups:
-    """Union-find over session ids, by affinity key."""
+    """Union-find over session ids, by affinity key (its number)."""
 
     def __init__(self) -> None:
         self.parent: dict[int, int] = {}
-        self.by_key: dict[str, int] = {}
+        self.by_key: dict[int, int] = {}
 
     def find(self, x: int) -> int:
         parent = self.parent
@@ -90,7 +90,7 @@ class _Groups:
             parent[x], x = root, parent[x]
         return root
 
-    def add(self, sid: int, key: str) -> None:
+    def add(self, sid: int, key: int) -> None:
         other = self.by_key.setdefault(key, sid)
         self.parent.setdefault(sid, sid)
         a, b = self.find(sid), self.find(other)
@@ -129,7 +129,7 @@ def make_plan(indexes: list[FileIndex], limits: Limits | None = None, filters: F
     table = ReplayTable(Outbox(), limits, filters.flow_filter())
     try:
         for ix in indexes:
-            table.replay_file(ix.path, ix.log)
+            table.replay_file(ix.path, ix.log)  # decoded as it goes (dissect.transport.flowlog)
             ix.log = []  # done with it
     except Inexact as e:
         outline.whole = str(e)
@@ -138,6 +138,7 @@ def make_plan(indexes: list[FileIndex], limits: Limits | None = None, filters: F
     if table.filtered:
         outline.decode["flows-filtered-out"] += table.filtered
     outline.sessions = table.next_id - 1
+    table.forget()  # the flows still open: the plan needs only the per-flow arrays now
     secrets_seen = keylog_given or any(ix.secrets for ix in indexes)
     tasks = _assign(table, indexes, secrets_seen, max(1, threads))
     specs = [_spec(n, t, table, indexes, last_ts) for n, t in enumerate(tasks)]
@@ -148,10 +149,13 @@ def make_plan(indexes: list[FileIndex], limits: Limits | None = None, filters: F
 def _groups(table: ReplayTable, secrets_seen: bool) -> list[list[int]]:
     """The groups of session ids dissected together (ids of flows left out by the filters excluded)."""
     uf = _Groups()
-    for sid, key in table.sightings:
-        if key == TLS_KEY and not secrets_seen:
+    tls = -1 if secrets_seen else table.affinity.get(TLS_KEY, -1)
+    table.affinity.clear()  # the keys' texts: their numbers tell them apart
+    for sid, key in zip(table.sighted, table.sighted_key, strict=True):
+        if key == tls:
             continue  # nothing to decrypt with: TLS connections are independent
         uf.add(sid, key)
+    del table.sighted[:], table.sighted_key[:]
     members: dict[int, list[int]] = {}
     for sid in uf.parent:
         members.setdefault(uf.find(sid), []).append(sid)
@@ -235,7 +239,7 @@ def _spec(number: int, task: _Task, table: ReplayTable, indexes: list[FileIndex]
     for g in task.groups:
         for sid in g:
             i = sid - 1
-            place = (table.first_file[i], table.first_frame[i], table.first_key[i])
+            place = (table.first_file[i], table.first_frame[i], table.first_key(i))
             if table.stream[i] >= 0:
                 spec.tcp[place] = (sid, table.stream[i])
             else:

@@ -36,13 +36,14 @@ SYN on the same 5-tuple or an eviction before the hole is resolved, can number f
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from dissect.records import Outbox
+from dissect.transport.flowlog import PackedLog
 from dissect.transport.flows import FlowTable, UdpFlow, reverse_key
 from dissect.transport.limits import Limits
-from dissect.transport.tcp import ACK, FIN, SYN, TcpConnection
+from dissect.transport.tcp import ACK, FIN, RST, SYN, TcpConnection
 
 # Log events, tuples whose first item is the kind.
 CREATE = 0  # (CREATE, key, flags, ts, frame): a TCP packet on a 5-tuple the table does not hold
@@ -76,7 +77,7 @@ class LogConn(TcpConnection):
     its SYN/FIN/RST logged."""
 
     __slots__ = ("log", "box", "kc", "ks")
-    log: list[Event]
+    log: PackedLog | list[Event]
     box: Outbox
     kc: bytes  # its key client to server
     ks: bytes  # server to client
@@ -93,12 +94,14 @@ class LogUdp(UdpFlow):
 
 class LogTable(FlowTable):
     """The flow table of one file's index pass (module doc, step 1). ``attach(conn, syn)`` is called
-    for every TCP flow it creates (``syn``: created by a SYN) and may give it a dissector."""
+    for every TCP flow it creates (``syn``: created by a SYN) and may give it a dissector. The log is
+    packed (:class:`~dissect.transport.flowlog.PackedLog`) unless ``packed`` is false (a list of the
+    event tuples)."""
 
     def __init__(self, outbox: Outbox, limits: Limits,
-                 attach: Callable[[LogConn, bool], None] | None = None) -> None:
+                 attach: Callable[[LogConn, bool], None] | None = None, packed: bool = True) -> None:
         super().__init__(outbox, limits)
-        self.log: list[Event] = []
+        self.log: PackedLog | list[Event] = PackedLog() if packed else []
         self.attach = attach
         self.intervals = 0  # eviction points passed
 
@@ -135,6 +138,12 @@ class LogTable(FlowTable):
         self.udp[reverse_key(key, len(src))] = (flow, 1)
         return flow, 0
 
+    def close(self) -> None:
+        """The file is read: log what the flows still held did, and pack the log."""
+        self.dump()
+        if isinstance(self.log, PackedLog):
+            self.log.close()
+
     def dump(self) -> None:
         """Log every flow's last packet time and packet count of the interval."""
         log = self.log
@@ -165,6 +174,41 @@ class LogTable(FlowTable):
 
 # -- 2. the replay ------------------------------------------------------------------------------------
 
+class ReplayConn:
+    """A TCP flow of the replay: what the flow table's decisions read of a flow (its session id, last
+    packet time, initial sequence numbers, FINs and close), about a tenth of a connection's memory.
+    A FIN counts as done when seen, as for another ``--jobs`` worker's flow (module doc)."""
+
+    __slots__ = ("session_id", "ts_last", "isn0", "isn1", "fins", "close", "filtered")
+
+    def __init__(self, session_id: int, ts: int, filtered: bool) -> None:
+        self.session_id = session_id
+        self.ts_last = ts
+        self.isn0 = self.isn1 = -1
+        self.fins = 0  # bit d: a FIN seen in direction d
+        self.close = "open"
+        self.filtered = filtered
+
+    def control(self, d: int, ts: int, seq: int, ack: int, flags: int) -> None:
+        """What TcpConnection.control decides that the table reads."""
+        if flags & SYN:
+            if d == 0:
+                if self.isn0 < 0:
+                    self.isn0 = seq
+            elif self.isn1 < 0:
+                self.isn1 = seq
+        if flags & RST:
+            self.close = "rst"
+        if flags & FIN:
+            if self.close != "rst":
+                self.close = "fin"
+            self.fins |= 1 << d
+
+    @property
+    def finished(self) -> bool:
+        return self.close == "rst" or self.fins == 3
+
+
 class ReplayTable(FlowTable):
     """The local run's flow table, driven by the files' logs (module doc, step 2). After
     :meth:`replay_file` of every file in order, flow ``session_id`` is at index ``session_id - 1`` of
@@ -175,22 +219,40 @@ class ReplayTable(FlowTable):
         super().__init__(outbox, limits, accept)
         self.file_no = -1
         self.first_file = array("i")
-        self.first_frame: list[int] = []
-        self.first_key: list[bytes] = []
+        self.first_frame = array("q")
+        self.keys = bytearray()  # every flow's first key, one after the other
+        self.key_end = array("q")  # where each flow's first key ends in ``keys``
         self.stream = array("i")  # tcp.stream; -1 for UDP
         self.skipped = bytearray()  # 1: filtered out by --host/--port (no rows)
         self.last_file = array("i")
         self.work = array("q")  # packets
         self.end_file = array("i")  # file during which it was flushed; -1: at the end of the run
-        self.end_ts: list[int] = []
+        self.end_ts: array[int] | list[int] = array("q")  # (a list if a time does not fit 64 bits)
         self.end_seq = array("q")  # order of the flushes
         self.flushes = 0
-        self.sightings: list[tuple[int, str]] = []  # (session_id, affinity key)
+        self.sighted = array("i")  # session ids of the sightings, in order
+        self.sighted_key = array("i")  # ... and their affinity keys, by number (``affinity``)
+        self.affinity: dict[str, int] = {}  # affinity key: its number
+
+    @property
+    def flows(self) -> int:
+        return len(self.key_end)
+
+    def first_key(self, i: int) -> bytes:
+        """The key of the first packet of flow ``i`` (its session id - 1)."""
+        return bytes(self.keys[self.key_end[i - 1] if i else 0 : self.key_end[i]])
+
+    def forget(self) -> None:
+        """The replay is over: drop the flows still open (the per-flow arrays stay)."""
+        self.tcp.clear()
+        self.udp.clear()
+        self.half_open.clear()
 
     def _born(self, key: bytes, stream: int, skipped: bool) -> None:
         self.first_file.append(self.file_no)
         self.first_frame.append(self.outbox.frame)
-        self.first_key.append(key)
+        self.keys += key
+        self.key_end.append(len(self.keys))
         self.stream.append(stream)
         self.skipped.append(1 if skipped else 0)
         self.last_file.append(self.file_no)
@@ -201,23 +263,40 @@ class ReplayTable(FlowTable):
 
     def new_tcp(self, key: bytes, src: bytes, dst: bytes, sport: int, dport: int, flags: int,
                 ts: int) -> tuple[TcpConnection | None, int]:
-        stream = self.tcp_streams
-        conn, d = super().new_tcp(key, src, dst, sport, dport, flags, ts)
-        assert conn is not None and conn.session_id == len(self.first_key) + 1
-        self._born(key, stream, conn.filtered)
-        return conn, d
+        """FlowTable.new_tcp's decisions, with a :class:`ReplayConn` (what they read of a flow)."""
+        client, server, _inferred, d = self._roles(src, sport, dst, dport, flags)
+        admitted = self._admitted(self.tcp, client, server, ts)
+        sid = self.next_id
+        assert sid == len(self.key_end) + 1
+        conn = ReplayConn(sid, ts, not admitted)
+        self._born(key, self.tcp_streams, not admitted)
+        self.next_id += 1
+        self.tcp_streams += 1
+        entry: Any = (conn, d)
+        self.tcp[key] = entry
+        self.tcp[reverse_key(key, len(src))] = (conn, 1 - d)  # type: ignore[assignment]
+        if flags & SYN and not flags & ACK:
+            half_open: dict[int, Any] = self.half_open
+            half_open[sid] = conn
+            if len(half_open) > self.limits.max_half_open:
+                self._shed_half_open(ts)
+        return entry
 
     def new_udp(self, key: bytes, src: bytes, dst: bytes, sport: int, dport: int,
                 ts: int) -> tuple[UdpFlow | None, int]:
         flow, d = super().new_udp(key, src, dst, sport, dport, ts)
-        assert flow is not None and flow.session_id == len(self.first_key) + 1
+        assert flow is not None and flow.session_id == len(self.key_end) + 1
         self._born(key, -1, flow.filtered)
         return flow, d
 
     def _ended(self, sid: int, ts: int) -> None:
         i = sid - 1
         self.end_file[i] = self.file_no
-        self.end_ts[i] = ts
+        try:
+            self.end_ts[i] = ts
+        except OverflowError:
+            self.end_ts = list(self.end_ts)
+            self.end_ts[i] = ts
         self.end_seq[i] = self.flushes
         self.flushes += 1
 
@@ -238,7 +317,7 @@ class ReplayTable(FlowTable):
     def _shed_half_open(self, ts: int) -> None:
         raise Inexact(f"more than --max-half-open {self.limits.max_half_open} TCP flows waited for an answer")
 
-    def replay_file(self, path: str, log: Sequence[Event]) -> None:  # noqa: C901 - the packet loop's flow part
+    def replay_file(self, path: str, log: Iterable[Event]) -> None:  # noqa: C901 - the packet loop's flow part
         """Drive the table through one file's log (the next file of the run)."""
         self.file_no += 1
         f = self.file_no
@@ -256,15 +335,14 @@ class ReplayTable(FlowTable):
                     entry = self.new_tcp(key, *split_key(key), flags, ts)
                 conn, d = entry
                 assert conn is not None
-                if flags & SYN and not flags & ACK and conn.finished and conn.streams[d].isn != seq:
+                if flags & SYN and not flags & ACK and conn.finished and \
+                        (conn.isn0 if d == 0 else conn.isn1) != seq:  # type: ignore[attr-defined]
                     conn, d = self.restart_tcp(key, *split_key(key), flags, ts)
                     assert conn is not None
                 conn.control(d, ts, seq, 0, flags)
                 if flags & ACK and flags & SYN:
                     half_open.pop(conn.session_id, None)
                 conn.ts_last = ts
-                if flags & FIN:
-                    conn.streams[d].fin_done = True  # as for another worker's flow (module doc)
                 last_file[conn.session_id - 1] = f
             elif kind == CREATE:
                 _, key, flags, ts, frame = ev
@@ -308,7 +386,8 @@ class ReplayTable(FlowTable):
             elif kind == SIGHT:
                 entry = tcp.get(ev[1])
                 if entry is not None and entry[0] is not None:
-                    self.sightings.append((entry[0].session_id, ev[2]))
+                    self.sighted.append(entry[0].session_id)
+                    self.sighted_key.append(self.affinity.setdefault(ev[2], len(self.affinity)))
                     last_file[entry[0].session_id - 1] = f
 
 
