@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from dissect.records import Outbox
 from dissect.run.filters import Filters
 from dissect.run.flow_index import TLS_KEY, FileIndex
-from dissect.run.flow_plan import READ_COST, Outline, Plan, TaskSpec
+from dissect.run.flow_plan import READ_COST, Outline
 from dissect.transport.flows import FlowTable, UdpFlow
 from dissect.transport.flowsplit import (
     CREATE,
@@ -179,6 +179,27 @@ class OldReplayTable(FlowTable):
                     last_file[entry[0].session_id - 1] = f
 
 
+@dataclass
+class OldTaskSpec:
+    """One task of a plan: the files it reads and the flows it dissects (module doc)."""
+
+    number: int
+    files: list[int]  # global numbers of the files read, in order
+    tcp: dict[tuple[int, int, bytes], tuple[int, int]] = field(default_factory=dict)
+    udp: dict[tuple[int, int, bytes], int] = field(default_factory=dict)
+    late: list[tuple[int, int]] = field(default_factory=list)  # (session_id, ts), flushed after the files
+    secrets: list[str] = field(default_factory=list)  # TLS key log texts of the files before
+    last_ts: int = 0
+    work: float = 0.0
+    whole: bool = False  # one process's analysis of every file (the replay could not follow)
+
+
+@dataclass
+class OldPlan:
+    outline: Outline
+    tasks: list[OldTaskSpec]
+
+
 class _Groups:
     """Union-find over session ids, by affinity key."""
 
@@ -223,7 +244,7 @@ def _outline(indexes: list[FileIndex]) -> Outline:
 
 
 def old_make_plan(indexes: list[FileIndex], limits: Limits | None = None, filters: Filters | None = None,
-              keylog_given: bool = False, threads: int = 1) -> Plan:
+              keylog_given: bool = False, threads: int = 1) -> OldPlan:
     """The plan of a split run over the files of ``indexes`` (in the run's order) for a cluster of
     ``threads`` threads (module doc)."""
     limits = limits or Limits()
@@ -238,7 +259,7 @@ def old_make_plan(indexes: list[FileIndex], limits: Limits | None = None, filter
     except Inexact as e:
         outline.whole = str(e)
         outline.tasks = [(every, 1.0)]
-        return Plan(outline, [TaskSpec(0, every, whole=True)])
+        return OldPlan(outline, [OldTaskSpec(0, every, whole=True)])
     if table.filtered:
         outline.decode["flows-filtered-out"] += table.filtered
     outline.sessions = table.next_id - 1
@@ -246,7 +267,7 @@ def old_make_plan(indexes: list[FileIndex], limits: Limits | None = None, filter
     tasks = _assign(table, indexes, secrets_seen, max(1, threads))
     specs = [_spec(n, t, table, indexes, last_ts) for n, t in enumerate(tasks)]
     outline.tasks = [(s.files, s.work) for s in specs]
-    return Plan(outline, specs)
+    return OldPlan(outline, specs)
 
 
 def _groups(table: OldReplayTable, secrets_seen: bool) -> list[list[int]]:
@@ -333,8 +354,8 @@ def _assign(table: OldReplayTable, indexes: list[FileIndex], secrets_seen: bool,
     return tasks
 
 
-def _spec(number: int, task: _Task, table: OldReplayTable, indexes: list[FileIndex], last_ts: int) -> TaskSpec:
-    spec = TaskSpec(number, list(range(task.first, task.last + 1)), last_ts=last_ts, work=task.work)
+def _spec(number: int, task: _Task, table: OldReplayTable, indexes: list[FileIndex], last_ts: int) -> OldTaskSpec:
+    spec = OldTaskSpec(number, list(range(task.first, task.last + 1)), last_ts=last_ts, work=task.work)
     late: list[tuple[int, int, int]] = []
     for g in task.groups:
         for sid in g:

@@ -42,7 +42,11 @@ def same_plan(files: list[str], limits: Limits | None = None, threads: int = 4, 
     packed = pickle.loads(pickle.dumps(packed))  # as Dask hands them to the plan task
     old = old_make_plan(tuples, limits, filters, keylog_given, threads)
     new = make_plan(packed, limits, filters, keylog_given, threads)
-    assert new == old
+    assert new.outline == old.outline and len(new.tasks) == len(old.tasks)
+    for a, b in zip(new.tasks, old.tasks, strict=True):
+        assert (a.number, a.files, a.late, a.secrets, a.last_ts, a.work, a.whole) == \
+            (b.number, b.files, b.late, b.secrets, b.last_ts, b.work, b.whole)
+        assert a.flow_maps() == (b.tcp, b.udp)
     assert all(ix.log == [] for ix in packed)  # each log dropped once replayed
 
 

@@ -24,6 +24,7 @@ that analyses every file as one process would.
 from __future__ import annotations
 
 import math
+import struct
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,19 +40,41 @@ from dissect.transport.limits import Limits
 READ_COST = 0.2
 
 
+# A task's flow (TaskSpec.flows): file number, frame, session_id, tcp.stream (-1: UDP), key length;
+# the key follows.
+_FLOW = struct.Struct("<iqiiB")
+
+
 @dataclass
 class TaskSpec:
     """One task of a plan: the files it reads and the flows it dissects (module doc)."""
 
     number: int
     files: list[int]  # global numbers of the files read, in order
-    tcp: dict[tuple[int, int, bytes], tuple[int, int]] = field(default_factory=dict)
-    udp: dict[tuple[int, int, bytes], int] = field(default_factory=dict)
+    flows: bytes = b""  # its flows by first packet, packed (:meth:`flow_maps`): a few dozen bytes a flow
     late: list[tuple[int, int]] = field(default_factory=list)  # (session_id, ts), flushed after the files
     secrets: list[str] = field(default_factory=list)  # TLS key log texts of the files before
     last_ts: int = 0
     work: float = 0.0
     whole: bool = False  # one process's analysis of every file (the replay could not follow)
+
+    def flow_maps(self) -> tuple[dict[tuple[int, int, bytes], tuple[int, int]], dict[tuple[int, int, bytes], int]]:
+        """Its flows by first packet, ``(file number, frame, key)``: TCP flows give ``(session_id,
+        tcp.stream)``, UDP flows ``session_id`` (what :class:`~dissect.transport.flowsplit.PlanTable`
+        takes)."""
+        tcp: dict[tuple[int, int, bytes], tuple[int, int]] = {}
+        udp: dict[tuple[int, int, bytes], int] = {}
+        data, pos, size, unpack = self.flows, 0, _FLOW.size, _FLOW.unpack_from
+        while pos < len(data):
+            f, frame, sid, stream, n = unpack(data, pos)
+            pos += size
+            key = data[pos : pos + n]
+            pos += n
+            if stream >= 0:
+                tcp[f, frame, key] = (sid, stream)
+            else:
+                udp[f, frame, key] = sid
+        return tcp, udp
 
 
 @dataclass
@@ -236,16 +259,17 @@ def _assign(table: ReplayTable, indexes: list[FileIndex], secrets_seen: bool, th
 def _spec(number: int, task: _Task, table: ReplayTable, indexes: list[FileIndex], last_ts: int) -> TaskSpec:
     spec = TaskSpec(number, list(range(task.first, task.last + 1)), last_ts=last_ts, work=task.work)
     late: list[tuple[int, int, int]] = []
+    flows = bytearray()
+    pack, keys, key_end = _FLOW.pack, table.keys, table.key_end
     for g in task.groups:
         for sid in g:
             i = sid - 1
-            place = (table.first_file[i], table.first_frame[i], table.first_key(i))
-            if table.stream[i] >= 0:
-                spec.tcp[place] = (sid, table.stream[i])
-            else:
-                spec.udp[place] = sid
+            start, end = key_end[i - 1] if i else 0, key_end[i]
+            flows += pack(table.first_file[i], table.first_frame[i], sid, table.stream[i], end - start)
+            flows += keys[start:end]
             if table.end_file[i] > task.last:
                 late.append((table.end_seq[i], sid, table.end_ts[i]))
+    spec.flows = bytes(flows)
     late.sort()
     spec.late = [(sid, ts) for _seq, sid, ts in late]
     for ix in indexes[: task.first]:
