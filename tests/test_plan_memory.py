@@ -214,3 +214,23 @@ def test_packed_log_decodes_across_chunks(monkeypatch: pytest.MonkeyPatch) -> No
     log.close()
     assert list(log) == events
     assert len(log.data) < 20 * len(events)  # a few bytes an event
+
+
+def test_times_past_64_bits(tmp_path: Path) -> None:
+    """Packet times past 2**63 ns (a pcapng's 64-bit ticks at nanosecond resolution): the packed log
+    keeps those events as tuples, the replay cannot put them in its arrays and the plan is one task
+    over every file; the rows are still the local ones."""
+    from tests.test_split import same_as_local
+
+    base = 2**63 + 5
+    items: list[tuple[str, object]] = [("idb", (1, 9))]
+    for t, p in craft.handshake_and_data(t0=0.0):
+        items.append(("epb", (0, base + round(t * 1e9), craft.ethernet(p))))
+    (tmp_path / "late.pcapng").write_bytes(craft.pcapng([items]))
+    files = rotate(tmp_path / "late.pcapng", tmp_path / "rotated", 3)
+    ix = index_file(files[0])
+    assert isinstance(ix.log, PackedLog) and ix.log.tail
+    plan = make_plan([index_file(f) for f in files], threads=2)
+    assert "64 bits" in plan.outline.whole and len(plan.tasks) == 1 and plan.tasks[0].whole
+    rows = same_as_local(files)
+    assert len(rows["sessions"]) == 1
