@@ -12,14 +12,16 @@ files and machines gets the same from three variants of :class:`~dissect.transpo
    (:data:`LAST`, :data:`ULAST`) and the eviction points (:data:`EVICT`). It forgets its flows at each
    eviction point, so every interval starts afresh. What the layer above notices in the bytes is
    logged as :data:`SIGHT` (an Engine.IO sid; see ``dissect.run.flow_index``).
-2. :class:`ReplayTable`, once, over the files' logs in order: a real flow table, driven by the logs as
-   the packet loop drives it for flows another ``--jobs`` worker owns. Non-control packets only move
+2. :class:`ReplayTable`, once, over the files' logs in order (packed: ``dissect.transport.flowlog``,
+   decoded as a stream): a flow table taking the real one's decisions, driven by the logs as the
+   packet loop drives it for flows another ``--jobs`` worker owns, its TCP flows kept as numbers in
+   per-flow arrays rather than objects (what those decisions read). Non-control packets only move
    a flow's last-packet time, which only the eviction points read; the logs give it per interval. So
    it creates, restarts, evicts and numbers the flows as the local run's table does, and records
    each flow's first packet (file, frame, 5-tuple), last file, work (packets) and end. Two bounds
    read the table as a whole at any packet, a full table (``--max-flows``) and too many half-open
    flows (``--max-half-open``): if either is reached the replay raises :class:`Inexact` (the caller
-   then analyses every file in one task).
+   then analyses every file in one task), and so does a packet time past 64 bits of nanoseconds.
 3. :class:`PlanTable`, per task: reads the files of some flows and dissects only those: each is
    created at its planned first packet with its planned session id and tcp.stream; every other
    packet goes to a :class:`Placeholder`, forgotten at every eviction point (so any packet a flow of
