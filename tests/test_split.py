@@ -129,7 +129,7 @@ def test_engineio_session_spanning_files_is_one_task(tmp_path: Path) -> None:
     cut across 12 files, are one group: one task reads the files they span."""
     files = rotate(CAPTURES / "sio4_polling_upgrade.pcapng", tmp_path, 20)
     plan = make_plan([index_file(f) for f in files], threads=4)
-    assert len(plan.tasks) == 1 and len(plan.tasks[0].tcp) == 21
+    assert len(plan.tasks) == 1 and len(plan.tasks[0].flow_maps()[0]) == 21
     assert plan.tasks[0].files == list(range(len(files)))
 
 

@@ -40,6 +40,7 @@ from dissect.protocols.registry import first_payload_row
 from dissect.protocols.tls import KeyLog, looks_like_tls
 from dissect.protocols.websocket import frames_tile
 from dissect.records import C2S
+from dissect.transport.flowlog import PackedLog
 from dissect.transport.flowsplit import SIGHT, Event, LogConn, LogTable
 from dissect.transport.limits import Limits
 
@@ -58,7 +59,7 @@ class FileIndex:
     """What the index pass of one file gives (module doc)."""
 
     path: str
-    log: list[Event]
+    log: PackedLog | list[Event]  # packed (dissect.transport.flowlog) unless asked for as a list
     info: dict[str, Any]  # summary.json's files entry
     warnings: Counter[str] = field(default_factory=Counter)
     warning_details: list[tuple[str, str]] = field(default_factory=list)
@@ -215,12 +216,13 @@ class _Secrets(KeyLog):
         return super().add_text(text)
 
 
-def index_file(path: str, limits: Limits | None = None) -> FileIndex:
-    """The index pass over one capture file (module doc)."""
+def index_file(path: str, limits: Limits | None = None, packed: bool = True) -> FileIndex:
+    """The index pass over one capture file (module doc); its log packed (not ``packed``: a list of
+    the event tuples, which the tests compare)."""
     limits = limits or Limits()
     secrets = _Secrets()
     pipe = Pipeline([], limits, keylog=secrets)
-    table = LogTable(pipe.outbox, limits)
+    table = LogTable(pipe.outbox, limits, packed=packed)
     table.attach = _Sniffer(table).attach
     pipe.flows = table
     reader = CaptureReader(path)
@@ -228,7 +230,7 @@ def index_file(path: str, limits: Limits | None = None) -> FileIndex:
         pipe.run_reader(reader)
     finally:
         reader.close()
-    table.dump()
+    table.close()
     st = pipe.stats
     info = st.files[-1]
     if reader.compressed:

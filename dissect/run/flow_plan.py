@@ -24,6 +24,7 @@ that analyses every file as one process would.
 from __future__ import annotations
 
 import math
+import struct
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,19 +40,41 @@ from dissect.transport.limits import Limits
 READ_COST = 0.2
 
 
+# A task's flow (TaskSpec.flows): file number, frame, session_id, tcp.stream (-1: UDP), key length;
+# the key follows.
+_FLOW = struct.Struct("<iqiiB")
+
+
 @dataclass
 class TaskSpec:
     """One task of a plan: the files it reads and the flows it dissects (module doc)."""
 
     number: int
     files: list[int]  # global numbers of the files read, in order
-    tcp: dict[tuple[int, int, bytes], tuple[int, int]] = field(default_factory=dict)
-    udp: dict[tuple[int, int, bytes], int] = field(default_factory=dict)
+    flows: bytes = b""  # its flows by first packet, packed (:meth:`flow_maps`): a few dozen bytes a flow
     late: list[tuple[int, int]] = field(default_factory=list)  # (session_id, ts), flushed after the files
     secrets: list[str] = field(default_factory=list)  # TLS key log texts of the files before
     last_ts: int = 0
     work: float = 0.0
     whole: bool = False  # one process's analysis of every file (the replay could not follow)
+
+    def flow_maps(self) -> tuple[dict[tuple[int, int, bytes], tuple[int, int]], dict[tuple[int, int, bytes], int]]:
+        """Its flows by first packet, ``(file number, frame, key)``: TCP flows give ``(session_id,
+        tcp.stream)``, UDP flows ``session_id`` (what :class:`~dissect.transport.flowsplit.PlanTable`
+        takes)."""
+        tcp: dict[tuple[int, int, bytes], tuple[int, int]] = {}
+        udp: dict[tuple[int, int, bytes], int] = {}
+        data, pos, size, unpack = self.flows, 0, _FLOW.size, _FLOW.unpack_from
+        while pos < len(data):
+            f, frame, sid, stream, n = unpack(data, pos)
+            pos += size
+            key = data[pos : pos + n]
+            pos += n
+            if stream >= 0:
+                tcp[f, frame, key] = (sid, stream)
+            else:
+                udp[f, frame, key] = sid
+        return tcp, udp
 
 
 @dataclass
@@ -75,11 +98,11 @@ class Plan:
 
 
 class _Groups:
-    """Union-find over session ids, by affinity key."""
+    """Union-find over session ids, by affinity key (its number)."""
 
     def __init__(self) -> None:
         self.parent: dict[int, int] = {}
-        self.by_key: dict[str, int] = {}
+        self.by_key: dict[int, int] = {}
 
     def find(self, x: int) -> int:
         parent = self.parent
@@ -90,7 +113,7 @@ class _Groups:
             parent[x], x = root, parent[x]
         return root
 
-    def add(self, sid: int, key: str) -> None:
+    def add(self, sid: int, key: int) -> None:
         other = self.by_key.setdefault(key, sid)
         self.parent.setdefault(sid, sid)
         a, b = self.find(sid), self.find(other)
@@ -129,7 +152,7 @@ def make_plan(indexes: list[FileIndex], limits: Limits | None = None, filters: F
     table = ReplayTable(Outbox(), limits, filters.flow_filter())
     try:
         for ix in indexes:
-            table.replay_file(ix.path, ix.log)
+            table.replay_file(ix.path, ix.log)  # decoded as it goes (dissect.transport.flowlog)
             ix.log = []  # done with it
     except Inexact as e:
         outline.whole = str(e)
@@ -138,6 +161,7 @@ def make_plan(indexes: list[FileIndex], limits: Limits | None = None, filters: F
     if table.filtered:
         outline.decode["flows-filtered-out"] += table.filtered
     outline.sessions = table.next_id - 1
+    table.forget()  # the flows still open: the plan needs only the per-flow arrays now
     secrets_seen = keylog_given or any(ix.secrets for ix in indexes)
     tasks = _assign(table, indexes, secrets_seen, max(1, threads))
     specs = [_spec(n, t, table, indexes, last_ts) for n, t in enumerate(tasks)]
@@ -148,10 +172,13 @@ def make_plan(indexes: list[FileIndex], limits: Limits | None = None, filters: F
 def _groups(table: ReplayTable, secrets_seen: bool) -> list[list[int]]:
     """The groups of session ids dissected together (ids of flows left out by the filters excluded)."""
     uf = _Groups()
-    for sid, key in table.sightings:
-        if key == TLS_KEY and not secrets_seen:
+    tls = -1 if secrets_seen else table.affinity.get(TLS_KEY, -1)
+    table.affinity.clear()  # the keys' texts: their numbers tell them apart
+    for sid, key in zip(table.sighted, table.sighted_key, strict=True):
+        if key == tls:
             continue  # nothing to decrypt with: TLS connections are independent
         uf.add(sid, key)
+    del table.sighted[:], table.sighted_key[:]
     members: dict[int, list[int]] = {}
     for sid in uf.parent:
         members.setdefault(uf.find(sid), []).append(sid)
@@ -232,16 +259,17 @@ def _assign(table: ReplayTable, indexes: list[FileIndex], secrets_seen: bool, th
 def _spec(number: int, task: _Task, table: ReplayTable, indexes: list[FileIndex], last_ts: int) -> TaskSpec:
     spec = TaskSpec(number, list(range(task.first, task.last + 1)), last_ts=last_ts, work=task.work)
     late: list[tuple[int, int, int]] = []
+    flows = bytearray()
+    pack, keys, key_end = _FLOW.pack, table.keys, table.key_end
     for g in task.groups:
         for sid in g:
             i = sid - 1
-            place = (table.first_file[i], table.first_frame[i], table.first_key[i])
-            if table.stream[i] >= 0:
-                spec.tcp[place] = (sid, table.stream[i])
-            else:
-                spec.udp[place] = sid
+            start, end = key_end[i - 1] if i else 0, key_end[i]
+            flows += pack(table.first_file[i], table.first_frame[i], sid, table.stream[i], end - start)
+            flows += keys[start:end]
             if table.end_file[i] > task.last:
                 late.append((table.end_seq[i], sid, table.end_ts[i]))
+    spec.flows = bytes(flows)
     late.sort()
     spec.late = [(sid, ts) for _seq, sid, ts in late]
     for ix in indexes[: task.first]:

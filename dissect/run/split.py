@@ -48,7 +48,8 @@ class TaskPlan:
     def install(self, pipe: Pipeline) -> None:
         s = self.spec
         d = pipe.dispatcher
-        pipe.flows = PlanTable(pipe.outbox, pipe.limits, d.first_data, d.app_protocol, s.files, s.tcp, s.udp)
+        tcp, udp = s.flow_maps()
+        pipe.flows = PlanTable(pipe.outbox, pipe.limits, d.first_data, d.app_protocol, s.files, tcp, udp)
 
     def before_finish(self, pipe: Pipeline) -> None:
         flows = pipe.flows

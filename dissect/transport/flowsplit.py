@@ -12,14 +12,16 @@ files and machines gets the same from three variants of :class:`~dissect.transpo
    (:data:`LAST`, :data:`ULAST`) and the eviction points (:data:`EVICT`). It forgets its flows at each
    eviction point, so every interval starts afresh. What the layer above notices in the bytes is
    logged as :data:`SIGHT` (an Engine.IO sid; see ``dissect.run.flow_index``).
-2. :class:`ReplayTable`, once, over the files' logs in order: a real flow table, driven by the logs as
-   the packet loop drives it for flows another ``--jobs`` worker owns. Non-control packets only move
+2. :class:`ReplayTable`, once, over the files' logs in order (packed: ``dissect.transport.flowlog``,
+   decoded as a stream): a flow table taking the real one's decisions, driven by the logs as the
+   packet loop drives it for flows another ``--jobs`` worker owns, its TCP flows kept as numbers in
+   per-flow arrays rather than objects (what those decisions read). Non-control packets only move
    a flow's last-packet time, which only the eviction points read; the logs give it per interval. So
    it creates, restarts, evicts and numbers the flows as the local run's table does, and records
    each flow's first packet (file, frame, 5-tuple), last file, work (packets) and end. Two bounds
    read the table as a whole at any packet, a full table (``--max-flows``) and too many half-open
    flows (``--max-half-open``): if either is reached the replay raises :class:`Inexact` (the caller
-   then analyses every file in one task).
+   then analyses every file in one task), and so does a packet time past 64 bits of nanoseconds.
 3. :class:`PlanTable`, per task: reads the files of some flows and dissects only those: each is
    created at its planned first packet with its planned session id and tcp.stream; every other
    packet goes to a :class:`Placeholder`, forgotten at every eviction point (so any packet a flow of
@@ -36,13 +38,14 @@ SYN on the same 5-tuple or an eviction before the hole is resolved, can number f
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from dissect.records import Outbox
-from dissect.transport.flows import FlowTable, UdpFlow, reverse_key
+from dissect.transport.flowlog import PackedLog
+from dissect.transport.flows import NS, FlowTable, UdpFlow, reverse_key
 from dissect.transport.limits import Limits
-from dissect.transport.tcp import ACK, FIN, SYN, TcpConnection
+from dissect.transport.tcp import ACK, FIN, RST, SYN, TcpConnection
 
 # Log events, tuples whose first item is the kind.
 CREATE = 0  # (CREATE, key, flags, ts, frame): a TCP packet on a 5-tuple the table does not hold
@@ -76,7 +79,7 @@ class LogConn(TcpConnection):
     its SYN/FIN/RST logged."""
 
     __slots__ = ("log", "box", "kc", "ks")
-    log: list[Event]
+    log: PackedLog | list[Event]
     box: Outbox
     kc: bytes  # its key client to server
     ks: bytes  # server to client
@@ -93,12 +96,14 @@ class LogUdp(UdpFlow):
 
 class LogTable(FlowTable):
     """The flow table of one file's index pass (module doc, step 1). ``attach(conn, syn)`` is called
-    for every TCP flow it creates (``syn``: created by a SYN) and may give it a dissector."""
+    for every TCP flow it creates (``syn``: created by a SYN) and may give it a dissector. The log is
+    packed (:class:`~dissect.transport.flowlog.PackedLog`) unless ``packed`` is false (a list of the
+    event tuples)."""
 
     def __init__(self, outbox: Outbox, limits: Limits,
-                 attach: Callable[[LogConn, bool], None] | None = None) -> None:
+                 attach: Callable[[LogConn, bool], None] | None = None, packed: bool = True) -> None:
         super().__init__(outbox, limits)
-        self.log: list[Event] = []
+        self.log: PackedLog | list[Event] = PackedLog() if packed else []
         self.attach = attach
         self.intervals = 0  # eviction points passed
 
@@ -135,6 +140,12 @@ class LogTable(FlowTable):
         self.udp[reverse_key(key, len(src))] = (flow, 1)
         return flow, 0
 
+    def close(self) -> None:
+        """The file is read: log what the flows still held did, and pack the log."""
+        self.dump()
+        if isinstance(self.log, PackedLog):
+            self.log.close()
+
     def dump(self) -> None:
         """Log every flow's last packet time and packet count of the interval."""
         log = self.log
@@ -165,32 +176,67 @@ class LogTable(FlowTable):
 
 # -- 2. the replay ------------------------------------------------------------------------------------
 
+# A replayed TCP flow's state bits (``ReplayTable.state``).
+_FIN0, _FIN1, _RST = 1, 2, 4
+
+
 class ReplayTable(FlowTable):
     """The local run's flow table, driven by the files' logs (module doc, step 2). After
     :meth:`replay_file` of every file in order, flow ``session_id`` is at index ``session_id - 1`` of
-    the per-flow arrays."""
+    the per-flow arrays.
+
+    Its TCP flows are not connection objects: the table takes the flow table's decisions (the same
+    roles, filters, bounds, restarts and evictions as :class:`~dissect.transport.flows.FlowTable`)
+    on what they read of a flow, kept in per-flow arrays: last packet time, initial sequence number
+    each way, FINs seen and RST (a FIN counts as done when seen, as for another ``--jobs`` worker's
+    flow: module doc). An open flow costs its two keys in :attr:`open` (``session_id << 1 |
+    direction``); UDP flows are the flow table's own."""
 
     def __init__(self, outbox: Outbox, limits: Limits,
                  accept: Callable[[bytes, int, bytes, int], bool] | None = None) -> None:
         super().__init__(outbox, limits, accept)
         self.file_no = -1
+        self.open: dict[bytes, int] = {}  # an open TCP flow's keys: session_id << 1 | direction
+        self.waiting: dict[int, None] = {}  # TCP flows that sent a SYN and had no answer yet
         self.first_file = array("i")
-        self.first_frame: list[int] = []
-        self.first_key: list[bytes] = []
+        self.first_frame = array("q")
+        self.keys = bytearray()  # every flow's first key, one after the other
+        self.key_end = array("q")  # where each flow's first key ends in ``keys``
         self.stream = array("i")  # tcp.stream; -1 for UDP
         self.skipped = bytearray()  # 1: filtered out by --host/--port (no rows)
         self.last_file = array("i")
         self.work = array("q")  # packets
         self.end_file = array("i")  # file during which it was flushed; -1: at the end of the run
-        self.end_ts: list[int] = []
+        self.end_ts = array("q")
         self.end_seq = array("q")  # order of the flushes
         self.flushes = 0
-        self.sightings: list[tuple[int, str]] = []  # (session_id, affinity key)
+        self.ts_last = array("q")  # TCP: last packet time
+        self.isn0 = array("q")  # TCP: initial sequence number client to server (-1: none yet)
+        self.isn1 = array("q")  # ... server to client
+        self.state = bytearray()  # TCP: _FIN0 | _FIN1 | _RST
+        self.sighted = array("i")  # session ids of the sightings, in order
+        self.sighted_key = array("i")  # ... and their affinity keys, by number (``affinity``)
+        self.affinity: dict[str, int] = {}  # affinity key: its number
 
-    def _born(self, key: bytes, stream: int, skipped: bool) -> None:
+    @property
+    def flows(self) -> int:
+        return len(self.key_end)
+
+    def first_key(self, i: int) -> bytes:
+        """The key of the first packet of flow ``i`` (its session id - 1)."""
+        return bytes(self.keys[self.key_end[i - 1] if i else 0 : self.key_end[i]])
+
+    def forget(self) -> None:
+        """The replay is over: drop the flows still open (the per-flow arrays stay)."""
+        self.open.clear()
+        self.waiting.clear()
+        self.udp.clear()
+
+    def _born(self, key: bytes, stream: int, skipped: bool, ts: int) -> None:
         self.first_file.append(self.file_no)
         self.first_frame.append(self.outbox.frame)
-        self.first_key.append(key)
+        self.keys += key
+        self.key_end.append(len(self.keys))
         self.stream.append(stream)
         self.skipped.append(1 if skipped else 0)
         self.last_file.append(self.file_no)
@@ -198,20 +244,42 @@ class ReplayTable(FlowTable):
         self.end_file.append(-1)
         self.end_ts.append(0)
         self.end_seq.append(-1)
+        self.ts_last.append(ts)
+        self.isn0.append(-1)
+        self.isn1.append(-1)
+        self.state.append(0)
 
-    def new_tcp(self, key: bytes, src: bytes, dst: bytes, sport: int, dport: int, flags: int,
-                ts: int) -> tuple[TcpConnection | None, int]:
-        stream = self.tcp_streams
-        conn, d = super().new_tcp(key, src, dst, sport, dport, flags, ts)
-        assert conn is not None and conn.session_id == len(self.first_key) + 1
-        self._born(key, stream, conn.filtered)
-        return conn, d
+    def _new_tcp(self, key: bytes, flags: int, ts: int) -> int:
+        """FlowTable.new_tcp's decisions: a new TCP flow's ``session_id << 1 | direction``."""
+        src, dst, sport, dport = split_key(key)
+        client, server, _inferred, d = self._roles(src, sport, dst, dport, flags)
+        admitted = self._admitted(self.open, client, server, ts)
+        sid = self.next_id
+        assert sid == len(self.key_end) + 1
+        self._born(key, self.tcp_streams, not admitted, ts)
+        self.next_id += 1
+        self.tcp_streams += 1
+        self.open[key] = sid << 1 | d
+        self.open[reverse_key(key, len(src))] = sid << 1 | (1 - d)
+        if flags & SYN and not flags & ACK:
+            self.waiting[sid] = None
+            if len(self.waiting) > self.limits.max_half_open:
+                self._shed_half_open(ts)
+        return sid << 1 | d
+
+    def _restart_tcp(self, key: bytes, flags: int, ts: int) -> int:
+        """FlowTable.restart_tcp: a new SYN on a finished flow's 5-tuple."""
+        old = self.open.pop(key) >> 1
+        self.open.pop(reverse_key(key, (len(key) - 4) // 2), None)
+        self.waiting.pop(old, None)
+        self._ended(old, ts)
+        return self._new_tcp(key, flags, ts)
 
     def new_udp(self, key: bytes, src: bytes, dst: bytes, sport: int, dport: int,
                 ts: int) -> tuple[UdpFlow | None, int]:
         flow, d = super().new_udp(key, src, dst, sport, dport, ts)
-        assert flow is not None and flow.session_id == len(self.first_key) + 1
-        self._born(key, -1, flow.filtered)
+        assert flow is not None and flow.session_id == len(self.key_end) + 1
+        self._born(key, -1, flow.filtered, ts)
         return flow, d
 
     def _ended(self, sid: int, ts: int) -> None:
@@ -221,14 +289,33 @@ class ReplayTable(FlowTable):
         self.end_seq[i] = self.flushes
         self.flushes += 1
 
-    def _flush_tcp(self, conn: TcpConnection, ts: int, capture_end: int | None = None) -> None:
-        self.half_open.pop(conn.session_id, None)
-        self._ended(conn.session_id, ts)
+    def _finished(self, i: int) -> bool:
+        st = self.state[i]
+        return bool(st & _RST) or st & (_FIN0 | _FIN1) == _FIN0 | _FIN1
 
     def evict(self, now: int, force: bool = False) -> None:
+        """FlowTable.evict: TCP flows here (idle, or finished and lingering), then UDP flows."""
         if force:
             raise Inexact(f"more than --max-flows {self.limits.max_flows} flows were open at once")
-        super().evict(now)
+        lim = self.limits
+        closed_before = now - int(lim.closed_linger_s * NS)
+        idle_before = now - int(lim.idle_timeout_s * NS)
+        ts_last = self.ts_last
+        victims: dict[int, None] = {}
+        for v in self.open.values():
+            sid = v >> 1
+            if sid in victims:
+                continue
+            t = ts_last[sid - 1]
+            if t < idle_before or (t < closed_before and self._finished(sid - 1)):
+                victims[sid] = None
+        if victims:
+            for key in [k for k, v in self.open.items() if v >> 1 in victims]:
+                del self.open[key]
+            for sid in victims:
+                self.waiting.pop(sid, None)
+                self._ended(sid, now)
+        super().evict(now)  # its TCP table is empty: the UDP flows
         box = self.outbox
         for row in box.sessions:  # UDP flows write their row themselves
             self._ended(row[0], now)
@@ -238,53 +325,63 @@ class ReplayTable(FlowTable):
     def _shed_half_open(self, ts: int) -> None:
         raise Inexact(f"more than --max-half-open {self.limits.max_half_open} TCP flows waited for an answer")
 
-    def replay_file(self, path: str, log: Sequence[Event]) -> None:  # noqa: C901 - the packet loop's flow part
+    def replay_file(self, path: str, log: Iterable[Event]) -> None:
         """Drive the table through one file's log (the next file of the run)."""
+        try:
+            self._replay(path, log)
+        except OverflowError:  # an array's 64 bits
+            raise Inexact("a packet time does not fit 64 bits of nanoseconds") from None
+
+    def _replay(self, path: str, log: Iterable[Event]) -> None:  # noqa: C901 - the packet loop's flow part
         self.file_no += 1
         f = self.file_no
         self.source_file = path
         self.tcp_streams = 0
-        tcp, udp, box, half_open = self.tcp, self.udp, self.outbox, self.half_open
-        last_file, work = self.last_file, self.work
+        open_, udp, box, waiting = self.open, self.udp, self.outbox, self.waiting
+        last_file, work, ts_last, state = self.last_file, self.work, self.ts_last, self.state
         for ev in log:
             kind = ev[0]
             if kind == CTRL:
                 _, key, flags, seq, ts, frame = ev
-                entry = tcp.get(key)
+                v = open_.get(key)
                 box.frame = frame
-                if entry is None:
-                    entry = self.new_tcp(key, *split_key(key), flags, ts)
-                conn, d = entry
-                assert conn is not None
-                if flags & SYN and not flags & ACK and conn.finished and conn.streams[d].isn != seq:
-                    conn, d = self.restart_tcp(key, *split_key(key), flags, ts)
-                    assert conn is not None
-                conn.control(d, ts, seq, 0, flags)
-                if flags & ACK and flags & SYN:
-                    half_open.pop(conn.session_id, None)
-                conn.ts_last = ts
+                if v is None:
+                    v = self._new_tcp(key, flags, ts)
+                i, d = (v >> 1) - 1, v & 1
+                if flags & SYN and not flags & ACK and self._finished(i) and \
+                        (self.isn0[i] if d == 0 else self.isn1[i]) != seq:
+                    v = self._restart_tcp(key, flags, ts)
+                    i, d = (v >> 1) - 1, v & 1
+                if flags & SYN:  # what TcpConnection.control decides that the table reads
+                    isn = self.isn0 if d == 0 else self.isn1
+                    if isn[i] < 0:
+                        isn[i] = seq
+                    if flags & ACK:
+                        waiting.pop(i + 1, None)
+                if flags & RST:
+                    state[i] |= _RST
                 if flags & FIN:
-                    conn.streams[d].fin_done = True  # as for another worker's flow (module doc)
-                last_file[conn.session_id - 1] = f
+                    state[i] |= _FIN1 if d else _FIN0
+                ts_last[i] = ts
+                last_file[i] = f
             elif kind == CREATE:
                 _, key, flags, ts, frame = ev
-                entry = tcp.get(key)
-                if entry is None:
+                v = open_.get(key)
+                if v is None:
                     box.frame = frame
-                    entry = self.new_tcp(key, *split_key(key), flags, ts)
+                    v = self._new_tcp(key, flags, ts)
                 elif flags & 0x07:
                     continue  # its CTRL event follows (a new SYN may start a new flow there)
-                conn = entry[0]
-                assert conn is not None
-                conn.ts_last = ts
-                last_file[conn.session_id - 1] = f
+                i = (v >> 1) - 1
+                ts_last[i] = ts
+                last_file[i] = f
             elif kind == LAST:
-                entry = tcp.get(ev[1])
-                if entry is not None and entry[0] is not None:
-                    conn = entry[0]
-                    conn.ts_last = ev[2]
-                    work[conn.session_id - 1] += ev[3]
-                    last_file[conn.session_id - 1] = f
+                v = open_.get(ev[1])
+                if v is not None:
+                    i = (v >> 1) - 1
+                    ts_last[i] = ev[2]
+                    work[i] += ev[3]
+                    last_file[i] = f
             elif kind == UCREATE:
                 _, key, ts, frame = ev
                 uentry = udp.get(key)
@@ -306,10 +403,11 @@ class ReplayTable(FlowTable):
             elif kind == EVICT:
                 self.evict(ev[1])
             elif kind == SIGHT:
-                entry = tcp.get(ev[1])
-                if entry is not None and entry[0] is not None:
-                    self.sightings.append((entry[0].session_id, ev[2]))
-                    last_file[entry[0].session_id - 1] = f
+                v = open_.get(ev[1])
+                if v is not None:
+                    self.sighted.append(v >> 1)
+                    self.sighted_key.append(self.affinity.setdefault(ev[2], len(self.affinity)))
+                    last_file[(v >> 1) - 1] = f
 
 
 # -- 3. a task's table --------------------------------------------------------------------------------
