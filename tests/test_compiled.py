@@ -169,6 +169,28 @@ def _rows(paths: list[Path]) -> tuple[dict[str, list[tuple]], str]:
     return m.rows, json.dumps(res.summary, sort_keys=True, default=str)
 
 
+def _damaged_file_both_ways(data: st.DataObject, raw: bytearray, header: int, ext: str) -> None:
+    """``raw`` perhaps cut after its first ``header`` bytes, perhaps gzipped, read in chunks of a drawn
+    size: the compiled and the pure-Python walks give the same rows and summary."""
+    from dissect.capture import reader as reader_module
+
+    if data.draw(st.booleans()):
+        raw = raw[: data.draw(st.integers(header, len(raw)))]
+    chunk = data.draw(st.sampled_from([reader_module.CHUNK, 50, 97, 300, 1000]))
+    gz = data.draw(st.booleans())
+    saved = reader_module.CHUNK
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / (f"damaged.{ext}.gz" if gz else f"damaged.{ext}")
+        path.write_bytes(craft.gz(bytes(raw)) if gz else bytes(raw))
+        reader_module.CHUNK = chunk
+        try:
+            (fast_rows, fast_summary), (slow_rows, slow_summary) = _both([path])
+        finally:
+            reader_module.CHUNK = saved
+    assert fast_rows == slow_rows
+    assert fast_summary == slow_summary
+
+
 def _both(paths: list[Path]) -> tuple[tuple[dict[str, list[tuple]], str], tuple[dict[str, list[tuple]], str]]:
     saved = fastpaths.COMPILED_PACKET_LOOP
     try:
@@ -484,7 +506,6 @@ def test_damaged_pcap_files_identical_on_both_walks(data: st.DataObject) -> None
     above the wire length), fractions of a second out of range, the file cut anywhere. The
     compiled record walk and CaptureReader._pcap give the same rows and summary (warnings, counts
     and where the corruption was)."""
-    from dissect.capture import reader as reader_module
 
     request, response = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
     conv = craft.handshake_and_data(c2s=[request] * data.draw(st.integers(1, 4)),
@@ -513,21 +534,7 @@ def test_damaged_pcap_files_identical_on_both_walks(data: st.DataObject) -> None
             raw[at + 4 : at + 8] = (2_000_000_000 if nano else 1_500_000).to_bytes(4, order)
         else:
             raw[at : at + 16] = bytes(data.draw(st.binary(min_size=16, max_size=16)))
-    if data.draw(st.booleans()):
-        raw = raw[: data.draw(st.integers(24, len(raw)))]
-    chunk = data.draw(st.sampled_from([reader_module.CHUNK, 50, 97, 300, 1000]))
-    gz = data.draw(st.booleans())
-    saved = reader_module.CHUNK
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / ("damaged.pcap.gz" if gz else "damaged.pcap")
-        path.write_bytes(craft.gz(bytes(raw)) if gz else bytes(raw))
-        reader_module.CHUNK = chunk
-        try:
-            (fast_rows, fast_summary), (slow_rows, slow_summary) = _both([path])
-        finally:
-            reader_module.CHUNK = saved
-    assert fast_rows == slow_rows
-    assert fast_summary == slow_summary
+    _damaged_file_both_ways(data, raw, 24, "pcap")
 
 
 # -- the Engine.IO/Socket.IO scan (fastpaths.COMPILED_SIO_SCAN) --------------------------------------
@@ -731,7 +738,6 @@ def test_damaged_pcapng_files_identical_on_both_walks(data: st.DataObject) -> No
     the block, a wire length above the captured one (cut by the snaplen), garbage, the file cut
     anywhere. The compiled block walk (PcapngWalk) and CaptureReader._pcapng give the same rows
     and summary (warnings, counts, link types and where the corruption was)."""
-    from dissect.capture import reader as reader_module
 
     request, response = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
     conv = craft.handshake_and_data(c2s=[request] * data.draw(st.integers(1, 4)),
@@ -780,21 +786,7 @@ def test_damaged_pcapng_files_identical_on_both_walks(data: st.DataObject) -> No
             raw[at + 24 : at + 28] = (orig + 100).to_bytes(4, order)
         else:
             raw[at + 8 : at + 28] = bytes(data.draw(st.binary(min_size=20, max_size=20)))
-    if data.draw(st.booleans()):
-        raw = raw[: data.draw(st.integers(40, len(raw)))]
-    chunk = data.draw(st.sampled_from([reader_module.CHUNK, 50, 97, 300, 1000]))
-    gz = data.draw(st.booleans())
-    saved = reader_module.CHUNK
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / ("damaged.pcapng.gz" if gz else "damaged.pcapng")
-        path.write_bytes(craft.gz(bytes(raw)) if gz else bytes(raw))
-        reader_module.CHUNK = chunk
-        try:
-            (fast_rows, fast_summary), (slow_rows, slow_summary) = _both([path])
-        finally:
-            reader_module.CHUNK = saved
-    assert fast_rows == slow_rows
-    assert fast_summary == slow_summary
+    _damaged_file_both_ways(data, raw, 40, "pcapng")
 
 
 @needs_compiled
