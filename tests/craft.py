@@ -126,5 +126,22 @@ def pcapng(sections: Sequence[Sequence[tuple[str, object]]], big_endian: bool = 
     return out.getvalue()
 
 
+def ws_frame(opcode: int, payload: bytes, mask: bytes | None = None, fin: bool = True) -> bytes:
+    """One RFC 6455 section 5.2 frame (masked when ``mask`` is given; 7-, 16- or 64-bit length)."""
+    head = bytes([(0x80 if fin else 0) | opcode])
+    m = 0x80 if mask else 0
+    n = len(payload)
+    if n < 126:
+        head += bytes([m | n])
+    elif n < 65536:
+        head += bytes([m | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([m | 127]) + n.to_bytes(8, "big")
+    if mask:
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        head += mask
+    return head + payload
+
+
 def gz(data: bytes) -> bytes:
     return gzip.compress(data)

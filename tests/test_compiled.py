@@ -210,17 +210,6 @@ def test_corpus_rows_and_summary_identical_in_process() -> None:
         assert fast == slow, p
 
 
-def _ws_frame(opcode: int, payload: bytes, mask: bytes | None) -> bytes:
-    n = len(payload)
-    head = bytes([0x80 | opcode])
-    m = 0x80 if mask else 0
-    head += bytes([m | n]) if n < 126 else bytes([m | 126]) + n.to_bytes(2, "big")
-    if mask:
-        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        head += mask
-    return head + payload
-
-
 WS_REQUEST = (b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
               b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
               b"Sec-WebSocket-Version: 13\r\n\r\n")
@@ -287,11 +276,11 @@ def test_generated_captures_identical_on_both_loops(data: st.DataObject) -> None
     events_c = [b"42" + json.dumps(["ev", "c" * data.draw(st.integers(0, 30)), i]).encode()
                 for i in range(data.draw(st.integers(1, 6)))]
     events_s = [b"43" + str(i).encode() + b"[1]" for i in range(data.draw(st.integers(0, 3)))]
-    frames_c = _ws_frame(1, b"40", b"abcd") + b"".join(_ws_frame(1, e, b"wxyz") for e in events_c)
-    frames_s = _ws_frame(1, OPEN, None) + _ws_frame(1, b'40{"sid":"s"}', None) + b"".join(
-        _ws_frame(1, e, None) for e in events_s)
+    frames_c = craft.ws_frame(1, b"40", b"abcd") + b"".join(craft.ws_frame(1, e, b"wxyz") for e in events_c)
+    frames_s = craft.ws_frame(1, OPEN, None) + craft.ws_frame(1, b'40{"sid":"s"}', None) + b"".join(
+        craft.ws_frame(1, e, None) for e in events_s)
     if data.draw(st.booleans()):
-        frames_s += _ws_frame(2, bytes(range(200)), None)
+        frames_s += craft.ws_frame(2, bytes(range(200)), None)
     streams = {0: WS_REQUEST + frames_c, 1: WS_RESPONSE + frames_s}
     segments = []
     for d, payload in streams.items():
@@ -597,7 +586,7 @@ def _sio_ws_rows(version: int, messages: list[tuple[int, int, bytes]], cuts: lis
         opened = [(S2C, 1, OPEN if version == 4 else b"0" + OPEN[1:]), (C2S, 1, b"40"), (S2C, 1, b'40{"sid":"x"}')]
         ts = 100
         for d, op, payload in opened + messages:
-            wire = _ws_frame(op, payload, b"mask" if d == C2S else None)
+            wire = craft.ws_frame(op, payload, b"mask" if d == C2S else None)
             parts = [wire]
             if cuts:  # split this frame, or send it with the next bytes
                 k = cuts[ts % len(cuts)] % (len(wire) + 1)

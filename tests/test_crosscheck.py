@@ -84,23 +84,6 @@ CLIENT6, SERVER6 = ("2001:db8::1", 40002), ("2001:db8::2", 80)
 F, S, P, A = 1, 2, 8, 16
 
 
-def ws_frame(opcode: int, payload: bytes, fin: bool = True, mask: bytes | None = None) -> bytes:
-    """One RFC 6455 frame (masked when ``mask`` is given)."""
-    head = bytes([(0x80 if fin else 0) | opcode])
-    m = 0x80 if mask else 0
-    n = len(payload)
-    if n < 126:
-        head += bytes([m | n])
-    elif n < 65536:
-        head += bytes([m | 126]) + struct.pack("!H", n)
-    else:
-        head += bytes([m | 127]) + struct.pack("!Q", n)
-    if mask:
-        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        head += mask
-    return head + payload
-
-
 class Conn:
     """Writes one TCP connection's packets with sequence numbers kept for us."""
 
@@ -150,14 +133,14 @@ def crafted_packets() -> list[tuple[int, bytes]]:
     ws = Conn(out, CLIENT, SERVER, t0)
     ws.send(0, UPGRADE[:40])  # a request in two segments: dissect and Wireshark differ by design
     ws.send(0, UPGRADE[40:])
-    ws.send(1, SWITCH + ws_frame(1, b"hi"))  # the first frame shares the 101's segment
-    big = ws_frame(2, bytes(range(256)) + bytes(44))
+    ws.send(1, SWITCH + craft.ws_frame(1, b"hi"))  # the first frame shares the 101's segment
+    big = craft.ws_frame(2, bytes(range(256)) + bytes(44))
     ws.send(1, big[:150])  # a frame split across two segments
     ws.send(1, big[150:])
-    ws.send(0, ws_frame(1, b"a", fin=False, mask=MASK) + ws_frame(9, b"", mask=MASK)
-            + ws_frame(0, b"bcd", mask=MASK))  # three frames in one segment
-    ws.send(0, ws_frame(8, struct.pack("!H", 1000) + b"bye", mask=MASK))
-    ws.send(1, ws_frame(8, struct.pack("!H", 4001)))
+    ws.send(0, craft.ws_frame(1, b"a", fin=False, mask=MASK) + craft.ws_frame(9, b"", mask=MASK)
+            + craft.ws_frame(0, b"bcd", mask=MASK))  # three frames in one segment
+    ws.send(0, craft.ws_frame(8, struct.pack("!H", 1000) + b"bye", mask=MASK))
+    ws.send(1, craft.ws_frame(8, struct.pack("!H", 4001)))
     ws.close()
 
     http = Conn(out, ("10.0.0.1", 40001), SERVER, ws.t + 1_000_000)

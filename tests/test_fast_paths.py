@@ -146,25 +146,14 @@ WS_RESPONSE = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConne
                b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
 
 
-def _ws_frame(opcode: int, payload: bytes, mask: bytes | None) -> bytes:
-    n = len(payload)
-    head = bytes([0x80 | opcode])
-    m = 0x80 if mask else 0
-    head += bytes([m | n]) if n < 126 else bytes([m | 126]) + n.to_bytes(2, "big")
-    if mask:
-        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        head += mask
-    return head + payload
-
-
 @settings(max_examples=60, deadline=None)
 @given(st.data())
 def test_tcp_in_order_equivalent_on_reordered_lost_duplicated_segments(data: st.DataObject) -> None:
     """A WebSocket conversation cut into segments, some reordered, duplicated, overlapping or lost:
     the rows are the same whether in-order segments take the inline path or TcpConnection.data."""
-    frames_c = b"".join(_ws_frame(1, f"c{i}".encode() * data.draw(st.integers(1, 40)), b"abcd")
+    frames_c = b"".join(craft.ws_frame(1, f"c{i}".encode() * data.draw(st.integers(1, 40)), b"abcd")
                         for i in range(data.draw(st.integers(1, 8))))
-    frames_s = b"".join(_ws_frame(2, bytes([i]) * data.draw(st.integers(0, 200)), None)
+    frames_s = b"".join(craft.ws_frame(2, bytes([i]) * data.draw(st.integers(0, 200)), None)
                         for i in range(data.draw(st.integers(1, 8))))
     streams = {0: WS_REQUEST + frames_c, 1: WS_RESPONSE + frames_s}
     segments = []
