@@ -263,7 +263,7 @@ def test_a_worker_run_twice_leaves_no_duplicate(tmp_path: Path) -> None:
     from dissect.transport.limits import Limits
 
     part = tmp_path / "0"
-    args = (0, 2, ALL[:1], str(part), "csv", 6, Limits(), Filters(), True, False, None)
+    args = (0, 2, ALL[:1], str(part), "csv", 6, Limits(), Filters(), True, None)
     first = _worker(args)[2]
     second = _worker(args)[2]
     assert first and second and first != second

@@ -91,11 +91,11 @@ class OwnedRows:
             self._release(sid, owner)
 
 
-def _worker(args: tuple[int, int, list[str], str | None, str, int, Limits, Filters, bool, bool, KeyLog | None],
+def _worker(args: tuple[int, int, list[str], str | None, str, int, Limits, Filters, bool, KeyLog | None],
             ) -> WorkerResult:
     """One worker: the run core over every file, keeping the rows of the flows it owns. Returns
     its result, and its rows (when collecting in memory) or where its part is."""
-    index, count, files, out_dir, fmt, digits, limits, filters, quiet, blocks, keylog = args
+    index, count, files, out_dir, fmt, digits, limits, filters, quiet, keylog = args
     with contextlib.suppress(ValueError):  # (a Dask worker runs tasks in threads: no signals there)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the pool ends its workers with SIGTERM: no traceback
     own = Ownership(index, count)
@@ -144,8 +144,8 @@ def run_jobs(paths: Paths, jobs: int, *, out_dir: str | None = None, fmt: str = 
              blocks: dict[str, Blocks] | None = None, keylog: KeyLog | None = None,
              mapper: Mapper | None = None) -> tuple[RunResult, dict[str, list[tuple]] | None]:
     """Run ``jobs`` workers over the captures of ``paths`` (a process pool, or ``mapper``). With
-    ``out_dir``, their part files are joined into ``out_dir/<table>.<fmt>`` (and ``blocks``, when
-    given, receives where their blocks of rows are in the joined files); without, their rows come
+    ``out_dir``, their parts are merged into ``out_dir/<table>.<fmt>`` (and ``blocks``, when
+    given, receives where the blocks of rows are in those files); without, their rows come
     back in memory. Returns the merged result and the rows (None when written)."""
     files = capture_files(paths)
     filters = filters or Filters()
@@ -153,7 +153,7 @@ def run_jobs(paths: Paths, jobs: int, *, out_dir: str | None = None, fmt: str = 
     parts = tempfile.mkdtemp(prefix="dissect-jobs-", dir=out_dir) if out_dir else None
     try:
         args = [(i, jobs, files, os.path.join(parts, str(i)) if parts else None, fmt, digits, limits, filters,
-                 quiet, blocks is not None, keylog) for i in range(jobs)]
+                 quiet, keylog) for i in range(jobs)]
         results = (mapper or _pool_mapper(jobs))(_worker, args)
         merged = results[0][0]
         for i in range(1, len(results)):
