@@ -123,6 +123,61 @@ def test_leaving_out_unshared_candidates_changes_nothing(rows: list) -> None:
         broadcasts._order, broadcasts.SMALL = saved
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(candidate, max_size=80), st.integers(1, 9), st.integers(1, 3), st.randoms())
+def test_spilled_candidates_group_the_same(rows: list, spill_at: int, workers: int, rnd: random.Random) -> None:
+    """Past SPILL_AT candidates go to bucket files on disk (memory flat however long the capture):
+    the fan-outs and their order are those of every candidate in memory, also when workers'
+    spilled builders are pickled (as --jobs/--dask send them) and merged, and with the fan-outs
+    ordered by numpy (past SMALL). The spill files are gone after clear()."""
+    import os
+    import pickle
+
+    from dissect.output import broadcasts
+
+    one = FanoutCandidates()
+    one.add_columns(_cols(rows))
+    expected = list(one.groups())
+    saved = broadcasts.SPILL_AT, broadcasts.SMALL
+    try:
+        broadcasts.SPILL_AT = spill_at
+        spilled = FanoutCandidates()
+        for start in range(0, len(rows), 5):  # batches, as a run adds them
+            spilled.add_columns(_cols(rows[start:start + 5]))
+        assert len(spilled) == len(one)
+        assert (spilled._spill is not None) == (len(rows) >= spill_at)
+        assert list(spilled.groups()) == expected
+        parts = [FanoutCandidates() for _ in range(workers)]
+        for r in rows:
+            parts[rnd.randrange(workers)].add_columns(_cols([r]))
+        merged = FanoutCandidates()
+        for p in parts:
+            merged.merge(pickle.loads(pickle.dumps(p)))
+        broadcasts.SMALL = 0
+        assert list(merged.groups()) == expected
+        for c in [spilled, merged, *parts]:
+            where = c._spill.dir if c._spill is not None else None
+            c.clear()
+            assert where is None or not os.path.exists(where)
+    finally:
+        broadcasts.SPILL_AT, broadcasts.SMALL = saved
+
+
+def test_fanout_rows_come_in_batches() -> None:
+    """FanoutRows: the rows are made from the found arrays as a writer asks, batch by batch; the
+    same rows as a list, numbered from 0, and the summary counts every fan-out once."""
+    rows = [(i * 1000, "/", "e", i % 7, s, 10) for i in range(200) for s in ("s1", "s2")]
+    c = FanoutCandidates()
+    c.add_columns(_cols(rows))
+    found = c.groups()
+    batches = list(found.chunks(64))
+    assert [len(b) for b in batches] == [64, 64, 64, 8]
+    flat = [r for b in batches for r in b]
+    assert flat == list(found) == [found[i] for i in range(len(found))]
+    assert [r.broadcast_index for r in flat] == list(range(200)) and found[-1] == flat[-1]
+    assert all(r.recipients == 2 and r.payload_bytes == 10 for r in flat)
+
+
 def _reference_groups(rows: list) -> list[tuple]:
     """The rule of docs/REPORTS.md read literally: candidates in (ts, socket) order; each joins its
     key's open group when within the window of its first packet and from a new socket."""

@@ -237,7 +237,8 @@ def _write_tables(work: str, files: list[str], skipped: list[tuple[str, str]], f
     writer = _writer(work, fmt, digits, html)
     try:
         result = run(files, [writer], filters=filters, limits=limits, quiet=quiet, keylog=keylog)
-        writer.add("sio_broadcasts", result.broadcasts())  # made from every row, at the end
+        for chunk in result.broadcasts().chunks():  # made from every row, at the end
+            writer.add("sio_broadcasts", chunk)
     finally:
         writer.close()
     result.skipped = skipped

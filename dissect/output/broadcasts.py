@@ -19,15 +19,24 @@ Here, precisely:
 
 The groups are made once, at the end of a run, from every worker's candidates (``--jobs``,
 ``--dask``: the sockets of one broadcast are dissected by different workers). Each candidate costs
-24 bytes until then (four ``array`` cells), not a Python object.
+24 bytes until then (four ``array`` cells), not a Python object, and only while few: past
+``SPILL_AT`` candidates they go to temporary files, one per bucket of their (kind, digest) key,
+so that memory stays flat however long the capture. A group holds one key, so the buckets are
+grouped one after the other with the same result as all the candidates at once. The fan-outs
+found (32 bytes each) become rows batch by batch as they are written (:class:`FanoutRows`).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import struct
+import tempfile
+import weakref
 from array import array
 from collections import Counter, deque
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, overload
 from zlib import crc32
 
 from dissect import fastpaths
@@ -86,10 +95,18 @@ def _shared_keys(np: Any, kind: array[int], digest: array[int]) -> Any:
     return np.flatnonzero(keep)
 
 
-class FanoutCandidates:
-    """Server-to-client EVENTs seen so far (compact arrays), turned into fan-outs by :meth:`groups`."""
+# Candidates held in memory before they go to disk (24 bytes each), and the files they go to.
+SPILL_AT = 1 << 18
+BUCKETS = 64
+# Rows per batch of FanoutRows.chunks.
+CHUNK_ROWS = 1 << 15
 
-    __slots__ = ("ts", "digest", "socket", "kind", "kinds", "_kind_index")
+
+class FanoutCandidates:
+    """Server-to-client EVENTs seen so far (compact arrays, spilled to disk past ``SPILL_AT``),
+    turned into fan-outs by :meth:`groups`."""
+
+    __slots__ = ("ts", "digest", "socket", "kind", "kinds", "_kind_index", "_spill")
 
     def __init__(self) -> None:
         self.ts = array("q")
@@ -98,15 +115,35 @@ class FanoutCandidates:
         self.kind = array("I")  # index into ``kinds``
         self.kinds: list[tuple[str, str | None]] = []  # (namespace, event)
         self._kind_index: dict[tuple[str, str | None], int] = {}
+        self._spill: SpillFiles | None = None
 
     def __len__(self) -> int:
-        return len(self.ts)
+        return len(self.ts) + (self._spill.count if self._spill is not None else 0)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (a worker's candidates to the parent or the Dask client) with the spilled ones
+        read back: the files are this host's."""
+        ts, digest, socket, kind = array("q"), array("q"), array("I"), array("I")
+        for cols in self._all():
+            ts.extend(cols[0])
+            digest.extend(cols[1])
+            socket.extend(cols[2])
+            kind.extend(cols[3])
+        return {"ts": ts, "digest": digest, "socket": socket, "kind": kind, "kinds": self.kinds}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()  # type: ignore[misc]
+        self.ts, self.digest, self.socket, self.kind = state["ts"], state["digest"], state["socket"], state["kind"]
+        self.kinds = state["kinds"]
+        self._kind_index = {kind: k for k, kind in enumerate(self.kinds)}
+        self._spill_if_many()
 
     def add_columns(self, cols: Mapping[str, Sequence[Any]]) -> None:
         """The candidates among ``sio_packets`` rows given column-wise (ts in ns)."""
         compiled = fastpaths.compiled_fanout()
         if compiled is not None:  # this loop in C (dissect/compiled/fanout.pxi), the same cells
             compiled(self, cols, _socket_key)
+            self._spill_if_many()
             return
         digests = cols.get("payload_digest")
         if digests is None:
@@ -142,6 +179,7 @@ class FanoutCandidates:
             self.digest.append((int(d) << 31) | (size & 0x7FFFFFFF))
             self.socket.append(key)
             self.kind.append(k)
+        self._spill_if_many()
 
     def add_rows(self, rows: list[tuple], fields: Sequence[str]) -> None:
         """:meth:`add_columns` of a batch of ``sio_packets`` row tuples with these ``fields``."""
@@ -150,26 +188,128 @@ class FanoutCandidates:
             index = {f: i for i, f in enumerate(fields)}
             idx = tuple(index[f] for f in _ROW_CELLS)
             if compiled(self, rows, idx, _socket_key):
+                self._spill_if_many()
                 return
         self.add_columns(RowColumns(fields, rows))
 
     def merge(self, other: FanoutCandidates) -> None:
         """Add another worker's candidates."""
         remap = array("I")
-        for kind in other.kinds:
-            k = self._kind_index.get(kind)
+        for name in other.kinds:
+            k = self._kind_index.get(name)
             if k is None:
-                k = self._kind_index[kind] = len(self.kinds)
-                self.kinds.append(kind)
+                k = self._kind_index[name] = len(self.kinds)
+                self.kinds.append(name)
             remap.append(k)
-        self.ts.extend(other.ts)
-        self.digest.extend(other.digest)
-        self.socket.extend(other.socket)
-        self.kind.extend(remap[k] for k in other.kind)
+        for ts, digest, socket, kind in other._all():
+            self.ts.extend(ts)
+            self.digest.extend(digest)
+            self.socket.extend(socket)
+            self.kind.extend(remap[k] for k in kind)
+            self._spill_if_many()
 
-    def groups(self) -> list[SioBroadcast]:
-        """The fan-outs, in the order of their first packet (then namespace, event), numbered from 0."""
-        ts, digest, socket, kind = self.ts, self.digest, self.socket, self.kind
+    def _all(self) -> Iterator[tuple[array[int], array[int], array[int], array[int]]]:
+        """Every candidate, as column arrays: the spilled ones by bucket, then those in memory."""
+        if self._spill is not None:
+            for b in range(BUCKETS):
+                yield self._spill.read(b)
+        yield self.ts, self.digest, self.socket, self.kind
+
+    def _spill_if_many(self) -> None:
+        if len(self.ts) < SPILL_AT:
+            return
+        if self._spill is None:
+            self._spill = SpillFiles()
+        self._spill.write(self.ts, self.digest, self.socket, self.kind)
+        self.ts, self.digest, self.socket, self.kind = array("q"), array("q"), array("I"), array("I")
+
+    def groups(self) -> FanoutRows:
+        """The fan-outs, in the order of their first packet (then namespace, event, last packet,
+        payload, recipients), numbered from 0."""
+        found = Found()
+        if self._spill is None:
+            found.add(self.ts, self.digest, self.socket, self.kind)
+        else:  # a group holds one key: bucket by bucket, the same groups
+            self._spill.write(self.ts, self.digest, self.socket, self.kind)
+            self.ts, self.digest, self.socket, self.kind = array("q"), array("q"), array("I"), array("I")
+            for b in range(BUCKETS):
+                found.add(*self._spill.read(b))
+        return found.rows(self.kinds)
+
+    def clear(self) -> None:
+        if self._spill is not None:
+            self._spill.close()
+        self.__init__()  # type: ignore[misc]
+
+
+class SpillFiles:
+    """Candidates on disk: one file per bucket of their (kind, digest) key, each a series of
+    blocks (count, then the four columns' bytes). Removed by :meth:`close` or when collected."""
+
+    def __init__(self) -> None:
+        self.dir = tempfile.mkdtemp(prefix="dissect-fanout-")
+        self.count = 0
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self.dir, True)
+
+    def _path(self, b: int) -> str:
+        return os.path.join(self.dir, f"{b}.bin")
+
+    def write(self, ts: array[int], digest: array[int], socket: array[int], kind: array[int]) -> None:
+        n = len(ts)
+        if not n:
+            return
+        import numpy as np
+
+        t = np.frombuffer(ts, dtype=np.int64)
+        d = np.frombuffer(digest, dtype=np.int64)
+        s = np.frombuffer(socket, dtype=np.uint32)
+        k = np.frombuffer(kind, dtype=np.uint32)
+        mixed = (d.view(np.uint64) ^ (k.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))) \
+            * np.uint64(0xBF58476D1CE4E5B9)
+        bucket = (mixed >> np.uint64(64 - BUCKETS.bit_length() + 1)).astype(np.intp)
+        order = np.argsort(bucket, kind="stable")  # each bucket's candidates in their order
+        ends = np.cumsum(np.bincount(bucket, minlength=BUCKETS))
+        start = 0
+        for b in range(BUCKETS):
+            end = int(ends[b])
+            if end > start:
+                pick = order[start:end]
+                with open(self._path(b), "ab") as f:
+                    f.write(struct.pack("<q", end - start))
+                    for col in (t, d, s, k):
+                        f.write(col[pick].tobytes())
+            start = end
+        self.count += n
+
+    def read(self, b: int) -> tuple[array[int], array[int], array[int], array[int]]:
+        cols = (array("q"), array("q"), array("I"), array("I"))
+        try:
+            f = open(self._path(b), "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            return cols
+        with f:
+            while head := f.read(8):
+                (n,) = struct.unpack("<q", head)
+                for col in cols:
+                    col.frombytes(f.read(n * col.itemsize))
+        return cols
+
+    def close(self) -> None:
+        self._cleanup()
+
+
+class Found:
+    """The fan-outs found (five array cells each), made into :class:`FanoutRows`."""
+
+    def __init__(self) -> None:
+        self.first = array("q")
+        self.last = array("q")
+        self.recipients = array("q")
+        self.digest = array("q")
+        self.kind = array("I")
+
+    def add(self, ts: array[int], digest: array[int], socket: array[int], kind: array[int]) -> None:
+        """The fan-outs among these candidates (every candidate of a key among them)."""
         # Only the candidates whose (kind, digest) another candidate shares can be in a fan-out; the
         # rest (most, usually) would each open a group of one. Leaving them out changes no group
         # (a group holds one key) and no order: ageing closes a group at the first candidate more
@@ -177,13 +317,16 @@ class FanoutCandidates:
         # candidates are left out in between. Then by time, then socket: an order that does not
         # depend on how the workers split the sockets.
         order = _order(ts, digest, socket, kind)
-        # open group per (kind, digest): [ts_first, ts_last, sockets, size]
+        # open group per (kind, digest): [ts_first, ts_last, sockets]
         open_groups: dict[tuple[int, int], list[Any]] = {}
-        found: list[tuple[int, int, int, int, int]] = []  # ts_first, ts_last, recipients, size, kind
 
         def close(key: tuple[int, int], g: list[Any]) -> None:
             if len(g[2]) >= 2:
-                found.append((g[0], g[1], len(g[2]), g[3], key[0]))
+                self.first.append(g[0])
+                self.last.append(g[1])
+                self.recipients.append(len(g[2]))
+                self.digest.append(key[1])
+                self.kind.append(key[0])
 
         # groups by first packet, oldest first: those older than the window cannot grow, and
         # are closed as time passes (memory: the groups of the last second, not of the capture)
@@ -203,16 +346,83 @@ class FanoutCandidates:
                 continue
             if g is not None:
                 close(key, g)
-            g = open_groups[key] = [t, t, {socket[i]}, digest[i] & 0x7FFFFFFF]
+            g = open_groups[key] = [t, t, {socket[i]}]
             ageing.append((t, key, g))
         for key, g in open_groups.items():
             close(key, g)
-        found.sort(key=lambda f: (f[0], self.kinds[f[4]][0], self.kinds[f[4]][1] or "", f[1]))
-        rows = []
-        for index, (first, last, recipients, size, k) in enumerate(found):
-            nsp, event = self.kinds[k]
-            rows.append(SioBroadcast(index, nsp, event, first, last, ms(first, last) or 0.0, recipients, size))
-        return rows
 
-    def clear(self) -> None:
-        self.__init__()  # type: ignore[misc]
+    def rows(self, kinds: list[tuple[str, str | None]]) -> FanoutRows:
+        """The fan-outs in the table's order: first packet, namespace, event, last packet, then
+        payload and recipients (so that the order does not depend on how they were found)."""
+        by_name = sorted(range(len(kinds)), key=lambda k: (kinds[k][0], kinds[k][1] or ""))
+        rank = array("I", bytes(4 * len(kinds)))
+        for r, k in enumerate(by_name):
+            rank[k] = r
+        n = len(self.first)
+        first, last, recipients, digest, kind = self.first, self.last, self.recipients, self.digest, self.kind
+        out = Found()
+        names = ("first", "last", "recipients", "digest", "kind")
+        if n <= SMALL:
+            order = sorted(range(n), key=lambda i: (first[i], rank[kind[i]], last[i], digest[i], recipients[i]))
+            for name in names:
+                col = getattr(self, name)
+                setattr(out, name, array(col.typecode, [col[i] for i in order]))
+        else:  # the same order by numpy, the columns taken in it without a Python object each
+            import numpy as np
+
+            cols = {name: np.frombuffer(getattr(self, name), dtype=np.uint32 if name == "kind" else np.int64)
+                    for name in names}
+            rk = np.frombuffer(rank, dtype=np.uint32)[cols["kind"]]
+            by = np.lexsort((cols["recipients"], cols["digest"], cols["last"], rk, cols["first"]))
+            for name in names:
+                setattr(out, name, array(getattr(self, name).typecode, cols[name][by].tobytes()))
+            del cols, rk
+        for name in names:
+            setattr(self, name, array(getattr(self, name).typecode))
+        return FanoutRows(out, kinds)
+
+
+class FanoutRows(Sequence[SioBroadcast]):
+    """The ``sio_broadcasts`` rows, made from :class:`Found`'s arrays when read; :meth:`chunks`
+    gives them in batches (a writer's), so that a run never holds them all as objects."""
+
+    def __init__(self, found: Found, kinds: list[tuple[str, str | None]]) -> None:
+        self._found = found
+        self._kinds = kinds
+
+    def __len__(self) -> int:
+        return len(self._found.first)
+
+    @overload
+    def __getitem__(self, i: int) -> SioBroadcast: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[SioBroadcast]: ...
+
+    def __getitem__(self, i: int | slice) -> SioBroadcast | list[SioBroadcast]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        f = self._found
+        first, last = f.first[i], f.last[i]
+        nsp, event = self._kinds[f.kind[i]]
+        return SioBroadcast(i, nsp, event, first, last, ms(first, last) or 0.0, f.recipients[i],
+                            f.digest[i] & 0x7FFFFFFF)
+
+    def __iter__(self) -> Iterator[SioBroadcast]:
+        for chunk in self.chunks():
+            yield from chunk
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"FanoutRows({list(self)!r})"
+
+    def chunks(self, size: int = CHUNK_ROWS) -> Iterator[list[SioBroadcast]]:
+        """The rows in order, ``size`` at a time."""
+        for start in range(0, len(self), size):
+            yield self[start:start + size]

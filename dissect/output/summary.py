@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from dissect.output.anomalies import anomaly_kind, split_anomalies
 from dissect.output.batch_counts import ColumnCounts, Figures, RowColumns, RowCounts
-from dissect.output.broadcasts import FanoutCandidates
+from dissect.output.broadcasts import FanoutCandidates, FanoutRows
 from dissect.output.distribution import (
     COUNTER_LIMIT,
     EXACT_LIMIT,
@@ -30,7 +30,7 @@ from dissect.output.distribution import (
     json_float,
     to_number,
 )
-from dissect.records import TABLES, SioBroadcast
+from dissect.records import TABLES
 
 if TYPE_CHECKING:
     from dissect.output.tables import Analysis
@@ -164,7 +164,7 @@ class SummaryBuilder:
         self._fanout = FanoutCandidates()
         self._bc_recipients = Distribution(exact_limit)
         self._bc_spread = Distribution(exact_limit)
-        self._bc_rows: list[SioBroadcast] | None = None  # made once, by broadcasts()
+        self._bc_rows: FanoutRows | None = None  # made once, by broadcasts()
         # anomalies and warnings
         self._anom: dict[str, CappedCounter] = {}
         self._anom_rows = 0
@@ -396,13 +396,14 @@ class SummaryBuilder:
         if ts_divisor == 1e9:  # rows of a run (ns times), not a report read back
             c.add_candidates(self._fanout)
 
-    def broadcasts(self) -> list[SioBroadcast]:
+    def broadcasts(self) -> FanoutRows:
         """The run's ``sio_broadcasts`` rows, from every server-to-client EVENT counted (after the
         workers' builders are merged); counted here too. Call once, at the end of a run."""
         if self._bc_rows is None:
             self._bc_rows = self._fanout.groups()
             self._fanout.clear()
-            self.add("sio_broadcasts", self._bc_rows)
+            for chunk in self._bc_rows.chunks():
+                self.add("sio_broadcasts", chunk)
         return self._bc_rows
 
     def _add_sio_broadcasts(self, c: Mapping[str, Sequence[Any]], ts_divisor: float) -> None:

@@ -18,10 +18,10 @@ from typing import Any, Protocol
 
 from dissect.capture.reader import CaptureReader
 from dissect.errors import CaptureError
+from dissect.output.broadcasts import FanoutRows
 from dissect.output.summary import SummaryBuilder
 from dissect.pipeline import Consumer, Pipeline
 from dissect.protocols.tls import KeyLog
-from dissect.records import SioBroadcast
 from dissect.run.filters import Filters
 from dissect.transport.limits import Limits
 from dissect.transport.ownership import Ownership
@@ -138,7 +138,7 @@ class RunResult:
         result.__dict__["summary"] = summary  # the cached_property's value
         return result
 
-    def broadcasts(self) -> list[SioBroadcast]:
+    def broadcasts(self) -> FanoutRows:
         """The ``sio_broadcasts`` rows, made from every worker's Socket.IO events once the run is
         complete (:mod:`dissect.output.broadcasts`)."""
         return self.builder.broadcasts()

@@ -183,7 +183,7 @@ def _conclude(client: Any, outline: Outline, futures: list[Any], output: Output,
     del futures
     concluded: list[Conclusion] = []
 
-    def broadcasts() -> dict[str, list[tuple]] | None:
+    def broadcasts() -> dict[str, Sequence[tuple]] | None:
         concluded.append(ending.result())  # made meanwhile
         rows = concluded[0].broadcast_rows
         return {"sio_broadcasts": rows} if rows is not None else None

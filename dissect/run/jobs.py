@@ -28,7 +28,7 @@ import os
 import shutil
 import signal
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -163,7 +163,7 @@ def run_jobs(paths: Paths, jobs: int, *, out_dir: str | None = None, fmt: str = 
         if parts and out_dir:
             # every session's rows are in one part: merged in session order (REPORTS.md, Row order)
             written = [r[2] for r in results if r[2]]
-            extra: dict[str, list[tuple]] = {"sio_broadcasts": list(merged.broadcasts())}
+            extra: dict[str, Sequence[tuple]] = {"sio_broadcasts": merged.broadcasts()}
             _counts, where = merge_parts(written, out_dir, fmt, digits, extra)
             if blocks is not None:
                 blocks.update(where)

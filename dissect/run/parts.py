@@ -35,7 +35,7 @@ import tempfile
 import uuid
 from array import array
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from operator import itemgetter
 from typing import IO, Any
 
@@ -45,6 +45,7 @@ from dissect.records import SESSION_TABLES, TABLES
 
 SPILL_BYTES = 64 << 20  # formatted rows a task holds before it writes them to a run
 _COPY = 1 << 20
+EXTRA_ROWS = 1 << 15  # rows of an extra table (sio_broadcasts) written at once
 _OPEN_PARTS = 64  # part files kept open at once while merging
 # A URL's file read ahead by this much (s3fs reads 50 MiB ahead by default: with a part file and an
 # index open per task while merging, the client's memory would grow with the tasks).
@@ -421,7 +422,7 @@ def _sources(parts: Sequence[str], table: str) -> list[tuple[str, Iterator[Segme
     return [(join(p, table), read_index(join(p, f"{table}.index"))) for p in parts]
 
 
-Extra = dict[str, list[tuple]] | Callable[[], dict[str, list[tuple]] | None] | None
+Extra = Mapping[str, Sequence[tuple]] | Callable[[], Mapping[str, Sequence[tuple]] | None] | None
 
 
 def merge_parts(parts: Sequence[str], out_dir: str, fmt: str, digits: int = 6,
@@ -439,7 +440,8 @@ def merge_parts(parts: Sequence[str], out_dir: str, fmt: str, digits: int = 6,
                 counts[table] = _rows_into(parquet, table, _sources(parts, table))
             extra = (extra() if callable(extra) else extra) or {}
             for table, rows in extra.items():
-                parquet.add(table, rows)
+                for start in range(0, len(rows), EXTRA_ROWS):
+                    parquet.add(table, list(rows[start:start + EXTRA_ROWS]))
                 counts[table] = len(rows)
         finally:
             parquet.close()
@@ -458,7 +460,8 @@ def merge_parts(parts: Sequence[str], out_dir: str, fmt: str, digits: int = 6,
         try:
             writer = ReportWriter(aside, fmt, digits, blocks=True)
             for table, rows in extra.items():
-                writer.add(table, rows)
+                for start in range(0, len(rows), EXTRA_ROWS):  # in batches: rows made as they go
+                    writer.add(table, list(rows[start:start + EXTRA_ROWS]))
             writer.close()
             for table, rows in extra.items():
                 os.replace(os.path.join(aside, f"{table}.{fmt}"), os.path.join(out_dir, f"{table}.{fmt}"))

@@ -137,7 +137,7 @@ class Conclusion:
     parts: list[str]
     broadcasts: str | None = None  # the sio_broadcasts table file, whole (CSV, JSON lines)
     broadcast_blocks: Blocks | None = None
-    broadcast_rows: list[tuple] | None = None  # Parquet: its rows
+    broadcast_rows: Sequence[tuple] | None = None  # Parquet: its rows
 
 
 def conclude(outline: Outline, done: Sequence[TaskResult], output: Output,
@@ -151,14 +151,15 @@ def conclude(outline: Outline, done: Sequence[TaskResult], output: Output,
     result = assembly.result
     assert result is not None
     result.skipped = list(skipped)
-    rows: list[tuple] = list(result.broadcasts())
+    rows = result.broadcasts()
     parts = sorted(d.part for d in done if d.part)
     if output.fmt == "parquet":
         return Conclusion(result.summary, parts, broadcast_rows=rows)
     aside = tempfile.mkdtemp(prefix="dissect-broadcasts-")
     try:
         writer = ReportWriter(aside, output.fmt, output.digits, blocks=True)
-        writer.add("sio_broadcasts", rows)
+        for chunk in rows.chunks():
+            writer.add("sio_broadcasts", chunk)
         writer.close()
         name = f"sio_broadcasts.{output.fmt}"
         where = join(output.target, f"broadcasts-{uuid.uuid4().hex[:12]}.{output.fmt}")
@@ -197,7 +198,7 @@ def run_split(paths: Paths, *, filters: Filters | None = None, limits: Limits | 
         if output is None or out_dir is None:
             rows = gather_rows([d.rows for d in done], result)
             return result, rows, {t: len(rs) for t, rs in rows.items()}, {}
-        extra: dict[str, list[tuple]] = {"sio_broadcasts": list(result.broadcasts())}
+        extra: dict[str, Sequence[tuple]] = {"sio_broadcasts": result.broadcasts()}
         counts, blocks = merge_parts([d.part for d in done if d.part], out_dir, output.fmt, output.digits, extra)
         return result, None, counts, blocks
     finally:

@@ -104,7 +104,8 @@ def _writing_side(conn: Any, parent_end: Any, make_writer: Callable[[], Any]) ->
                 rows = list(zip(*cols, strict=True))
                 writer.add(table, rows)
                 summary.add(table, rows)
-        writer.add("sio_broadcasts", summary.broadcasts())  # made from every row, at the end
+        for chunk in summary.broadcasts().chunks():  # made from every row, at the end
+            writer.add("sio_broadcasts", chunk)
         writer.close()
         conn.send(("done", (summary, getattr(writer, "counts", {}), getattr(writer, "blocks", {}))))
     except Exception as e:  # noqa: BLE001 - reported by the parent as one line
