@@ -77,6 +77,19 @@ COMPILED_FANOUT = COMPILED
 COMPILED_SUMMARY = COMPILED
 
 
+# Output: the rows of the compiled WebSocket and Socket.IO paths' steady state (ws_frames, ws_messages,
+# sio_packets EVENT / ACK) made without a row tuple, straight into their CSV line, summary.json's
+# figures and the sio_broadcasts candidates, when every consumer of the run takes such batches (a
+# CSV report without report.html, and the summary): dissect/compiled/direct_rows.pxi; the tuples,
+# the CSV formatter, batch_counts.RowCounts and FanoutCandidates.add_rows are the reference.
+COMPILED_DIRECT_ROWS = COMPILED
+
+
+def compiled_direct_rows() -> Any:
+    """The compiled core's DirectRows class, or None for row tuples only."""
+    return _packets.DirectRows if COMPILED_DIRECT_ROWS and _packets is not None else None
+
+
 def compiled_summary() -> Any:
     """The compiled batch counter of summary.json, or None for the Python code on columns."""
     return _packets.summary_counts if COMPILED_SUMMARY and _packets is not None else None

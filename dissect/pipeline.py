@@ -47,6 +47,16 @@ class Consumer(Protocol):
     def add(self, table: str, rows: Iterable[tuple]) -> None: ...
 
 
+# A consumer may also take the rows the compiled core makes without tuples
+# (fastpaths.COMPILED_DIRECT_ROWS, dissect/compiled/direct_rows.pxi): it has
+#     direct_spec() -> dict | None    what it needs ({"csv": (digits, ts_fn, text_fn, float_fn, kinds)}
+#                                     for CSV lines, {} for the figures alone), None: tuples only
+#     add_formatted(table, rows, csv, figures, candidates)    a batch of ``rows`` rows: their CSV
+#                                     lines (bytes, or None), summary figures and sio_broadcasts
+#                                     candidates (DirectRows.take)
+# The compiled core makes them only when every consumer of the pipeline takes them.
+
+
 class Stats:
     """What the pipeline counted besides rows: per file, link types, decode failures
     (``counters``), and what the dissectors counted (``protocol``, the outbox's counters)."""
@@ -80,9 +90,37 @@ class Pipeline:
         # Inner packets of tunnels (VXLAN, Geneve, GRE), read right after their outer packet.
         self.inject: deque[Packet] = deque()
         self.last_ts = 0
+        self.outbox.direct = self._direct_rows(consumers)
+
+    @staticmethod
+    def _direct_rows(consumers: Sequence[Consumer]) -> Any:
+        """The compiled core's rows without tuples, when every consumer takes them (see above)."""
+        make = fastpaths.compiled_direct_rows()
+        if make is None or not consumers:
+            return None
+        csv = None
+        for c in consumers:
+            spec = getattr(c, "direct_spec", None)
+            want = spec() if spec is not None else None
+            if want is None:
+                return None
+            if want.get("csv") is not None:
+                if csv is not None:  # two CSV writers: tuples
+                    return None
+                csv = want["csv"]
+        try:
+            return make(csv)
+        except ValueError:  # a writer's columns not those the rows are written for
+            return None
 
     def drain(self) -> None:
-        for table, rows in self.outbox.drain().items():
+        direct = self.outbox.direct
+        made = direct.take() if direct is not None and direct.pending() else ()
+        drained = self.outbox.drain()
+        for table, n, csv, figures, candidates in made:  # a table's rows made without tuples come first
+            for c in self.consumers:
+                c.add_formatted(table, n, csv, figures, candidates)  # type: ignore[attr-defined]
+        for table, rows in drained.items():
             for c in self.consumers:
                 c.add(table, rows)
 

@@ -14,7 +14,7 @@ the writers in batches, so memory stays bounded however long the capture is.
 from __future__ import annotations
 
 from collections import Counter
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 # Directions are small ints on the hot path; rows carry the contract's strings.
 C2S = 0
@@ -263,7 +263,7 @@ class Outbox:
     """
 
     __slots__ = ("sessions", "handshakes", "http", "ws_frames", "ws_messages", "sio_packets", "sio_sockets",
-                 "counters", "frame", "capture_end")
+                 "counters", "frame", "capture_end", "direct")
     TABLES = ("sessions", "handshakes", "http", "ws_frames", "ws_messages", "sio_packets", "sio_sockets")
 
     def __init__(self) -> None:
@@ -274,6 +274,9 @@ class Outbox:
         # Set when the capture has ended (the time of its last packet): what is flushed then may
         # have been cut short by the end (:func:`capture_ended`).
         self.capture_end: int | None = None
+        # The compiled core's rows made without tuples (dissect/compiled/direct_rows.pxi), when the
+        # pipeline's consumers all take them (Pipeline.drain hands them over); None: tuples only.
+        self.direct: Any = None
         self.sessions: list[Session] = []
         self.handshakes: list[Handshake] = []
         self.http: list[HttpExchange] = []
@@ -293,7 +296,8 @@ class Outbox:
         return out
 
     def pending(self) -> int:
-        return sum(len(getattr(self, n)) for n in self.TABLES)
+        held = sum(len(getattr(self, n)) for n in self.TABLES)
+        return held + self.direct.pending() if self.direct is not None else held
 
 
 # A handshake still unanswered when the capture ends is not a failure when its request came this

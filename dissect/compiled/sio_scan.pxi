@@ -9,7 +9,7 @@
 # statement. sio_fast returns 0 without touching anything when the message is not such a packet,
 # and ws_whole_frames then calls upper.ws_message as before.
 
-from libc.string cimport memchr
+from libc.string cimport memchr, memcmp
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 
 cdef extern from *:
@@ -71,7 +71,7 @@ cdef Py_ssize_t O_WS_SESS, O_WS_TCP, O_WS_EIO, O_WS_LEVEL, O_WS_SCAN
 cdef Py_ssize_t O_SESS_CLOSED, O_SESS_SIO, O_SESS_HELD, O_SESS_VERSION, O_SESS_SID
 cdef Py_ssize_t O_SIO_MODE, O_SIO_EXPECT, O_SIO_SOCKETS, O_SIO_PROTOCOL
 cdef Py_ssize_t O_SOCK_SLOW, O_SOCK_LAST_C2S, O_SOCK_ROOT, O_LIFE_EVENTS
-cdef Py_ssize_t O_OB_SIO, O_OB_FRAME, O_OB_WS_FRAMES, O_OB_WS_MESSAGES
+cdef Py_ssize_t O_OB_SIO, O_OB_FRAME, O_OB_WS_FRAMES, O_OB_WS_MESSAGES, O_OB_DIRECT
 cdef Py_ssize_t O_EIO_OUTBOX, O_EIO_PAYLOADS
 cdef object EngineIOCls = None  # the tracker (dissect.protocols.engineio.tracker.EngineIO)
 
@@ -122,12 +122,44 @@ def configure_sio(eio_websocket, engineio, session, sio_state, session_sockets, 
 
 
 cdef configure_outbox(outbox):
-    global OutboxCls, O_OB_SIO, O_OB_FRAME, O_OB_WS_FRAMES, O_OB_WS_MESSAGES
+    global OutboxCls, O_OB_SIO, O_OB_FRAME, O_OB_WS_FRAMES, O_OB_WS_MESSAGES, O_OB_DIRECT
     O_OB_SIO = slot_offset(outbox, "sio_packets")
     O_OB_FRAME = slot_offset(outbox, "frame")
     O_OB_WS_FRAMES = slot_offset(outbox, "ws_frames")
     O_OB_WS_MESSAGES = slot_offset(outbox, "ws_messages")
+    O_OB_DIRECT = slot_offset(outbox, "direct")
     OutboxCls = outbox
+
+
+# Event names decoded lately (a handful repeat over and over): the same str object for the same bytes,
+# so that no str is made per packet and the rows' figures meet the same objects (direct_rows.pxi).
+cdef enum:
+    NAMES = 16
+    NAME_BYTES = 64  # longer names are decoded each time
+cdef list NAME_CACHE = [None] * NAMES
+cdef int NAME_NEXT = 0
+
+
+cdef object _event_name(const unsigned char *p, Py_ssize_t n):
+    """PyUnicode_DecodeUTF8(p[:n], "replace"), the same object as the last time for the same bytes:
+    bytes equal to a str's UTF-8 are valid UTF-8, and decode to that str."""
+    global NAME_NEXT
+    cdef Py_ssize_t k, m
+    cdef const char *u
+    cdef object s
+    if n <= NAME_BYTES:
+        for k in range(NAMES):
+            s = NAME_CACHE[k]
+            if s is None:
+                break
+            u = PyUnicode_AsUTF8AndSize(s, &m)
+            if m == n and memcmp(u, p, n) == 0:
+                return s
+    s = PyUnicode_DecodeUTF8(<const char *> p, n, "replace")
+    if n <= NAME_BYTES:
+        NAME_CACHE[NAME_NEXT] = s
+        NAME_NEXT = (NAME_NEXT + 1) % NAMES
+    return s
 
 
 def crc32(data):
@@ -195,7 +227,7 @@ cdef int sio_fast(upper, int direction, ts, const unsigned char *d, Py_ssize_t l
         q = found - d
         if memchr(d + i + 2, 0x5C, q - i - 2) != NULL:  # escapes: JSON decoding on the general path
             return 0
-        name = PyUnicode_DecodeUTF8(<const char *> d + i + 2, q - i - 2, "replace")
+        name = _event_name(d + i + 2, q - i - 2)
         sio_type = "EVENT"
         latency = None
         acked = None
@@ -230,12 +262,23 @@ cdef int sio_fast(upper, int direction, ts, const unsigned char *d, Py_ssize_t l
     else:
         outbox = eio.outbox
         payloads = eio.payloads
+    direct = None
     if type(outbox) is OutboxCls:
         sio_packets = sget(outbox, O_OB_SIO)
         frame = sget(outbox, O_OB_FRAME)
+        direct = sget(outbox, O_OB_DIRECT)
     else:
         sio_packets = outbox.sio_packets
         frame = outbox.frame
+    # fastpaths.COMPILED_DIRECT_ROWS: no tuple while the table has none waiting (direct_rows.pxi)
+    if direct is not None and type(sio_packets) is list and PyList_GET_SIZE(sio_packets) == 0:
+        dirname = SIO_DIRECTION_NAMES[direction]
+        (<DirectRows> direct).sio_row(
+            tcp, ts, dirname, dirname == S2C_NAME, sget(sess, O_SESS_VERSION), sio_type, name, ack_id, ln - 1,
+            latency, anomaly, sget(sess, O_SESS_SID), frame, acked,
+            PyUnicode_DecodeUTF8(<const char *> d + i, ln - i, "replace") if payloads else None,
+            dissect_crc32(d + i, ln - i) if name is not None else None)
+        return 1
     sio_packets.append(dissect_row(SioPacketRow, (
         tcp, ts, SIO_DIRECTION_NAMES[direction], "websocket", sget(sess, O_SESS_VERSION), "message", sio_type,
         "/", name, ack_id, None, ln - 1, latency, anomaly, sget(sess, O_SESS_SID), None,

@@ -79,7 +79,7 @@ def ws_whole_frames(dis, src, Py_ssize_t pos, ts, int direction, str dname, int 
     WebSocketDissector.feed's fast path would; returns where it stopped. ``dis`` is the dissector
     (its ``_frame_index`` and ``_message_index`` counters are advanced)."""
     return _ws_frames(dis, src, NULL, len(src), pos, ts, direction, dname, mask_bit, cap, sink_frames, sink_msgs,
-                      packet, upper)
+                      packet, upper, None)
 
 
 # Set by configure_ws_dissector() from dissect.protocols.websocket.dissector: its classes, and the
@@ -142,7 +142,7 @@ cdef int ws_feed_at(dis, int direction, ts, const unsigned char *p, Py_ssize_t n
         return 0
     pos = _ws_frames(dis, None, p, n, 0, ts, direction, sget(st, O_ST_NAME), sget(st, O_ST_MASK),
                      sget(dis, O_DIS_CAP), sget(outbox, O_OB_WS_FRAMES), sget(outbox, O_OB_WS_MESSAGES),
-                     sget(outbox, O_OB_FRAME), sget(dis, O_DIS_UPPER))
+                     sget(outbox, O_OB_FRAME), sget(dis, O_DIS_UPPER), sget(outbox, O_OB_DIRECT))
     if pos < n:
         dis.feed(direction, ts, PyBytes_FromStringAndSize(<const char *> p + pos, n - pos))
     return 1
@@ -150,9 +150,10 @@ cdef int ws_feed_at(dis, int direction, ts, const unsigned char *p, Py_ssize_t n
 
 cdef Py_ssize_t _ws_frames(dis, src, const unsigned char *fixed, Py_ssize_t n, Py_ssize_t pos, ts, int direction,
                            str dname, int mask_bit, long long cap, list sink_frames, list sink_msgs, packet,
-                           upper) except -1:
+                           upper, direct) except -1:
     """ws_whole_frames over ``src`` (``fixed`` NULL: bytes or bytearray, its buffer read again after
-    each frame) or over the ``n`` bytes at ``fixed`` (held alive by the caller)."""
+    each frame) or over the ``n`` bytes at ``fixed`` (held alive by the caller). ``direct``: the
+    outbox's DirectRows (direct_rows.pxi) or None (row tuples only)."""
     cdef const unsigned char *p = fixed
     cdef Py_ssize_t hl, a, ln
     cdef unsigned long long ln64
@@ -211,10 +212,8 @@ cdef Py_ssize_t _ws_frames(dis, src, const unsigned char *fixed, Py_ssize_t n, P
         if op == 1:
             if not dissect_ascii(d, ln):
                 break  # the Python code's UTF-8 handling (preview, invalid-utf8)
-            preview = PyUnicode_DecodeASCII(<const char *> d, ln if ln < PREVIEW else PREVIEW, NULL)
             opname = OPCODE_TEXT
         else:
-            preview = ""
             opname = OPCODE_BINARY
         if slots:
             fi = sget(dis, O_DIS_FI)
@@ -226,13 +225,26 @@ cdef Py_ssize_t _ws_frames(dis, src, const unsigned char *fixed, Py_ssize_t n, P
             dis._frame_index = fi + 1
             mi = dis._message_index
             dis._message_index = mi + 1
-        sink_frames.append(dissect_row(WsFrameRow, (
-            sid, fi, ts, dname, True, False, False, False, op, opname,
-            masked, ln, hl, False, None, None, "", packet,
-        )))
-        sink_msgs.append(dissect_row(WsMessageRow, (
-            sid, mi, ts, ts, dname, opname, 1, hl + ln, ln, False, preview, "", None,
-        )))
+        # fastpaths.COMPILED_DIRECT_ROWS: no tuple, the row written where it goes (direct_rows.pxi),
+        # while the table has no tuple waiting (the rows' order)
+        if direct is not None and PyList_GET_SIZE(sink_frames) == 0:
+            (<DirectRows> direct).frame_row(sid, fi, ts, dname, op, opname, masked, ln, hl, packet)
+        else:
+            sink_frames.append(dissect_row(WsFrameRow, (
+                sid, fi, ts, dname, True, False, False, False, op, opname,
+                masked, ln, hl, False, None, None, "", packet,
+            )))
+        if direct is not None and PyList_GET_SIZE(sink_msgs) == 0:
+            (<DirectRows> direct).message_row(sid, mi, ts, dname, opname, ln, hl, d,
+                                               (ln if ln < PREVIEW else PREVIEW) if op == 1 else 0)
+        else:
+            if op == 1:
+                preview = PyUnicode_DecodeASCII(<const char *> d, ln if ln < PREVIEW else PREVIEW, NULL)
+            else:
+                preview = ""
+            sink_msgs.append(dissect_row(WsMessageRow, (
+                sid, mi, ts, ts, dname, opname, 1, hl + ln, ln, False, preview, "", None,
+            )))
         if upper is not None:
             # fastpaths.COMPILED_SIO_SCAN: an EVENT or ACK on "/" becomes its row here (sio_scan.pxi)
             if not (op == 1 and scan and sio_fast(upper, direction, ts, d, ln)):

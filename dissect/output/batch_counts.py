@@ -25,7 +25,10 @@ class FanoutCandidates(Protocol):
 
     def add_rows(self, rows: list[tuple], fields: Sequence[str]) -> None: ...
 
-__all__ = ["ColumnCounts", "Figures", "RowColumns", "RowCounts", "column_total", "true_count"]
+    def add_arrays(self, cells: tuple[list[int], list[int], list[int], list[int]], sockets: list[tuple[Any, Any, str]],
+                   kinds: list[tuple[str, Any]]) -> None: ...
+
+__all__ = ["ColumnCounts", "Figures", "FormattedCounts", "RowColumns", "RowCounts", "column_total", "true_count"]
 
 
 def column_total(col: Sequence[Any]) -> int:
@@ -156,3 +159,35 @@ class RowCounts(ColumnCounts):
 
     def add_candidates(self, fc: FanoutCandidates) -> None:
         fc.add_rows(self.rows, self.fields)
+
+
+class FormattedCounts(ColumnCounts):
+    """The figures of a batch of rows the compiled core made without tuples (``figures``: what
+    DirectRows.take counted, by (kind, column names); dissect/compiled/direct_rows.pxi, switch
+    fastpaths.COMPILED_DIRECT_ROWS), and its sio_broadcasts candidates. Every figure asked for is
+    there: there are no columns to fall back on."""
+
+    def __init__(self, figures: Mapping[tuple[str, Any], Any], candidates: tuple[Any, ...] | None) -> None:
+        super().__init__({})
+        self.figures = figures
+        self.candidates = candidates
+
+    def combos(self, *names: str) -> Mapping[tuple[Any, ...], int]:
+        return self.figures["combos", names]
+
+    def cells(self, name: str) -> Mapping[Any, int]:
+        return self.figures["cells", name]
+
+    def total(self, name: str) -> int:
+        return self.figures["total", name]
+
+    def true(self, name: str) -> int:
+        return self.figures["true", name]
+
+    def values(self, name: str) -> list[Any]:
+        return self.figures["values", name]
+
+    def add_candidates(self, fc: FanoutCandidates) -> None:
+        if self.candidates is not None:
+            ts, digest, socket, kind, sockets, kinds = self.candidates
+            fc.add_arrays((ts, digest, socket, kind), sockets, kinds)

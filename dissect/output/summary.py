@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dissect.output.anomalies import anomaly_kind, split_anomalies
-from dissect.output.batch_counts import ColumnCounts, Figures, RowColumns, RowCounts
+from dissect.output.batch_counts import ColumnCounts, Figures, FormattedCounts, RowColumns, RowCounts
 from dissect.output.broadcasts import FanoutCandidates, FanoutRows
 from dissect.output.distribution import (
     COUNTER_LIMIT,
@@ -232,6 +232,20 @@ class SummaryBuilder:
             self.add_columns(table, RowColumns(fields, rows), len(rows), ts_divisor=1e9)
             return
         self.rows[table] = self.rows.get(table, 0) + len(rows)
+        getattr(self, f"_count_{table}")(counts, 1e9)
+        self._add_anomalies(table, counts.cells("anomaly"))
+
+    def direct_spec(self) -> dict[str, Any] | None:
+        """The builder takes the figures of rows the compiled core made without tuples (dissect.pipeline)."""
+        return {}
+
+    def add_formatted(self, table: str, rows: int, csv: bytes | None, figures: Any, candidates: Any) -> None:
+        """Count a batch of ``rows`` rows of ``table`` the compiled core counted itself
+        (``figures`` and ``candidates``: batch_counts.FormattedCounts); as :meth:`add` counts rows."""
+        if not rows:
+            return
+        counts = FormattedCounts(figures, candidates)
+        self.rows[table] = self.rows.get(table, 0) + rows
         getattr(self, f"_count_{table}")(counts, 1e9)
         self._add_anomalies(table, counts.cells("anomaly"))
 

@@ -287,6 +287,23 @@ class ReportWriter:
             out.append(data)
         f.write(b"".join(out) if len(out) > 1 else out[0])  # one write a batch
         self._offset[table] = offset
+
+    def direct_spec(self) -> dict[str, Any] | None:
+        """What the compiled core needs to write this writer's CSV lines itself (dissect.pipeline:
+        rows without tuples): CSV without blocks only."""
+        if self.fmt != "csv" or self.blocks:
+            return None
+        cache = _TS_CACHE[self.digits]
+        kinds = {t: csv_kinds(t) for t in ("ws_frames", "ws_messages", "sio_packets")}
+        return {"csv": (self.digits, _ts_memo(cache, self.digits), csv_text, float_text, kinds)}
+
+    def add_formatted(self, table: str, rows: int, csv: bytes | None, figures: Any, candidates: Any) -> None:
+        """A batch of ``rows`` rows the compiled core wrote as CSV lines (``csv``)."""
+        if csv is None or self.blocks:
+            raise ValueError("add_formatted: CSV lines without blocks were asked for")
+        self.counts[table] += rows
+        self.files[table].write(csv)
+
     def close(self) -> None:
         for f in self.files.values():
             f.close()

@@ -1,0 +1,416 @@
+# Steady-state rows straight to CSV bytes and summary figures (included by packets.pyx: one
+# extension module).
+#
+# The rows the compiled whole-frame and Socket.IO paths make (ws_frames, ws_messages, and the
+# sio_packets EVENT / ACK rows of sio_scan.pxi) cost more as Python tuples, and as the three walks
+# the consumers of a plain CSV report make over them, than everything before. When every consumer
+# of the pipeline takes batches made here (switch fastpaths.COMPILED_DIRECT_ROWS; Pipeline.direct:
+# a CSV ReportWriter without blocks and the SummaryBuilder), such a row is made once, from the C
+# values, into what those consumers would have made of its tuple: its CSV line (the cells of
+# csv_rows.pxi, byte for byte the f-string's), the figures SummaryBuilder counts
+# (summary_counts.pxi's: Counters, totals, distributions' values) and, for a server-to-client
+# EVENT, its sio_broadcasts candidate (fanout.pxi's cells). No row object is made.
+#
+# Order: a table's rows go this way only while its outbox list is empty, and Pipeline.drain hands
+# the batch made here before the tuples, so every table keeps the order of the general path.
+
+from cpython.list cimport PyList_GET_SIZE
+from libc.string cimport memset
+
+cdef enum:
+    TS_TEXT = 40
+    HITS = 8  # combinations remembered per figure (directions and events alternate row to row)
+
+
+cdef struct Hit:
+    # a combination of two cells (objects held in ``held``) and its slot in its KeyCounts
+    PyObject *a
+    PyObject *b
+    Py_ssize_t slot
+
+
+cdef inline bint _count_hit(Hit *hits, KeyCounts kc, object a, object b) noexcept:
+    """Count the combination (a, b) when it is one of ``hits`` (the same objects)."""
+    cdef int i
+    for i in range(HITS):
+        if hits[i].a == <PyObject *> a and hits[i].b == <PyObject *> b:
+            kc.counts[hits[i].slot] += 1
+            return True
+    return False
+
+
+cdef inline int _remember(Hit *hits, int *next_hit, list held, object a, object b, Py_ssize_t slot) except -1:
+    held[next_hit[0]] = (a, b)  # alive while remembered
+    hits[next_hit[0]].a = <PyObject *> a
+    hits[next_hit[0]].b = <PyObject *> b
+    hits[next_hit[0]].slot = slot
+    next_hit[0] = (next_hit[0] + 1) % HITS
+    return 0
+
+# The kinds (csv_rows.pxi) of the tables' columns the rows below are written for; configure_direct
+# is told the writer's, and the direct path is refused when they differ.
+DIRECT_KINDS = {
+    "ws_frames": b"iitvbbbbivbiibIssI",
+    "ws_messages": b"iittvviiIbsss",
+    "sio_packets": b"itvvIvvssIIifssIIssI",
+}
+cdef tuple DIR_OPCODE = ("direction", "opcode_name")
+cdef tuple SIO_COMBO = ("sio_type", "namespace", "event")
+cdef str NS_ROOT = "/"
+cdef str TRANSPORT_WS = "websocket"
+cdef str EIO_MESSAGE = "message"
+cdef str EMPTY = ""
+cdef object ONE = 1
+
+
+cdef inline int _put_ll(Buf *b, long long v) except -1:
+    cdef char tmp[24]
+    return _put(b, tmp, dissect_lld(tmp, v))
+
+
+cdef int _put_ascii_text(Buf *b, const unsigned char *u, Py_ssize_t n) except -1:
+    """csv_text of the ASCII text ``u[:n]`` (_put_text's rules; nothing for n == 0)."""
+    cdef Py_ssize_t i, quotes = 0
+    cdef unsigned char c
+    cdef bint formula, quote = False
+    if n == 0:
+        return 0
+    c = u[0]
+    formula = c == 61 or c == 43 or c == 45 or c == 64 or c == 9 or c == 13 or c == 39  # = + - @ \t \r '
+    for i in range(n):
+        c = u[i]
+        if c == 44 or c == 10 or c == 13:  # , \n \r
+            quote = True
+        elif c == 34:  # "
+            quote = True
+            quotes += 1
+    _grow(b, n + quotes + 3)
+    cdef char *o = b.p + b.n
+    if quote:
+        o[0] = 34
+        o += 1
+    if formula:
+        o[0] = 39
+        o += 1
+    if quotes:
+        for i in range(n):
+            c = u[i]
+            o[0] = <char> c
+            o += 1
+            if c == 34:
+                o[0] = 34
+                o += 1
+    else:
+        memcpy(o, u, n)
+        o += n
+    if quote:
+        o[0] = 34
+        o += 1
+    b.n = o - b.p
+    return 0
+
+
+cdef class DirectRows:
+    """The steady-state rows of ws_frames, ws_messages and sio_packets since the last drain, as
+    CSV bytes (when ``csv``), figures and candidates; ``take`` hands them over."""
+
+    cdef Buf fr_buf, msg_buf, sio_buf
+    cdef Py_ssize_t n_fr, n_msg, n_sio
+    cdef bint csv
+    cdef int digits
+    cdef object ts_fn, text_fn, float_fn
+    # the last timestamp written, and its text
+    cdef object ts_key
+    cdef char ts_txt[TS_TEXT]
+    cdef Py_ssize_t ts_len
+    # figures: ws_frames
+    cdef KeyCounts fr_combo, msg_combo, sio_combo, sio_anomaly
+    # the combinations counted lately, by their cells' objects (held by the KeyCounts' keys)
+    cdef Hit fr_hits[HITS]
+    cdef Hit msg_hits[HITS]
+    cdef Hit sio_hits[HITS]
+    cdef int fr_next, msg_next, sio_next
+    cdef list fr_held, msg_held, sio_held
+    cdef object anomaly_last  # (held)
+    cdef long long fr_payload, msg_wire, msg_payload
+    cdef list msg_sizes, sio_latency
+    # sio_broadcasts candidates: cells, and local indices of their (namespace, event) and socket
+    cdef list c_ts, c_digest, c_who, c_kind, whos, kinds
+    cdef dict who_index, kind_index, who_by_session
+
+    def __cinit__(self):
+        self.fr_buf.p = self.msg_buf.p = self.sio_buf.p = NULL
+        self.fr_buf.cap = self.msg_buf.cap = self.sio_buf.cap = 0
+
+    def __dealloc__(self):
+        free(self.fr_buf.p)
+        free(self.msg_buf.p)
+        free(self.sio_buf.p)
+
+    def __init__(self, csv=None):
+        """``csv``: None (no CSV wanted: figures only), or the writer's (digits, ts_fn, text_fn,
+        float_fn, kinds) where ``kinds`` maps each table to its csv_kinds (ValueError when they
+        are not the ones these rows are written for)."""
+        if csv is not None:
+            digits, ts_fn, text_fn, float_fn, kinds = csv
+            for table, want in DIRECT_KINDS.items():
+                if kinds.get(table) != want:
+                    raise ValueError(f"{table}: columns of kinds {kinds.get(table)!r}, not {want!r}")
+            self.csv = True
+            self.digits = digits
+            self.ts_fn, self.text_fn, self.float_fn = ts_fn, text_fn, float_fn
+        else:
+            self.csv = False
+        self._reset()
+
+    cdef _reset(self):
+        self.fr_buf.n = self.msg_buf.n = self.sio_buf.n = 0
+        self.n_fr = self.n_msg = self.n_sio = 0
+        self.ts_key = None
+        self.fr_combo, self.msg_combo, self.sio_combo, self.sio_anomaly = KeyCounts(), KeyCounts(), KeyCounts(), KeyCounts()
+        memset(self.fr_hits, 0, sizeof(self.fr_hits))
+        memset(self.msg_hits, 0, sizeof(self.msg_hits))
+        memset(self.sio_hits, 0, sizeof(self.sio_hits))
+        self.fr_next = self.msg_next = self.sio_next = 0
+        self.fr_held, self.msg_held, self.sio_held = [None] * HITS, [None] * HITS, [None] * HITS
+        self.anomaly_last = None
+        self.fr_payload = self.msg_wire = self.msg_payload = 0
+        self.msg_sizes, self.sio_latency = [], []
+        self.c_ts, self.c_digest, self.c_who, self.c_kind, self.whos, self.kinds = [], [], [], [], [], []
+        self.who_index, self.kind_index, self.who_by_session = {}, {}, {}
+
+    def pending(self):
+        """How many rows are held."""
+        return self.n_fr + self.n_msg + self.n_sio
+
+    def take(self):
+        """The rows held, per table with rows: (table, rows, CSV bytes or None, figures,
+        candidates or None), and start empty. ``figures`` maps (kind, column names) to what
+        ColumnCounts would give: ("combos", names), ("cells", name), ("total", name),
+        ("true", name), ("values", name). ``candidates``: the sio_broadcasts candidates' lists
+        (ts, digest and size, socket index, kind index) and the sockets ((eio_sid, session_id,
+        namespace)) and kinds ((namespace, event)) the indices name."""
+        out = []
+        cdef Py_ssize_t n
+        if self.n_fr:
+            n = self.n_fr
+            out.append(("ws_frames", n, self._bytes(&self.fr_buf), {
+                ("combos", DIR_OPCODE): self.fr_combo.result(),
+                ("cells", "close_code"): {None: n},
+                ("cells", "anomaly"): {EMPTY: n},
+                ("total", "payload_len"): self.fr_payload,
+                ("true", "compressed"): 0,
+            }, None))
+        if self.n_msg:
+            n = self.n_msg
+            out.append(("ws_messages", n, self._bytes(&self.msg_buf), {
+                ("combos", DIR_OPCODE): self.msg_combo.result(),
+                ("cells", "frames"): {ONE: n},
+                ("cells", "anomaly"): {EMPTY: n},
+                ("total", "wire_bytes"): self.msg_wire,
+                ("total", "payload_bytes"): self.msg_payload,
+                ("true", "compressed"): 0,
+                ("values", "payload_bytes"): self.msg_sizes,
+            }, None))
+        if self.n_sio:
+            n = self.n_sio
+            out.append(("sio_packets", n, self._bytes(&self.sio_buf), {
+                ("combos", SIO_COMBO): self.sio_combo.result(),
+                ("cells", "eio_type"): {EIO_MESSAGE: n},
+                ("cells", "transport"): {TRANSPORT_WS: n},
+                ("cells", "anomaly"): self.sio_anomaly.result(),
+                ("values", "ack_latency_ms"): self.sio_latency,
+            }, (self.c_ts, self.c_digest, self.c_who, self.c_kind, self.whos, self.kinds) if self.c_ts else None))
+        self._reset()
+        return out
+
+    cdef object _bytes(self, Buf *b):
+        return PyBytes_FromStringAndSize(b.p, b.n) if self.csv else None
+
+    cdef int _ts(self, Buf *b, object ts) except -1:
+        """The CSV cell of the timestamp ``ts`` (kind t, as _put_ts writes it), formatted once for
+        the rows of one packet."""
+        cdef int overflow = 0
+        cdef long long x
+        cdef int k, cut
+        cdef char tmp[32]
+        if ts is not self.ts_key:
+            if not PyLong_CheckExact(ts):
+                return _put_ts(b, ts, self.digits, self.ts_fn)
+            x = PyLong_AsLongLongAndOverflow(ts, &overflow)
+            if overflow or x < 1000000000:
+                return _put_ts(b, ts, self.digits, self.ts_fn)
+            if self.digits == 9:
+                k = dissect_lld(tmp, x)
+                cut = 9
+            else:
+                k = dissect_lld(tmp, x // 1000)
+                cut = 6
+            memcpy(self.ts_txt, tmp, k - cut)
+            self.ts_txt[k - cut] = 46  # "."
+            memcpy(self.ts_txt + k - cut + 1, tmp + k - cut, cut)
+            self.ts_len = k + 1
+            self.ts_key = ts
+        return _put(b, self.ts_txt, self.ts_len)
+
+    cdef int frame_row(self, sid, fi, ts, dname, int op, opname, bint masked, Py_ssize_t ln, Py_ssize_t hl,
+                       packet) except -1:
+        """The ws_frames row (sid, fi, ts, dname, True, False, False, False, op, opname, masked, ln,
+        hl, False, None, None, "", packet)."""
+        cdef Buf *b = &self.fr_buf
+        self.n_fr += 1
+        if not _count_hit(self.fr_hits, self.fr_combo, dname, opname):  # (direction, opcode_name)
+            self.fr_combo.add((dname, opname))
+            _remember(self.fr_hits, &self.fr_next, self.fr_held, dname, opname, self.fr_combo.last)
+        self.fr_payload += ln
+        if not self.csv:
+            return 0
+        _put_int(b, sid)
+        _put(b, ",", 1)
+        _put_int(b, fi)
+        _put(b, ",", 1)
+        self._ts(b, ts)
+        _put(b, ",", 1)
+        _put_obj(b, dname)
+        _put(b, ",true,false,false,false,", 24)
+        _put_ll(b, op)
+        _put(b, ",", 1)
+        _put_obj(b, opname)
+        if masked:
+            _put(b, ",true,", 6)
+        else:
+            _put(b, ",false,", 7)
+        _put_ll(b, ln)
+        _put(b, ",", 1)
+        _put_ll(b, hl)
+        _put(b, ",false,,,,", 10)
+        if packet is not None:
+            _put_int(b, packet)
+        return _put(b, "\n", 1)
+
+    cdef int message_row(self, sid, mi, ts, dname, opname, Py_ssize_t ln, Py_ssize_t hl,
+                         const unsigned char *preview, Py_ssize_t preview_len) except -1:
+        """The ws_messages row (sid, mi, ts, ts, dname, opname, 1, hl + ln, ln, False, preview, "",
+        None), the preview given as its ASCII bytes."""
+        cdef Buf *b = &self.msg_buf
+        self.n_msg += 1
+        if not _count_hit(self.msg_hits, self.msg_combo, dname, opname):
+            self.msg_combo.add((dname, opname))
+            _remember(self.msg_hits, &self.msg_next, self.msg_held, dname, opname, self.msg_combo.last)
+        self.msg_wire += hl + ln
+        self.msg_payload += ln
+        self.msg_sizes.append(ln)
+        if not self.csv:
+            return 0
+        _put_int(b, sid)
+        _put(b, ",", 1)
+        _put_int(b, mi)
+        _put(b, ",", 1)
+        self._ts(b, ts)
+        _put(b, ",", 1)
+        self._ts(b, ts)
+        _put(b, ",", 1)
+        _put_obj(b, dname)
+        _put(b, ",", 1)
+        _put_obj(b, opname)
+        _put(b, ",1,", 3)
+        _put_ll(b, hl + ln)
+        _put(b, ",", 1)
+        _put_ll(b, ln)
+        _put(b, ",false,", 7)
+        _put_ascii_text(b, preview, preview_len)
+        return _put(b, ",,\n", 3)
+
+    cdef int sio_row(self, tcp, ts, dirname, bint s2c, version, str sio_type, name, ack_id, Py_ssize_t size,
+                     latency, str anomaly, sid, packet, acked, data, digest) except -1:
+        """The sio_packets row (tcp, ts, dirname, "websocket", version, "message", sio_type, "/",
+        name, ack_id, None, size, latency, anomaly, sid, None, packet, acked, data, digest), and
+        its sio_broadcasts candidate (``s2c``: its direction is "s2c")."""
+        cdef Buf *b = &self.sio_buf
+        cdef KeyCounts kc = self.sio_combo
+        cdef double f
+        cdef long long t
+        cdef int overflow = 0
+        self.n_sio += 1
+        if not _count_hit(self.sio_hits, kc, sio_type, name):  # (sio_type, namespace, event)
+            kc.add((sio_type, NS_ROOT, name))
+            _remember(self.sio_hits, &self.sio_next, self.sio_held, sio_type, name, kc.last)
+        if anomaly is self.anomaly_last:
+            self.sio_anomaly.counts[self.sio_anomaly.last] += 1
+        else:
+            self.sio_anomaly.add(anomaly)
+            self.anomaly_last = anomaly
+        if latency is not None:
+            if PyFloat_CheckExact(latency):
+                f = PyFloat_AS_DOUBLE(latency)
+                if not (isnan(f) or isinf(f)):
+                    self.sio_latency.append(latency)
+            else:
+                self.sio_latency.append(latency)  # (the ack state's milliseconds are floats)
+        if s2c and digest is not None:  # an EVENT: fanout.pxi's candidate
+            t = PyLong_AsLongLongAndOverflow(ts, &overflow)
+            if not overflow:
+                self._candidate(t, digest, size, sid, tcp, name)
+        if not self.csv:
+            return 0
+        _put_int(b, tcp)
+        _put(b, ",", 1)
+        self._ts(b, ts)
+        _put(b, ",", 1)
+        _put_obj(b, dirname)
+        _put(b, ",websocket,", 11)
+        if version is not None:
+            _put_int(b, version)
+        _put(b, ",message,", 9)
+        _put_obj(b, sio_type)
+        _put(b, ",/,", 3)
+        _put_text(b, name, self.text_fn)
+        _put(b, ",", 1)
+        if ack_id is not None:
+            _put_int(b, ack_id)
+        _put(b, ",,", 2)
+        _put_ll(b, size)
+        _put(b, ",", 1)
+        if latency is not None:
+            _put_str(b, self.float_fn(latency))
+        _put(b, ",", 1)
+        _put_text(b, anomaly, self.text_fn)
+        _put(b, ",", 1)
+        _put_text(b, sid, self.text_fn)
+        _put(b, ",,", 2)
+        if packet is not None:
+            _put_int(b, packet)
+        _put(b, ",", 1)
+        _put_text(b, acked, self.text_fn)
+        _put(b, ",", 1)
+        _put_text(b, data, self.text_fn)
+        _put(b, ",", 1)
+        if digest is not None:
+            _put_int(b, digest)
+        return _put(b, "\n", 1)
+
+    cdef int _candidate(self, long long t, digest, Py_ssize_t size, sid, tcp, name) except -1:
+        """fanout_add_rows's cells of the candidate: ts, (digest << 31) | size, and the local
+        indices of its socket (eio_sid, session_id, "/") and kind ("/", event)."""
+        cdef object i, seen
+        # the socket (sid, tcp, "/"): by its session first (an int), then the tuple
+        seen = self.who_by_session.get(tcp)
+        if seen is not None and (<tuple> seen)[0] is sid:
+            i = (<tuple> seen)[1]
+        else:
+            who = (sid, tcp, NS_ROOT)
+            i = self.who_index.get(who)
+            if i is None:
+                i = self.who_index[who] = len(self.whos)
+                self.whos.append(who)
+            self.who_by_session[tcp] = (sid, i)
+        self.c_who.append(i)
+        # the kind ("/", name): by the name alone (the namespace is always "/")
+        i = self.kind_index.get(name)
+        if i is None:
+            i = self.kind_index[name] = len(self.kinds)
+            self.kinds.append((NS_ROOT, name))
+        self.c_kind.append(i)
+        self.c_ts.append(t)
+        self.c_digest.append((<long long> digest << 31) | (size & 0x7FFFFFFF))
+        return 0
