@@ -249,3 +249,17 @@ def test_socketio_rows_made_without_tuples(tmp_path: Path, monkeypatch: pytest.M
     assert spy.rows["sio_packets"] >= 100
     assert files[0]["sio_broadcasts.csv"].count(b"\n") == 41  # the header and 40 fan-outs
     assert b'"=ask"' not in files[0]["sio_packets.csv"] and b"'=ask" in files[0]["sio_packets.csv"]
+
+
+@needs_compiled
+@settings(max_examples=2000, deadline=None)
+@given(st.one_of(st.floats(), st.floats(-1e6, 1e6), st.integers(-(10**9), 10**9).map(lambda k: k / 2_000_000),
+                 st.integers(-(10**12), 10**12).map(lambda k: k / 1e6 + 5e-7), st.integers(), st.none()))
+def test_float_cells_are_float_text(x: Any) -> None:
+    """The compiled float cell (csv_rows.pxi _put_float: round's steps in C) is writers.float_text:
+    halfway cases, negative zero, huge and tiny values, NaN, the infinities, ints."""
+    from dissect.output.writers import float_text
+
+    if x is None:
+        return
+    assert fastpaths.compiled_core().float_cell(x, float_text) == float_text(x)

@@ -11,7 +11,8 @@
 # the f-string's byte for byte (tests/test_compiled.py).
 
 from libc.stdlib cimport malloc, realloc, free
-from libc.string cimport memcpy
+from libc.string cimport memcpy, strlen
+from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_CheckExact
 from cpython.unicode cimport PyUnicode_Check
 from cpython.long cimport PyLong_CheckExact
 
@@ -20,6 +21,10 @@ cdef extern from "Python.h":
     long long PyLong_AsLongLongAndOverflow(object v, int *overflow) except? -1
     bint PyUnicode_IS_ASCII(object s)
     object PyObject_Format(object v, object spec)
+    char *PyOS_double_to_string(double val, char format_code, int precision, int flags, int *ptype) except NULL
+    double PyOS_string_to_double(const char *s, char **endptr, object overflow_exception) except? -1.0
+    void PyMem_Free(void *p)
+    int Py_DTSF_ADD_DOT_0
 
 cdef extern from *:
     """
@@ -160,6 +165,42 @@ cdef int _put_text(Buf *b, object v, object text_fn) except -1:
     return _put_str(b, text_fn(v))
 
 
+cdef int _put_float(Buf *b, object v, object float_fn) except -1:
+    """float_text(v), repr(round(v, 6)): a finite float below 1e15 in C, by round's own steps (its
+    six decimals correctly rounded, read back: the rounded double; then repr's shortest digits); any
+    other value through ``float_fn``."""
+    cdef double x, y
+    cdef char *s
+    if not PyFloat_CheckExact(v):
+        return _put_str(b, float_fn(v))
+    x = PyFloat_AS_DOUBLE(v)
+    if not (-1e15 < x < 1e15):  # (NaN and the infinities too)
+        return _put_str(b, float_fn(v))
+    s = PyOS_double_to_string(x, b'f', 6, 0, NULL)
+    try:
+        y = PyOS_string_to_double(s, NULL, None)
+    finally:
+        PyMem_Free(s)
+    s = PyOS_double_to_string(y, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
+    try:
+        _put(b, s, strlen(s))
+    finally:
+        PyMem_Free(s)
+    return 0
+
+
+def float_cell(v, float_fn):
+    """The CSV cell _put_float writes for ``v`` (for the tests, beside writers.float_text)."""
+    cdef Buf b
+    b.p = NULL
+    b.n = b.cap = 0
+    try:
+        _put_float(&b, v, float_fn)
+        return PyBytes_FromStringAndSize(b.p, b.n).decode()
+    finally:
+        free(b.p)
+
+
 def format_csv(const unsigned char[:] kinds, list rows, int digits, text_fn, float_fn, ts_fn, bools):
     """The CSV lines of ``rows`` (one per row, each ending in a newline), as UTF-8 bytes."""
     cdef Buf b
@@ -200,7 +241,7 @@ def format_csv(const unsigned char[:] kinds, list rows, int digits, text_fn, flo
                         _put_str(&b, bools[v])
                 elif k == 102:  # f
                     if v is not None:
-                        _put_str(&b, float_fn(v))
+                        _put_float(&b, v, float_fn)
                 elif k == 118:  # v
                     _put_obj(&b, v)
                 elif k == 86:  # V

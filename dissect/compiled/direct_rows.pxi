@@ -16,6 +16,7 @@
 
 from cpython.list cimport PyList_GET_SIZE
 from libc.string cimport memset
+from cpython.buffer cimport PyBuffer_FillInfo
 
 cdef enum:
     TS_TEXT = 40
@@ -68,46 +69,76 @@ cdef inline int _put_ll(Buf *b, long long v) except -1:
     return _put(b, tmp, dissect_lld(tmp, v))
 
 
+cdef unsigned char CSV_CLASS[256]  # 1: a character that makes a cell quoted (, \n \r), 2: a quote
+memset(CSV_CLASS, 0, 256)
+CSV_CLASS[44] = CSV_CLASS[10] = CSV_CLASS[13] = 1
+CSV_CLASS[34] = 3
+
+
 cdef int _put_ascii_text(Buf *b, const unsigned char *u, Py_ssize_t n) except -1:
     """csv_text of the ASCII text ``u[:n]`` (_put_text's rules; nothing for n == 0)."""
-    cdef Py_ssize_t i, quotes = 0
-    cdef unsigned char c
-    cdef bint formula, quote = False
+    cdef Py_ssize_t i
+    cdef unsigned char c, seen = 0
+    cdef const unsigned char *q
+    cdef const unsigned char *end = u + n
+    cdef bint formula
     if n == 0:
         return 0
     c = u[0]
     formula = c == 61 or c == 43 or c == 45 or c == 64 or c == 9 or c == 13 or c == 39  # = + - @ \t \r '
     for i in range(n):
-        c = u[i]
-        if c == 44 or c == 10 or c == 13:  # , \n \r
-            quote = True
-        elif c == 34:  # "
-            quote = True
-            quotes += 1
-    _grow(b, n + quotes + 3)
+        seen |= CSV_CLASS[u[i]]
+    _grow(b, 2 * n + 3)
     cdef char *o = b.p + b.n
-    if quote:
+    if seen:
         o[0] = 34
         o += 1
     if formula:
         o[0] = 39
         o += 1
-    if quotes:
-        for i in range(n):
-            c = u[i]
-            o[0] = <char> c
+    if seen & 2:  # quotes doubled: the spans between them copied whole
+        while u < end:
+            q = <const unsigned char *> memchr(u, 34, end - u)
+            if q == NULL:
+                memcpy(o, u, end - u)
+                o += end - u
+                break
+            memcpy(o, u, q - u + 1)
+            o += q - u + 1
+            o[0] = 34
             o += 1
-            if c == 34:
-                o[0] = 34
-                o += 1
+            u = q + 1
     else:
         memcpy(o, u, n)
         o += n
-    if quote:
+    if seen:
         o[0] = 34
         o += 1
     b.n = o - b.p
     return 0
+
+
+cdef class CsvLines:
+    """The CSV lines of a batch, handed to the writer without a copy (the buffer protocol: the
+    writer's file.write takes them as it takes bytes)."""
+
+    cdef char *p
+    cdef Py_ssize_t n
+
+    def __dealloc__(self):
+        free(self.p)
+
+    def __len__(self):
+        return self.n
+
+    def __bytes__(self):
+        return PyBytes_FromStringAndSize(self.p, self.n)
+
+    def __getbuffer__(self, Py_buffer *view, int flags):
+        PyBuffer_FillInfo(view, self, self.p, self.n, 1, flags)
+
+    def __releasebuffer__(self, Py_buffer *view):
+        pass
 
 
 cdef class DirectRows:
@@ -135,17 +166,24 @@ cdef class DirectRows:
     cdef long long fr_payload, msg_wire, msg_payload
     cdef list msg_sizes, sio_latency
     # sio_broadcasts candidates: cells, and local indices of their (namespace, event) and socket
-    cdef list c_ts, c_digest, c_who, c_kind, whos, kinds
+    cdef Buf c_ts, c_digest, c_who, c_kind  # int64, int64, uint32, uint32 cells (native order)
+    cdef list whos, kinds
     cdef dict who_index, kind_index, who_by_session
 
     def __cinit__(self):
         self.fr_buf.p = self.msg_buf.p = self.sio_buf.p = NULL
         self.fr_buf.cap = self.msg_buf.cap = self.sio_buf.cap = 0
+        self.c_ts.p = self.c_digest.p = self.c_who.p = self.c_kind.p = NULL
+        self.c_ts.cap = self.c_digest.cap = self.c_who.cap = self.c_kind.cap = 0
 
     def __dealloc__(self):
         free(self.fr_buf.p)
         free(self.msg_buf.p)
         free(self.sio_buf.p)
+        free(self.c_ts.p)
+        free(self.c_digest.p)
+        free(self.c_who.p)
+        free(self.c_kind.p)
 
     def __init__(self, csv=None):
         """``csv``: None (no CSV wanted: figures only), or the writer's (digits, ts_fn, text_fn,
@@ -176,7 +214,8 @@ cdef class DirectRows:
         self.anomaly_last = None
         self.fr_payload = self.msg_wire = self.msg_payload = 0
         self.msg_sizes, self.sio_latency = [], []
-        self.c_ts, self.c_digest, self.c_who, self.c_kind, self.whos, self.kinds = [], [], [], [], [], []
+        self.c_ts.n = self.c_digest.n = self.c_who.n = self.c_kind.n = 0
+        self.whos, self.kinds = [], []
         self.who_index, self.kind_index, self.who_by_session = {}, {}, {}
 
     def pending(self):
@@ -220,12 +259,30 @@ cdef class DirectRows:
                 ("cells", "transport"): {TRANSPORT_WS: n},
                 ("cells", "anomaly"): self.sio_anomaly.result(),
                 ("values", "ack_latency_ms"): self.sio_latency,
-            }, (self.c_ts, self.c_digest, self.c_who, self.c_kind, self.whos, self.kinds) if self.c_ts else None))
+            }, self._candidates()))
         self._reset()
         return out
 
+    cdef object _candidates(self):
+        if not self.c_ts.n:
+            return None
+        return (PyBytes_FromStringAndSize(self.c_ts.p, self.c_ts.n),
+                PyBytes_FromStringAndSize(self.c_digest.p, self.c_digest.n),
+                PyBytes_FromStringAndSize(self.c_who.p, self.c_who.n),
+                PyBytes_FromStringAndSize(self.c_kind.p, self.c_kind.n), self.whos, self.kinds)
+
     cdef object _bytes(self, Buf *b):
-        return PyBytes_FromStringAndSize(b.p, b.n) if self.csv else None
+        """The lines in ``b``, handed over (CsvLines owns them; ``b`` starts anew, as large)."""
+        cdef CsvLines lines
+        cdef Py_ssize_t cap = b.n + (b.n >> 2)
+        if not self.csv:
+            return None
+        lines = CsvLines()
+        lines.p, lines.n = b.p, b.n
+        b.n = 0
+        b.p = <char *> malloc(cap)
+        b.cap = cap if b.p != NULL else 0
+        return lines
 
     cdef int _ts(self, Buf *b, object ts) except -1:
         """The CSV cell of the timestamp ``ts`` (kind t, as _put_ts writes it), formatted once for
@@ -372,7 +429,7 @@ cdef class DirectRows:
         _put_ll(b, size)
         _put(b, ",", 1)
         if latency is not None:
-            _put_str(b, self.float_fn(latency))
+            _put_float(b, latency, self.float_fn)
         _put(b, ",", 1)
         _put_text(b, anomaly, self.text_fn)
         _put(b, ",", 1)
@@ -393,6 +450,8 @@ cdef class DirectRows:
         """fanout_add_rows's cells of the candidate: ts, (digest << 31) | size, and the local
         indices of its socket (eio_sid, session_id, "/") and kind ("/", event)."""
         cdef object i, seen
+        cdef unsigned int u
+        cdef long long cell
         # the socket (sid, tcp, "/"): by its session first (an int), then the tuple
         seen = self.who_by_session.get(tcp)
         if seen is not None and (<tuple> seen)[0] is sid:
@@ -404,13 +463,31 @@ cdef class DirectRows:
                 i = self.who_index[who] = len(self.whos)
                 self.whos.append(who)
             self.who_by_session[tcp] = (sid, i)
-        self.c_who.append(i)
+        u = i
+        _put(&self.c_who, <char *> &u, 4)
         # the kind ("/", name): by the name alone (the namespace is always "/")
         i = self.kind_index.get(name)
         if i is None:
             i = self.kind_index[name] = len(self.kinds)
             self.kinds.append((NS_ROOT, name))
-        self.c_kind.append(i)
-        self.c_ts.append(t)
-        self.c_digest.append((<long long> digest << 31) | (size & 0x7FFFFFFF))
-        return 0
+        u = i
+        _put(&self.c_kind, <char *> &u, 4)
+        _put(&self.c_ts, <char *> &t, 8)
+        cell = (<long long> digest << 31) | (size & 0x7FFFFFFF)
+        return _put(&self.c_digest, <char *> &cell, 8)
+
+
+def take_u32(bytes index, const unsigned int[:] values):
+    """``values[i]`` for each ``i`` of ``index`` (bytes of native uint32 cells), as bytes: the
+    candidates' local socket and kind indices made the FanoutCandidates' cells (broadcasts.add_arrays)."""
+    cdef Py_ssize_t i, n = len(index) // 4, m = values.shape[0]
+    cdef const char *src = PyBytes_AS_STRING(index)
+    cdef unsigned int k
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, n * 4)
+    cdef char *o = PyBytes_AS_STRING(out)
+    for i in range(n):
+        memcpy(&k, src + 4 * i, 4)
+        if k >= m:
+            raise IndexError("take_u32: an index past the values")
+        memcpy(o + 4 * i, &values[k], 4)
+    return out

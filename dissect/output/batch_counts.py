@@ -25,7 +25,7 @@ class FanoutCandidates(Protocol):
 
     def add_rows(self, rows: list[tuple], fields: Sequence[str]) -> None: ...
 
-    def add_arrays(self, cells: tuple[list[int], list[int], list[int], list[int]], sockets: list[tuple[Any, Any, str]],
+    def add_arrays(self, cells: tuple[bytes, bytes, bytes, bytes], sockets: list[tuple[Any, Any, str]],
                    kinds: list[tuple[str, Any]]) -> None: ...
 
 __all__ = ["ColumnCounts", "Figures", "FormattedCounts", "RowColumns", "RowCounts", "column_total", "true_count"]

@@ -192,25 +192,27 @@ class FanoutCandidates:
                 return
         self.add_columns(RowColumns(fields, rows))
 
-    def add_arrays(self, cells: tuple[list[int], list[int], list[int], list[int]], sockets: list[tuple[Any, Any, str]],
+    def add_arrays(self, cells: tuple[bytes, bytes, bytes, bytes], sockets: list[tuple[Any, Any, str]],
                    kinds: list[tuple[str, Any]]) -> None:
         """Candidates the compiled core collected without row tuples (dissect/compiled/direct_rows.pxi):
-        ``cells`` holds their ts, digest cells, and indices into ``sockets`` ((eio_sid, session_id,
-        namespace)) and ``kinds`` ((namespace, event)); the cells :meth:`add_rows` would append."""
+        ``cells`` holds their ts and digest cells (int64) and indices (uint32) into ``sockets``
+        ((eio_sid, session_id, namespace)) and ``kinds`` ((namespace, event)), native bytes; the
+        cells :meth:`add_rows` would append."""
         ts, digest, socket, kind = cells
-        keys = [_socket_key(*who) for who in sockets]
+        keys = array("I", [_socket_key(*who) for who in sockets])
         index = self._kind_index
-        remap = []
+        remap = array("I")
         for name in kinds:
             k = index.get(name)
             if k is None:
                 k = index[name] = len(self.kinds)
                 self.kinds.append(name)
             remap.append(k)
-        self.ts.extend(ts)
-        self.digest.extend(digest)
-        self.socket.extend(map(keys.__getitem__, socket))
-        self.kind.extend(map(remap.__getitem__, kind))
+        take = fastpaths.compiled_core().take_u32
+        self.ts.frombytes(ts)
+        self.digest.frombytes(digest)
+        self.socket.frombytes(take(socket, keys))
+        self.kind.frombytes(take(kind, remap))
         self._spill_if_many()
 
     def merge(self, other: FanoutCandidates) -> None:

@@ -239,7 +239,7 @@ class SummaryBuilder:
         """The builder takes the figures of rows the compiled core made without tuples (dissect.pipeline)."""
         return {}
 
-    def add_formatted(self, table: str, rows: int, csv: bytes | None, figures: Any, candidates: Any) -> None:
+    def add_formatted(self, table: str, rows: int, csv: Any, figures: Any, candidates: Any) -> None:
         """Count a batch of ``rows`` rows of ``table`` the compiled core counted itself
         (``figures`` and ``candidates``: batch_counts.FormattedCounts); as :meth:`add` counts rows."""
         if not rows:

@@ -297,8 +297,9 @@ class ReportWriter:
         kinds = {t: csv_kinds(t) for t in ("ws_frames", "ws_messages", "sio_packets")}
         return {"csv": (self.digits, _ts_memo(cache, self.digits), csv_text, float_text, kinds)}
 
-    def add_formatted(self, table: str, rows: int, csv: bytes | None, figures: Any, candidates: Any) -> None:
-        """A batch of ``rows`` rows the compiled core wrote as CSV lines (``csv``)."""
+    def add_formatted(self, table: str, rows: int, csv: Any, figures: Any, candidates: Any) -> None:
+        """A batch of ``rows`` rows the compiled core wrote as CSV lines (``csv``: UTF-8, an object
+        of the buffer protocol)."""
         if csv is None or self.blocks:
             raise ValueError("add_formatted: CSV lines without blocks were asked for")
         self.counts[table] += rows
