@@ -68,6 +68,9 @@ COMPILED_CSV = COMPILED
 # sio_broadcasts: a batch's fan-out candidates collected in C (dissect/compiled/fanout.pxi; the loop
 # of FanoutCandidates.add_columns, dissect/output/broadcasts.py).
 COMPILED_FANOUT = COMPILED
+# sio_broadcasts: the candidates cut into fan-outs in C, key by key (dissect/compiled/fanout_groups.pxi;
+# the loop of broadcasts.Found.add).
+COMPILED_FANOUT_GROUPS = COMPILED
 
 
 # summary.json: the figures of a batch of ws_frames, ws_messages and sio_packets rows (Counters,
@@ -103,6 +106,11 @@ def compiled_fanout_rows() -> Any:
 def compiled_fanout() -> Any:
     """The compiled FanoutCandidates.add_columns, or None for the Python loop."""
     return _packets.fanout_add_columns if COMPILED_FANOUT and _packets is not None else None
+
+
+def compiled_fanout_groups() -> Any:
+    """The compiled grouping of sio_broadcasts candidates, or None for the Python loop."""
+    return _packets.fanout_groups if COMPILED_FANOUT_GROUPS and _packets is not None else None
 
 
 def compiled_csv() -> Any:

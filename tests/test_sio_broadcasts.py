@@ -257,3 +257,38 @@ def test_the_table_reads_back(tmp_path: Path, fmt: str) -> None:
     assert back[["namespace", "event", "recipients", "payload_bytes"]].equals(
         live[["namespace", "event", "recipients", "payload_bytes"]])
     assert (abs(back.ts_first - live.ts_first) < 1e-6).all()
+
+
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+_ts = st.one_of(st.integers(0, 3 * WINDOW_NS), st.sampled_from([_INT64_MIN, _INT64_MAX, _INT64_MIN + 1, 0]))
+
+
+@pytest.mark.skipif(not __import__("dissect.fastpaths").fastpaths.COMPILED, reason="the compiled core is not built")
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_ts, st.sampled_from(["/", "/chat"]), st.sampled_from(["a", "b"]), st.integers(0, 3),
+                          st.sampled_from([f"s{i}" for i in range(100)]), st.sampled_from([10, 11])), max_size=150),
+       st.booleans())
+def test_compiled_grouping_equals_the_python_loop(rows: list, big: bool) -> None:
+    """The C loop (fastpaths.COMPILED_FANOUT_GROUPS, key by key) makes the fan-outs of the Python
+    loop (every candidate in time order): on times at the ends of int64 (differences past it),
+    sockets repeated within a window, groups of up to 100 sockets (the socket set grows past its
+    first 64 slots), with numpy's order (past SMALL) and Python's."""
+    from dissect import fastpaths
+    from dissect.output import broadcasts
+
+    if big:  # one key of its own, many sockets, all within the window
+        rows = rows + [(i * 1000, "/", "big", 1, f"s{i}", 10) for i in range(100)]
+    c = FanoutCandidates()
+    c.add_columns(_cols(rows))
+    saved = fastpaths.COMPILED_FANOUT_GROUPS, broadcasts.SMALL
+    try:
+        fastpaths.COMPILED_FANOUT_GROUPS = False
+        expected = list(c.groups())
+        fastpaths.COMPILED_FANOUT_GROUPS = True
+        assert list(c.groups()) == expected
+        broadcasts.SMALL = 0
+        assert list(c.groups()) == expected
+    finally:
+        fastpaths.COMPILED_FANOUT_GROUPS, broadcasts.SMALL = saved
+    if big:
+        assert [g.recipients for g in expected if g.event == "big"] == [100]

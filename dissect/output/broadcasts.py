@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import struct
 import tempfile
 import weakref
 from array import array
@@ -249,7 +248,7 @@ class FanoutCandidates:
     def groups(self) -> FanoutRows:
         """The fan-outs, in the order of their first packet (then namespace, event, last packet,
         payload, recipients), numbered from 0."""
-        found = Found()
+        found = Found(numpy=self._spill is not None)
         if self._spill is None:
             found.add(self.ts, self.digest, self.socket, self.kind)
         else:  # a group holds one key: bucket by bucket, the same groups
@@ -266,16 +265,15 @@ class FanoutCandidates:
 
 
 class SpillFiles:
-    """Candidates on disk: one file per bucket of their (kind, digest) key, each a series of
-    blocks (count, then the four columns' bytes). Removed by :meth:`close` or when collected."""
+    """Candidates on disk: one file per spill (a run), its candidates grouped by the bucket of
+    their (kind, digest) key, column by column, with where each bucket starts; a bucket is read
+    back from every run, in the runs' order. Removed by :meth:`close` or when collected."""
 
     def __init__(self) -> None:
         self.dir = tempfile.mkdtemp(prefix="dissect-fanout-")
         self.count = 0
+        self.runs: list[tuple[str, list[int]]] = []  # (path, where each bucket starts, then the count)
         self._cleanup = weakref.finalize(self, shutil.rmtree, self.dir, True)
-
-    def _path(self, b: int) -> str:
-        return os.path.join(self.dir, f"{b}.bin")
 
     def write(self, ts: array[int], digest: array[int], socket: array[int], kind: array[int]) -> None:
         n = len(ts)
@@ -283,38 +281,32 @@ class SpillFiles:
             return
         import numpy as np
 
-        t = np.frombuffer(ts, dtype=np.int64)
         d = np.frombuffer(digest, dtype=np.int64)
-        s = np.frombuffer(socket, dtype=np.uint32)
         k = np.frombuffer(kind, dtype=np.uint32)
         mixed = (d.view(np.uint64) ^ (k.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))) \
             * np.uint64(0xBF58476D1CE4E5B9)
-        bucket = (mixed >> np.uint64(64 - BUCKETS.bit_length() + 1)).astype(np.intp)
-        order = np.argsort(bucket, kind="stable")  # each bucket's candidates in their order
-        ends = np.cumsum(np.bincount(bucket, minlength=BUCKETS))
-        start = 0
-        for b in range(BUCKETS):
-            end = int(ends[b])
-            if end > start:
-                pick = order[start:end]
-                with open(self._path(b), "ab") as f:
-                    f.write(struct.pack("<q", end - start))
-                    for col in (t, d, s, k):
-                        f.write(col[pick].tobytes())
-            start = end
+        bucket = (mixed >> np.uint64(64 - BUCKETS.bit_length() + 1)).astype(np.uint8)
+        order = np.argsort(bucket, kind="stable")  # (a radix sort) each bucket's candidates in their order
+        starts = [0, *np.cumsum(np.bincount(bucket, minlength=BUCKETS)).tolist()]
+        path = os.path.join(self.dir, f"{len(self.runs)}.bin")
+        with open(path, "wb") as f:
+            for col, dtype in ((ts, np.int64), (digest, np.int64), (socket, np.uint32), (kind, np.uint32)):
+                f.write(np.frombuffer(col, dtype=dtype)[order].tobytes())
+        self.runs.append((path, starts))
         self.count += n
 
     def read(self, b: int) -> tuple[array[int], array[int], array[int], array[int]]:
         cols = (array("q"), array("q"), array("I"), array("I"))
-        try:
-            f = open(self._path(b), "rb")  # noqa: SIM115 - closed below
-        except FileNotFoundError:
-            return cols
-        with f:
-            while head := f.read(8):
-                (n,) = struct.unpack("<q", head)
+        for path, starts in self.runs:
+            n, start, end = starts[-1], starts[b], starts[b + 1]
+            if end == start:
+                continue
+            with open(path, "rb") as f:
+                base = 0
                 for col in cols:
-                    col.frombytes(f.read(n * col.itemsize))
+                    f.seek(base + start * col.itemsize)
+                    col.frombytes(f.read((end - start) * col.itemsize))
+                    base += n * col.itemsize
         return cols
 
     def close(self) -> None:
@@ -324,7 +316,8 @@ class SpillFiles:
 class Found:
     """The fan-outs found (five array cells each), made into :class:`FanoutRows`."""
 
-    def __init__(self) -> None:
+    def __init__(self, numpy: bool = False) -> None:
+        self.numpy = numpy  # whether to order with numpy however few the candidates (imported already)
         self.first = array("q")
         self.last = array("q")
         self.recipients = array("q")
@@ -333,6 +326,10 @@ class Found:
 
     def add(self, ts: array[int], digest: array[int], socket: array[int], kind: array[int]) -> None:
         """The fan-outs among these candidates (every candidate of a key among them)."""
+        compiled = fastpaths.compiled_fanout_groups()
+        if compiled is not None:
+            self._add_compiled(compiled, ts, digest, socket, kind)
+            return
         # Only the candidates whose (kind, digest) another candidate shares can be in a fan-out; the
         # rest (most, usually) would each open a group of one. Leaving them out changes no group
         # (a group holds one key) and no order: ageing closes a group at the first candidate more
@@ -373,6 +370,27 @@ class Found:
             ageing.append((t, key, g))
         for key, g in open_groups.items():
             close(key, g)
+
+    def _add_compiled(self, compiled: Any, ts: array[int], digest: array[int], socket: array[int],
+                      kind: array[int]) -> None:
+        """:meth:`add` by the C loop (dissect/compiled/fanout_groups.pxi), walking the candidates
+        key by key: a group holds one key, so the same groups (:meth:`rows` orders them)."""
+        n = len(ts)
+        if n < 2:
+            return
+        if n <= SMALL and not self.numpy:  # (no numpy for a small report)
+            order = array("q", sorted(range(n), key=lambda i: (kind[i], digest[i], ts[i], socket[i])))
+        else:
+            import numpy as np
+
+            order = array("q", np.lexsort((np.frombuffer(socket, dtype=np.uint32), np.frombuffer(ts, dtype=np.int64),
+                                           np.frombuffer(digest, dtype=np.int64),
+                                           np.frombuffer(kind, dtype=np.uint32))).astype(np.int64).tobytes())
+        room = n // 2
+        out = [array("q", bytes(8 * room)) for _ in range(4)] + [array("I", bytes(4 * room))]
+        found = compiled(ts, digest, socket, kind, order, WINDOW_NS, *out)
+        for name, col in zip(("first", "last", "recipients", "digest", "kind"), out, strict=True):
+            getattr(self, name).extend(col[:found])
 
     def rows(self, kinds: list[tuple[str, str | None]]) -> FanoutRows:
         """The fan-outs in the table's order: first packet, namespace, event, last packet, then
@@ -446,6 +464,11 @@ class FanoutRows(Sequence[SioBroadcast]):
         return f"FanoutRows({list(self)!r})"
 
     def chunks(self, size: int = CHUNK_ROWS) -> Iterator[list[SioBroadcast]]:
-        """The rows in order, ``size`` at a time."""
+        """The rows in order, ``size`` at a time (as :meth:`__getitem__` makes them)."""
+        f, kinds = self._found, self._kinds
         for start in range(0, len(self), size):
-            yield self[start:start + size]
+            end = start + size
+            yield [SioBroadcast(i, kinds[k][0], kinds[k][1], a, b, (b - a) / 1e6, r, d & 0x7FFFFFFF)
+                   for i, a, b, r, d, k in zip(range(start, min(end, len(self))), f.first[start:end], f.last[start:end],
+                                               f.recipients[start:end], f.digest[start:end], f.kind[start:end],
+                                               strict=True)]
