@@ -263,3 +263,21 @@ def test_float_cells_are_float_text(x: Any) -> None:
     if x is None:
         return
     assert fastpaths.compiled_core().float_cell(x, float_text) == float_text(x)
+
+
+@needs_compiled
+def test_int_cells_at_the_edges() -> None:
+    """The compiled int cell (two digits a step; an int of one or two 30-bit digits read in place)
+    is str(int) at every edge: powers of 10 and of 2 (the digits' and long long's), negatives."""
+    from dissect.output.writers import csv_text, float_text, ts_text
+
+    edges = {0, 1, 9, 10, 99, 100, 101, (1 << 63) - 1, -(1 << 63), 1 << 63, 1 << 64, -(1 << 64)}
+    for k in range(1, 20):
+        edges |= {10**k - 1, 10**k, 10**k + 1}
+    for k in (15, 29, 30, 31, 59, 60, 61, 62):
+        edges |= {(1 << k) - 1, 1 << k, (1 << k) + 1}
+    values = sorted(edges | {-v for v in edges})
+    fmt = fastpaths.compiled_csv()
+    got = fmt(b"i", [(v,) for v in values], digits=6, text_fn=csv_text, float_fn=float_text,
+              ts_fn=lambda ns: ts_text(ns, 6), bools={})
+    assert got == "".join(f"{v}\n" for v in values).encode()

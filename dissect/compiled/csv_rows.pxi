@@ -28,18 +28,56 @@ cdef extern from "Python.h":
 
 cdef extern from *:
     """
-    /* "%lld" without printf's parsing */
+    /* "%lld" without printf's parsing, two digits a step */
+    static const char dissect_pairs[201] =
+        "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+        "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+        "8081828384858687888990919293949596979899";
     static int dissect_lld(char *out, long long v) {
         char tmp[24];
-        int n = 0, k = 0;
+        int n = 24, k = 0;
         unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-        do { tmp[n++] = (char)('0' + u % 10); u /= 10; } while (u);
+        while (u >= 100) {
+            unsigned int r = (unsigned int)(u % 100);
+            u /= 100;
+            tmp[--n] = dissect_pairs[2 * r + 1];
+            tmp[--n] = dissect_pairs[2 * r];
+        }
+        if (u >= 10) {
+            tmp[--n] = dissect_pairs[2 * u + 1];
+            tmp[--n] = dissect_pairs[2 * u];
+        } else {
+            tmp[--n] = (char)('0' + u);
+        }
         if (v < 0) out[k++] = '-';
-        while (n) out[k++] = tmp[--n];
-        return k;
+        memcpy(out + k, tmp + n, 24 - n);
+        return k + 24 - n;
+    }
+    /* The value of an exact int that fits in a long long without a call: 1, or 0 (ask
+       PyLong_AsLongLongAndOverflow). */
+    static inline int dissect_small_int(PyObject *v, long long *out) {
+    #if PY_VERSION_HEX >= 0x030C0000
+        if (PyUnstable_Long_IsCompact((PyLongObject *)v)) {
+            *out = (long long)PyUnstable_Long_CompactValue((PyLongObject *)v);
+            return 1;
+        }
+        return 0;
+    #else
+        Py_ssize_t size = Py_SIZE(v);
+        const digit *d = ((PyLongObject *)v)->ob_digit;
+        switch (size) {
+        case 0: *out = 0; return 1;
+        case 1: *out = (long long)d[0]; return 1;
+        case -1: *out = -(long long)d[0]; return 1;
+        case 2: *out = (long long)d[0] | ((long long)d[1] << PyLong_SHIFT); return 1;
+        case -2: *out = -((long long)d[0] | ((long long)d[1] << PyLong_SHIFT)); return 1;
+        default: return 0;
+        }
+    #endif
     }
     """
     int dissect_lld(char *out, long long v) nogil
+    int dissect_small_int(object v, long long *out)
 
 
 cdef struct Buf:
@@ -89,6 +127,11 @@ cdef int _put_int(Buf *b, object v) except -1:
     cdef long long x
     cdef char tmp[24]
     if PyLong_CheckExact(v):
+        if dissect_small_int(v, &x):
+            if b.n + 24 > b.cap:
+                _grow(b, 24)
+            b.n += dissect_lld(b.p + b.n, x)
+            return 0
         x = PyLong_AsLongLongAndOverflow(v, &overflow)
         if not overflow:
             return _put(b, tmp, dissect_lld(tmp, x))
