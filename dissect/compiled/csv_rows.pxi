@@ -33,25 +33,33 @@ cdef extern from *:
         "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
         "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
         "8081828384858687888990919293949596979899";
-    static int dissect_lld(char *out, long long v) {
-        char tmp[24];
-        int n = 24, k = 0;
+    static const unsigned long long dissect_pow10[20] = {
+        1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL, 100000000ULL,
+        1000000000ULL, 10000000000ULL, 100000000000ULL, 1000000000000ULL, 10000000000000ULL,
+        100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL, 100000000000000000ULL,
+        1000000000000000000ULL, 10000000000000000000ULL};
+    static inline int dissect_lld(char *out, long long v) {
+        int k = 0, n = 1;
+        char *p;
         unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+        while (n < 20 && u >= dissect_pow10[n]) n++;
+        if (v < 0) out[k++] = '-';
+        p = out + k + n;
         while (u >= 100) {
             unsigned int r = (unsigned int)(u % 100);
             u /= 100;
-            tmp[--n] = dissect_pairs[2 * r + 1];
-            tmp[--n] = dissect_pairs[2 * r];
+            p -= 2;
+            p[0] = dissect_pairs[2 * r];
+            p[1] = dissect_pairs[2 * r + 1];
         }
         if (u >= 10) {
-            tmp[--n] = dissect_pairs[2 * u + 1];
-            tmp[--n] = dissect_pairs[2 * u];
+            p -= 2;
+            p[0] = dissect_pairs[2 * u];
+            p[1] = dissect_pairs[2 * u + 1];
         } else {
-            tmp[--n] = (char)('0' + u);
+            p[-1] = (char)('0' + u);
         }
-        if (v < 0) out[k++] = '-';
-        memcpy(out + k, tmp + n, 24 - n);
-        return k + 24 - n;
+        return k + n;
     }
     /* The value of an exact int that fits in a long long without a call: 1, or 0 (ask
        PyLong_AsLongLongAndOverflow). */

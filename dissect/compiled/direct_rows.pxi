@@ -17,6 +17,7 @@
 from cpython.list cimport PyList_GET_SIZE
 from libc.string cimport memset
 from cpython.buffer cimport PyBuffer_FillInfo
+from array import array as ARRAY
 
 cdef enum:
     TS_TEXT = 40
@@ -164,7 +165,8 @@ cdef class DirectRows:
     cdef list fr_held, msg_held, sio_held
     cdef object anomaly_last  # (held)
     cdef long long fr_payload, msg_wire, msg_payload
-    cdef list msg_sizes, sio_latency
+    cdef Buf msg_sizes  # ws_messages' payload_bytes, as doubles (the Distribution's cells)
+    cdef list sio_latency
     # sio_broadcasts candidates: cells, and local indices of their (namespace, event) and socket
     cdef Buf c_ts, c_digest, c_who, c_kind  # int64, int64, uint32, uint32 cells (native order)
     cdef list whos, kinds
@@ -173,8 +175,8 @@ cdef class DirectRows:
     def __cinit__(self):
         self.fr_buf.p = self.msg_buf.p = self.sio_buf.p = NULL
         self.fr_buf.cap = self.msg_buf.cap = self.sio_buf.cap = 0
-        self.c_ts.p = self.c_digest.p = self.c_who.p = self.c_kind.p = NULL
-        self.c_ts.cap = self.c_digest.cap = self.c_who.cap = self.c_kind.cap = 0
+        self.c_ts.p = self.c_digest.p = self.c_who.p = self.c_kind.p = self.msg_sizes.p = NULL
+        self.c_ts.cap = self.c_digest.cap = self.c_who.cap = self.c_kind.cap = self.msg_sizes.cap = 0
 
     def __dealloc__(self):
         free(self.fr_buf.p)
@@ -184,6 +186,7 @@ cdef class DirectRows:
         free(self.c_digest.p)
         free(self.c_who.p)
         free(self.c_kind.p)
+        free(self.msg_sizes.p)
 
     def __init__(self, csv=None):
         """``csv``: None (no CSV wanted: figures only), or the writer's (digits, ts_fn, text_fn,
@@ -213,7 +216,8 @@ cdef class DirectRows:
         self.fr_held, self.msg_held, self.sio_held = [None] * HITS, [None] * HITS, [None] * HITS
         self.anomaly_last = None
         self.fr_payload = self.msg_wire = self.msg_payload = 0
-        self.msg_sizes, self.sio_latency = [], []
+        self.msg_sizes.n = 0
+        self.sio_latency = []
         self.c_ts.n = self.c_digest.n = self.c_who.n = self.c_kind.n = 0
         self.whos, self.kinds = [], []
         self.who_index, self.kind_index, self.who_by_session = {}, {}, {}
@@ -249,7 +253,7 @@ cdef class DirectRows:
                 ("total", "wire_bytes"): self.msg_wire,
                 ("total", "payload_bytes"): self.msg_payload,
                 ("true", "compressed"): 0,
-                ("values", "payload_bytes"): self.msg_sizes,
+                ("values", "payload_bytes"): self._doubles(&self.msg_sizes),
             }, None))
         if self.n_sio:
             n = self.n_sio
@@ -261,6 +265,13 @@ cdef class DirectRows:
                 ("values", "ack_latency_ms"): self.sio_latency,
             }, self._candidates()))
         self._reset()
+        return out
+
+    cdef object _doubles(self, Buf *b):
+        """The doubles in ``b`` as an array('d') (Distribution.add_finite takes it as it takes a
+        list of the values, and extends its own array('d') with it in one copy)."""
+        out = ARRAY("d")
+        out.frombytes(PyBytes_FromStringAndSize(b.p, b.n))
         return out
 
     cdef object _candidates(self):
@@ -350,13 +361,14 @@ cdef class DirectRows:
         """The ws_messages row (sid, mi, ts, ts, dname, opname, 1, hl + ln, ln, False, preview, "",
         None), the preview given as its ASCII bytes."""
         cdef Buf *b = &self.msg_buf
+        cdef double size = <double> ln
         self.n_msg += 1
         if not _count_hit(self.msg_hits, self.msg_combo, dname, opname):
             self.msg_combo.add((dname, opname))
             _remember(self.msg_hits, &self.msg_next, self.msg_held, dname, opname, self.msg_combo.last)
         self.msg_wire += hl + ln
         self.msg_payload += ln
-        self.msg_sizes.append(ln)
+        _put(&self.msg_sizes, <char *> &size, sizeof(double))
         if not self.csv:
             return 0
         _put_int(b, sid)
