@@ -61,6 +61,14 @@ cdef extern from *:
         }
         return k + n;
     }
+    /* memcpy of a cell's few bytes without a call: two overlapping copies of a fixed size */
+    static inline void dissect_copy(char *d, const char *s, Py_ssize_t n) {
+        if (n > 16) { memcpy(d, s, n); return; }
+        if (n >= 8) { memcpy(d, s, 8); memcpy(d + n - 8, s + n - 8, 8); return; }
+        if (n >= 4) { memcpy(d, s, 4); memcpy(d + n - 4, s + n - 4, 4); return; }
+        if (n >= 2) { memcpy(d, s, 2); memcpy(d + n - 2, s + n - 2, 2); return; }
+        if (n == 1) d[0] = s[0];
+    }
     /* The value of an exact int that fits in a long long without a call: 1, or 0 (ask
        PyLong_AsLongLongAndOverflow). */
     static inline int dissect_small_int(PyObject *v, long long *out) {
@@ -85,6 +93,7 @@ cdef extern from *:
     }
     """
     int dissect_lld(char *out, long long v) nogil
+    void dissect_copy(char *d, const char *s, Py_ssize_t n) nogil
     int dissect_small_int(object v, long long *out)
 
 
@@ -112,7 +121,7 @@ cdef int _grow(Buf *b, Py_ssize_t need) except -1:
 cdef inline int _put(Buf *b, const char *s, Py_ssize_t n) except -1:
     if b.n + n > b.cap:
         _grow(b, n)
-    memcpy(b.p + b.n, s, n)
+    dissect_copy(b.p + b.n, s, n)
     b.n += n
     return 0
 
