@@ -21,6 +21,10 @@ Finished goes in the segment of the HTTP upgrade request; every write of the pla
 The traffic secrets are random per connection and written as an NSS key log beside the capture
 (``--keylog``, default the capture's name with ``.keys``). ``--packets`` counts the packets of the
 plaintext capture: the TLS one has two more per connection.
+
+    python3 benchmarks/make_capture.py --ipv6 --packets 500000 --out /tmp/bench6.pcap
+
+``--ipv6``: the same packets over IPv6 (``::1`` both ways, no extension headers).
 """
 
 from __future__ import annotations
@@ -37,10 +41,17 @@ from tls13_writer import ServerIdentity, Tls13Session
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
+IPV6 = False  # --ipv6: the same packets over IPv6 (::1, as tcpdump on loopback shows it)
+
+
 def ip_tcp(src: int, dst: int, sport: int, dport: int, seq: int, ack: int, flags: int,
            payload: bytes) -> bytes:
     tcp = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4, flags,
                       65535, 0, 0)
+    if IPV6:  # IPv4-mapped addresses would do too; the loopback's ::1 is what a real capture shows
+        ip6 = struct.pack("!IHBB16s16s", 0x60000000, len(tcp) + len(payload), 6, 64,
+                          (src & 0xFF).to_bytes(16, "big"), (dst & 0xFF).to_bytes(16, "big"))
+        return b"\x00" * 12 + b"\x86\xdd" + ip6 + tcp + payload
     total = 20 + len(tcp) + len(payload)
     ip = struct.pack("!BBHHHBBHII", 0x45, 0, total, 0, 0x4000, 64, 6, 0, src, dst)
     return b"\x00" * 12 + b"\x08\x00" + ip + tcp + payload
@@ -104,7 +115,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--tls", action="store_true", help="the same traffic over TLS 1.3, with a key log")
     ap.add_argument("--keylog", help="where --tls writes the key log (default: the capture's name with .keys)")
+    ap.add_argument("--ipv6", action="store_true", help="the same traffic over IPv6 (::1)")
     args = ap.parse_args()
+    global IPV6
+    IPV6 = args.ipv6
     rnd = random.Random(args.seed)
     conns = [Conn(i, rnd) for i in range(args.connections)]
     trnd = random.Random(f"tls-{args.seed}")  # TLS material and its extra packets: rnd stays the plaintext's

@@ -3,9 +3,10 @@
 Every compiled path must give the rows, summary.json and table files of the Python code byte for
 byte: on the whole corpus (each path in its own process, DISSECT_NO_EXTENSIONS=1 for the Python
 one), and on generated captures damaged the ways real ones are (packets reordered, lost,
-duplicated, cut by the snaplen or truncated; other link types, VLAN tags, IPv6, IP options and
-fragments, UDP, tunnels), switch by switch in one process. Without the extension built the
-comparisons are skipped (with the reason), and what stays tested is the fallback itself.
+duplicated, cut by the snaplen or truncated; other link types, VLAN tags, IPv6 extension headers
+and odd payload lengths, IP options and fragments, UDP, tunnels), switch by switch in one process.
+Without the extension built the comparisons are skipped (with the reason), and what stays tested
+is the fallback itself.
 """
 
 from __future__ import annotations
@@ -239,6 +240,32 @@ def _fragments(ip: bytes) -> list[bytes]:
     return out
 
 
+def _ip6_options(ip: bytes) -> bytes:
+    """An IPv6 packet with a Destination Options header (PadN) before its TCP segment: the
+    compiled loop leaves it to IPLayer.ipv6."""
+    plen = int.from_bytes(ip[4:6], "big") + 8
+    ext = bytes([ip[6], 0, 1, 4, 0, 0, 0, 0])
+    return ip[:4] + plen.to_bytes(2, "big") + bytes([60]) + ip[7:40] + ext + ip[40:]
+
+
+def _fragments6(ip: bytes) -> list[bytes]:
+    """An IPv6 packet cut in two fragments (Fragment headers, the first part 8-aligned)."""
+    payload = ip[40:]
+    cut = max(8, (len(payload) // 2) // 8 * 8)
+    if cut >= len(payload):
+        return [ip]
+    out = []
+    for off, part, more in ((0, payload[:cut], True), (cut, payload[cut:], False)):
+        ext = bytes([ip[6], 0]) + (off | more).to_bytes(2, "big") + (77).to_bytes(4, "big")
+        out.append(ip[:4] + (8 + len(part)).to_bytes(2, "big") + bytes([44]) + ip[7:40] + ext + part)
+    return out
+
+
+def _ip6_length(ip: bytes, plen: int) -> bytes:
+    """An IPv6 packet whose payload length says ``plen`` (0: as a jumbogram; more than the frame)."""
+    return ip[:4] + plen.to_bytes(2, "big") + ip[6:]
+
+
 LINKS = ["eth", "eth", "vlan", "qinq", "sll", "sll2", "null", "raw"]
 
 
@@ -317,12 +344,14 @@ def test_generated_captures_identical_on_both_loops(data: st.DataObject) -> None
                                     v6=v6))
     frames: list[bytes] = []
     for ip in ips:
-        damage = data.draw(st.sampled_from(["none"] * 10 + ["options", "fragments", "cut", "short"]))
-        if not v6 and damage == "options":
-            ip = _ip_options(ip)
-        if not v6 and damage == "fragments":
-            frames += [_frame(link, f, v6) for f in _fragments(ip)]
+        damage = data.draw(st.sampled_from(["none"] * 10 + ["options", "fragments", "cut", "short", "length"]))
+        if damage == "options":
+            ip = _ip6_options(ip) if v6 else _ip_options(ip)
+        if damage == "fragments":
+            frames += [_frame(link, f, v6) for f in (_fragments6(ip) if v6 else _fragments(ip))]
             continue
+        if v6 and damage == "length":
+            ip = _ip6_length(ip, data.draw(st.sampled_from([0, len(ip) - 40 + 100, 1])))
         fr = _frame(link, ip, v6)
         if damage == "short":  # the IP total length says more than there is, or a header is cut
             fr = fr[: data.draw(st.integers(0, len(fr)))]
@@ -344,12 +373,14 @@ def test_generated_captures_identical_on_both_loops(data: st.DataObject) -> None
 
 
 @needs_compiled
-def test_benchmark_traffic_identical_on_both_loops(tmp_path: Path) -> None:
+@pytest.mark.parametrize("ip", ["ipv4", "ipv6"])
+def test_benchmark_traffic_identical_on_both_loops(tmp_path: Path, ip: str) -> None:
     """The benchmark's steady state (50 connections, interleaved), where the compiled loop takes
-    nearly every packet inline."""
+    nearly every packet inline; over IPv4 and over IPv6."""
     cap = tmp_path / "bench.pcap"
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "make_capture.py"), "--packets", "20000",
-                    "--out", str(cap)], check=True, capture_output=True, timeout=300)
+                    "--out", str(cap), *(["--ipv6"] if ip == "ipv6" else [])],
+                   check=True, capture_output=True, timeout=300)
     fast, slow = _both([cap])
     assert fast == slow
     assert len(fast[0]["ws_frames"]) > 15_000

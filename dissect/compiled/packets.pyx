@@ -3,10 +3,12 @@
 
 The same loop, statement for statement, with the headers read through a ``const unsigned char*``
 into the read chunk instead of ``struct.unpack_from`` tuples: Ethernet (VLAN tags), Linux cooked
-SLL and SLL2, IPv4 without options or fragments, TCP, and the in-order segment handed straight to
-its dissector (the switch ``fastpaths.TCP_IN_ORDER``). Everything else (other link types, IPv6, IP
-options and fragments, UDP, tunnels, SYN/FIN/RST, out-of-order data) calls the same Python code
-the pure-Python loop calls, with the same arguments, so both give the same rows byte for byte
+SLL and SLL2, IPv4 without options or fragments, IPv6 without extension headers (where the pure-
+Python loop calls ``IPLayer.ipv6``: the same values), TCP, and the in-order segment handed straight
+to its dissector (the switch ``fastpaths.TCP_IN_ORDER``). Everything else (other link types, IP
+options, IPv6 extension headers, fragments, UDP, tunnels, SYN/FIN/RST, out-of-order data) calls
+the same Python code the pure-Python loop calls, with the same arguments, so both give the same
+rows byte for byte
 (``tests/test_compiled.py``). Chosen by ``dissect.fastpaths`` (``COMPILED_PACKET_LOOP``).
 """
 
@@ -166,7 +168,7 @@ cdef object _loop(pipeline, reader, unknown_links, bint in_order_fast, long long
             elif etype == -1:
                 l3 = 0
 
-        # -- IP: IPv4 without options or fragments inline
+        # -- IP: IPv4 without options or fragments, and IPv6 without extension headers, inline
         plain4 = etype == 0x0800 and l3 + 20 <= end
         if plain4:
             proto = p[l3 + 9]
@@ -183,6 +185,19 @@ cdef object _loop(pipeline, reader, unknown_links, bint in_order_fast, long long
             data = buf
             dp = p
             alen = 4
+        elif etype == 0x86DD and l3 + 44 <= end and p[l3] >> 4 == 6 and (p[l3 + 6] == 6 or p[l3 + 6] == 17):
+            # IPv6 with TCP or UDP straight after the fixed header (no extension headers), as
+            # IPLayer.ipv6 reads it: the payload length ends the data when it fits in the frame
+            # (0, or more than the frame: the frame's end). Source, destination and the ports are
+            # contiguous: the flow key in one copy.
+            proto = p[l3 + 6]
+            l4 = l3 + 40
+            total = dissect_u16(p + l3 + 4)
+            l4end = l4 + total if total and l4 + total <= end else end
+            key = PyBytes_FromStringAndSize(<const char *> p + l3 + 8, 36)
+            data = buf
+            dp = p
+            alen = 16
         else:
             decoded = ipdecode(etype, buf, l3, end, ts)
             if decoded is None:
