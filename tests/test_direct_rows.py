@@ -100,8 +100,8 @@ def test_only_a_csv_report_and_the_summary_take_direct_rows(tmp_path: Path) -> N
 
 
 @needs_compiled
-def test_benchmark_traffic_identical_with_and_without_direct_rows(tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_benchmark_traffic_identical_with_and_without_direct_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     """The benchmark's steady state: nearly every row made without a tuple, the same files as the
     tuples' and as the pure-Python loop's."""
     import subprocess
@@ -115,6 +115,14 @@ def test_benchmark_traffic_identical_with_and_without_direct_rows(tmp_path: Path
     _same(files)
     assert spy.rows["ws_frames"] > 15_000 and spy.rows["sio_packets"] > 12_000  # the direct rows were used
     assert files[0]["sio_broadcasts.csv"].count(b"\n") > 100  # fan-outs found from the direct candidates
+    # `dissect summary`: the figures alone (no CSV lines made), the same as from the tuples
+    summaries = []
+    for direct in (True, False):
+        monkeypatch.setattr(fastpaths, "COMPILED_DIRECT_ROWS", direct)
+        capsys.readouterr()
+        main.main(args=["summary", str(cap), "--json"], prog_name="dissect", standalone_mode=False)
+        summaries.append(capsys.readouterr().out)
+    assert summaries[0] == summaries[1] and '"ws_frames"' in summaries[0]
 
 
 @needs_compiled
