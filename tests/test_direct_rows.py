@@ -220,6 +220,33 @@ def test_generated_traffic_identical_with_and_without_direct_rows(
     _same(files)
 
 
+def _sio_capture(path: Path, script: list[tuple[int, int, bytes]], sessions: int = 3) -> None:
+    """A capture of ``sessions`` Socket.IO sessions over WebSocket, connected, then ``script``: (session,
+    direction, Engine.IO message) sent as one frame a packet, 1 ms apart."""
+    packets = []
+    seq = {}
+    for s in range(sessions):
+        client = ("10.0.0.1", 41000 + s)
+        packets += [craft.tcp_packet(client, craft.SERVER, 999, 0, 0x02),
+                    craft.tcp_packet(craft.SERVER, client, 4999, 1000, 0x12)]
+        seq[s, 0], seq[s, 1] = 1000, 5000
+
+    def send(s: int, d: int, data: bytes) -> None:
+        client = ("10.0.0.1", 41000 + s)
+        src, dst = (client, craft.SERVER) if d == 0 else (craft.SERVER, client)
+        packets.append(craft.tcp_packet(src, dst, seq[s, d], seq[s, 1 - d], 0x18, data))
+        seq[s, d] += len(data)
+
+    for s in range(sessions):
+        send(s, 0, WS_REQUEST)
+        send(s, 1, WS_RESPONSE + craft.ws_frame(1, OPEN.replace(b"abc", b"sid%d" % s), None))
+        send(s, 0, craft.ws_frame(1, b"40", b"abcd"))
+        send(s, 1, craft.ws_frame(1, b'40{"sid":"s%d"}' % s, None))
+    for s, d, msg in script:
+        send(s, d, craft.ws_frame(1, msg, b"wxyz" if d == 0 else None))
+    path.write_bytes(craft.write_pcap([(craft.T0 + i * 0.001, craft.ethernet(ip)) for i, ip in enumerate(packets)]))
+
+
 @needs_compiled
 def test_socketio_rows_made_without_tuples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Events (with acks, to several sockets at once: fan-outs), acks and quoted text of three
@@ -228,35 +255,39 @@ def test_socketio_rows_made_without_tuples(tmp_path: Path, monkeypatch: pytest.M
     drains here, as in a long capture.)"""
     spy = _Spy(monkeypatch)
     monkeypatch.setattr(pipeline, "DRAIN_EVERY", 3)
-    packets = []
-    seq = {}
-    for s in range(3):
-        client = ("10.0.0.1", 41000 + s)
-        packets += [craft.tcp_packet(client, craft.SERVER, 999, 0, 0x02),
-                    craft.tcp_packet(craft.SERVER, client, 4999, 1000, 0x12)]
-        seq[s, 0], seq[s, 1] = 1000, 5000
-    def send(s: int, d: int, data: bytes) -> None:
-        client = ("10.0.0.1", 41000 + s)
-        src, dst = (client, craft.SERVER) if d == 0 else (craft.SERVER, client)
-        packets.append(craft.tcp_packet(src, dst, seq[s, d], seq[s, 1 - d], 0x18, data))
-        seq[s, d] += len(data)
-    for s in range(3):
-        send(s, 0, WS_REQUEST)
-        send(s, 1, WS_RESPONSE + craft.ws_frame(1, OPEN.replace(b"abc", b"sid%d" % s), None))
-        send(s, 0, craft.ws_frame(1, b"40", b"abcd"))
-        send(s, 1, craft.ws_frame(1, b'40{"sid":"s%d"}' % s, None))
+    script = []
     for i in range(40):
-        for s in range(3):  # the same event to every socket: a fan-out
-            send(s, 1, craft.ws_frame(1, b'42["tick",{"n":%d,"t":"a,\\"b\\""}]' % i, None))
-        send(i % 3, 0, craft.ws_frame(1, b'42%d["=ask","caf\xc3\xa9"]' % i, b"wxyz"))
-        send(i % 3, 1, craft.ws_frame(1, b"43%d[1.5]" % i, None))
+        script += [(s, 1, b'42["tick",{"n":%d,"t":"a,\\"b\\""}]' % i) for s in range(3)]  # a fan-out
+        script += [(i % 3, 0, b'42%d["=ask","caf\xc3\xa9"]' % i), (i % 3, 1, b"43%d[1.5]" % i)]
     path = tmp_path / "sio.pcap"
-    path.write_bytes(craft.write_pcap([(craft.T0 + i * 0.001, craft.ethernet(ip)) for i, ip in enumerate(packets)]))
+    _sio_capture(path, script)
     files = _both([path], loops=True)
     _same(files)
     assert spy.rows["sio_packets"] >= 100
     assert files[0]["sio_broadcasts.csv"].count(b"\n") == 41  # the header and 40 fan-outs
     assert b'"=ask"' not in files[0]["sio_packets.csv"] and b"'=ask" in files[0]["sio_packets.csv"]
+
+
+@needs_compiled
+def test_acks_kept_in_place_as_the_socketio_state_keeps_them(tmp_path: Path) -> None:
+    """The acks the compiled scan keeps in SocketIOState's own dict (sio_scan.pxi): more waiting than
+    it keeps (the oldest dropped, by the Python method), an ack id reused while waiting, acks of
+    dropped, answered and unknown ids, in both directions: the same rows, anomalies and summary as
+    the pure-Python loop's."""
+    from dissect.protocols.socketio.packets import MAX_PENDING_ACKS
+
+    n = MAX_PENDING_ACKS + 50
+    script = [(0, 0, b'42%d["q",%d]' % (i, i)) for i in range(n)]  # more than are kept
+    script += [(0, 0, b'42%d["q",0]' % (n - 1)), (0, 1, b'42%d["r"]' % 7), (0, 1, b'42%d["r"]' % 7)]  # reused
+    script += [(0, 1, b"43%d[1]" % i) for i in (0, 10, 60, n - 2, n - 1, n + 5)]  # dropped, kept, unknown
+    script += [(0, 0, b"43%d[2]" % 7), (0, 0, b"43%d[2]" % 7)]  # answered, then without its event
+    path = tmp_path / "acks.pcap"
+    _sio_capture(path, script, sessions=1)
+    files = _both([path], loops=True)
+    _same(files)
+    summary = json.loads(files[0]["summary.json"])
+    assert b"ack-id-reused" in files[0]["sio_packets.csv"] and b"ack-without-event" in files[0]["sio_packets.csv"]
+    assert summary["decode"].get("sio-acks-dropped", 0) >= 50
 
 
 @needs_compiled

@@ -74,6 +74,12 @@ cdef Py_ssize_t O_SOCK_SLOW, O_SOCK_LAST_C2S, O_SOCK_ROOT, O_LIFE_EVENTS
 cdef Py_ssize_t O_OB_SIO, O_OB_FRAME, O_OB_WS_FRAMES, O_OB_WS_MESSAGES, O_OB_DIRECT
 cdef Py_ssize_t O_EIO_OUTBOX, O_EIO_PAYLOADS
 cdef object EngineIOCls = None  # the tracker (dissect.protocols.engineio.tracker.EngineIO)
+# SocketIOState's acks waiting for their ACK (configure_acks; until then its methods are called)
+cdef bint ACKS_IN_PLACE = False
+cdef Py_ssize_t O_SIO_ACKS
+cdef object SIO_ACK_ID_REUSED = None
+cdef Py_ssize_t MAX_PENDING_ACKS = 0
+cdef str NS_SLASH = "/"
 
 
 def configure_sio(eio_websocket, engineio, session, sio_state, session_sockets, socket_life, outbox, sio_packet_row,
@@ -119,6 +125,44 @@ def configure_sio(eio_websocket, engineio, session, sio_state, session_sockets, 
     SIO_RESERVED_TAG = reserved_event_name
     SIO_ACK_WITHOUT_EVENT = ack_without_event
     MAX_ACK_DIGITS = max_ack_id_digits
+
+
+def configure_acks(sio_state, ack_id_reused, Py_ssize_t max_pending_acks):
+    """SocketIOState's ``pending_acks`` slot and the constants of its event_sent / ack_received,
+    which sio_fast then does in place."""
+    global ACKS_IN_PLACE, O_SIO_ACKS, SIO_ACK_ID_REUSED, MAX_PENDING_ACKS
+    O_SIO_ACKS = slot_offset(sio_state, "pending_acks")
+    SIO_ACK_ID_REUSED = ack_id_reused
+    MAX_PENDING_ACKS = max_pending_acks
+    ACKS_IN_PLACE = True
+
+
+cdef object _event_sent(sio, int direction, ack_id, ts, name):
+    """SocketIOState.event_sent(direction, "/", ack_id, ts, name), statement for statement (``sio``
+    of exactly that class); the method itself when the oldest ack must be dropped."""
+    acks = sget(sio, O_SIO_ACKS) if ACKS_IN_PLACE else None
+    if type(acks) is not dict:
+        return sio.event_sent(direction, NS_SLASH, ack_id, ts, name)
+    key = (direction, NS_SLASH, ack_id)
+    if key in <dict> acks:
+        del (<dict> acks)[key]
+        (<dict> acks)[key] = (ts, name)
+        return SIO_ACK_ID_REUSED
+    if len(<dict> acks) >= MAX_PENDING_ACKS:
+        return sio.event_sent(direction, NS_SLASH, ack_id, ts, name)
+    (<dict> acks)[key] = (ts, name)
+    return ""
+
+
+cdef object _ack_received(sio, int direction, ack_id, ts):
+    """SocketIOState.ack_received(direction, "/", ack_id, ts), statement for statement."""
+    if ack_id is None:
+        return None
+    acks = sget(sio, O_SIO_ACKS) if ACKS_IN_PLACE else None
+    if type(acks) is not dict:
+        return sio.ack_received(direction, NS_SLASH, ack_id, ts)
+    sent = (<dict> acks).pop((1 - direction, NS_SLASH, ack_id), None)
+    return None if sent is None else ((ts - sent[0]) / 1e6, sent[1])
 
 
 cdef configure_outbox(outbox):
@@ -233,11 +277,11 @@ cdef int sio_fast(upper, int direction, ts, const unsigned char *d, Py_ssize_t l
         acked = None
         anomaly = SIO_RESERVED_TAG if sget(sio, O_SIO_PROTOCOL) != 4 and name in SIO_RESERVED else ""
         if has_ack:
-            anomaly = _join_tags(anomaly, sio.event_sent(direction, "/", ack_id, ts, name))
+            anomaly = _join_tags(anomaly, _event_sent(sio, direction, ack_id, ts, name))
     elif t == 0x33:  # "3": ACK
         name = None
         sio_type = "ACK"
-        answered = sio.ack_received(direction, "/", ack_id, ts)
+        answered = _ack_received(sio, direction, ack_id, ts)
         if answered is None:
             latency, acked, anomaly = None, None, SIO_ACK_WITHOUT_EVENT
         else:

@@ -21,6 +21,7 @@ from dissect.protocols.engineio.packets import (
 )
 from dissect.protocols.engineio.session import Session
 from dissect.protocols.socketio import (
+    ACK_ID_REUSED,
     ACK_WITHOUT_EVENT,
     DIGITS,
     MAX_ACK_ID_DIGITS,
@@ -30,6 +31,7 @@ from dissect.protocols.socketio import (
     SocketIOState,
     join_tags,
 )
+from dissect.protocols.socketio.packets import MAX_PENDING_ACKS
 from dissect.protocols.socketio.sockets import (
     BY_NAMES,
     SERVER_SHUTTING_DOWN,
@@ -235,3 +237,4 @@ def configure_compiled(tracker: type) -> None:
         _core.configure_sio(EngineIOWebSocket, tracker, Session, SocketIOState, SessionSockets, SocketLife, Outbox,
                             SioPacket, DIRECTION_NAMES, S2C, MODE_SIO, RESERVED_EVENTS, RESERVED_EVENT_NAME,
                             ACK_WITHOUT_EVENT, MAX_ACK_ID_DIGITS)
+        _core.configure_acks(SocketIOState, ACK_ID_REUSED, MAX_PENDING_ACKS)
