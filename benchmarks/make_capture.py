@@ -24,7 +24,8 @@ plaintext capture: the TLS one has two more per connection.
 
     python3 benchmarks/make_capture.py --ipv6 --packets 500000 --out /tmp/bench6.pcap
 
-``--ipv6``: the same packets over IPv6 (``::1`` both ways, no extension headers).
+``--ipv6``: the same packets over IPv6 (``::1`` both ways, no extension headers). ``--deflate``: the
+upgrade negotiates permessage-deflate and every frame is compressed (RSV1, context takeover).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import base64
 import hashlib
 import random
 import struct
+import zlib
 from pathlib import Path
 
 from tls13_writer import ServerIdentity, Tls13Session
@@ -57,9 +59,14 @@ def ip_tcp(src: int, dst: int, sport: int, dport: int, seq: int, ack: int, flags
     return b"\x00" * 12 + b"\x08\x00" + ip + tcp + payload
 
 
-def ws_frame(payload: bytes, masked: bool, rnd: random.Random, opcode: int = 1) -> bytes:
+def ws_frame(payload: bytes, masked: bool, rnd: random.Random, opcode: int = 1,
+             deflater: zlib._Compress | None = None) -> bytes:
+    rsv1 = 0
+    if deflater is not None:  # permessage-deflate (RFC 7692 7.2.1): the sync flush's 00 00 ff ff left out
+        payload = (deflater.compress(payload) + deflater.flush(zlib.Z_SYNC_FLUSH))[:-4]
+        rsv1 = 0x40
     n = len(payload)
-    head = bytes([0x80 | opcode])
+    head = bytes([0x80 | rsv1 | opcode])
     mbit = 0x80 if masked else 0
     if n < 126:
         head += bytes([mbit | n])
@@ -87,6 +94,12 @@ class Conn:
         self.sseq = rnd.randrange(1 << 32)
         self.n = 0
         self.unacked: list[int] = []  # ack ids of client events the server has still to answer
+        self.deflaters: tuple[zlib._Compress, zlib._Compress] | None = None  # --deflate: (client, server)
+
+    def frame(self, payload: bytes, from_client: bool, rnd: random.Random) -> bytes:
+        """One text frame of the client (masked) or the server, compressed under --deflate."""
+        deflater = self.deflaters[0 if from_client else 1] if self.deflaters else None
+        return ws_frame(payload, from_client, rnd, deflater=deflater)
 
     def c2s(self, payload: bytes, flags: int = 0x18) -> bytes:
         p = ip_tcp(self.cip, self.sip, self.cport, self.sport, self.cseq, self.sseq, flags, payload)
@@ -116,11 +129,19 @@ def main() -> None:
     ap.add_argument("--tls", action="store_true", help="the same traffic over TLS 1.3, with a key log")
     ap.add_argument("--keylog", help="where --tls writes the key log (default: the capture's name with .keys)")
     ap.add_argument("--ipv6", action="store_true", help="the same traffic over IPv6 (::1)")
+    ap.add_argument("--deflate", action="store_true",
+                    help="permessage-deflate negotiated and every frame compressed (context takeover)")
     args = ap.parse_args()
     global IPV6
     IPV6 = args.ipv6
     rnd = random.Random(args.seed)
     conns = [Conn(i, rnd) for i in range(args.connections)]
+    ext_req = ext_resp = b""
+    if args.deflate:
+        ext_req = b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+        ext_resp = b"Sec-WebSocket-Extensions: permessage-deflate\r\n"
+        for c in conns:
+            c.deflaters = (zlib.compressobj(wbits=-15), zlib.compressobj(wbits=-15))
     trnd = random.Random(f"tls-{args.seed}")  # TLS material and its extra packets: rnd stays the plaintext's
     if args.tls:
         identity = ServerIdentity("localhost", trnd)
@@ -158,14 +179,14 @@ def main() -> None:
         accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
         emit(c.c2s_write(b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: localhost:9000\r\n"
                    b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
-                   b"\r\nSec-WebSocket-Version: 13\r\n\r\n", client_finished))
+                   b"\r\nSec-WebSocket-Version: 13\r\n" + ext_req + b"\r\n", client_finished))
         emit(c.s2c_write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                   b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"))
+                   b"Sec-WebSocket-Accept: " + accept + b"\r\n" + ext_resp + b"\r\n"))
         sid = f"sid{args.seed % 10000:04d}{c.cport:012d}".encode()  # one per seed and connection
-        emit(c.s2c_write(ws_frame(b'0{"sid":"' + sid + b'","upgrades":[],"pingInterval":25000,'
+        emit(c.s2c_write(c.frame(b'0{"sid":"' + sid + b'","upgrades":[],"pingInterval":25000,'
                             b'"pingTimeout":20000,"maxPayload":1000000}', False, rnd)))
-        emit(c.c2s_write(ws_frame(b"40", True, rnd)))
-        emit(c.s2c_write(ws_frame(b'40{"sid":"' + sid + b'"}', False, rnd)))
+        emit(c.c2s_write(c.frame(b"40", True, rnd)))
+        emit(c.s2c_write(c.frame(b'40{"sid":"' + sid + b'"}', False, rnd)))
     tail = 4 * len(conns)
     events = [b"tick", b"chat message", b"position", b"state"]
     while count < args.packets - tail:
@@ -176,17 +197,17 @@ def main() -> None:
             ev = events[c.n % 4]
             if c.n % 10 == 0:  # every tenth event asks for an ack
                 c.unacked.append(c.n)
-                emit(c.c2s_write(ws_frame(b'42' + str(c.n).encode() + b'["' + ev + b'",{"n":' +
+                emit(c.c2s_write(c.frame(b'42' + str(c.n).encode() + b'["' + ev + b'",{"n":' +
                                     str(c.n).encode() + b',"v":"' + b"x" * rnd.randrange(5, 60) + b'"}]',
                                     True, rnd)))
             else:
-                emit(c.c2s_write(ws_frame(b'42["' + ev + b'",{"n":' + str(c.n).encode() + b',"v":"' +
+                emit(c.c2s_write(c.frame(b'42["' + ev + b'",{"n":' + str(c.n).encode() + b',"v":"' +
                                     b"x" * rnd.randrange(5, 60) + b'"}]', True, rnd)))
         elif r < 0.85:
             if c.unacked:  # the server answers pending acks first, as a real one would
-                emit(c.s2c_write(ws_frame(b'43' + str(c.unacked.pop(0)).encode() + b'[{"ok":true}]', False, rnd)))
+                emit(c.s2c_write(c.frame(b'43' + str(c.unacked.pop(0)).encode() + b'[{"ok":true}]', False, rnd)))
             else:
-                emit(c.s2c_write(ws_frame(b'42["update",{"n":' + str(c.n).encode() + b',"data":"' +
+                emit(c.s2c_write(c.frame(b'42["update",{"n":' + str(c.n).encode() + b',"data":"' +
                                     b"y" * rnd.randrange(5, 120) + b'"}]', False, rnd)))
         else:
             emit(c.c2s(b"", 0x10))

@@ -22,6 +22,10 @@ WS_WHOLE_FRAME = _ON
 # Engine.IO over WebSocket: an EVENT or ACK on "/" (``42[...``, ``421[...``, ``431[...``) has its
 # header and event name read without the general Socket.IO header parser.
 SIO_EVENT_HEADER = _ON
+# WebSocket under permessage-deflate: a whole unfragmented compressed frame in one segment is
+# unmasked, inflated and emitted in place (the general reader's _begin_frame / _payload / _end_frame
+# of a compressed message; the RFC 7692 stage itself, PerMessageInflate, is the same).
+WS_DEFLATE_WHOLE_FRAME = _ON
 
 # -- the compiled core (dissect/compiled/*.pyx, Cython) ------------------------------------------
 # Built by setup.py at ``pip install`` where a C compiler and the Python headers exist; without

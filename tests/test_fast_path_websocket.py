@@ -1,5 +1,7 @@
-"""The WebSocket whole-frame fast path (fastpaths.WS_WHOLE_FRAME) gives exactly the rows of the
-general frame-by-frame reader it bypasses: on the corpus and on generated conversations."""
+"""The WebSocket whole-frame fast paths (fastpaths.WS_WHOLE_FRAME, and WS_DEFLATE_WHOLE_FRAME for
+compressed frames) give exactly the rows of the general frame-by-frame reader they bypass: on the
+corpus and on generated conversations (compressed ones with broken deflate data, final blocks and
+size caps)."""
 
 from __future__ import annotations
 
@@ -67,6 +69,12 @@ def test_corpus_rows_identical_with_and_without_whole_frames(
     taken = frames - general_frames[0]
     assert taken > 200 and taken > frames // 2  # the fast path did most of the work
     general_frames[0] = 0
+    monkeypatch.setattr(fastpaths, "WS_DEFLATE_WHOLE_FRAME", False)
+    deflate_fast = corpus_rows()
+    assert deflate_fast == fast
+    compressed = general_frames[0] - (frames - taken)  # the corpus's compressed whole frames
+    assert compressed > 50
+    general_frames[0] = 0
     monkeypatch.setattr(fastpaths, "WS_WHOLE_FRAME", False)
     assert corpus_rows() == fast
     assert general_frames[0] == frames  # every frame took the general reader
@@ -127,7 +135,23 @@ def conversations(draw: st.DrawFn) -> tuple[DeflateParams | None, list[tuple[int
             takeover = not (deflate.client_no_context_takeover if d == C2S else deflate.server_no_context_takeover)
             if comp is None or not takeover:
                 comp = compressors[d] = zlib.compressobj(wbits=-15)
-            data = (comp.compress(data) + comp.flush(zlib.Z_SYNC_FLUSH))[:-4]  # RFC 7692 7.2.1
+            end = draw(st.sampled_from(["sync"] * 6 + ["final", "broken", "stored-short", "cut"]))
+            if end == "final":  # a BFINAL block (7.2.3.4): the receiver restarts with the same window
+                data = comp.compress(data) + comp.flush(zlib.Z_FINISH)
+                compressors[d] = None
+            elif end == "stored-short" and len(data) >= 4:
+                # a stored block 4 bytes short: the 7.2.2 tail inflated at the end of the message is
+                # its last 4 bytes (the inflater's output at the end is not empty)
+                stored = zlib.compressobj(level=0, wbits=-15)
+                data = (stored.compress(data) + stored.flush(zlib.Z_SYNC_FLUSH))[:-9]
+                compressors[d] = None
+            else:
+                data = (comp.compress(data) + comp.flush(zlib.Z_SYNC_FLUSH))[:-4]  # RFC 7692 7.2.1
+                if end == "cut":  # the last bits of the last block come from the tail: fails at the end
+                    data = data[: -draw(st.integers(1, 5))]
+            if end == "broken" and data:  # not a deflate stream any more: inflate-failed
+                at = draw(st.integers(0, len(data) - 1))
+                data = data[:at] + bytes([data[at] ^ 0xFF]) + b"\xff\xff" + data[at + 1 :]
         pieces = draw(st.sampled_from([1, 1, 1, 2, 3]))
         cuts = sorted(draw(st.lists(st.integers(0, len(data)), min_size=pieces - 1, max_size=pieces - 1)))
         bounds = [0, *cuts, len(data)]
@@ -148,15 +172,16 @@ def conversations(draw: st.DrawFn) -> tuple[DeflateParams | None, list[tuple[int
 
 
 def rows(deflate: DeflateParams | None, feeds: list[tuple[int, int, bytes]], upper: bool, cap: int,
-         fast: bool) -> tuple[list[tuple], list[tuple], list[tuple] | None]:
-    saved = fastpaths.WS_WHOLE_FRAME
+         fast: bool, deflate_fast: bool | None = None) -> tuple[list[tuple], list[tuple], list[tuple] | None]:
+    saved = fastpaths.WS_WHOLE_FRAME, fastpaths.WS_DEFLATE_WHOLE_FRAME
     fastpaths.WS_WHOLE_FRAME = fast
+    fastpaths.WS_DEFLATE_WHOLE_FRAME = fast if deflate_fast is None else deflate_fast
     try:
         outbox = Outbox()
         rec = Recorder() if upper else None
         ws = WebSocketDissector(7, outbox, deflate, rec, max_message_bytes=cap)
     finally:
-        fastpaths.WS_WHOLE_FRAME = saved
+        fastpaths.WS_WHOLE_FRAME, fastpaths.WS_DEFLATE_WHOLE_FRAME = saved
     for ts, (d, lost, chunk) in enumerate(feeds):
         if lost:
             ws.gap(d, ts, lost)
@@ -173,3 +198,38 @@ def test_generated_rows_identical(
 ) -> None:
     deflate, feeds = conversation
     assert rows(deflate, feeds, upper, cap, True) == rows(deflate, feeds, upper, cap, False)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(conversations(), st.booleans(), st.sampled_from([16 << 20, 16 << 20, 100, 0]))
+def test_generated_rows_identical_with_and_without_the_deflate_fast_path(
+    conversation: tuple[DeflateParams | None, list[tuple[int, int, bytes]]], upper: bool, cap: int
+) -> None:
+    """WS_DEFLATE_WHOLE_FRAME alone switched (the uncompressed fast path on both sides)."""
+    deflate, feeds = conversation
+    assert rows(deflate, feeds, upper, cap, True, True) == rows(deflate, feeds, upper, cap, True, False)
+
+
+def test_compressed_whole_frames_take_the_deflate_fast_path(general_frames: list[int]) -> None:
+    """A compressed conversation of whole frames (context takeover, then none): every data frame
+    takes the fast path; with its switch off, every one takes the general reader; the same rows,
+    the inflated text in the preview and handed to the upper layer."""
+    texts = [f'42["update",{{"n":{i},"data":"{"y" * (i % 50)}"}}]'.encode() for i in range(40)]
+    for params in (TAKEOVER, NO_TAKEOVER):
+        comp = zlib.compressobj(wbits=-15)
+        wire = b""
+        for t in texts:
+            if params is NO_TAKEOVER:
+                comp = zlib.compressobj(wbits=-15)
+            wire += frame(1, (comp.compress(t) + comp.flush(zlib.Z_SYNC_FLUSH))[:-4], rsv1=True)
+        feeds = [(S2C, 0, wire)]
+        general_frames[0] = 0
+        fast = rows(params, feeds, True, 16 << 20, True)
+        assert general_frames[0] == 0
+        assert rows(params, feeds, True, 16 << 20, True, False) == fast
+        assert general_frames[0] == len(texts)
+        frames_, messages, calls = fast
+        assert [f[13] for f in frames_] == [True] * len(texts)  # compressed
+        assert [m[10] for m in messages] == [t.decode()[:64] for t in texts]
+        assert [m[8] for m in messages] == [len(t) for t in texts]
+        assert calls is not None and [c[3] for c in calls if c[0] != "closed"] == texts

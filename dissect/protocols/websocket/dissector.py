@@ -118,7 +118,8 @@ class WebSocketDissector:
 
     # (slots: the compiled core reads and writes some of them in place, dissect/compiled/ws_frames.pxi)
     __slots__ = ("session_id", "payloads", "outbox", "deflate", "upper", "max_message_bytes", "_frame_index",
-                 "_message_index", "_done", "first_close", "transport_end", "_fast_cap", "_wsc", "_st")
+                 "_message_index", "_done", "first_close", "transport_end", "_fast_cap", "_wsc", "_st",
+                 "_zcap")
 
     def __init__(
         self,
@@ -143,6 +144,8 @@ class WebSocketDissector:
         # The fast path's largest payload: -1 (no frame) when its switch is off, so that the
         # switch costs the per-frame test nothing.
         self._fast_cap = self.max_message_bytes if fastpaths.WS_WHOLE_FRAME else -1
+        # Likewise for a whole compressed frame (fastpaths.WS_DEFLATE_WHOLE_FRAME; wire bytes).
+        self._zcap = self.max_message_bytes if fastpaths.WS_DEFLATE_WHOLE_FRAME and deflate is not None else -1
         # The same fast path compiled (fastpaths.COMPILED_WS_FRAMES), None without the compiled core
         # or with --payloads (its rows' payload column is left to the Python code).
         self._wsc = fastpaths.compiled_ws_frames() if fastpaths.WS_WHOLE_FRAME and not payloads else None
@@ -293,6 +296,23 @@ class WebSocketDissector:
                     upper.ws_message(direction, ts, op, payload)
                 pos = end
                 continue
+            if (
+                end <= n
+                and not odd
+                and (b0 & 0x70) == 0x40
+                and (b1 & 0x80) == mask_bit
+                and (op == 1 or op == 2)
+                and b0 & 0x80
+                and ln <= self._zcap  # -1 without permessage-deflate or with the switch off
+                and st.msg is None
+                and not st.closed
+                and not st.resynced
+                and not st.orphan
+                and not st.inflate.ctx_lost  # type: ignore[union-attr]  # (not None: _zcap says so)
+            ):
+                self._whole_compressed(st, src, a, ln, hl, op, ts)
+                pos = end
+                continue
             self._begin_frame(st, b0, b1, hl, ln, odd, bytes(src[a - 4 : a]) if b1 & 0x80 else None)
             if end <= n:
                 if ln:
@@ -379,6 +399,70 @@ class WebSocketDissector:
         ``direction``; passed on to the upper layer when the WebSocket ends."""
         if self.transport_end is None:
             self.transport_end = (ts, direction, how)
+
+    def _whole_compressed(self, st: Direction, src: bytes | bytearray, a: int, ln: int, hl: int, op: int,
+                          ts: int) -> None:
+        """Fast path (fastpaths.WS_DEFLATE_WHOLE_FRAME), RFC 7692: an unfragmented compressed data
+        message whose frame is whole in this segment, with no anomaly in its header; the rows and
+        the upper layer's call _begin_frame, _payload and _end_frame would make. The RFC 7692
+        stage is called as they call it; when it reports an anomaly the message is finished by
+        the same Message steps as theirs."""
+        mask = src[a - 4 : a] if st.mask_bit else None
+        end = a + ln
+        if mask is not None:
+            data = (int.from_bytes(src[a:end], "big")
+                    ^ int.from_bytes((mask * ((ln >> 2) + 1))[:ln], "big")).to_bytes(ln, "big")
+        else:
+            data = bytes(src[a:end])
+        inflate = st.inflate
+        assert inflate is not None
+        inflate.begin_message()  # "" (the caller checked ctx_lost)
+        out, tag = inflate.frame_payload(data) if ln else (b"", "")
+        rest, end_tag = inflate.end_message() if not tag else (b"", "")
+        upper = self.upper
+        preview = ""
+        anomaly = ""
+        size: int | None
+        payload: bytes | None
+        if tag or end_tag:  # an anomaly: the general path's Message, fed the same results
+            m = Message(op, True, upper is not None or self.payloads)
+            m.inflated(out, tag)
+            if not tag:
+                m.end_inflated(rest, end_tag)
+            m.end_text()
+            size = m.size if m.size_known else None
+            preview = m.preview
+            anomaly = ";".join(m.tags)
+            payload = b"".join(m.chunks) if m.payload_ok and m.chunks is not None else None
+        else:
+            if rest:
+                out = out + rest if out else rest
+            size = len(out)
+            payload = out
+            if op == OP_TEXT:
+                if out.isascii():
+                    preview = out[:PREVIEW_CHARS].decode("ascii")
+                else:
+                    try:
+                        preview = out.decode("utf-8")[:PREVIEW_CHARS]
+                    except UnicodeDecodeError as e:
+                        preview = out[: e.start].decode("utf-8")[:PREVIEW_CHARS]
+                        anomaly = INVALID_UTF8
+        fi = self._frame_index
+        self._frame_index = fi + 1
+        opname = OPCODE_NAMES[op]
+        self.outbox.ws_frames.append(_row(WsFrame, (
+            self.session_id, fi, ts, st.name, True, True, False, False, op, opname,
+            mask is not None, ln, hl, True, None, None, "", self.outbox.frame,
+        )))
+        mi = self._message_index
+        self._message_index = mi + 1
+        self.outbox.ws_messages.append(_row(WsMessage, (
+            self.session_id, mi, ts, ts, st.name, opname, 1, hl + ln, size, True, preview, anomaly,
+            payload_text(op, payload) if self.payloads and payload is not None else None,
+        )))
+        if upper is not None:
+            upper.ws_message(st.d, ts, op, payload)
 
     # --------------------------------------------------------------- frames
 
