@@ -9,6 +9,7 @@
     python3 benchmarks/bench.py --jobs 4              # also --jobs 4 (workers sharing the sessions)
     python3 benchmarks/bench.py --tls                 # and the same traffic over TLS 1.3, decrypted
     python3 benchmarks/bench.py --tls-only --tls-capture tls.pcap --tls-keylog tls.keys
+    python3 benchmarks/bench.py --ipv6 --deflate      # and the same traffic over IPv6, and compressed
 
 ``dissect report`` runs with ``--jobs 1`` (one process; the default with the compiled core) and
 ``--jobs 2`` (one process dissects, one writes; the default in pure Python on two cores or more).
@@ -106,13 +107,15 @@ def count_packets(path: str) -> int:
     return sum(1 for _ in CaptureReader(path))
 
 
-def make_capture(work: Path, packets: int, connections: int, tls: bool) -> tuple[str, str | None]:
-    """A capture of make_capture.py (and its key log with ``tls``) in ``work``."""
-    name = f"ws{'_tls' if tls else ''}_{packets}"
+def make_capture(work: Path, packets: int, connections: int, tls: bool,
+                 variant: str = "") -> tuple[str, str | None]:
+    """A capture of make_capture.py (and its key log with ``tls``) in ``work``; ``variant``:
+    ``ipv6`` or ``deflate`` (make_capture.py's --ipv6, --deflate)."""
+    name = f"ws{'_tls' if tls else ''}{'_' + variant if variant else ''}_{packets}"
     capture = str(work / f"{name}.pcap")
     cmd = [sys.executable, str(HERE / "make_capture.py"), "--packets", str(packets),
            "--connections", str(connections), "--out", capture]
-    subprocess.run(cmd + (["--tls"] if tls else []), check=True)
+    subprocess.run(cmd + (["--tls"] if tls else []) + ([f"--{variant}"] if variant else []), check=True)
     return capture, str(work / f"{name}.keys") if tls else None
 
 
@@ -191,6 +194,10 @@ def main() -> int:
                     help="also measure the same traffic over TLS 1.3, decrypted with its key log (dissect "
                          "--tls-keylog, tshark -o tls.keylog_file)")
     ap.add_argument("--tls-only", action="store_true", help="as --tls, without the plaintext runs")
+    ap.add_argument("--ipv6", action="store_true",
+                    help="also measure the same traffic over IPv6 (make_capture.py --ipv6; --packets of them)")
+    ap.add_argument("--deflate", action="store_true",
+                    help="also measure the same traffic under permessage-deflate (make_capture.py --deflate)")
     ap.add_argument("--tls-capture", help="the TLS capture to measure (default: make one like the plaintext one)")
     ap.add_argument("--tls-keylog", help="its key log (default: the TLS capture's name with .keys)")
     args = ap.parse_args()
@@ -214,13 +221,20 @@ def main() -> int:
         if rows is None:
             return 1
         tables.append(("TLS 1.3, decrypted", capture, rows))
+    for variant, title in (("ipv6", "over IPv6"), ("deflate", "permessage-deflate")):
+        if getattr(args, variant):
+            capture = make_capture(work, args.packets, args.connections, tls=False, variant=variant)[0]
+            rows = run_all(capture, None, args, work, f"_{variant}")
+            if rows is None:
+                return 1
+            tables.append((title, capture, rows))
 
     version = subprocess.run([sys.executable, "-m", "dissect", "--version"], capture_output=True, text=True)
     print(f"\n{version.stdout.strip()}; {shutil.which('tshark') and _tshark_version()}")
     print("(peak RSS: all processes of the command together)")
     for title, capture, rows in tables:
         print_table(title, capture, rows)
-    if len(tables) == 2:
+    if len(tables) >= 2 and tables[1][0].startswith("TLS"):
         plain = {r[0]: r for r in tables[0][2]}
         print(f"\n{'TLS / plaintext':50s} {'seconds':>8s} {'CPU s':>7s}")
         for label, wall, cpu, _ in tables[1][2]:

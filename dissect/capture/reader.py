@@ -1,6 +1,6 @@
 """Streaming capture readers: pcap and pcapng, plain or gzip-compressed.
 
-A reader never holds more than one read chunk (8 MiB) plus the record that straddles two chunks. It
+A reader never holds more than one read chunk (2 MiB) plus the record that straddles two chunks. It
 yields one tuple per packet, ``(ts_ns, linktype, buf, offset, caplen, wirelen)``: the packet's bytes
 are ``buf[offset:offset + caplen]`` inside the chunk, so nothing is copied per packet.
 
@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 
 from dissect.errors import CaptureError
 
-CHUNK = 8 << 20
+CHUNK = 2 << 20
 # No real link layer frame is this long; a larger record length means the file is corrupt.
 MAX_RECORD = 16 << 20
 

@@ -107,6 +107,22 @@ class PerMessageInflate:
             self._inflater = None
         return result
 
+    def whole_message(self, data: bytes) -> tuple[bytes, str]:
+        """A message in one frame (its unmasked payload ``data``): :meth:`begin_message`,
+        :meth:`frame_payload` and :meth:`end_message` in one inflate of ``data`` and the tail.
+        The caller checked ``ctx_lost``. The same bytes; where the steps report an anomaly, the
+        same message row (the tail's bytes only ever follow the payload's)."""
+        self.size = 0
+        self._restarts = 0
+        if not self.takeover:
+            self._inflater = None
+            self._hist.clear()
+            self._hist_len = 0
+        result = self.frame_payload(data + SYNC_TAIL)
+        if not self.takeover:
+            self._inflater = None
+        return result
+
     def lose_context(self) -> None:
         """Compressed bytes of this direction were lost or abandoned: under context takeover
         (7.2.3) later messages refer to them, so none can be inflated any more."""

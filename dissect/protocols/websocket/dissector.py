@@ -416,27 +416,20 @@ class WebSocketDissector:
             data = bytes(src[a:end])
         inflate = st.inflate
         assert inflate is not None
-        inflate.begin_message()  # "" (the caller checked ctx_lost)
-        out, tag = inflate.frame_payload(data) if ln else (b"", "")
-        rest, end_tag = inflate.end_message() if not tag else (b"", "")
+        out, tag = inflate.whole_message(data)  # (the caller checked ctx_lost)
         upper = self.upper
         preview = ""
         anomaly = ""
         size: int | None
         payload: bytes | None
-        if tag or end_tag:  # an anomaly: the general path's Message, fed the same results
+        if tag:  # an anomaly: the general path's Message, fed the same bytes
             m = Message(op, True, upper is not None or self.payloads)
             m.inflated(out, tag)
-            if not tag:
-                m.end_inflated(rest, end_tag)
-            m.end_text()
             size = m.size if m.size_known else None
             preview = m.preview
             anomaly = ";".join(m.tags)
             payload = b"".join(m.chunks) if m.payload_ok and m.chunks is not None else None
         else:
-            if rest:
-                out = out + rest if out else rest
             size = len(out)
             payload = out
             if op == OP_TEXT:

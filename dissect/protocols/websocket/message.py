@@ -128,16 +128,9 @@ class Message:
         """The message's last frame arrived: flush the inflater, finish the UTF-8 check (a text
         message must not end inside a UTF-8 sequence)."""
         if self.compressed and self.decoding and inflate is not None:
-            self.end_inflated(*inflate.end_message())
-        self.end_text()
-
-    def end_inflated(self, out: bytes, tag: str) -> None:
-        """What the RFC 7692 stage's end of the message (``end_message``) gave."""
-        if out or tag:
-            self.inflated(out, tag)
-
-    def end_text(self) -> None:
-        """A text message must not end inside a UTF-8 sequence (RFC 6455 8.1)."""
+            out, tag = inflate.end_message()
+            if out or tag:
+                self.inflated(out, tag)
         if self.dec is not None and not self.utf8_bad and self.decoding:
             try:
                 self.dec.decode(b"", True)
