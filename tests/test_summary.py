@@ -617,3 +617,17 @@ def test_small_and_large_exact_distributions_agree() -> None:
         assert d.quantiles((0.5, 0.9, 0.99)) == small
     finally:
         distribution.SMALL_EXACT = saved
+
+
+def test_histogram_quantiles_at_the_ends_of_the_float_range() -> None:
+    """Past its exact limit a distribution of values near +-1.8e308 (a damaged capture's times make
+    such latencies) gives its quantiles without an overflow: the buckets past the float range stand
+    for the largest and smallest values seen (found by hypothesis in the compiled-summary test)."""
+    from dissect.output.distribution import Distribution
+
+    d = Distribution(exact_limit=2)
+    d.extend([1.797e308, 1.0, 5.0, -1.797e308])
+    assert d.method == "log-histogram"
+    q = d.quantiles((0.0, 0.5, 0.99, 1.0))
+    assert q[0] == -1.797e308 and q[-1] == 1.797e308 and 0.9 < q[1] < 1.1  # type: ignore[operator]
+    assert d.summary()["max"] == 1.797e308

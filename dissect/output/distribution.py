@@ -198,6 +198,15 @@ def _negative_zero(values: array[float]) -> bool:
     return values.count(0.0) > 0 and array("Q", values.tobytes()).count(1 << 63) > 0
 
 
+def _bucket_value(i: int) -> float:
+    """The value histogram bucket ``i`` stands for (between 1.02**(i-1) and 1.02**i); past the
+    float range (a value near 1.8e308): inf, which the quantiles clamp to the largest value seen."""
+    try:
+        return _GAMMA**i * (2.0 / (_GAMMA + 1.0))
+    except OverflowError:
+        return math.inf
+
+
 class Distribution:
     """Count, min, max and percentiles of a stream of floats in bounded memory (module doc)."""
 
@@ -292,13 +301,12 @@ class Distribution:
             arr = np.frombuffer(self.exact, dtype=np.float64)
             return [float(v) for v in np.percentile(arr, [q * 100 for q in qs])]
         # Histogram: walk the buckets in value order to the bucket holding each rank.
-        rep = 2.0 / (_GAMMA + 1.0)
         buckets: list[tuple[float, int]] = [
-            (-(_GAMMA**i) * rep, c) for i, c in sorted(self.neg.items(), reverse=True)
+            (-_bucket_value(i), c) for i, c in sorted(self.neg.items(), reverse=True)
         ]
         if self.zeros:
             buckets.append((0.0, self.zeros))
-        buckets += [((_GAMMA**i) * rep, c) for i, c in sorted(self.pos.items())]
+        buckets += [(_bucket_value(i), c) for i, c in sorted(self.pos.items())]
         out: list[float | None] = []
         for q in qs:
             rank = q * (self.count - 1)
