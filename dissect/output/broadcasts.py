@@ -411,13 +411,17 @@ class Found:
         else:  # the same order by numpy, the columns taken in it without a Python object each
             import numpy as np
 
-            cols = {name: np.frombuffer(getattr(self, name), dtype=np.uint32 if name == "kind" else np.int64)
-                    for name in names}
-            rk = np.frombuffer(rank, dtype=np.uint32)[cols["kind"]]
-            by = np.lexsort((cols["recipients"], cols["digest"], cols["last"], rk, cols["first"]))
-            for name in names:
-                setattr(out, name, array(getattr(self, name).typecode, cols[name][by].tobytes()))
-            del cols, rk
+            def view(name: str) -> Any:
+                return np.frombuffer(getattr(self, name), dtype=np.uint32 if name == "kind" else np.int64)
+
+            rk = np.frombuffer(rank, dtype=np.uint32)[view("kind")]
+            by = np.lexsort((view("recipients"), view("digest"), view("last"), rk, view("first")))
+            del rk
+            for name in names:  # one column at a time, its source freed before the next (memory)
+                col = array(getattr(self, name).typecode)
+                col.frombytes(view(name)[by].view(np.uint8))
+                setattr(out, name, col)
+                setattr(self, name, array(col.typecode))
         for name in names:
             setattr(self, name, array(getattr(self, name).typecode))
         return FanoutRows(out, kinds)
