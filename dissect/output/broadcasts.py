@@ -98,7 +98,7 @@ def _shared_keys(np: Any, kind: array[int], digest: array[int]) -> Any:
 SPILL_AT = 1 << 18
 BUCKETS = 64
 # Rows per batch of FanoutRows.chunks.
-CHUNK_ROWS = 1 << 15
+CHUNK_ROWS = 1 << 12
 
 
 class FanoutCandidates:

@@ -45,7 +45,7 @@ from dissect.records import SESSION_TABLES, TABLES
 
 SPILL_BYTES = 64 << 20  # formatted rows a task holds before it writes them to a run
 _COPY = 1 << 20
-EXTRA_ROWS = 1 << 15  # rows of an extra table (sio_broadcasts) written at once
+EXTRA_ROWS = 1 << 12  # rows of an extra table (sio_broadcasts) written at once
 _OPEN_PARTS = 64  # part files kept open at once while merging
 # A URL's file read ahead by this much (s3fs reads 50 MiB ahead by default: with a part file and an
 # index open per task while merging, the client's memory would grow with the tasks).
