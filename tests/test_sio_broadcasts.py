@@ -292,3 +292,32 @@ def test_compiled_grouping_equals_the_python_loop(rows: list, big: bool) -> None
         fastpaths.COMPILED_FANOUT_GROUPS, broadcasts.SMALL = saved
     if big:
         assert [g.recipients for g in expected if g.event == "big"] == [100]
+
+
+def test_a_killed_runs_spill_is_removed_by_the_next(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run killed outright (SIGKILL) leaves its spill files; the next run of this host that
+    spills removes them, and leaves those of a running process and of other hosts alone."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from dissect.output import broadcasts
+    from dissect.output.report_dir import run_prefix
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    mine = run_prefix(broadcasts.SPILL_PREFIX)
+    host_part = mine[len(broadcasts.SPILL_PREFIX):].split("-")[0]
+    stale = tmp_path / f"{broadcasts.SPILL_PREFIX}{host_part}-{dead}-abc"
+    running = tmp_path / f"{broadcasts.SPILL_PREFIX}{host_part}-{os.getppid()}-def"
+    other_host = tmp_path / f"{broadcasts.SPILL_PREFIX}elsewhere-{dead}-ghi"
+    for d in (stale, running, other_host):
+        d.mkdir()
+        (d / "0.bin").write_bytes(b"x" * 24)
+    spill = broadcasts.SpillFiles()
+    assert spill.dir.startswith(str(tmp_path / mine))
+    assert not stale.exists() and running.exists() and other_host.exists()
+    spill.close()
+    assert not os.path.exists(spill.dir)

@@ -40,6 +40,7 @@ from zlib import crc32
 
 from dissect import fastpaths
 from dissect.output.batch_counts import RowColumns
+from dissect.output.report_dir import remove_stale, run_prefix
 from dissect.records import SioBroadcast, ms
 
 WINDOW_NS = 1_000_000_000  # the first and the last packet of a fan-out within 1 s (REPORTS.md)
@@ -97,6 +98,7 @@ def _shared_keys(np: Any, kind: array[int], digest: array[int]) -> Any:
 # Candidates held in memory before they go to disk (24 bytes each), and the files they go to.
 SPILL_AT = 1 << 18
 BUCKETS = 64
+SPILL_PREFIX = "dissect-fanout-"  # then host-pid-random, in the system's temporary directory
 # Rows per batch of FanoutRows.chunks.
 CHUNK_ROWS = 1 << 12
 
@@ -270,7 +272,10 @@ class SpillFiles:
     back from every run, in the runs' order. Removed by :meth:`close` or when collected."""
 
     def __init__(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="dissect-fanout-")
+        # (a run killed outright cannot remove its spill: the next one to spill removes those of
+        # this host's processes that no longer run)
+        remove_stale(tempfile.gettempdir(), SPILL_PREFIX)
+        self.dir = tempfile.mkdtemp(prefix=run_prefix(SPILL_PREFIX))
         self.count = 0
         self.runs: list[tuple[str, list[int]]] = []  # (path, where each bucket starts, then the count)
         self._cleanup = weakref.finalize(self, shutil.rmtree, self.dir, True)

@@ -79,17 +79,23 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def remove_stale(out: str) -> list[str]:
-    """Remove the temporary directories that killed runs of this host left in ``out`` (their
-    process no longer runs); returns their names. Those of other hosts (a shared file system) and
-    of running processes are left alone."""
+def run_prefix(prefix: str = TMP_PREFIX) -> str:
+    """The start of the name of a temporary directory of this run: ``prefix``, this host, this
+    process (what :func:`remove_stale` reads back)."""
+    return f"{prefix}{_host()}-{os.getpid()}-"
+
+
+def remove_stale(out: str, prefix: str = TMP_PREFIX) -> list[str]:
+    """Remove the temporary directories named ``prefix``... that killed runs of this host left in
+    ``out`` (their process no longer runs); returns their names. Those of other hosts (a shared
+    file system) and of running processes are left alone."""
     removed = []
     host = _host()
     with contextlib.suppress(OSError):
         for name in os.listdir(out):
-            if not name.startswith(TMP_PREFIX):
+            if not name.startswith(prefix):
                 continue
-            parts = name[len(TMP_PREFIX):].split("-")
+            parts = name[len(prefix):].split("-")
             if len(parts) < 3 or parts[0] != host or not parts[1].isdigit():
                 continue
             pid = int(parts[1])
@@ -134,7 +140,7 @@ class ReportDir:
             self._created = True
         remove_stale(out)
         try:
-            self.work = tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{_host()}-{os.getpid()}-", dir=out)
+            self.work = tempfile.mkdtemp(prefix=run_prefix(), dir=out)
         except OSError as e:
             self._remove_created()
             raise DissectError(f"--out {out}: cannot write in the directory ({_why(e)})") from None
