@@ -294,9 +294,12 @@ def test_compiled_grouping_equals_the_python_loop(rows: list, big: bool) -> None
         assert [g.recipients for g in expected if g.event == "big"] == [100]
 
 
-def test_a_killed_runs_spill_is_removed_by_the_next(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A run killed outright (SIGKILL) leaves its spill files; the next run of this host that
-    spills removes them, and leaves those of a running process and of other hosts alone."""
+@pytest.mark.parametrize("prefix", ["dissect-fanout-", "dissect-part-"])
+def test_a_killed_runs_spill_is_removed_by_the_next(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    prefix: str) -> None:
+    """A run killed outright (SIGKILL) leaves its spill files (the broadcasts' candidates, a
+    --jobs/--dask task's part runs); the next run of this host that makes one removes them, and
+    leaves those of a running process and of other hosts alone."""
     import os
     import subprocess
     import sys
@@ -304,8 +307,10 @@ def test_a_killed_runs_spill_is_removed_by_the_next(tmp_path: Path, monkeypatch:
 
     from dissect.output import broadcasts
     from dissect.output.report_dir import run_prefix
+    from dissect.run.parts import PartWriter
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(broadcasts, "SPILL_PREFIX", prefix)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True, check=True).stdout.strip()
     mine = run_prefix(broadcasts.SPILL_PREFIX)
@@ -316,8 +321,14 @@ def test_a_killed_runs_spill_is_removed_by_the_next(tmp_path: Path, monkeypatch:
     for d in (stale, running, other_host):
         d.mkdir()
         (d / "0.bin").write_bytes(b"x" * 24)
-    spill = broadcasts.SpillFiles()
-    assert spill.dir.startswith(str(tmp_path / mine))
+    if prefix == "dissect-part-":
+        part = PartWriter(str(tmp_path / "out"), "csv", 6, "t")
+        where = part.tmp
+    else:
+        spill = broadcasts.SpillFiles()
+        where = spill.dir
+    assert where.startswith(str(tmp_path / mine))
     assert not stale.exists() and running.exists() and other_host.exists()
-    spill.close()
-    assert not os.path.exists(spill.dir)
+    if prefix != "dissect-part-":
+        spill.close()
+        assert not os.path.exists(where)

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import weakref
 from array import array
 from collections import Counter, deque
@@ -40,7 +39,7 @@ from zlib import crc32
 
 from dissect import fastpaths
 from dissect.output.batch_counts import RowColumns
-from dissect.output.report_dir import remove_stale, run_prefix
+from dissect.output.report_dir import temp_dir
 from dissect.records import SioBroadcast, ms
 
 WINDOW_NS = 1_000_000_000  # the first and the last packet of a fan-out within 1 s (REPORTS.md)
@@ -274,8 +273,7 @@ class SpillFiles:
     def __init__(self) -> None:
         # (a run killed outright cannot remove its spill: the next one to spill removes those of
         # this host's processes that no longer run)
-        remove_stale(tempfile.gettempdir(), SPILL_PREFIX)
-        self.dir = tempfile.mkdtemp(prefix=run_prefix(SPILL_PREFIX))
+        self.dir = temp_dir(SPILL_PREFIX)
         self.count = 0
         self.runs: list[tuple[str, list[int]]] = []  # (path, where each bucket starts, then the count)
         self._cleanup = weakref.finalize(self, shutil.rmtree, self.dir, True)

@@ -85,6 +85,14 @@ def run_prefix(prefix: str = TMP_PREFIX) -> str:
     return f"{prefix}{_host()}-{os.getpid()}-"
 
 
+def temp_dir(prefix: str) -> str:
+    """A new temporary directory of this run in the system's temporary directory, named by
+    :func:`run_prefix`; those a run of this host killed outright left there (the same
+    ``prefix``) are removed first."""
+    remove_stale(tempfile.gettempdir(), prefix)
+    return tempfile.mkdtemp(prefix=run_prefix(prefix))
+
+
 def remove_stale(out: str, prefix: str = TMP_PREFIX) -> list[str]:
     """Remove the temporary directories named ``prefix``... that killed runs of this host left in
     ``out`` (their process no longer runs); returns their names. Those of other hosts (a shared

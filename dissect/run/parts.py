@@ -40,6 +40,7 @@ from operator import itemgetter
 from typing import IO, Any
 
 from dissect.errors import DissectError
+from dissect.output.report_dir import temp_dir
 from dissect.output.writers import ACTIVITY_COLUMNS, BLOCK_ROWS, Blocks, ParquetWriter, ReportWriter
 from dissect.records import SESSION_TABLES, TABLES
 
@@ -284,7 +285,7 @@ class _Formatter:
 
     def __init__(self, fmt: str, digits: int) -> None:
         self.pickled = fmt == "parquet"
-        self.aside = tempfile.mkdtemp(prefix="dissect-fmt-")
+        self.aside = temp_dir("dissect-fmt-")
         self.writer = ReportWriter(self.aside, "csv" if self.pickled else fmt, digits, blocks=True)
         for f in self.writer.files.values():
             f.close()
@@ -341,7 +342,7 @@ class PartWriter:
         self.formatter = _Formatter(fmt, digits)
         self.held: dict[str, dict[int, _Held]] = {t: {} for t in SESSION_TABLES}
         self.size = 0
-        self.tmp = tempfile.mkdtemp(prefix="dissect-part-")
+        self.tmp = temp_dir("dissect-part-")  # (a killed run's: removed by the next, report_dir)
         self.runs: list[str] = []
 
     def add(self, table: str, rows: Any) -> None:

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dissect.output.report_dir import temp_dir
 from dissect.output.writers import Blocks, MemoryCollector, ReportWriter
 from dissect.pipeline import Pipeline
 from dissect.protocols.tls import KeyLog
@@ -155,7 +155,7 @@ def conclude(outline: Outline, done: Sequence[TaskResult], output: Output,
     parts = sorted(d.part for d in done if d.part)
     if output.fmt == "parquet":
         return Conclusion(result.summary, parts, broadcast_rows=rows)
-    aside = tempfile.mkdtemp(prefix="dissect-broadcasts-")
+    aside = temp_dir("dissect-broadcasts-")
     try:
         writer = ReportWriter(aside, output.fmt, output.digits, blocks=True)
         for chunk in rows.chunks():
