@@ -96,7 +96,8 @@ def _shared_keys(np: Any, kind: array[int], digest: array[int]) -> Any:
 
 # Candidates held in memory before they go to disk (24 bytes each), and the files they go to.
 SPILL_AT = 1 << 18
-BUCKETS = 64
+BUCKET_BITS = 6
+BUCKETS = 1 << BUCKET_BITS
 SPILL_PREFIX = "dissect-fanout-"  # then host-pid-random, in the system's temporary directory
 # Rows per batch of FanoutRows.chunks.
 CHUNK_ROWS = 1 << 12
@@ -288,7 +289,7 @@ class SpillFiles:
         k = np.frombuffer(kind, dtype=np.uint32)
         mixed = (d.view(np.uint64) ^ (k.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))) \
             * np.uint64(0xBF58476D1CE4E5B9)
-        bucket = (mixed >> np.uint64(64 - BUCKETS.bit_length() + 1)).astype(np.uint8)
+        bucket = (mixed >> np.uint64(64 - BUCKET_BITS)).astype(np.uint8)  # the hash's top bits
         order = np.argsort(bucket, kind="stable")  # (a radix sort) each bucket's candidates in their order
         starts = [0, *np.cumsum(np.bincount(bucket, minlength=BUCKETS)).tolist()]
         path = os.path.join(self.dir, f"{len(self.runs)}.bin")
@@ -449,14 +450,21 @@ class FanoutRows(Sequence[SioBroadcast]):
 
     def __getitem__(self, i: int | slice) -> SioBroadcast | list[SioBroadcast]:
         if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
+            start, stop, step = i.indices(len(self))
+            return self._rows(start, stop) if step == 1 else [self[j] for j in range(start, stop, step)]
         if i < 0:
             i += len(self)
-        f = self._found
-        first, last = f.first[i], f.last[i]
-        nsp, event = self._kinds[f.kind[i]]
-        return SioBroadcast(i, nsp, event, first, last, ms(first, last) or 0.0, f.recipients[i],
-                            f.digest[i] & 0x7FFFFFFF)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return self._rows(i, i + 1)[0]
+
+    def _rows(self, start: int, stop: int) -> list[SioBroadcast]:
+        """Rows ``start`` to ``stop`` (0 <= start <= stop <= len)."""
+        f, kinds = self._found, self._kinds
+        return [SioBroadcast(i, kinds[k][0], kinds[k][1], a, b, ms(a, b) or 0.0, r, d & 0x7FFFFFFF)
+                for i, a, b, r, d, k in zip(range(start, stop), f.first[start:stop], f.last[start:stop],
+                                            f.recipients[start:stop], f.digest[start:stop], f.kind[start:stop],
+                                            strict=True)]
 
     def __iter__(self) -> Iterator[SioBroadcast]:
         for chunk in self.chunks():
@@ -471,11 +479,7 @@ class FanoutRows(Sequence[SioBroadcast]):
         return f"FanoutRows({list(self)!r})"
 
     def chunks(self, size: int = CHUNK_ROWS) -> Iterator[list[SioBroadcast]]:
-        """The rows in order, ``size`` at a time (as :meth:`__getitem__` makes them)."""
-        f, kinds = self._found, self._kinds
-        for start in range(0, len(self), size):
-            end = start + size
-            yield [SioBroadcast(i, kinds[k][0], kinds[k][1], a, b, (b - a) / 1e6, r, d & 0x7FFFFFFF)
-                   for i, a, b, r, d, k in zip(range(start, min(end, len(self))), f.first[start:end], f.last[start:end],
-                                               f.recipients[start:end], f.digest[start:end], f.kind[start:end],
-                                               strict=True)]
+        """The rows in order, ``size`` at a time."""
+        n = len(self)
+        for start in range(0, n, size):
+            yield self._rows(start, min(start + size, n))

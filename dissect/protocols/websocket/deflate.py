@@ -99,25 +99,10 @@ class PerMessageInflate:
             self._give_up()
             return b"", INFLATE_FAILED
 
-    def end_message(self) -> tuple[bytes, str]:
-        """The message's last frame ended: inflate the 7.2.2 tail, as :meth:`frame_payload`.
-        Without context takeover the inflater is dropped."""
-        result = self.frame_payload(SYNC_TAIL)
-        if not self.takeover:
-            self._inflater = None
-        return result
-
-    def whole_message(self, data: bytes) -> tuple[bytes, str]:
-        """A message in one frame (its unmasked payload ``data``): :meth:`begin_message`,
-        :meth:`frame_payload` and :meth:`end_message` in one inflate of ``data`` and the tail.
-        The caller checked ``ctx_lost``. The same bytes; where the steps report an anomaly, the
-        same message row (the tail's bytes only ever follow the payload's)."""
-        self.size = 0
-        self._restarts = 0
-        if not self.takeover:
-            self._inflater = None
-            self._hist.clear()
-            self._hist_len = 0
+    def end_message(self, data: bytes = b"") -> tuple[bytes, str]:
+        """The message's last frame ended: inflate ``data`` (the last unmasked payload bytes, when
+        not fed to :meth:`frame_payload`: a message in one frame in one call) and the 7.2.2 tail,
+        as :meth:`frame_payload`. Without context takeover the inflater is dropped."""
         result = self.frame_payload(data + SYNC_TAIL)
         if not self.takeover:
             self._inflater = None

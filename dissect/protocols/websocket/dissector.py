@@ -20,7 +20,6 @@ from dissect.protocols.websocket.deflate import PerMessageInflate
 from dissect.protocols.websocket.frames import (
     CONTINUATION_WITHOUT_START,
     FRAME_AFTER_CLOSE,
-    INVALID_UTF8,
     LOST_BYTES,
     MESSAGE_INTERRUPTED,
     NEW_MESSAGE_INSIDE_FRAGMENTED,
@@ -40,7 +39,7 @@ from dissect.protocols.websocket.frames import (
     unmask,
 )
 from dissect.protocols.websocket.handshake import DeflateParams
-from dissect.protocols.websocket.message import PREVIEW_CHARS, Message, payload_text
+from dissect.protocols.websocket.message import PREVIEW_CHARS, Message, payload_text, text_preview
 from dissect.records import C2S, DIRECTION_NAMES, S2C, Outbox, WsFrame, WsMessage
 
 __all__ = ["WebSocketDissector", "WsUpper"]
@@ -271,14 +270,7 @@ class WebSocketDissector:
                 preview = ""
                 if op == 1:
                     assert payload is not None
-                    if payload.isascii():
-                        preview = payload[:PREVIEW_CHARS].decode("ascii")
-                    else:
-                        try:
-                            preview = payload.decode("utf-8")[:PREVIEW_CHARS]
-                        except UnicodeDecodeError as e:
-                            preview = payload[: e.start].decode("utf-8")[:PREVIEW_CHARS]
-                            anomaly = INVALID_UTF8
+                    preview, anomaly = text_preview(payload)
                 fi = self._frame_index
                 self._frame_index = fi + 1
                 opname = OPCODE_NAMES[op]
@@ -407,16 +399,12 @@ class WebSocketDissector:
         the upper layer's call _begin_frame, _payload and _end_frame would make. The RFC 7692
         stage is called as they call it; when it reports an anomaly the message is finished by
         the same Message steps as theirs."""
-        mask = src[a - 4 : a] if st.mask_bit else None
-        end = a + ln
-        if mask is not None:
-            data = (int.from_bytes(src[a:end], "big")
-                    ^ int.from_bytes((mask * ((ln >> 2) + 1))[:ln], "big")).to_bytes(ln, "big")
-        else:
-            data = bytes(src[a:end])
+        mask = bytes(src[a - 4 : a]) if st.mask_bit else None
+        data = unmask(src[a : a + ln], mask, 0) if mask is not None else bytes(src[a : a + ln])
         inflate = st.inflate
         assert inflate is not None
-        out, tag = inflate.whole_message(data)  # (the caller checked ctx_lost)
+        inflate.begin_message()  # "" (the caller checked ctx_lost)
+        out, tag = inflate.end_message(data)  # the payload and the 7.2.2 tail in one inflate call
         upper = self.upper
         preview = ""
         anomaly = ""
@@ -433,14 +421,7 @@ class WebSocketDissector:
             size = len(out)
             payload = out
             if op == OP_TEXT:
-                if out.isascii():
-                    preview = out[:PREVIEW_CHARS].decode("ascii")
-                else:
-                    try:
-                        preview = out.decode("utf-8")[:PREVIEW_CHARS]
-                    except UnicodeDecodeError as e:
-                        preview = out[: e.start].decode("utf-8")[:PREVIEW_CHARS]
-                        anomaly = INVALID_UTF8
+                preview, anomaly = text_preview(out)
         fi = self._frame_index
         self._frame_index = fi + 1
         opname = OPCODE_NAMES[op]

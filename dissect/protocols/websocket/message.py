@@ -11,7 +11,7 @@ import codecs
 from dissect.protocols.websocket.deflate import PerMessageInflate
 from dissect.protocols.websocket.frames import INFLATE_FAILED, INVALID_UTF8, LOST_BYTES, MESSAGE_TOO_LARGE, OP_TEXT
 
-__all__ = ["PREVIEW_CHARS", "Message"]
+__all__ = ["PREVIEW_CHARS", "Message", "text_preview"]
 
 PREVIEW_CHARS = 64  # characters of a text message kept in its row's text_preview
 _Utf8Decoder = codecs.getincrementaldecoder("utf-8")
@@ -25,6 +25,18 @@ def payload_text(opcode: int, data: bytes | None) -> str | None:
     if opcode == OP_TEXT:
         return data.decode("utf-8", "replace")
     return base64.b64encode(data).decode("ascii")
+
+
+def text_preview(data: bytes) -> tuple[str, str]:
+    """A whole text message's preview and anomaly (RFC 6455 5.6, 8.1): its first PREVIEW_CHARS
+    characters, and :data:`INVALID_UTF8` with the preview cut where the bytes stop being UTF-8
+    (what :meth:`Message.text` makes of it fed in pieces)."""
+    if data.isascii():
+        return data[:PREVIEW_CHARS].decode("ascii"), ""
+    try:
+        return data.decode("utf-8")[:PREVIEW_CHARS], ""
+    except UnicodeDecodeError as e:
+        return data[: e.start].decode("utf-8")[:PREVIEW_CHARS], INVALID_UTF8
 
 
 class Message:
