@@ -226,18 +226,23 @@ def _ip_options(ip: bytes) -> bytes:
     return bytes([0x46]) + ip[1:2] + total.to_bytes(2, "big") + ip[4:20] + b"\x01\x01\x01\x00" + body
 
 
-def _fragments(ip: bytes) -> list[bytes]:
-    """An IPv4 packet cut in two fragments (the first 8-aligned)."""
-    payload = ip[20:]
+def _halves(payload: bytes) -> list[tuple[int, bytes, bool]]:
+    """A datagram's payload cut in two fragments, the first 8-aligned: (offset, bytes, more
+    fragments); empty when it is too short to cut."""
     cut = max(8, (len(payload) // 2) // 8 * 8)
     if cut >= len(payload):
-        return [ip]
+        return []
+    return [(0, payload[:cut], True), (cut, payload[cut:], False)]
+
+
+def _fragments(ip: bytes) -> list[bytes]:
+    """An IPv4 packet cut in two fragments."""
     out = []
-    for off, part, more in ((0, payload[:cut], True), (cut, payload[cut:], False)):
+    for off, part, more in _halves(ip[20:]):
         flags = (0x2000 if more else 0) | (off // 8)
         hdr = ip[:2] + (20 + len(part)).to_bytes(2, "big") + ip[4:6] + flags.to_bytes(2, "big") + ip[8:20]
         out.append(hdr + part)
-    return out
+    return out or [ip]
 
 
 def _ip6_options(ip: bytes) -> bytes:
@@ -249,16 +254,12 @@ def _ip6_options(ip: bytes) -> bytes:
 
 
 def _fragments6(ip: bytes) -> list[bytes]:
-    """An IPv6 packet cut in two fragments (Fragment headers, the first part 8-aligned)."""
-    payload = ip[40:]
-    cut = max(8, (len(payload) // 2) // 8 * 8)
-    if cut >= len(payload):
-        return [ip]
+    """An IPv6 packet cut in two fragments (Fragment headers)."""
     out = []
-    for off, part, more in ((0, payload[:cut], True), (cut, payload[cut:], False)):
+    for off, part, more in _halves(ip[40:]):
         ext = bytes([ip[6], 0]) + (off | more).to_bytes(2, "big") + (77).to_bytes(4, "big")
         out.append(ip[:4] + (8 + len(part)).to_bytes(2, "big") + bytes([44]) + ip[7:40] + ext + part)
-    return out
+    return out or [ip]
 
 
 def _ip6_length(ip: bytes, plen: int) -> bytes:
