@@ -50,10 +50,11 @@ class Consumer(Protocol):
 # A consumer may also take the rows the compiled core makes without tuples
 # (fastpaths.COMPILED_DIRECT_ROWS, dissect/compiled/direct_rows.pxi): it has
 #     direct_spec() -> dict | None    what it needs ({"csv": (digits, ts_fn, text_fn, float_fn, kinds)}
-#                                     for CSV lines, {} for the figures alone), None: tuples only
+#                                     for CSV lines, with "grouped": True for them by session;
+#                                     {} for the figures alone), None: tuples only
 #     add_formatted(table, rows, csv, figures, candidates)    a batch of ``rows`` rows: their CSV
-#                                     lines (bytes, or None), summary figures and sio_broadcasts
-#                                     candidates (DirectRows.take)
+#                                     lines (bytes; grouped, [(session_id, rows, bytes)]; or None),
+#                                     summary figures and sio_broadcasts candidates (DirectRows.take)
 # The compiled core makes them only when every consumer of the pipeline takes them.
 
 
@@ -90,15 +91,18 @@ class Pipeline:
         # Inner packets of tunnels (VXLAN, Geneve, GRE), read right after their outer packet.
         self.inject: deque[Packet] = deque()
         self.last_ts = 0
-        self.outbox.direct = self._direct_rows(consumers)
+        self.outbox.direct = self._direct_rows(consumers, ownership)
 
     @staticmethod
-    def _direct_rows(consumers: Sequence[Consumer]) -> Any:
-        """The compiled core's rows without tuples, when every consumer takes them (see above)."""
+    def _direct_rows(consumers: Sequence[Consumer], ownership: Ownership | None) -> Any:
+        """The compiled core's rows without tuples, when every consumer takes them (see above);
+        a --jobs worker's sessions shared by every worker are made as tuples (their owner is not
+        known yet)."""
         make = fastpaths.compiled_direct_rows()
         if make is None or not consumers:
             return None
         csv = None
+        grouped = False
         for c in consumers:
             spec = getattr(c, "direct_spec", None)
             want = spec() if spec is not None else None
@@ -108,8 +112,9 @@ class Pipeline:
                 if csv is not None:  # two CSV writers: tuples
                     return None
                 csv = want["csv"]
+                grouped = bool(want.get("grouped"))
         try:
-            return make(csv)
+            return make(csv, grouped, ownership.shared if ownership is not None else None)
         except ValueError:  # a writer's columns not those the rows are written for
             return None
 

@@ -220,10 +220,11 @@ def test_generated_traffic_identical_with_and_without_direct_rows(
     _same(files)
 
 
-def _sio_capture(path: Path, script: list[tuple[int, int, bytes]], sessions: int = 3) -> None:
+def _sio_capture(path: Path, script: list[tuple[int, int, bytes]], sessions: int = 3,
+                 lead: Sequence[bytes] = ()) -> None:
     """A capture of ``sessions`` Socket.IO sessions over WebSocket, connected, then ``script``: (session,
-    direction, Engine.IO message) sent as one frame a packet, 1 ms apart."""
-    packets = []
+    direction, Engine.IO message) sent as one frame a packet, 1 ms apart; after the IP packets ``lead``."""
+    packets = list(lead)
     seq = {}
     for s in range(sessions):
         client = ("10.0.0.1", 41000 + s)

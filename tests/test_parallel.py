@@ -46,31 +46,38 @@ def test_jobs_summary_identical(one_and_two: tuple[dissect.Analysis, dissect.Ana
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
-def test_jobs_report_files_identical(tmp_path: Path, fmt: str) -> None:
-    """--jobs 3 writes one process's rows grouped by session_id (Parquet too: the parts hold rows)."""
+@pytest.mark.parametrize("workers", [2, 3])
+def test_jobs_report_files_identical(tmp_path: Path, fmt: str, workers: int,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """--jobs 3 (and --jobs 2 with the compiled core) writes one process's rows grouped by
+    session_id (Parquet too: the parts hold rows)."""
+    from dissect import cli
+
+    monkeypatch.setattr(cli, "two_stages", lambda jobs: False)
     r = CliRunner()
-    for jobs in (1, 3):
+    for jobs in (1, workers):
         res = r.invoke(main, ["report", *ALL, "--out", str(tmp_path / str(jobs)), "--no-html", "-q",
                               "--jobs", str(jobs), "--format", fmt])
         assert res.exit_code == 0, res.output
-    one_a, three_a = dissect.Analysis.from_dir(str(tmp_path / "1")), dissect.Analysis.from_dir(str(tmp_path / "3"))
+    one_a = dissect.Analysis.from_dir(str(tmp_path / "1"))
+    split_a = dissect.Analysis.from_dir(str(tmp_path / str(workers)))
     for name in ("sessions", "handshakes", "http", "ws_frames", "ws_messages", "sio_packets", "sio_sockets",
                  "sio_broadcasts"):
         if fmt == "csv":
             one = (tmp_path / "1" / f"{name}.csv").read_text().splitlines()
-            three = (tmp_path / "3" / f"{name}.csv").read_text().splitlines()
-            assert one[0] == three[0]  # one header
+            split = (tmp_path / str(workers) / f"{name}.csv").read_text().splitlines()
+            assert one[0] == split[0]  # one header
             key = (lambda line: int(line.split(",", 1)[0])) if name != "sio_broadcasts" else None
-            assert three[1:] == (sorted(one[1:], key=key) if key else one[1:]), name
+            assert split[1:] == (sorted(one[1:], key=key) if key else one[1:]), name
         else:
             df = one_a.table(name)
             if name != "sio_broadcasts":
                 df = df.sort_values("session_id", kind="stable")
-            assert three_a.table(name).astype(str).values.tolist() == df.astype(str).values.tolist(), name
+            assert split_a.table(name).astype(str).values.tolist() == df.astype(str).values.tolist(), name
     one_s = json.loads((tmp_path / "1" / "summary.json").read_text())
-    three_s = json.loads((tmp_path / "3" / "summary.json").read_text())
-    assert three_s["row_order"] == "sessions"
-    assert _without_row_order(one_s) == _without_row_order(three_s)
+    split_s = json.loads((tmp_path / str(workers) / "summary.json").read_text())
+    assert split_s["row_order"] == "sessions"
+    assert _without_row_order(one_s) == _without_row_order(split_s)
 
 
 def test_work_is_split() -> None:
@@ -122,9 +129,13 @@ def test_sid_read_as_the_engineio_tracker_reads_it() -> None:
 
 
 @pytest.mark.parametrize("extra", [[], ["--format", "jsonl"], ["--namespace", "/", "--host", "127.0.0.1"]])
-def test_two_stages_write_the_same_bytes(tmp_path: Path, extra: list[str]) -> None:
-    """--jobs 2 (one process dissects, one writes): every file is byte for byte that of one
-    process, rows in the same order; filters included."""
+def test_two_stages_write_the_same_bytes(tmp_path: Path, extra: list[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """--jobs 2 in pure Python (one process dissects, one writes; here with either core): every
+    file is byte for byte that of one process, rows in the same order; filters included."""
+    from dissect import cli
+
+    monkeypatch.setattr(cli, "two_stages", lambda jobs: jobs == 2)
     r = CliRunner()
     for jobs in ("1", "2"):
         res = r.invoke(main, ["report", *ALL, "--out", str(tmp_path / jobs), "-q", "--jobs", jobs, *extra])
@@ -137,8 +148,11 @@ def test_two_stages_write_the_same_bytes(tmp_path: Path, extra: list[str]) -> No
     assert sum(1 for _ in (tmp_path / "2" / names[-1]).open()) > 100  # ws_messages: many rows
 
 
-def test_two_stages_parquet(tmp_path: Path) -> None:
+def test_two_stages_parquet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("pyarrow")
+    from dissect import cli
+
+    monkeypatch.setattr(cli, "two_stages", lambda jobs: jobs == 2)
     r = CliRunner()
     for jobs in ("1", "2"):
         res = r.invoke(main, ["report", *ALL, "--out", str(tmp_path / jobs), "-q", "--no-html", "--jobs", jobs,
@@ -189,8 +203,10 @@ def test_default_jobs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(cli.fastpaths, "COMPILED", False)
     monkeypatch.setattr(cli.os, "cpu_count", lambda: 2)
     assert cli.default_jobs() == (2 if cli._can_fork() else 1)
+    assert cli.two_stages(2)  # --jobs 2 in pure Python: dissect, write
     monkeypatch.setattr(cli.fastpaths, "COMPILED", True)
     assert cli.default_jobs() == 1
+    assert not cli.two_stages(2)  # with the compiled core: two workers sharing the sessions
     monkeypatch.setattr(cli.fastpaths, "COMPILED", False)
     monkeypatch.setattr(cli.os, "cpu_count", lambda: 1)
     assert cli.default_jobs() == 1
@@ -263,10 +279,11 @@ def test_a_worker_run_twice_leaves_no_duplicate(tmp_path: Path) -> None:
     from dissect.transport.limits import Limits
 
     part = tmp_path / "0"
-    args = (0, 2, ALL[:1], str(part), "csv", 6, Limits(), Filters(), True, None)
+    args = (0, 2, ALL[:1], str(part), "csv", 6, Limits(), Filters(), True, None, True)
     first = _worker(args)[2]
     second = _worker(args)[2]
     assert first and second and first != second
-    content = [{p.name: p.read_bytes() for p in Path(d).iterdir()} for d in (first, second)]
+    content = [{str(p.relative_to(d)): p.read_bytes() for p in Path(d).rglob("*") if p.is_file()}
+               for d in (first, second)]
     assert content[0] == content[1] and content[0]
     assert sorted(p.name for p in part.iterdir()) == sorted([Path(first).name, Path(second).name])

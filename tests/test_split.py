@@ -268,4 +268,4 @@ def test_a_part_is_read_only_whole(tmp_path: Path) -> None:
     w2.add("sessions", local([str(CAPTURES / "ws_basic.pcap")])[1]["sessions"])
     second = w2.close()
     assert first != second and sorted(os.listdir(target)) == sorted(Path(p).name for p in (first, second))
-    assert (Path(first) / "sessions").read_bytes() == (Path(second) / "sessions").read_bytes()
+    assert (Path(first) / "0" / "sessions").read_bytes() == (Path(second) / "0" / "sessions").read_bytes()

@@ -68,6 +68,14 @@ def default_jobs() -> int:
     return 2 if (os.cpu_count() or 1) >= 2 and _can_fork() else 1
 
 
+def two_stages(jobs: int) -> bool:
+    """Whether ``--jobs`` means one process dissecting and one writing (:mod:`dissect.run.two_stage`):
+    ``--jobs 2`` in pure Python. With the compiled core the writing costs less than handing rows
+    over, and two workers sharing the sessions (:mod:`dissect.run.jobs`) are faster (measured:
+    README, Performance)."""
+    return jobs == 2 and not fastpaths.COMPILED
+
+
 def any_nanosecond(files: list[str]) -> bool:
     """Whether any capture has sub-microsecond timestamps: then every CSV time gets 9 digits."""
     fine = False
@@ -143,9 +151,9 @@ def main() -> None:
 @click.option("--html/--no-html", default=True, show_default=True, help="Also write report.html.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, no warning lines.")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None,
-              help="Processes. 1: one (the default with the compiled core, or on one core). 2 (the default in "
-                   "pure Python with two cores or more): one dissects, one writes the tables; the files are "
-                   "those of one process, byte for byte. 3 or more: workers "
+              help="Processes. 1: one (the default with the compiled core, or on one core). 2 in pure Python "
+                   "(its default with two cores or more): one dissects, one writes the tables; the files are "
+                   "those of one process, byte for byte. 2 with the compiled core, and 3 or more: workers "
                    "sharing the sessions (the same rows, grouped by session_id: summary.json row_order).")
 @click.option("--dask", "dask_address", metavar="ADDRESS",
               help="Run the analysis as tasks on the Dask cluster at ADDRESS (needs the dask extra): each file is "
@@ -220,14 +228,14 @@ def _write_tables(work: str, files: list[str], skipped: list[tuple[str, str]], f
                              parts=dask_scratch, skipped=skipped)
         result.skipped = skipped
         return result, result.summary.get("totals", {}), blocks
-    if jobs == 2:
+    if two_stages(jobs):
         from dissect.run.two_stage import run_two_stages
 
         result, counts, blocks = run_two_stages(files, functools.partial(_writer, work, fmt, digits, html),
                                                 filters=filters, limits=limits, quiet=quiet, keylog=keylog)
         result.skipped = skipped
         return result, counts, blocks
-    if jobs > 2:
+    if jobs >= 2:
         from dissect.run.jobs import run_jobs
 
         result, _ = run_jobs(files, jobs, out_dir=work, fmt=fmt, digits=digits, filters=filters,

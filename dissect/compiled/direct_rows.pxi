@@ -13,8 +13,17 @@
 #
 # Order: a table's rows go this way only while its outbox list is empty, and Pipeline.drain hands
 # the batch made here before the tuples, so every table keeps the order of the general path.
+#
+# Grouped (a --jobs worker's or a --dask task's part writer, dissect.run.parts): each row's session
+# and where its line ends are kept beside the lines, and ``take`` hands a table's lines grouped by
+# session, each session's in the order they were made. A session in ``shared`` (a set: the Engine.IO
+# polling handshakes every --jobs worker dissects, dissect.transport.ownership) is refused (the row
+# calls return 0): its rows are made as tuples, which wait for their owner to be known.
 
 from cpython.list cimport PyList_GET_SIZE
+from cpython.long cimport PyLong_AsLongLong
+from cpython.set cimport PySet_GET_SIZE
+from libc.stdlib cimport calloc, qsort
 from libc.string cimport memset
 from cpython.buffer cimport PyBuffer_FillInfo
 from array import array as ARRAY
@@ -142,6 +151,92 @@ cdef class CsvLines:
         pass
 
 
+cdef struct Mark:
+    # a grouped row: its session and where its line ends (it starts where the one before ends)
+    long long sid
+    Py_ssize_t end
+
+
+cdef struct Group:
+    # the rows of one session in a batch: an open-addressing table's slot (empty: rows == 0)
+    long long sid
+    Py_ssize_t rows
+    Py_ssize_t size
+    char *o  # where its next line goes
+
+
+cdef int _by_sid(const void *a, const void *b) noexcept nogil:
+    cdef long long x = (<const Mark *> a).sid, y = (<const Mark *> b).sid
+    return -1 if x < y else (1 if x > y else 0)
+
+
+cdef inline int _mark(Buf *marks, object sid, Py_ssize_t end) except -1:
+    cdef Mark m
+    m.sid = PyLong_AsLongLong(sid)
+    m.end = end
+    return _put(marks, <char *> &m, sizeof(Mark))
+
+
+cdef object _grouped_lines(Buf *b, Buf *marks):
+    """The lines of ``b`` (ends in ``marks``), by session: [(session_id, rows, bytes)] in
+    ascending session_id, each session's lines in their order. Two passes over the rows: each
+    session's size (a hash table of the batch's sessions), then each line copied to its place."""
+    cdef Py_ssize_t n = marks.n // sizeof(Mark), i, k = 0, start, h, cap = 16
+    cdef int bits = 4
+    cdef Mark *m = <Mark *> marks.p
+    cdef Group *slots = NULL
+    cdef Py_ssize_t *which = NULL
+    cdef Mark *found = NULL  # the sessions in order of appearance: (sid, slot)
+    cdef Group *g
+    cdef bytes chunk
+    out = []
+    if n == 0:
+        return out
+    while cap < 2 * n:
+        cap <<= 1
+        bits += 1
+    try:
+        slots = <Group *> calloc(cap, sizeof(Group))
+        which = <Py_ssize_t *> malloc(n * sizeof(Py_ssize_t))
+        found = <Mark *> malloc(n * sizeof(Mark))
+        if slots == NULL or which == NULL or found == NULL:
+            raise MemoryError()
+        start = 0
+        for i in range(n):
+            h = <Py_ssize_t> ((<unsigned long long> m[i].sid * 0x9E3779B97F4A7C15ULL) >> (64 - bits))
+            while slots[h].rows and slots[h].sid != m[i].sid:
+                h = (h + 1) & (cap - 1)
+            g = &slots[h]
+            if not g.rows:
+                g.sid = m[i].sid
+                found[k].sid = m[i].sid
+                found[k].end = h
+                k += 1
+            g.rows += 1
+            g.size += m[i].end - start
+            start = m[i].end
+            which[i] = h
+        qsort(found, k, sizeof(Mark), _by_sid)
+        for i in range(k):
+            g = &slots[found[i].end]
+            chunk = PyBytes_FromStringAndSize(NULL, g.size)
+            g.o = PyBytes_AS_STRING(chunk)
+            out.append((g.sid, g.rows, chunk))
+        start = 0
+        for i in range(n):
+            g = &slots[which[i]]
+            memcpy(g.o, b.p + start, m[i].end - start)
+            g.o += m[i].end - start
+            start = m[i].end
+    finally:
+        free(slots)
+        free(which)
+        free(found)
+    b.n = 0
+    marks.n = 0
+    return out
+
+
 cdef class DirectRows:
     """The steady-state rows of ws_frames, ws_messages and sio_packets since the last drain, as
     CSV bytes (when ``csv``), figures and candidates; ``take`` hands them over."""
@@ -171,10 +266,16 @@ cdef class DirectRows:
     cdef Buf c_ts, c_digest, c_who, c_kind  # int64, int64, uint32, uint32 cells (native order)
     cdef list whos, kinds
     cdef dict who_index, kind_index, who_by_session
+    # grouped by session (see the top): the rows' marks, and the sessions refused
+    cdef bint grouped
+    cdef Buf fr_marks, msg_marks, sio_marks
+    cdef object shared
 
     def __cinit__(self):
         self.fr_buf.p = self.msg_buf.p = self.sio_buf.p = NULL
         self.fr_buf.cap = self.msg_buf.cap = self.sio_buf.cap = 0
+        self.fr_marks.p = self.msg_marks.p = self.sio_marks.p = NULL
+        self.fr_marks.cap = self.msg_marks.cap = self.sio_marks.cap = 0
         self.c_ts.p = self.c_digest.p = self.c_who.p = self.c_kind.p = self.msg_sizes.p = NULL
         self.c_ts.cap = self.c_digest.cap = self.c_who.cap = self.c_kind.cap = self.msg_sizes.cap = 0
 
@@ -187,11 +288,21 @@ cdef class DirectRows:
         free(self.c_who.p)
         free(self.c_kind.p)
         free(self.msg_sizes.p)
+        free(self.fr_marks.p)
+        free(self.msg_marks.p)
+        free(self.sio_marks.p)
 
-    def __init__(self, csv=None):
+    def __init__(self, csv=None, grouped=False, shared=None):
         """``csv``: None (no CSV wanted: figures only), or the writer's (digits, ts_fn, text_fn,
         float_fn, kinds) where ``kinds`` maps each table to its csv_kinds (ValueError when they
-        are not the ones these rows are written for)."""
+        are not the ones these rows are written for). ``grouped``: the lines handed by session
+        (CSV only), refusing the sessions in the set ``shared`` (see the top)."""
+        if grouped and csv is None:
+            raise ValueError("grouped rows are CSV lines")
+        if shared is not None and type(shared) is not set:
+            raise TypeError("shared: a set of session ids")
+        self.grouped = grouped
+        self.shared = shared
         if csv is not None:
             digits, ts_fn, text_fn, float_fn, kinds = csv
             for table, want in DIRECT_KINDS.items():
@@ -206,6 +317,7 @@ cdef class DirectRows:
 
     cdef _reset(self):
         self.fr_buf.n = self.msg_buf.n = self.sio_buf.n = 0
+        self.fr_marks.n = self.msg_marks.n = self.sio_marks.n = 0
         self.n_fr = self.n_msg = self.n_sio = 0
         self.ts_key = None
         self.fr_combo, self.msg_combo, self.sio_combo, self.sio_anomaly = KeyCounts(), KeyCounts(), KeyCounts(), KeyCounts()
@@ -228,7 +340,8 @@ cdef class DirectRows:
 
     def take(self):
         """The rows held, per table with rows: (table, rows, CSV bytes or None, figures,
-        candidates or None), and start empty. ``figures`` maps (kind, column names) to what
+        candidates or None), and start empty; grouped, the CSV is [(session_id, rows, bytes)]
+        in ascending session_id. ``figures`` maps (kind, column names) to what
         ColumnCounts would give: ("combos", names), ("cells", name), ("total", name),
         ("true", name), ("values", name). ``candidates``: the sio_broadcasts candidates' lists
         (ts, digest and size, socket index, kind index) and the sockets ((eio_sid, session_id,
@@ -237,7 +350,7 @@ cdef class DirectRows:
         cdef Py_ssize_t n
         if self.n_fr:
             n = self.n_fr
-            out.append(("ws_frames", n, self._bytes(&self.fr_buf), {
+            out.append(("ws_frames", n, self._lines(&self.fr_buf, &self.fr_marks), {
                 ("combos", DIR_OPCODE): self.fr_combo.result(),
                 ("cells", "close_code"): {None: n},
                 ("cells", "anomaly"): {EMPTY: n},
@@ -246,7 +359,7 @@ cdef class DirectRows:
             }, None))
         if self.n_msg:
             n = self.n_msg
-            out.append(("ws_messages", n, self._bytes(&self.msg_buf), {
+            out.append(("ws_messages", n, self._lines(&self.msg_buf, &self.msg_marks), {
                 ("combos", DIR_OPCODE): self.msg_combo.result(),
                 ("cells", "frames"): {ONE: n},
                 ("cells", "anomaly"): {EMPTY: n},
@@ -257,7 +370,7 @@ cdef class DirectRows:
             }, None))
         if self.n_sio:
             n = self.n_sio
-            out.append(("sio_packets", n, self._bytes(&self.sio_buf), {
+            out.append(("sio_packets", n, self._lines(&self.sio_buf, &self.sio_marks), {
                 ("combos", SIO_COMBO): self.sio_combo.result(),
                 ("cells", "eio_type"): {EIO_MESSAGE: n},
                 ("cells", "transport"): {TRANSPORT_WS: n},
@@ -281,6 +394,12 @@ cdef class DirectRows:
                 PyBytes_FromStringAndSize(self.c_digest.p, self.c_digest.n),
                 PyBytes_FromStringAndSize(self.c_who.p, self.c_who.n),
                 PyBytes_FromStringAndSize(self.c_kind.p, self.c_kind.n), self.whos, self.kinds)
+
+    cdef object _lines(self, Buf *b, Buf *marks):
+        return _grouped_lines(b, marks) if self.grouped else self._bytes(b)
+
+    cdef inline bint _refused(self, sid):
+        return self.shared is not None and PySet_GET_SIZE(self.shared) != 0 and sid in self.shared
 
     cdef object _bytes(self, Buf *b):
         """The lines in ``b``, handed over (CsvLines owns them; ``b`` starts anew, as large)."""
@@ -324,15 +443,17 @@ cdef class DirectRows:
     cdef int frame_row(self, sid, fi, ts, dname, int op, opname, bint masked, Py_ssize_t ln, Py_ssize_t hl,
                        packet) except -1:
         """The ws_frames row (sid, fi, ts, dname, True, False, False, False, op, opname, masked, ln,
-        hl, False, None, None, "", packet)."""
+        hl, False, None, None, "", packet). 1 when made, 0 when refused (grouped)."""
         cdef Buf *b = &self.fr_buf
+        if self.grouped and self._refused(sid):
+            return 0
         self.n_fr += 1
         if not _count_hit(self.fr_hits, self.fr_combo, dname, opname):  # (direction, opcode_name)
             self.fr_combo.add((dname, opname))
             _remember(self.fr_hits, &self.fr_next, self.fr_held, dname, opname, self.fr_combo.last)
         self.fr_payload += ln
         if not self.csv:
-            return 0
+            return 1
         _put_int(b, sid)
         _put(b, ",", 1)
         _put_int(b, fi)
@@ -354,14 +475,19 @@ cdef class DirectRows:
         _put(b, ",false,,,,", 10)
         if packet is not None:
             _put_int(b, packet)
-        return _put(b, "\n", 1)
+        _put(b, "\n", 1)
+        if self.grouped:
+            _mark(&self.fr_marks, sid, b.n)
+        return 1
 
     cdef int message_row(self, sid, mi, ts, dname, opname, Py_ssize_t ln, Py_ssize_t hl,
                          const unsigned char *preview, Py_ssize_t preview_len) except -1:
         """The ws_messages row (sid, mi, ts, ts, dname, opname, 1, hl + ln, ln, False, preview, "",
-        None), the preview given as its ASCII bytes."""
+        None), the preview given as its ASCII bytes. 1 when made, 0 when refused (grouped)."""
         cdef Buf *b = &self.msg_buf
         cdef double size = <double> ln
+        if self.grouped and self._refused(sid):
+            return 0
         self.n_msg += 1
         if not _count_hit(self.msg_hits, self.msg_combo, dname, opname):
             self.msg_combo.add((dname, opname))
@@ -370,7 +496,7 @@ cdef class DirectRows:
         self.msg_payload += ln
         _put(&self.msg_sizes, <char *> &size, sizeof(double))
         if not self.csv:
-            return 0
+            return 1
         _put_int(b, sid)
         _put(b, ",", 1)
         _put_int(b, mi)
@@ -388,18 +514,24 @@ cdef class DirectRows:
         _put_ll(b, ln)
         _put(b, ",false,", 7)
         _put_ascii_text(b, preview, preview_len)
-        return _put(b, ",,\n", 3)
+        _put(b, ",,\n", 3)
+        if self.grouped:
+            _mark(&self.msg_marks, sid, b.n)
+        return 1
 
     cdef int sio_row(self, tcp, ts, dirname, bint s2c, version, str sio_type, name, ack_id, Py_ssize_t size,
                      latency, str anomaly, sid, packet, acked, data, digest) except -1:
         """The sio_packets row (tcp, ts, dirname, "websocket", version, "message", sio_type, "/",
         name, ack_id, None, size, latency, anomaly, sid, None, packet, acked, data, digest), and
-        its sio_broadcasts candidate (``s2c``: its direction is "s2c")."""
+        its sio_broadcasts candidate (``s2c``: its direction is "s2c"). 1 when made, 0 when
+        refused (grouped)."""
         cdef Buf *b = &self.sio_buf
         cdef KeyCounts kc = self.sio_combo
         cdef double f
         cdef long long t
         cdef int overflow = 0
+        if self.grouped and self._refused(tcp):
+            return 0
         self.n_sio += 1
         if not _count_hit(self.sio_hits, kc, sio_type, name):  # (sio_type, namespace, event)
             kc.add((sio_type, NS_ROOT, name))
@@ -421,7 +553,7 @@ cdef class DirectRows:
             if not overflow:
                 self._candidate(t, digest, size, sid, tcp, name)
         if not self.csv:
-            return 0
+            return 1
         _put_int(b, tcp)
         _put(b, ",", 1)
         self._ts(b, ts)
@@ -456,7 +588,10 @@ cdef class DirectRows:
         _put(b, ",", 1)
         if digest is not None:
             _put_int(b, digest)
-        return _put(b, "\n", 1)
+        _put(b, "\n", 1)
+        if self.grouped:
+            _mark(&self.sio_marks, tcp, b.n)
+        return 1
 
     cdef int _candidate(self, long long t, digest, Py_ssize_t size, sid, tcp, name) except -1:
         """fanout_add_rows's cells of the candidate: ts, (digest << 31) | size, and the local

@@ -317,12 +317,12 @@ cdef int sio_fast(upper, int direction, ts, const unsigned char *d, Py_ssize_t l
     # fastpaths.COMPILED_DIRECT_ROWS: no tuple while the table has none waiting (direct_rows.pxi)
     if direct is not None and type(sio_packets) is list and PyList_GET_SIZE(sio_packets) == 0:
         dirname = SIO_DIRECTION_NAMES[direction]
-        (<DirectRows> direct).sio_row(
-            tcp, ts, dirname, dirname == S2C_NAME, sget(sess, O_SESS_VERSION), sio_type, name, ack_id, ln - 1,
-            latency, anomaly, sget(sess, O_SESS_SID), frame, acked,
-            PyUnicode_DecodeUTF8(<const char *> d + i, ln - i, "replace") if payloads else None,
-            dissect_crc32(d + i, ln - i) if name is not None else None)
-        return 1
+        if (<DirectRows> direct).sio_row(
+                tcp, ts, dirname, dirname == S2C_NAME, sget(sess, O_SESS_VERSION), sio_type, name, ack_id, ln - 1,
+                latency, anomaly, sget(sess, O_SESS_SID), frame, acked,
+                PyUnicode_DecodeUTF8(<const char *> d + i, ln - i, "replace") if payloads else None,
+                dissect_crc32(d + i, ln - i) if name is not None else None):
+            return 1
     sio_packets.append(dissect_row(SioPacketRow, (
         tcp, ts, SIO_DIRECTION_NAMES[direction], "websocket", sget(sess, O_SESS_VERSION), "message", sio_type,
         "/", name, ack_id, None, ln - 1, latency, anomaly, sget(sess, O_SESS_SID), None,

@@ -237,17 +237,15 @@ cdef Py_ssize_t _ws_frames(dis, src, const unsigned char *fixed, Py_ssize_t n, P
             dis._message_index = mi + 1
         # fastpaths.COMPILED_DIRECT_ROWS: no tuple, the row written where it goes (direct_rows.pxi),
         # while the table has no tuple waiting (the rows' order)
-        if direct is not None and PyList_GET_SIZE(sink_frames) == 0:
-            (<DirectRows> direct).frame_row(sid, fi, ts, dname, op, opname, masked, ln, hl, packet)
-        else:
+        if not (direct is not None and PyList_GET_SIZE(sink_frames) == 0
+                and (<DirectRows> direct).frame_row(sid, fi, ts, dname, op, opname, masked, ln, hl, packet)):
             sink_frames.append(dissect_row(WsFrameRow, (
                 sid, fi, ts, dname, True, False, False, False, op, opname,
                 masked, ln, hl, False, None, None, "", packet,
             )))
-        if direct is not None and PyList_GET_SIZE(sink_msgs) == 0:
-            (<DirectRows> direct).message_row(sid, mi, ts, dname, opname, ln, hl, d,
-                                               (ln if ln < PREVIEW else PREVIEW) if op == 1 else 0)
-        else:
+        if not (direct is not None and PyList_GET_SIZE(sink_msgs) == 0
+                and (<DirectRows> direct).message_row(sid, mi, ts, dname, opname, ln, hl, d,
+                                                       (ln if ln < PREVIEW else PREVIEW) if op == 1 else 0)):
             if op == 1:
                 preview = PyUnicode_DecodeASCII(<const char *> d, ln if ln < PREVIEW else PREVIEW, NULL)
             else:

@@ -293,9 +293,7 @@ class ReportWriter:
         rows without tuples): CSV without blocks only."""
         if self.fmt != "csv" or self.blocks:
             return None
-        cache = _TS_CACHE[self.digits]
-        kinds = {t: csv_kinds(t) for t in ("ws_frames", "ws_messages", "sio_packets")}
-        return {"csv": (self.digits, _ts_memo(cache, self.digits), csv_text, float_text, kinds)}
+        return {"csv": direct_csv(self.digits)}
 
     def add_formatted(self, table: str, rows: int, csv: Any, figures: Any, candidates: Any) -> None:
         """A batch of ``rows`` rows the compiled core wrote as CSV lines (``csv``: UTF-8, an object
@@ -308,6 +306,13 @@ class ReportWriter:
     def close(self) -> None:
         for f in self.files.values():
             f.close()
+
+
+def direct_csv(digits: int) -> tuple[Any, ...]:
+    """What the compiled core needs to write CSV lines as :class:`ReportWriter` writes them
+    (dissect.pipeline, rows without tuples): (digits, ts_fn, text_fn, float_fn, kinds)."""
+    kinds = {t: csv_kinds(t) for t in ("ws_frames", "ws_messages", "sio_packets")}
+    return (digits, _ts_memo(_TS_CACHE[digits], digits), csv_text, float_text, kinds)
 
 
 # Rows per block of a written table: the unit report.html samples (see ReportWriter).

@@ -137,7 +137,7 @@ def run_dask(paths: Paths, address: Any, *, out_dir: str | None = None, fmt: str
         output = None
         if where is not None:
             make_dirs(where)
-            output = Output(where, fmt, digits)
+            output = Output(where, fmt, digits, timed=blocks is not None)
         futures = [client.submit(run_task, spec, files, output, limits, filters, keylog, rows, consumer, pure=False,
                                  retries=RETRIES, workers=[where_to], allow_other_workers=True)
                    for spec, where_to in zip(specs, _deal([w for _f, w in outline.tasks], client.nthreads()),

@@ -29,6 +29,7 @@ import shutil
 import signal
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from operator import itemgetter
 from typing import Any
 
@@ -77,6 +78,15 @@ class OwnedRows:
         if keep:
             self.inner.add(table, keep)
 
+    def direct_spec(self) -> dict[str, Any] | None:
+        """Rows without tuples (dissect.pipeline) as the inner consumer takes them: they are only
+        made for the flows this worker dissects and not shared (the pipeline refuses those)."""
+        spec = getattr(self.inner, "direct_spec", None)
+        return spec() if spec is not None else None
+
+    def add_formatted(self, table: str, rows: int, csv: Any, figures: Any, candidates: Any) -> None:
+        self.inner.add_formatted(table, rows, csv, figures, candidates)
+
     def _release(self, sid: int, owner: int) -> None:
         held = self.waiting.pop(sid, [])
         if owner == self.own.index:
@@ -91,18 +101,19 @@ class OwnedRows:
             self._release(sid, owner)
 
 
-def _worker(args: tuple[int, int, list[str], str | None, str, int, Limits, Filters, bool, KeyLog | None],
+def _worker(args: tuple[int, int, list[str], str | None, str, int, Limits, Filters, bool, KeyLog | None, bool],
             ) -> WorkerResult:
     """One worker: the run core over every file, keeping the rows of the flows it owns. Returns
-    its result, and its rows (when collecting in memory) or where its part is."""
-    index, count, files, out_dir, fmt, digits, limits, filters, quiet, keylog = args
+    its result, and its rows (when collecting in memory) or where its part is (``timed``: with
+    the times of its blocks, for report.html)."""
+    index, count, files, out_dir, fmt, digits, limits, filters, quiet, keylog, timed = args
     with contextlib.suppress(ValueError):  # (a Dask worker runs tasks in threads: no signals there)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the pool ends its workers with SIGTERM: no traceback
     own = Ownership(index, count)
     builder = SummaryBuilder()
     # A part (dissect.run.parts) holds this worker's rows grouped by session; it appears whole under
     # a name of its own or not at all, and the parent reads only the parts its workers returned.
-    writer: Any = PartWriter(out_dir, fmt, digits, f"worker-{index}") if out_dir else MemoryCollector()
+    writer: Any = PartWriter(out_dir, fmt, digits, f"worker-{index}", timed=timed) if out_dir else MemoryCollector()
     owned = OwnedRows(_Tee([writer, builder]), own)
     # worker 0's progress bar is the run's: every worker reads every packet
     result = dissect_files(files, [owned], filters=filters, limits=limits, quiet=quiet or index != 0,
@@ -122,6 +133,22 @@ class _Tee:
         rows = list(rows)
         for c in self.consumers:
             c.add(table, rows)
+
+    def direct_spec(self) -> dict[str, Any] | None:
+        """What the consumers together take of rows without tuples (dissect.pipeline): None when
+        one takes only tuples, or two want CSV lines."""
+        got: dict[str, Any] = {}
+        for c in self.consumers:
+            spec = getattr(c, "direct_spec", None)
+            want = spec() if spec is not None else None
+            if want is None or (want.get("csv") is not None and got.get("csv") is not None):
+                return None
+            got.update(want)
+        return got
+
+    def add_formatted(self, table: str, rows: int, csv: Any, figures: Any, candidates: Any) -> None:
+        for c in self.consumers:
+            c.add_formatted(table, rows, csv, figures, candidates)
 
 
 WorkerResult = tuple[RunResult, dict[str, list[tuple]] | None, str | None]  # (result, rows | None, part | None)
@@ -153,26 +180,34 @@ def run_jobs(paths: Paths, jobs: int, *, out_dir: str | None = None, fmt: str = 
     parts = tempfile.mkdtemp(prefix="dissect-jobs-", dir=out_dir) if out_dir else None
     try:
         args = [(i, jobs, files, os.path.join(parts, str(i)) if parts else None, fmt, digits, limits, filters,
-                 quiet, keylog) for i in range(jobs)]
+                 quiet, keylog, blocks is not None) for i in range(jobs)]
         results = (mapper or _pool_mapper(jobs))(_worker, args)
         merged = results[0][0]
-        for i in range(1, len(results)):
-            merged.merge_worker(results[i][0])
-            results[i] = (RunResult(), results[i][1], results[i][2])  # its builder merged: freed
+
+        def merge_results() -> dict[str, Sequence[tuple]]:
+            """The workers' results merged into ``merged``, and the run's sio_broadcasts."""
+            for i in range(1, len(results)):
+                merged.merge_worker(results[i][0])
+                results[i] = (RunResult(), results[i][1], results[i][2])  # its builder merged: freed
+            return {"sio_broadcasts": merged.broadcasts()}
+
         rows: dict[str, list[tuple]] | None = None
         if parts and out_dir:
-            # every session's rows are in one part: merged in session order (REPORTS.md, Row order)
+            # every session's rows are in one part: merged in session order (REPORTS.md, Row order),
+            # while a thread merges the results (the copying is the kernel's: it holds no GIL)
             written = [r[2] for r in results if r[2]]
-            extra: dict[str, Sequence[tuple]] = {"sio_broadcasts": merged.broadcasts()}
-            _counts, where = merge_parts(written, out_dir, fmt, digits, extra)
+            with ThreadPoolExecutor(1) as pool:
+                made = pool.submit(merge_results)
+                _counts, where = merge_parts(written, out_dir, fmt, digits, made.result)
             if blocks is not None:
                 blocks.update(where)
         else:
+            broadcasts = merge_results()["sio_broadcasts"]
             # the same order in memory: grouped by session_id, each worker's order within a session
             by_session = itemgetter(0)
             rows = {t: sorted((r for res in results for r in (res[1] or {}).get(t, [])), key=by_session)
                     for t in SESSION_TABLES}
-            rows["sio_broadcasts"] = list(merged.broadcasts())
+            rows["sio_broadcasts"] = list(broadcasts)
         merged.row_order = "sessions"
         return merged, rows
     finally:

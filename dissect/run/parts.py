@@ -5,18 +5,19 @@ sorted by session_id (a session's rows keep the order they were made in), format
 tables are (the report writer's own code: CSV without its header, JSON lines, or pickled rows for
 Parquet), with an index (a record file, :func:`write_index`): where each session's rows are in the
 file, and the writer's blocks of rows (report.html samples them). A task formats its rows as they
-come and holds them as bytes per session, at most :data:`SPILL_BYTES`: beyond, they go to a run in
-a local temporary directory, and the runs are merged at the end. The part is written under a name
-of its own (a directory: a temporary name, renamed when complete; an object store, which has no
-rename: the final name, each object appearing whole when closed), so a task that dies half-way
-(Dask runs it again) leaves nothing the client reads: the client reads only the parts named by the
+come and holds them as bytes per session, at most :data:`SPILL_BYTES`: beyond, they go to a *run*
+(a directory ``0``, ``1``, ... of the part: a file and an index per table); the part's file
+``runs`` says how many. The part is written under a name of its own (a directory: a temporary
+name, renamed when complete; an object store, which has no rename: the final name, each object
+appearing whole when closed, the runs written locally first), so a task that dies half-way (Dask
+runs it again) leaves nothing the client reads: the client reads only the parts named by the
 results it received.
 
-:func:`merge_parts` (the client) streams the parts of every task into the report's tables in
-session order: each session is in one part only, so the tables hold the rows of one process grouped
-by session_id (summary.json says ``row_order: sessions``). The parts' indexes are read as they go
-(:func:`read_index`), so its memory is a buffer per part and the report's blocks (report.html),
-not the rows nor the sessions. ``sio_broadcasts`` (no session_id: made at the end from every
+:func:`merge_parts` (the client) streams the runs of every task's part into the report's tables in
+session order: each session is in one part only (in its runs in order), so the tables hold the rows
+of one process grouped by session_id (summary.json says ``row_order: sessions``). The runs' indexes
+are read as they go (:func:`read_index`), so its memory is a buffer per run and the report's blocks
+(report.html), not the rows nor the sessions. ``sio_broadcasts`` (no session_id: made at the end from every
 task's events) is written after them.
 
 Where the parts go is a directory, or an fsspec URL (``s3://bucket/dir``) where fsspec and the
@@ -33,7 +34,6 @@ import shutil
 import struct
 import tempfile
 import uuid
-from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from operator import itemgetter
@@ -41,10 +41,11 @@ from typing import IO, Any
 
 from dissect.errors import DissectError
 from dissect.output.report_dir import temp_dir
-from dissect.output.writers import ACTIVITY_COLUMNS, BLOCK_ROWS, Blocks, ParquetWriter, ReportWriter
+from dissect.output.writers import ACTIVITY_COLUMNS, BLOCK_ROWS, Blocks, ParquetWriter, ReportWriter, direct_csv
 from dissect.records import SESSION_TABLES, TABLES
 
 SPILL_BYTES = 64 << 20  # formatted rows a task holds before it writes them to a run
+RUNS = "runs"  # a part's file naming how many runs (directories 0, 1, ...) it has
 _COPY = 1 << 20
 EXTRA_ROWS = 1 << 12  # rows of an extra table (sio_broadcasts) written at once
 _OPEN_PARTS = 64  # part files kept open at once while merging
@@ -108,38 +109,6 @@ def remove_tree(path: str) -> None:
 
 
 # -- a table's index ---------------------------------------------------------------------------------
-
-class Segments:
-    """Where the sessions of one table are in one file, in ascending session_id: each session's
-    byte range and row count, and (CSV and JSON lines) the writer's blocks, the first of each
-    session at ``first_block``."""
-
-    __slots__ = ("sids", "starts", "ends", "rows", "first_block", "blocks")
-
-    def __init__(self, table: str, blocks: bool = True) -> None:
-        self.sids = array("q")
-        self.starts = array("q")
-        self.ends = array("q")
-        self.rows = array("q")
-        self.first_block = array("q")
-        self.blocks: Blocks | None = Blocks(table) if blocks else None
-
-    def __len__(self) -> int:
-        return len(self.sids)
-
-    def records(self) -> Iterator[Segment]:
-        blocks = self.blocks
-        n = len(self.sids)
-        for k in range(n):
-            found: list[tuple[int, int, float, float, int]] = []
-            if blocks is not None:
-                hi = self.first_block[k + 1] if k + 1 < n else len(blocks.offsets)
-                timed = len(blocks.t_first) > 0
-                for b in range(self.first_block[k], hi):
-                    found.append((blocks.offsets[b], blocks.rows[b], blocks.t_first[b] if timed else 0.0,
-                                  blocks.t_last[b] if timed else 0.0, blocks.c2s[b] if timed else 0))
-            yield self.sids[k], self.starts[k], self.ends[k], self.rows[k], found
-
 
 #: One session of a table in a file: (session_id, start, end, rows, blocks), each block
 #: (offset, rows, t_first, t_last, c2s) as :class:`dissect.output.writers.Blocks` records it.
@@ -208,46 +177,63 @@ def _in_order(sources: Sequence[tuple[str, Iterator[Segment]]]) -> Iterator[tupl
     return heapq.merge(*(entries(s, segs) for s, (_, segs) in enumerate(sources)), key=itemgetter(0, 1))
 
 
-def merge_table(table: str, sources: Sequence[tuple[str, Iterator[Segment]]], out: IO[bytes], pos: int,
-                segments: bool = True) -> Segments:
+def merge_table(table: str, sources: Sequence[tuple[str, Iterator[Segment]]], out: IO[bytes], pos: int) -> Blocks:
     """Copy the sessions of ``sources`` (files with their sessions in order) into ``out`` (at byte
     ``pos``) in session order; sessions found in several sources keep the sources' order. Returns
-    the index of what was written (only its blocks unless ``segments``)."""
-    result = Segments(table)
-    rb = result.blocks
-    assert rb is not None
+    where the blocks of what was written are."""
+    rb = Blocks(table)
+    timed = table in ACTIVITY_COLUMNS
     files = _Files()
+    copy = _Copy(out)
     try:
-        for sid, s, (_sid, start, end, rows, blocks) in _in_order(sources):
+        for _sid, s, (_, start, end, _rows, blocks) in _in_order(sources):
             path = sources[s][0]
-            f = files.get(path)
-            if f.tell() != start:
-                f.seek(start)
-            left = end - start
-            while left > 0:
-                data = f.read(min(left, _COPY))
-                if not data:
-                    raise DissectError(f"{path}: a part file ends early ({left} bytes missing)")
-                out.write(data)
-                left -= len(data)
-            if segments:
-                result.sids.append(sid)
-                result.starts.append(pos)
-                result.ends.append(pos + end - start)
-                result.rows.append(rows)
-                result.first_block.append(len(rb.offsets))
+            copy.copy(files.get(path), path, start, end - start)
             shift = pos - start
             for offset, n, t_first, t_last, c2s in blocks:
                 rb.offsets.append(offset + shift)
                 rb.rows.append(n)
-                if table in ACTIVITY_COLUMNS:
+                if timed:
                     rb.t_first.append(t_first)
                     rb.t_last.append(t_last)
                     rb.c2s.append(c2s)
             pos += end - start
     finally:
         files.close()
-    return result
+    return rb
+
+
+class _Copy:
+    """Byte ranges of files into ``out``: by the kernel (``os.copy_file_range``) between local
+    files, else read and written."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self.fd: int | None = None
+        if isinstance(out, io.BufferedWriter) and hasattr(os, "copy_file_range"):
+            out.flush()  # (what it holds goes first; then the kernel writes at the file's position)
+            self.fd = out.fileno()
+
+    def copy(self, f: IO[bytes], path: str, start: int, left: int) -> None:
+        if self.fd is not None and isinstance(f, io.BufferedReader):
+            try:
+                while left > 0:
+                    done = os.copy_file_range(f.fileno(), self.fd, left, start)
+                    if not done:
+                        raise DissectError(f"{path}: a part file ends early ({left} bytes missing)")
+                    start += done
+                    left -= done
+                return
+            except OSError:  # not between these files (an old kernel, another file system): by hand
+                self.fd = None
+        if f.tell() != start:
+            f.seek(start)
+        while left > 0:
+            data = f.read(min(left, _COPY))
+            if not data:
+                raise DissectError(f"{path}: a part file ends early ({left} bytes missing)")
+            self.out.write(data)
+            left -= len(data)
 
 
 # -- the task side -------------------------------------------------------------------------------------
@@ -277,6 +263,23 @@ class _Held:
         self.size = 0
         self.rows = 0
         self.blocks: list[list[Any]] = []  # [offset, rows, t_first, t_last, c2s]
+
+    def add(self, data: bytes, rows: int, blocks: list[list[Any]]) -> None:
+        """``rows`` rows formatted as ``data``, with their ``blocks`` (offsets from data's first byte)."""
+        last = self.blocks[-1] if self.blocks else None
+        for b in blocks:
+            b[0] += self.size
+            if last is not None and last[1] + b[1] <= BLOCK_ROWS:  # small pieces of a session: one block
+                last[1] += b[1]
+                last[2] = min(last[2], b[2])
+                last[3] = max(last[3], b[3])
+                last[4] += b[4]
+            else:
+                self.blocks.append(b)
+                last = b
+        self.chunks.append(data)
+        self.size += len(data)
+        self.rows += rows
 
 
 class _Formatter:
@@ -309,20 +312,7 @@ class _Formatter:
             del blocks.offsets[before:], blocks.rows[before:]
             if timed:
                 del blocks.t_first[before:], blocks.t_last[before:], blocks.c2s[before:]
-        last = held.blocks[-1] if held.blocks else None
-        for b in new:
-            b[0] += held.size
-            if last is not None and last[1] + b[1] <= BLOCK_ROWS:  # small pieces of a session: one block
-                last[1] += b[1]
-                last[2] = min(last[2], b[2])
-                last[3] = max(last[3], b[3])
-                last[4] += b[4]
-            else:
-                held.blocks.append(b)
-                last = b
-        held.chunks.append(data)
-        held.size += len(data)
-        held.rows += len(rows)
+        held.add(data, len(rows), new)
 
     def close(self) -> None:
         shutil.rmtree(self.aside, ignore_errors=True)
@@ -332,11 +322,18 @@ class PartWriter:
     """A consumer writing a task's rows as a part under ``target`` (module doc); :meth:`close`
     returns where the part is. Rows are formatted as they come (the timestamps they share across
     tables are then formatted once) and held as bytes per session; past ``spill_bytes`` they go to
-    a run in a local temporary directory."""
+    a run in a local temporary directory.
 
-    def __init__(self, target: str, fmt: str, digits: int, name: str, spill_bytes: int | None = None) -> None:
+    Without ``timed`` (report.html's blocks not wanted: their times, from the rows), a CSV part
+    also takes the lines the compiled core writes by session (dissect.pipeline, rows without
+    tuples); its blocks then count rows only."""
+
+    def __init__(self, target: str, fmt: str, digits: int, name: str, spill_bytes: int | None = None,
+                 timed: bool = True) -> None:
         self.target = target
         self.fmt = fmt
+        self.digits = digits
+        self.timed = timed
         self.name = name
         self.spill_bytes = spill_bytes or SPILL_BYTES
         self.formatter = _Formatter(fmt, digits)
@@ -344,6 +341,17 @@ class PartWriter:
         self.size = 0
         self.tmp = temp_dir("dissect-part-")  # (a killed run's: removed by the next, report_dir)
         self.runs: list[str] = []
+        tag = uuid.uuid4().hex[:12]
+        self.final = join(target, f"{name}-{tag}")
+        # A directory's runs are written aside in it and renamed when whole. An object store has no
+        # rename (an fsspec "move" is a copy of every object; s3fs cannot move a prefix), but each
+        # object appears whole when closed, and the name is this attempt's own: only a task's result
+        # names it; there, the runs are written locally and copied at the end.
+        if is_url(target):
+            self.scratch = self.tmp
+        else:
+            self.scratch = join(target, f".tmp-{name}-{tag}")
+            os.makedirs(self.scratch)
 
     def add(self, table: str, rows: Any) -> None:
         by_session: dict[int, list[tuple]] = {}
@@ -364,9 +372,30 @@ class PartWriter:
         if self.size >= self.spill_bytes:
             self._spill()
 
+    def direct_spec(self) -> dict[str, Any] | None:
+        """CSV lines by session from the compiled core, when the blocks' times are not wanted."""
+        if self.fmt != "csv" or self.timed:
+            return None
+        return {"csv": direct_csv(self.digits), "grouped": True}
+
+    def add_formatted(self, table: str, rows: int, csv: Any, figures: Any, candidates: Any) -> None:
+        """A batch the compiled core wrote as CSV lines by session: ``csv`` is [(session_id, rows,
+        bytes)]."""
+        if csv is None or self.timed:
+            raise ValueError("add_formatted: CSV lines by session, without blocks' times, were asked for")
+        held = self.held[table]
+        for sid, n, data in csv:
+            h = held.get(sid)
+            if h is None:
+                h = held[sid] = _Held()
+            h.add(data, n, [[0, n, 0.0, 0.0, 0]])
+            self.size += len(data)
+        if self.size >= self.spill_bytes:
+            self._spill()
+
     def _spill(self) -> None:
         """The rows held, in session order, to a run: a file and an index per table."""
-        directory = os.path.join(self.tmp, str(len(self.runs)))
+        directory = os.path.join(self.scratch, str(len(self.runs)))
         os.makedirs(directory)
         for table, held in self.held.items():
             records: list[Segment] = []
@@ -374,7 +403,7 @@ class PartWriter:
                 pos = 0
                 for sid in sorted(held):
                     h = held[sid]
-                    f.write(b"".join(h.chunks))
+                    f.writelines(h.chunks)
                     records.append((sid, pos, pos + h.size, h.rows, [(b[0] + pos, b[1], b[2], b[3], b[4])
                                                                      for b in h.blocks]))
                     pos += h.size
@@ -385,33 +414,24 @@ class PartWriter:
         self.size = 0
 
     def close(self) -> str:
-        """Write the part (merging the runs) and return where it is."""
+        """Write the part (its runs, as they are: the client merges them) and return where it is."""
         try:
             if self.size or not self.runs:
                 self._spill()
-            make_dirs(self.target)
-            tag = uuid.uuid4().hex[:12]
-            final = join(self.target, f"{self.name}-{tag}")
-            # A directory is written aside and renamed when whole. An object store has no rename (an
-            # fsspec "move" is a copy of every object; s3fs cannot move a prefix), but each object
-            # appears whole when closed, and the name is this attempt's own: only a task's result names it.
-            tmp = final if is_url(final) else join(self.target, f".tmp-{self.name}-{tag}")
-            make_dirs(tmp)
-            for table in SESSION_TABLES:
-                if len(self.runs) == 1:
-                    for name in (table, f"{table}.index"):
-                        with open(os.path.join(self.runs[0], name), "rb") as src, \
-                                open_file(join(tmp, name), "wb") as dst:
-                            shutil.copyfileobj(src, dst, _COPY)
-                    continue
-                sources = [(os.path.join(d, table), read_index(os.path.join(d, f"{table}.index"))) for d in self.runs]
-                with open_file(join(tmp, table), "wb") as out:
-                    seg = merge_table(table, sources, out, 0)
-                with open_file(join(tmp, f"{table}.index"), "wb") as f:
-                    write_index(f, seg.records())
-            if tmp != final:
-                rename(tmp, final)
-            return final
+            if self.scratch == self.tmp:  # an object store: the runs copied there, object by object
+                make_dirs(self.final)
+                for k, directory in enumerate(self.runs):
+                    make_dirs(join(self.final, str(k)))
+                    for table in SESSION_TABLES:
+                        for name in (table, f"{table}.index"):
+                            with open(os.path.join(directory, name), "rb") as src, \
+                                    open_file(join(self.final, str(k), name), "wb") as dst:
+                                shutil.copyfileobj(src, dst, _COPY)
+            with open_file(join(self.scratch if self.scratch != self.tmp else self.final, RUNS), "wb") as f:
+                f.write(b"%d\n" % len(self.runs))
+            if self.scratch != self.tmp:
+                rename(self.scratch, self.final)
+            return self.final
         finally:
             self.formatter.close()
             shutil.rmtree(self.tmp, ignore_errors=True)
@@ -419,8 +439,19 @@ class PartWriter:
 
 # -- the client side -----------------------------------------------------------------------------------
 
+def _runs(part: str) -> int:
+    """How many runs a part has (its file ``runs``)."""
+    with open_file(join(part, RUNS), "rb") as f:
+        text = f.read(32)
+    if not text.strip().isdigit():
+        raise DissectError(f"{part}: not a part (its runs file says {text[:20]!r})")
+    return int(text)
+
+
 def _sources(parts: Sequence[str], table: str) -> list[tuple[str, Iterator[Segment]]]:
-    return [(join(p, table), read_index(join(p, f"{table}.index"))) for p in parts]
+    """The runs of ``parts`` holding ``table``, in order (a session in several runs of a part: in run order)."""
+    return [(join(p, str(k), table), read_index(join(p, str(k), f"{table}.index")))
+            for p in parts for k in range(_runs(p))]
 
 
 Extra = Mapping[str, Sequence[tuple]] | Callable[[], Mapping[str, Sequence[tuple]] | None] | None
@@ -451,10 +482,8 @@ def merge_parts(parts: Sequence[str], out_dir: str, fmt: str, digits: int = 6,
         with open(os.path.join(out_dir, f"{table}.{fmt}"), "wb") as out:
             header = (",".join(TABLES[table]._fields) + "\n").encode() if fmt == "csv" else b""  # type: ignore[attr-defined]
             out.write(header)
-            seg = merge_table(table, _sources(parts, table), out, len(header), segments=False)
-        assert seg.blocks is not None
-        blocks[table] = seg.blocks
-        counts[table] = sum(seg.blocks.rows)
+            blocks[table] = merge_table(table, _sources(parts, table), out, len(header))
+        counts[table] = sum(blocks[table].rows)
     extra = (extra() if callable(extra) else extra) or {}
     if extra:
         aside = tempfile.mkdtemp(prefix=".dissect-extra-", dir=out_dir)

@@ -65,6 +65,7 @@ class Output:
     target: str
     fmt: str = "csv"
     digits: int = 6
+    timed: bool = True  # the blocks' times wanted (report.html): PartWriter's ``timed``
 
 
 @dataclass
@@ -95,7 +96,7 @@ def run_task(spec: TaskSpec, paths: Sequence[str], output: Output | None = None,
             return TaskResult(result, consumer=extra)
         collector.rows.pop("sio_broadcasts", None)
         return TaskResult(result, rows=collector.rows, consumer=extra)
-    writer = PartWriter(output.target, output.fmt, output.digits, f"task-{spec.number}")
+    writer = PartWriter(output.target, output.fmt, output.digits, f"task-{spec.number}", timed=output.timed)
     result = dissect_files(files, [writer], filters=filters, limits=limits, keylog=keys, plan=plan)
     return TaskResult(result, part=writer.close())
 

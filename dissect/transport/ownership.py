@@ -26,6 +26,9 @@ class Ownership:
         self.owners: dict[int, int] = {}  # session_id -> owner (or SHARED)
         self.flow_owner: dict[int, int] = {}  # session_id -> owner when dealt round-robin
         self.any_shared = False  # a shared session was seen (its rows must wait for its key)
+        # the sessions shared when their first request came (the compiled core makes no rows of
+        # them without tuples: dissect/compiled/direct_rows.pxi)
+        self.shared: set[int] = set()
 
     def new_flow(self, session_id: int) -> bool:
         """Register a flow; True when this worker owns it (for now: its first request may
@@ -52,6 +55,7 @@ class Ownership:
         elif shared:
             self.owners[session_id] = SHARED
             self.any_shared = True
+            self.shared.add(session_id)
         owner = self.owners[session_id]
         return owner == SHARED or owner == self.index
 
