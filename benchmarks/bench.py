@@ -12,7 +12,8 @@
     python3 benchmarks/bench.py --ipv6 --deflate      # and the same traffic over IPv6, and compressed
 
 ``dissect report`` runs with ``--jobs 1`` (one process; the default with the compiled core) and
-``--jobs 2`` (one process dissects, one writes; the default in pure Python on two cores or more).
+``--jobs 2`` (two workers sharing the sessions with the compiled core; in pure Python one process
+dissects, one writes, its default on two cores or more).
 dissect writes every table of REPORTS.md (CSV) plus summary.json; tshark extracts the WebSocket
 frame fields of the issue's job (``-Y websocket -T fields``) to a file. Each command runs once, as a
 child process; wall time and the child's peak RSS (``os.wait4``) are printed with the ratio, and its
@@ -93,6 +94,13 @@ def measure(cmd: list[str], stdout_path: str | None = None,
     return wall, cpu, max(usage.ru_maxrss, peak[0]) / 1024, os.waitstatus_to_exitcode(status)
 
 
+def _two_processes() -> str:
+    """What --jobs 2 runs (dissect.cli.two_stages)."""
+    from dissect.cli import two_stages
+
+    return "dissect + write" if two_stages(2) else "2 workers"
+
+
 def _default_jobs() -> int:
     """What ``dissect report`` picks without --jobs (dissect.cli.default_jobs)."""
     from dissect.cli import default_jobs
@@ -128,7 +136,7 @@ def run_all(capture: str, keylog: str | None, args: argparse.Namespace, work: Pa
     out = work / f"out{tag}"
     dissect_cmd = [sys.executable, "-m", "dissect", "report", capture, *keys, "--no-html", "--quiet"]
     runs = [("dissect report --jobs 1", dissect_cmd + ["--jobs", "1", "--out", f"{out}1"]),
-            ("dissect report --jobs 2 (dissect + write)", dissect_cmd + ["--jobs", "2", "--out", f"{out}d"])]
+            (f"dissect report --jobs 2 ({_two_processes()})", dissect_cmd + ["--jobs", "2", "--out", f"{out}d"])]
     if args.jobs > 2:
         runs.append((f"dissect report --jobs {args.jobs}",
                      dissect_cmd + ["--jobs", str(args.jobs), "--out", f"{out}j"]))
