@@ -50,8 +50,9 @@ class Consumer(Protocol):
 # A consumer may also take the rows the compiled core makes without tuples
 # (fastpaths.COMPILED_DIRECT_ROWS, dissect/compiled/direct_rows.pxi): it has
 #     direct_spec() -> dict | None    what it needs ({"csv": (digits, ts_fn, text_fn, float_fn, kinds)}
-#                                     for CSV lines, with "grouped": True for them by session;
-#                                     {} for the figures alone), None: tuples only
+#                                     for CSV lines, with "grouped": True for them by session,
+#                                     "blocks": True for each row's marks beside them (report.html's
+#                                     blocks); {} for the figures alone), None: tuples only
 #     add_formatted(table, rows, csv, figures, candidates)    a batch of ``rows`` rows: their CSV
 #                                     lines (bytes; grouped, [(session_id, rows, bytes)]; or None),
 #                                     summary figures and sio_broadcasts candidates (DirectRows.take)
@@ -102,7 +103,7 @@ class Pipeline:
         if make is None or not consumers:
             return None
         csv = None
-        grouped = False
+        grouped = blocks = False
         for c in consumers:
             spec = getattr(c, "direct_spec", None)
             want = spec() if spec is not None else None
@@ -113,8 +114,9 @@ class Pipeline:
                     return None
                 csv = want["csv"]
                 grouped = bool(want.get("grouped"))
+                blocks = bool(want.get("blocks"))
         try:
-            return make(csv, grouped, ownership.shared if ownership is not None else None)
+            return make(csv, grouped, ownership.shared if ownership is not None else None, blocks)
         except ValueError:  # a writer's columns not those the rows are written for
             return None
 

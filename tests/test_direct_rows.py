@@ -34,7 +34,8 @@ from .test_compiled import CORPUS, OPEN, ROOT, WS_REQUEST, WS_RESPONSE, needs_co
 
 
 def _report(paths: list[Path], out: Path, extra: list[str]) -> dict[str, bytes]:
-    args = ["report", *map(str, paths), "--out", str(out), "--no-html", "--quiet", "--jobs", "1", *extra]
+    html = [] if "--html" in extra else ["--no-html"]
+    args = ["report", *map(str, paths), "--out", str(out), *html, "--quiet", "--jobs", "1", *extra]
     try:
         main.main(args=args, prog_name="dissect", standalone_mode=False)
     except SystemExit as e:
@@ -86,8 +87,8 @@ def test_only_a_csv_report_and_the_summary_take_direct_rows(tmp_path: Path) -> N
     assert Pipeline([ReportWriter(str(tmp_path / "a")), builder]).outbox.direct is not None
     assert Pipeline([builder]).outbox.direct is not None  # figures only
     assert Pipeline([ReportWriter(str(tmp_path / "b"), digits=9), builder]).outbox.direct is not None
-    # tuples for every other consumer: report.html's blocks, JSON lines, the API's rows, two writers
-    assert Pipeline([ReportWriter(str(tmp_path / "c"), blocks=True), builder]).outbox.direct is None
+    assert Pipeline([ReportWriter(str(tmp_path / "c"), blocks=True), builder]).outbox.direct is not None  # + marks
+    # tuples for every other consumer: JSON lines, the API's rows, two writers
     assert Pipeline([ReportWriter(str(tmp_path / "d"), fmt="jsonl"), builder]).outbox.direct is None
     assert Pipeline([MemoryCollector(), builder]).outbox.direct is None
     assert Pipeline([ReportWriter(str(tmp_path / "e")), ReportWriter(str(tmp_path / "f"))]).outbox.direct is None
@@ -267,6 +268,28 @@ def test_socketio_rows_made_without_tuples(tmp_path: Path, monkeypatch: pytest.M
     assert spy.rows["sio_packets"] >= 100
     assert files[0]["sio_broadcasts.csv"].count(b"\n") == 41  # the header and 40 fan-outs
     assert b'"=ask"' not in files[0]["sio_packets.csv"] and b"'=ask" in files[0]["sio_packets.csv"]
+
+
+@needs_compiled
+def test_report_html_identical_with_and_without_direct_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default report (with report.html): the rows made without tuples carry their marks, and
+    the writer cuts the same blocks of them as of tuples, so report.html samples the same rows
+    (small blocks and a small sample here, drains every few packets: blocks across batches)."""
+    from dissect import cli
+    from dissect.output import writers
+
+    spy = _Spy(monkeypatch)
+    monkeypatch.setattr(pipeline, "DRAIN_EVERY", 7)
+    monkeypatch.setattr(writers, "BLOCK_ROWS", 5)
+    monkeypatch.setattr(cli, "HTML_ROWS_PER_TABLE", 40)
+    script = [(i % 3, 1, b'42["tick",%d]' % i) for i in range(150)]
+    script += [(i % 3, 0, b'42%d["ask","a,b"]' % i) for i in range(30)]
+    path = tmp_path / "sio.pcap"
+    _sio_capture(path, script)
+    files = _both([path], ["--html"])
+    _same(files)
+    assert "report.html" in files[0] and b"systematic sample" in files[0]["report.html"]
+    assert spy.rows["sio_packets"] >= 100 and spy.rows["ws_frames"] >= 100
 
 
 @needs_compiled

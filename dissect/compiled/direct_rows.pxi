@@ -19,6 +19,10 @@
 # session, each session's in the order they were made. A session in ``shared`` (a set: the Engine.IO
 # polling handshakes every --jobs worker dissects, dissect.transport.ownership) is refused (the row
 # calls return 0): its rows are made as tuples, which wait for their owner to be known.
+#
+# Blocks (report.html's, dissect.output.writers.Blocks): each row's end, time (ns) and whether it
+# goes client to server are kept beside the lines (CsvLines.marks), for the writer to cut its
+# blocks as it cuts those of tuples. A row whose time is not an int64 is refused (a tuple).
 
 from cpython.list cimport PyList_GET_SIZE
 from cpython.long cimport PyLong_AsLongLong
@@ -71,6 +75,7 @@ cdef str NS_ROOT = "/"
 cdef str TRANSPORT_WS = "websocket"
 cdef str EIO_MESSAGE = "message"
 cdef str EMPTY = ""
+cdef str C2S = "c2s"
 cdef object ONE = 1
 
 
@@ -134,6 +139,7 @@ cdef class CsvLines:
 
     cdef char *p
     cdef Py_ssize_t n
+    cdef readonly object marks  # with blocks: the rows' RowMark cells (bytes), else None
 
     def __dealloc__(self):
         free(self.p)
@@ -155,6 +161,30 @@ cdef struct Mark:
     # a grouped row: its session and where its line ends (it starts where the one before ends)
     long long sid
     Py_ssize_t end
+
+
+cdef struct RowMark:
+    # a row of a table with blocks: where its line ends, its time, 1 when it goes client to server
+    long long end
+    long long ts
+    long long c2s
+
+
+cdef inline int _row_mark(Buf *marks, Py_ssize_t end, long long ts, bint c2s) except -1:
+    cdef RowMark m
+    m.end = end
+    m.ts = ts
+    m.c2s = c2s
+    return _put(marks, <char *> &m, sizeof(RowMark))
+
+
+cdef inline bint _no_int64(object ts):
+    """True when ``ts`` is not an int that fits in 64 bits (its row then goes as a tuple)."""
+    cdef int overflow = 0
+    if not PyLong_CheckExact(ts):
+        return True
+    PyLong_AsLongLongAndOverflow(ts, &overflow)
+    return overflow != 0
 
 
 cdef struct Group:
@@ -270,6 +300,8 @@ cdef class DirectRows:
     cdef bint grouped
     cdef Buf fr_marks, msg_marks, sio_marks
     cdef object shared
+    # blocks (see the top): the rows' marks kept in the same Bufs
+    cdef bint blocks
 
     def __cinit__(self):
         self.fr_buf.p = self.msg_buf.p = self.sio_buf.p = NULL
@@ -292,13 +324,17 @@ cdef class DirectRows:
         free(self.msg_marks.p)
         free(self.sio_marks.p)
 
-    def __init__(self, csv=None, grouped=False, shared=None):
+    def __init__(self, csv=None, grouped=False, shared=None, blocks=False):
         """``csv``: None (no CSV wanted: figures only), or the writer's (digits, ts_fn, text_fn,
         float_fn, kinds) where ``kinds`` maps each table to its csv_kinds (ValueError when they
         are not the ones these rows are written for). ``grouped``: the lines handed by session
-        (CSV only), refusing the sessions in the set ``shared`` (see the top)."""
-        if grouped and csv is None:
-            raise ValueError("grouped rows are CSV lines")
+        (CSV only), refusing the sessions in the set ``shared``; ``blocks``: the rows' marks for
+        the writer's blocks beside the lines (CSV only, not grouped; see the top)."""
+        if (grouped or blocks) and csv is None:
+            raise ValueError("grouped rows, and rows with blocks, are CSV lines")
+        if grouped and blocks:
+            raise ValueError("rows grouped by session have no blocks")
+        self.blocks = blocks
         if shared is not None and type(shared) is not set:
             raise TypeError("shared: a set of session ids")
         self.grouped = grouped
@@ -396,7 +432,14 @@ cdef class DirectRows:
                 PyBytes_FromStringAndSize(self.c_kind.p, self.c_kind.n), self.whos, self.kinds)
 
     cdef object _lines(self, Buf *b, Buf *marks):
-        return _grouped_lines(b, marks) if self.grouped else self._bytes(b)
+        cdef CsvLines lines
+        if self.grouped:
+            return _grouped_lines(b, marks)
+        lines = self._bytes(b)
+        if self.blocks:
+            lines.marks = PyBytes_FromStringAndSize(marks.p, marks.n)
+            marks.n = 0
+        return lines
 
     cdef inline bint _refused(self, sid):
         return self.shared is not None and PySet_GET_SIZE(self.shared) != 0 and sid in self.shared
@@ -445,7 +488,7 @@ cdef class DirectRows:
         """The ws_frames row (sid, fi, ts, dname, True, False, False, False, op, opname, masked, ln,
         hl, False, None, None, "", packet). 1 when made, 0 when refused (grouped)."""
         cdef Buf *b = &self.fr_buf
-        if self.grouped and self._refused(sid):
+        if (self.grouped and self._refused(sid)) or (self.blocks and _no_int64(ts)):
             return 0
         self.n_fr += 1
         if not _count_hit(self.fr_hits, self.fr_combo, dname, opname):  # (direction, opcode_name)
@@ -478,6 +521,8 @@ cdef class DirectRows:
         _put(b, "\n", 1)
         if self.grouped:
             _mark(&self.fr_marks, sid, b.n)
+        elif self.blocks:
+            _row_mark(&self.fr_marks, b.n, PyLong_AsLongLong(ts), dname == C2S)
         return 1
 
     cdef int message_row(self, sid, mi, ts, dname, opname, Py_ssize_t ln, Py_ssize_t hl,
@@ -486,7 +531,7 @@ cdef class DirectRows:
         None), the preview given as its ASCII bytes. 1 when made, 0 when refused (grouped)."""
         cdef Buf *b = &self.msg_buf
         cdef double size = <double> ln
-        if self.grouped and self._refused(sid):
+        if (self.grouped and self._refused(sid)) or (self.blocks and _no_int64(ts)):
             return 0
         self.n_msg += 1
         if not _count_hit(self.msg_hits, self.msg_combo, dname, opname):
@@ -517,6 +562,8 @@ cdef class DirectRows:
         _put(b, ",,\n", 3)
         if self.grouped:
             _mark(&self.msg_marks, sid, b.n)
+        elif self.blocks:
+            _row_mark(&self.msg_marks, b.n, PyLong_AsLongLong(ts), dname == C2S)
         return 1
 
     cdef int sio_row(self, tcp, ts, dirname, bint s2c, version, str sio_type, name, ack_id, Py_ssize_t size,
@@ -530,7 +577,7 @@ cdef class DirectRows:
         cdef double f
         cdef long long t
         cdef int overflow = 0
-        if self.grouped and self._refused(tcp):
+        if (self.grouped and self._refused(tcp)) or (self.blocks and _no_int64(ts)):
             return 0
         self.n_sio += 1
         if not _count_hit(self.sio_hits, kc, sio_type, name):  # (sio_type, namespace, event)
@@ -591,6 +638,8 @@ cdef class DirectRows:
         _put(b, "\n", 1)
         if self.grouped:
             _mark(&self.sio_marks, tcp, b.n)
+        elif self.blocks:
+            _row_mark(&self.sio_marks, b.n, PyLong_AsLongLong(ts), not s2c)
         return 1
 
     cdef int _candidate(self, long long t, digest, Py_ssize_t size, sid, tcp, name) except -1:

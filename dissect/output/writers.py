@@ -279,8 +279,15 @@ class ReportWriter:
             return
         offset = self._offset[table]
         out: list[bytes] = []
-        for i in range(0, n, BLOCK_ROWS):
-            block = rows[i : i + BLOCK_ROWS] if n > BLOCK_ROWS else rows
+        first = blocks.room  # the last block takes rows up to BLOCK_ROWS: blocks do not depend on batches
+        if first:
+            head = rows[:first]
+            data = batch(head)
+            blocks.grow(head)
+            offset += len(data)
+            out.append(data)
+        for i in range(first, n, BLOCK_ROWS):
+            block = rows[i : i + BLOCK_ROWS] if first or n > BLOCK_ROWS else rows
             data = batch(block)
             blocks.add(offset, block)
             offset += len(data)
@@ -290,17 +297,23 @@ class ReportWriter:
 
     def direct_spec(self) -> dict[str, Any] | None:
         """What the compiled core needs to write this writer's CSV lines itself (dissect.pipeline:
-        rows without tuples): CSV without blocks only."""
-        if self.fmt != "csv" or self.blocks:
+        rows without tuples): CSV only; with blocks, each row's marks beside them."""
+        if self.fmt != "csv":
             return None
-        return {"csv": direct_csv(self.digits)}
+        return {"csv": direct_csv(self.digits), "blocks": bool(self.blocks)}
 
     def add_formatted(self, table: str, rows: int, csv: Any, figures: Any, candidates: Any) -> None:
         """A batch of ``rows`` rows the compiled core wrote as CSV lines (``csv``: UTF-8, an object
-        of the buffer protocol)."""
-        if csv is None or self.blocks:
-            raise ValueError("add_formatted: CSV lines without blocks were asked for")
+        of the buffer protocol; with blocks, its ``marks``: :meth:`Blocks.add_marked`)."""
+        if csv is None:
+            raise ValueError("add_formatted: CSV lines were asked for")
         self.counts[table] += rows
+        blocks = self.blocks.get(table)
+        if blocks is not None:
+            if getattr(csv, "marks", None) is None:
+                raise ValueError("add_formatted: the rows' marks were asked for (blocks)")
+            blocks.add_marked(self._offset[table], csv.marks)
+            self._offset[table] += len(csv)
         self.files[table].write(csv)
 
     def close(self) -> None:
@@ -328,7 +341,7 @@ class Blocks:
     the block's rows and how many of them go client to server, so that a plot of the activity
     over time can count every row, not just a sample."""
 
-    __slots__ = ("offsets", "rows", "t_first", "t_last", "c2s", "_ts", "_dir")
+    __slots__ = ("offsets", "rows", "t_first", "t_last", "c2s", "_ts", "_dir", "_open", "_first")
 
     def __init__(self, table: str | None = None) -> None:
         # (arrays pickle as their bytes: blocks cross from --jobs workers to the parent)
@@ -341,17 +354,74 @@ class Blocks:
         fields = cls._fields if cls is not None and table in ACTIVITY_COLUMNS else ()  # type: ignore[attr-defined]
         self._ts = fields.index(ACTIVITY_COLUMNS[table]) if fields else -1  # type: ignore[index]
         self._dir = fields.index("direction") if fields else -1
+        # The last block takes more rows (the next batch's first) while it has fewer than
+        # BLOCK_ROWS: _open of them (0: none open), the first at time _first (ns).
+        self._open = 0
+        self._first = 0
+
+    @property
+    def room(self) -> int:
+        """How many rows the last block still takes (0: none)."""
+        return BLOCK_ROWS - self._open if self._open else 0
+
+    def close(self) -> None:
+        """The last block takes no more rows."""
+        self._open = 0
 
     def add(self, offset: int, rows: list[tuple]) -> None:
+        """A new block: ``rows``, written at byte ``offset``."""
         self.offsets.append(offset)
         self.rows.append(len(rows))
+        self._open = len(rows) if len(rows) < BLOCK_ROWS else 0
         if self._ts >= 0:
             # Rows come (nearly) in time order: the first and last row's times stand for the
             # block's span (never None: records.py).
-            a, b = rows[0][self._ts] / 1e9, rows[-1][self._ts] / 1e9
+            self._first = rows[0][self._ts]
+            a, b = self._first / 1e9, rows[-1][self._ts] / 1e9
             self.t_first.append(min(a, b))
             self.t_last.append(max(a, b))
             self.c2s.append(countOf(map(itemgetter(self._dir), rows), "c2s"))
+
+    def grow(self, rows: list[tuple]) -> None:
+        """The last block takes ``rows`` (at most its :attr:`room`), written right after it."""
+        self._grow(len(rows), rows[-1][self._ts] if self._ts >= 0 else 0,
+                   countOf(map(itemgetter(self._dir), rows), "c2s") if self._ts >= 0 else 0)
+
+    def _grow(self, n: int, last: int, c2s: int) -> None:
+        self.rows[-1] += n
+        self._open = self._open + n if self._open + n < BLOCK_ROWS else 0
+        if self._ts >= 0:
+            a, b = self._first / 1e9, last / 1e9
+            self.t_first[-1] = min(a, b)
+            self.t_last[-1] = max(a, b)
+            self.c2s[-1] += c2s
+
+    def add_marked(self, base: int, marks: bytes) -> None:
+        """The blocks of a batch of rows the compiled core wrote at byte ``base``, cut as
+        :meth:`add` and :meth:`grow` cut rows: ``marks`` holds three int64 cells a row (where its
+        line ends in the batch, its time in ns, 1 when it goes client to server;
+        dissect/compiled/direct_rows.pxi)."""
+        import numpy as np
+
+        m = np.frombuffer(marks, dtype=np.int64).reshape(-1, 3)
+        n = len(m)
+        ends, ts, c2s = m[:, 0], m[:, 1], m[:, 2]
+        first = min(self.room, n)
+        if first:
+            self._grow(first, int(ts[first - 1]), int(c2s[:first].sum()))
+        if first == n:
+            return
+        starts = np.arange(first, n, BLOCK_ROWS)
+        sizes = np.minimum(BLOCK_ROWS, n - starts)
+        self.offsets.frombytes((base + np.where(starts > 0, ends[starts - 1], 0)).astype(np.int64).tobytes())
+        self.rows.frombytes(sizes.astype(np.int64).tobytes())
+        if self._ts >= 0:
+            a, b = ts[starts] / 1e9, ts[starts + sizes - 1] / 1e9
+            self.t_first.frombytes(np.minimum(a, b).tobytes())
+            self.t_last.frombytes(np.maximum(a, b).tobytes())
+            self.c2s.frombytes(np.add.reduceat(c2s[first:], starts - first).astype(np.int64).tobytes())
+        self._open = int(sizes[-1]) if sizes[-1] < BLOCK_ROWS else 0
+        self._first = int(ts[starts[-1]])
 
     def extend(self, other: Blocks, shift: int) -> None:
         """Append ``other``'s blocks, their offsets moved by ``shift`` bytes."""

@@ -303,6 +303,7 @@ class _Formatter:
             blocks = self.writer.blocks[table]
             before = len(blocks.offsets)
             self.writer.add(table, rows)
+            blocks.close()  # (the next rows are another session's, written elsewhere)
             data = self.capture.data
             timed = len(blocks.t_first) > before
             first = blocks.offsets[before]
