@@ -631,3 +631,23 @@ def test_histogram_quantiles_at_the_ends_of_the_float_range() -> None:
     q = d.quantiles((0.0, 0.5, 0.99, 1.0))
     assert q[0] == -1.797e308 and q[-1] == 1.797e308 and 0.9 < q[1] < 1.1  # type: ignore[operator]
     assert d.summary()["max"] == 1.797e308
+
+
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=300),
+       st.integers(1, 300))
+def test_histogram_buckets_are_the_log_rule_whatever_the_batches(values: list[float], batch: int) -> None:
+    """Past the exact limit every value goes to bucket ceil(log|v| / log 1.02) (numpy over a
+    batch, as the scalar rule gives it), zeros apart, and the same values in other batches give
+    the same buckets (a split run's tasks merge theirs)."""
+    d = distribution.Distribution(exact_limit=0)
+    for i in range(0, len(values), batch):
+        d.add_finite(values[i:i + batch])
+    want_pos: dict[int, int] = {}
+    want_neg: dict[int, int] = {}
+    for v in values:
+        if v:
+            side = want_pos if v > 0 else want_neg
+            k = math.ceil(math.log(abs(v)) / math.log(1.02))
+            side[k] = side.get(k, 0) + 1
+    assert (d.pos, d.neg, d.zeros) == (want_pos, want_neg, sum(1 for v in values if v == 0))
+    assert d.count == len(values) and d.method == "log-histogram"

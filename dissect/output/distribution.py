@@ -243,16 +243,18 @@ class Distribution:
             return
         self._bucket(vals)
 
-    def _bucket(self, vals: Iterable[float]) -> None:
-        for v in vals:
-            if v > 0:
-                i = math.ceil(math.log(v) / _LOG_GAMMA)
-                self.pos[i] = self.pos.get(i, 0) + 1
-            elif v < 0:
-                i = math.ceil(math.log(-v) / _LOG_GAMMA)
-                self.neg[i] = self.neg.get(i, 0) + 1
-            else:
-                self.zeros += 1
+    def _bucket(self, vals: array[float] | Sequence[float]) -> None:
+        """Count ``vals`` into the histogram: bucket ``ceil(log|v| / log g)`` (module doc). With
+        numpy, however few: a value's bucket must not depend on the batch it came in."""
+        import numpy as np
+
+        a = np.frombuffer(vals, dtype=np.float64) if isinstance(vals, array) else np.asarray(vals, dtype=np.float64)
+        self.zeros += int(np.count_nonzero(a == 0))  # (-0.0 too)
+        for buckets, part in ((self.pos, a[a > 0]), (self.neg, -a[a < 0])):
+            if len(part):
+                index, counts = np.unique(np.ceil(np.log(part) / _LOG_GAMMA).astype(np.int64), return_counts=True)
+                for i, n in zip(index.tolist(), counts.tolist(), strict=True):
+                    buckets[i] = buckets.get(i, 0) + n
 
     def merge(self, other: Distribution) -> None:
         if other.count == 0:
