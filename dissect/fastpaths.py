@@ -26,6 +26,11 @@ SIO_EVENT_HEADER = _ON
 # unmasked, inflated and emitted in place (the general reader's _begin_frame / _payload / _end_frame
 # of a compressed message; the RFC 7692 stage itself, PerMessageInflate, is the same).
 WS_DEFLATE_WHOLE_FRAME = _ON
+# --dask index pass: a flow whose bytes nobody searches (WebSocket frames or TLS records from a
+# file's start, a protocol without sids) is tracked as a --jobs worker tracks another's flow (its
+# SYN/FIN/RST and times logged, its packets counted) without reassembling its bytes
+# (dissect.run.flow_index; the general path reassembles them for a dissector that drops them).
+INDEX_SKIPS_UNSEARCHED = _ON
 
 # -- the compiled core (dissect/compiled/*.pyx, Cython) ------------------------------------------
 # Built by setup.py at ``pip install`` where a C compiler and the Python headers exist; without

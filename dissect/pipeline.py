@@ -258,6 +258,7 @@ class Pipeline:
                         continue
                     if conn.foreign and not data[l4 + 13] & 0x07:
                         conn.ts_last = ts  # --jobs: another worker's flow, nothing to track
+                        conn.packets[entry[1]] += 1  # (an index pass's flow nobody looks into: counted)
                         continue
                 sport, dport, seq, ack, doff, flags = tcp_hdr(data, l4)
                 poff = l4 + ((doff >> 4) << 2)
@@ -276,8 +277,9 @@ class Pipeline:
                     conn.control(d, ts, seq, ack, flags)
                     if flags & ACK and flags & SYN:
                         half_open.pop(conn.session_id, None)  # answered
-                if conn.foreign:  # --jobs: another worker dissects it
+                if conn.foreign:  # --jobs: another worker dissects it (or an index pass's flow)
                     conn.ts_last = ts
+                    conn.packets[d] += 1
                     if flags & FIN:
                         conn.streams[d].fin_done = True
                     continue

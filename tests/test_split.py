@@ -173,6 +173,39 @@ def test_the_index_is_the_same_on_both_packet_loops(tmp_path: Path) -> None:
         assert a == b, a.path
 
 
+def test_the_index_skips_the_bytes_nobody_looks_into(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """fastpaths.INDEX_SKIPS_UNSEARCHED: a flow of the index pass whose bytes nobody searches
+    (WebSocket frames or TLS records from a file's start, a protocol without sids) is tracked as a
+    --jobs worker tracks another's flows, its bytes not reassembled. The index (log, sightings,
+    packets per flow) is that of every flow reassembled, on both packet loops."""
+    from dissect import fastpaths
+    from dissect.run import flow_index
+
+    files = rotate(CAPTURES / "sio4_polling_upgrade.pcapng", tmp_path / "a", 40)
+    files += rotate(CAPTURES / "ws_multi.pcapng", tmp_path / "b", 25)
+    files += [str(CAPTURES / n) for n in ("tls12_ws_aesgcm.pcap", "tls_h2.pcap", "ws_basic.pcap")]
+    skipped = []
+    real = flow_index._Sniffer.first_data  # noqa: SLF001
+
+    def first_data(sniffer: object, conn: object, *rest: object) -> None:
+        real(sniffer, conn, *rest)  # type: ignore[arg-type]
+        skipped.append(conn.foreign)  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(flow_index._Sniffer, "first_data", first_data)  # noqa: SLF001
+    got = []
+    for skip, compiled in ((True, True), (True, False), (False, True)):
+        monkeypatch.setattr(fastpaths, "INDEX_SKIPS_UNSEARCHED", skip)
+        monkeypatch.setattr(fastpaths, "COMPILED_PACKET_LOOP", compiled and fastpaths.COMPILED)
+        got.append([index_file(f, packed=False) for f in files])
+        if skip:
+            assert any(skipped) and not all(skipped)  # both kinds of flows are there
+        else:
+            assert not any(skipped)
+        skipped.clear()
+    for a, b, c in zip(*got, strict=True):
+        assert a == b == c, a.path
+
+
 def test_a_new_syn_on_a_finished_tuple_leaves_the_old_flow_in_its_file(tmp_path: Path) -> None:
     """Captures one after the other on the same 5-tuples (each connection closed by FINs, then opened
     again by a SYN in the next file): new sessions, and no task reads a file twice."""

@@ -221,8 +221,13 @@ cdef object _loop(pipeline, reader, unknown_links, bint in_order_fast, long long
                 conn = entry[0]
                 if conn is None:
                     continue
-                if (sget(conn, O_C_FOREIGN) if type(conn) is TcpConn else conn.foreign) and not dp[l4 + 13] & 0x07:
-                    conn.ts_last = ts  # --jobs: another worker's flow, nothing to track
+                if type(conn) is TcpConn:
+                    if sget(conn, O_C_FOREIGN) and not dp[l4 + 13] & 0x07:
+                        conn.ts_last = ts  # --jobs: another worker's flow, nothing to track
+                        continue
+                elif conn.foreign and not dp[l4 + 13] & 0x07:
+                    conn.ts_last = ts  # a --dask index pass's flow nobody looks into: counted
+                    conn.packets[entry[1]] += 1
                     continue
             else:
                 entry = None
@@ -247,8 +252,9 @@ cdef object _loop(pipeline, reader, unknown_links, bint in_order_fast, long long
                 conn.control(d, ts, seq, ack, flags)
                 if flags & ACK and flags & SYN:
                     half_open.pop(conn.session_id, None)  # answered
-            if conn.foreign:  # --jobs: another worker dissects it
+            if conn.foreign:  # --jobs: another worker dissects it (or an index pass's flow)
                 conn.ts_last = ts
+                conn.packets[d] += 1
                 if flags & FIN:
                     conn.streams[d].fin_done = True
                 continue

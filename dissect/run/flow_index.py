@@ -32,6 +32,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from dissect import fastpaths
 from dissect.capture.reader import CaptureReader
 from dissect.pipeline import Pipeline
 from dissect.protocols.engineio import request_query
@@ -163,6 +164,7 @@ class _Sniffer:
         else:
             conn.app = _Search(self, st, conn.kc) if st.scan else _NOTHING
             conn.app_decided = True
+            conn.foreign = not st.scan and fastpaths.INDEX_SKIPS_UNSEARCHED  # (counted, not reassembled)
 
     def first_data(self, conn: Any, direction: int, ts: int, data: bytes) -> None:
         """A flow's first in-order bytes: what the registry would start, or (after a file's start)
@@ -191,6 +193,7 @@ class _Sniffer:
             app.feed(direction, ts, data)
         else:
             conn.app = _NOTHING
+            conn.foreign = fastpaths.INDEX_SKIPS_UNSEARCHED  # nobody looks into its bytes: counted, not reassembled
 
     def sight(self, st: _Key, kc: bytes, what: str) -> None:
         interval = self.table.intervals
