@@ -105,12 +105,13 @@ _NOTHING = _Nothing()
 class _Search:
     """The dissector of a connection searched for Engine.IO sids."""
 
-    __slots__ = ("sniffer", "st", "kc")
+    __slots__ = ("sniffer", "st", "kc", "conn")
 
-    def __init__(self, sniffer: _Sniffer, st: _Key, kc: bytes) -> None:
+    def __init__(self, sniffer: _Sniffer, st: _Key, conn: LogConn) -> None:
         self.sniffer = sniffer
         self.st = st
-        self.kc = kc
+        self.kc = conn.kc
+        self.conn = conn
 
     def feed(self, direction: int, ts: int, data: bytes) -> None:
         st = self.st
@@ -130,6 +131,7 @@ class _Search:
                 self.sniffer.sight(st, self.kc, m.group(1).decode("utf-8", "replace"))
         if st.upgraded:
             st.scan = False  # the chunk after the 101 (the open packet of a WebSocket-only session) is read
+            self.conn.foreign = fastpaths.INDEX_SKIPS_UNSEARCHED  # nothing more searched: counted, not reassembled
         elif _SWITCHED.search(buf):
             st.upgraded = True
         st.tails[direction] = buf[-_TAIL:]
@@ -162,7 +164,7 @@ class _Sniffer:
         if st is None:
             conn.on_first_data = self.first_data
         else:
-            conn.app = _Search(self, st, conn.kc) if st.scan else _NOTHING
+            conn.app = _Search(self, st, conn) if st.scan else _NOTHING
             conn.app_decided = True
             conn.foreign = not st.scan and fastpaths.INDEX_SKIPS_UNSEARCHED  # (counted, not reassembled)
 
@@ -188,7 +190,7 @@ class _Sniffer:
         if affinity is not None:
             self.sight(st, conn.kc, affinity)
         if scan:
-            app = _Search(self, st, conn.kc)
+            app = _Search(self, st, conn)
             conn.app = app
             app.feed(direction, ts, data)
         else:
