@@ -1,6 +1,7 @@
-"""``--jobs N`` for N of 3 or more (and ``dissect.analyze(jobs=N)``, N of 2 or more): N processes
-share the work of one analysis, each owning part of the sessions. (``dissect report --jobs 2`` is
-:mod:`dissect.run.two_stage` instead: one process dissects, one writes.)
+"""``--jobs N`` for N of 3 or more, 2 or more with the compiled core (and ``dissect.analyze(jobs=N)``,
+N of 2 or more): N processes share the work of one analysis, each owning part of the sessions.
+(``dissect report --jobs 2`` in pure Python is :mod:`dissect.run.two_stage` instead: one process
+dissects, one writes; ``dissect.cli.two_stages``.)
 
 Every worker reads every packet and creates every flow, so session ids come out the same in all of
 them; the application work of a flow (reassembly, dissectors, rows) is done only by its owner:

@@ -1,4 +1,4 @@
-"""``--jobs 2``: one analysis in two processes, one after the other on the same rows.
+"""``--jobs 2`` in pure Python: one analysis in two processes, one after the other on the same rows.
 
 This process reads and dissects, as with one process; a child process formats and writes the
 tables and builds the summary from the rows it is handed. Row batches cross a pipe as pickled
