@@ -67,6 +67,11 @@ COMPILED_WS_FRAMES = COMPILED
 # in C, inside the compiled whole-frame path (dissect/compiled/sio_scan.pxi; the SIO_EVENT_HEADER
 # fast path of EngineIOWebSocket.ws_message, which stays the reference). Needs COMPILED_WS_FRAMES.
 COMPILED_SIO_SCAN = COMPILED
+# WebSocket under permessage-deflate: the whole compressed frames of WS_DEFLATE_WHOLE_FRAME taken
+# by the compiled whole-frame path too (unmasked in C, inflated by the same RFC 7692 stage, their
+# rows made in C; a message with an anomaly or text that is not ASCII finished by the Python
+# fast path's own rows). Needs COMPILED_WS_FRAMES and WS_DEFLATE_WHOLE_FRAME.
+COMPILED_WS_DEFLATE = COMPILED
 
 
 # Output: CSV rows formatted in C (dissect/compiled/csv_rows.pxi; the f-string row_formatter of

@@ -101,16 +101,20 @@ def test_only_a_csv_report_and_the_summary_take_direct_rows(tmp_path: Path) -> N
 
 
 @needs_compiled
+@pytest.mark.parametrize("deflate", [False, True])
 def test_benchmark_traffic_identical_with_and_without_direct_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    """The benchmark's steady state: nearly every row made without a tuple, the same files as the
-    tuples' and as the pure-Python loop's."""
+                                                                  capsys: pytest.CaptureFixture[str],
+                                                                  deflate: bool) -> None:
+    """The benchmark's steady state, plain and under permessage-deflate (every frame compressed,
+    context takeover: the compiled path's compressed frames, fastpaths.COMPILED_WS_DEFLATE): nearly
+    every row made without a tuple, the same files as the tuples' and as the pure-Python loop's."""
     import subprocess
     import sys
 
     cap = tmp_path / "bench.pcap"
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "make_capture.py"), "--packets", "20000",
-                    "--out", str(cap)], check=True, capture_output=True, timeout=300)
+                    "--out", str(cap), *(["--deflate"] if deflate else [])], check=True, capture_output=True,
+                   timeout=300)
     spy = _Spy(monkeypatch)
     files = _both([cap], loops=True)
     _same(files)

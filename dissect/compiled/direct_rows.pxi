@@ -290,6 +290,7 @@ cdef class DirectRows:
     cdef list fr_held, msg_held, sio_held
     cdef object anomaly_last  # (held)
     cdef long long fr_payload, msg_wire, msg_payload
+    cdef Py_ssize_t fr_compressed, msg_compressed  # rows of compressed frames and messages (RFC 7692)
     cdef Buf msg_sizes  # ws_messages' payload_bytes, as doubles (the Distribution's cells)
     cdef list sio_latency
     # sio_broadcasts candidates: cells, and local indices of their (namespace, event) and socket
@@ -364,6 +365,7 @@ cdef class DirectRows:
         self.fr_held, self.msg_held, self.sio_held = [None] * HITS, [None] * HITS, [None] * HITS
         self.anomaly_last = None
         self.fr_payload = self.msg_wire = self.msg_payload = 0
+        self.fr_compressed = self.msg_compressed = 0
         self.msg_sizes.n = 0
         self.sio_latency = []
         self.c_ts.n = self.c_digest.n = self.c_who.n = self.c_kind.n = 0
@@ -391,7 +393,7 @@ cdef class DirectRows:
                 ("cells", "close_code"): {None: n},
                 ("cells", "anomaly"): {EMPTY: n},
                 ("total", "payload_len"): self.fr_payload,
-                ("true", "compressed"): 0,
+                ("true", "compressed"): self.fr_compressed,
             }, None))
         if self.n_msg:
             n = self.n_msg
@@ -401,7 +403,7 @@ cdef class DirectRows:
                 ("cells", "anomaly"): {EMPTY: n},
                 ("total", "wire_bytes"): self.msg_wire,
                 ("total", "payload_bytes"): self.msg_payload,
-                ("true", "compressed"): 0,
+                ("true", "compressed"): self.msg_compressed,
                 ("values", "payload_bytes"): self._doubles(&self.msg_sizes),
             }, None))
         if self.n_sio:
@@ -484,9 +486,9 @@ cdef class DirectRows:
         return _put(b, self.ts_txt, self.ts_len)
 
     cdef int frame_row(self, sid, fi, ts, dname, int op, opname, bint masked, Py_ssize_t ln, Py_ssize_t hl,
-                       packet) except -1:
-        """The ws_frames row (sid, fi, ts, dname, True, False, False, False, op, opname, masked, ln,
-        hl, False, None, None, "", packet). 1 when made, 0 when refused (grouped)."""
+                       packet, bint compressed=False) except -1:
+        """The ws_frames row (sid, fi, ts, dname, True, compressed, False, False, op, opname, masked,
+        ln, hl, compressed, None, None, "", packet). 1 when made, 0 when refused (grouped)."""
         cdef Buf *b = &self.fr_buf
         if (self.grouped and self._refused(sid)) or (self.blocks and _no_int64(ts)):
             return 0
@@ -495,6 +497,7 @@ cdef class DirectRows:
             self.fr_combo.add((dname, opname))
             _remember(self.fr_hits, &self.fr_next, self.fr_held, dname, opname, self.fr_combo.last)
         self.fr_payload += ln
+        self.fr_compressed += compressed
         if not self.csv:
             return 1
         _put_int(b, sid)
@@ -504,7 +507,10 @@ cdef class DirectRows:
         self._ts(b, ts)
         _put(b, ",", 1)
         _put_obj(b, dname)
-        _put(b, ",true,false,false,false,", 24)
+        if compressed:  # (RSV1: RFC 7692 section 6)
+            _put(b, ",true,true,false,false,", 23)
+        else:
+            _put(b, ",true,false,false,false,", 24)
         _put_ll(b, op)
         _put(b, ",", 1)
         _put_obj(b, opname)
@@ -515,7 +521,10 @@ cdef class DirectRows:
         _put_ll(b, ln)
         _put(b, ",", 1)
         _put_ll(b, hl)
-        _put(b, ",false,,,,", 10)
+        if compressed:
+            _put(b, ",true,,,,", 9)
+        else:
+            _put(b, ",false,,,,", 10)
         if packet is not None:
             _put_int(b, packet)
         _put(b, "\n", 1)
@@ -526,11 +535,13 @@ cdef class DirectRows:
         return 1
 
     cdef int message_row(self, sid, mi, ts, dname, opname, Py_ssize_t ln, Py_ssize_t hl,
-                         const unsigned char *preview, Py_ssize_t preview_len) except -1:
-        """The ws_messages row (sid, mi, ts, ts, dname, opname, 1, hl + ln, ln, False, preview, "",
-        None), the preview given as its ASCII bytes. 1 when made, 0 when refused (grouped)."""
+                         const unsigned char *preview, Py_ssize_t preview_len, Py_ssize_t payload,
+                         bint compressed=False) except -1:
+        """The ws_messages row (sid, mi, ts, ts, dname, opname, 1, hl + ln, payload, compressed,
+        preview, "", None), the preview given as its ASCII bytes. 1 when made, 0 when refused
+        (grouped)."""
         cdef Buf *b = &self.msg_buf
-        cdef double size = <double> ln
+        cdef double size = <double> payload
         if (self.grouped and self._refused(sid)) or (self.blocks and _no_int64(ts)):
             return 0
         self.n_msg += 1
@@ -538,7 +549,8 @@ cdef class DirectRows:
             self.msg_combo.add((dname, opname))
             _remember(self.msg_hits, &self.msg_next, self.msg_held, dname, opname, self.msg_combo.last)
         self.msg_wire += hl + ln
-        self.msg_payload += ln
+        self.msg_payload += payload
+        self.msg_compressed += compressed
         _put(&self.msg_sizes, <char *> &size, sizeof(double))
         if not self.csv:
             return 1
@@ -556,8 +568,11 @@ cdef class DirectRows:
         _put(b, ",1,", 3)
         _put_ll(b, hl + ln)
         _put(b, ",", 1)
-        _put_ll(b, ln)
-        _put(b, ",false,", 7)
+        _put_ll(b, payload)
+        if compressed:
+            _put(b, ",true,", 6)
+        else:
+            _put(b, ",false,", 7)
         _put_ascii_text(b, preview, preview_len)
         _put(b, ",,\n", 3)
         if self.grouped:

@@ -174,6 +174,8 @@ cdef Py_ssize_t _ws_frames(dis, src, const unsigned char *fixed, Py_ssize_t n, P
     # the compiled Engine.IO/Socket.IO scan: the upper layer is an EngineIOWebSocket that asks for it
     cdef bint scan = upper is not None and type(upper) is EioWebSocket and sget(upper, O_WS_SCAN)
     cdef bint slots = type(dis) is WsDissector  # its counters read and written in place
+    cdef object zst = None, inflate  # the direction and its RFC 7692 stage, once a compressed frame comes
+    cdef long long zcap = -1
     sid = sget(dis, O_DIS_SID) if slots else dis.session_id
     while n - pos >= 2:
         if fixed == NULL:
@@ -204,8 +206,25 @@ cdef Py_ssize_t _ws_frames(dis, src, const unsigned char *fixed, Py_ssize_t n, P
                 break
         a = pos + hl
         op = b0 & 0x0F
-        if (ln64 > <unsigned long long> (n - a) or (b0 & 0x70) != 0 or (b1 & 0x80) != mask_bit
-                or not (op == 1 or op == 2) or not (b0 & 0x80) or <long long> ln64 > cap):
+        if (ln64 > <unsigned long long> (n - a) or (b1 & 0x80) != mask_bit
+                or not (op == 1 or op == 2) or not (b0 & 0x80)):
+            break
+        if b0 & 0x70:
+            # fastpaths.COMPILED_WS_DEFLATE: a whole compressed frame (RSV1 alone, RFC 7692 6), the
+            # conditions of the Python fast path (WebSocketDissector.feed, _whole_compressed)
+            if (b0 & 0x70) != 0x40:
+                break
+            if zst is None:
+                zcap = dis._czcap
+                zst = dis._st[direction]
+            inflate = zst.inflate
+            if zcap < 0 or <long long> ln64 > zcap or inflate is None or inflate.ctx_lost:
+                break
+            _compressed_frame(dis, zst, inflate, p, a, <Py_ssize_t> ln64, hl, op, masked, ts, direction, dname,
+                              sid, slots, sink_frames, sink_msgs, packet, upper, direct, scan)
+            pos = a + <Py_ssize_t> ln64
+            continue
+        if <long long> ln64 > cap:
             break
         ln = <Py_ssize_t> ln64
         payload = None
@@ -245,7 +264,7 @@ cdef Py_ssize_t _ws_frames(dis, src, const unsigned char *fixed, Py_ssize_t n, P
             )))
         if not (direct is not None and PyList_GET_SIZE(sink_msgs) == 0
                 and (<DirectRows> direct).message_row(sid, mi, ts, dname, opname, ln, hl, d,
-                                                       (ln if ln < PREVIEW else PREVIEW) if op == 1 else 0)):
+                                                       (ln if ln < PREVIEW else PREVIEW) if op == 1 else 0, ln)):
             if op == 1:
                 preview = PyUnicode_DecodeASCII(<const char *> d, ln if ln < PREVIEW else PREVIEW, NULL)
             else:
@@ -261,3 +280,62 @@ cdef Py_ssize_t _ws_frames(dis, src, const unsigned char *fixed, Py_ssize_t n, P
                 upper.ws_message(direction, ts, op, payload)
         pos = a + ln
     return pos
+
+
+cdef bytes SYNC_TAIL = b"\x00\x00\xff\xff"  # RFC 7692 7.2.2
+
+
+cdef int _compressed_frame(dis, st, inflate, const unsigned char *p, Py_ssize_t a, Py_ssize_t ln, Py_ssize_t hl,
+                           int op, bint masked, ts, int direction, dname, sid, bint slots, list sink_frames,
+                           list sink_msgs, packet, upper, direct, bint scan) except -1:
+    """The whole compressed frame at ``p[a:a + ln]`` (header ``hl`` bytes): unmasked with the 7.2.2
+    tail into one bytes object, inflated by the direction's RFC 7692 stage (its own begin_message
+    and end_message), and its rows and the upper layer's call made as
+    WebSocketDissector.compressed_rows makes them; a message with an anomaly, or text that is not
+    ASCII, goes to compressed_rows itself."""
+    cdef bytes data = PyBytes_FromStringAndSize(NULL, ln + 4)
+    cdef unsigned char *o = <unsigned char *> PyBytes_AS_STRING(data)
+    cdef const unsigned char *d
+    cdef Py_ssize_t size
+    if masked:
+        dissect_unmask_to(o, p + a, ln, p + a - 4)
+    else:
+        memcpy(o, p + a, ln)
+    memcpy(o + ln, <const char *> SYNC_TAIL, 4)
+    inflate.begin_message()  # "" (ctx_lost was checked)
+    out, tag = inflate.end_message(data, True)
+    size = len(out)
+    d = <const unsigned char *> PyBytes_AS_STRING(out)
+    if tag or (op == 1 and not dissect_ascii(d, size)):
+        dis.compressed_rows(st, op, ts, ln, hl, out, tag)
+        return 0
+    if slots:
+        fi = sget(dis, O_DIS_FI)
+        sset(dis, O_DIS_FI, fi + 1)
+        mi = sget(dis, O_DIS_MI)
+        sset(dis, O_DIS_MI, mi + 1)
+    else:
+        fi = dis._frame_index
+        dis._frame_index = fi + 1
+        mi = dis._message_index
+        dis._message_index = mi + 1
+    opname = OPCODE_TEXT if op == 1 else OPCODE_BINARY
+    if not (direct is not None and PyList_GET_SIZE(sink_frames) == 0
+            and (<DirectRows> direct).frame_row(sid, fi, ts, dname, op, opname, masked, ln, hl, packet, True)):
+        sink_frames.append(dissect_row(WsFrameRow, (
+            sid, fi, ts, dname, True, True, False, False, op, opname,
+            masked, ln, hl, True, None, None, "", packet,
+        )))
+    if not (direct is not None and PyList_GET_SIZE(sink_msgs) == 0
+            and (<DirectRows> direct).message_row(sid, mi, ts, dname, opname, ln, hl, d,
+                                                   (size if size < PREVIEW else PREVIEW) if op == 1 else 0, size,
+                                                   True)):
+        preview = PyUnicode_DecodeASCII(<const char *> d, size if size < PREVIEW else PREVIEW, NULL) if op == 1 else ""
+        sink_msgs.append(dissect_row(WsMessageRow, (
+            sid, mi, ts, ts, dname, opname, 1, hl + ln, size, True, preview, "", None,
+        )))
+    if upper is not None:
+        # fastpaths.COMPILED_SIO_SCAN: an EVENT or ACK on "/" becomes its row here (sio_scan.pxi)
+        if not (op == 1 and scan and sio_fast(upper, direction, ts, d, size)):
+            upper.ws_message(direction, ts, op, out)
+    return 0

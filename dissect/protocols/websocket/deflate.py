@@ -99,11 +99,12 @@ class PerMessageInflate:
             self._give_up()
             return b"", INFLATE_FAILED
 
-    def end_message(self, data: bytes = b"") -> tuple[bytes, str]:
+    def end_message(self, data: bytes = b"", tailed: bool = False) -> tuple[bytes, str]:
         """The message's last frame ended: inflate ``data`` (the last unmasked payload bytes, when
-        not fed to :meth:`frame_payload`: a message in one frame in one call) and the 7.2.2 tail,
-        as :meth:`frame_payload`. Without context takeover the inflater is dropped."""
-        result = self.frame_payload(data + SYNC_TAIL)
+        not fed to :meth:`frame_payload`: a message in one frame in one call) and the 7.2.2 tail
+        (already at its end when ``tailed``), as :meth:`frame_payload`. Without context takeover
+        the inflater is dropped."""
+        result = self.frame_payload(data if tailed else data + SYNC_TAIL)
         if not self.takeover:
             self._inflater = None
         return result

@@ -118,7 +118,7 @@ class WebSocketDissector:
     # (slots: the compiled core reads and writes some of them in place, dissect/compiled/ws_frames.pxi)
     __slots__ = ("session_id", "payloads", "outbox", "deflate", "upper", "max_message_bytes", "_frame_index",
                  "_message_index", "_done", "first_close", "transport_end", "_fast_cap", "_wsc", "_st",
-                 "_zcap")
+                 "_zcap", "_czcap")
 
     def __init__(
         self,
@@ -145,6 +145,8 @@ class WebSocketDissector:
         self._fast_cap = self.max_message_bytes if fastpaths.WS_WHOLE_FRAME else -1
         # Likewise for a whole compressed frame (fastpaths.WS_DEFLATE_WHOLE_FRAME; wire bytes).
         self._zcap = self.max_message_bytes if fastpaths.WS_DEFLATE_WHOLE_FRAME and deflate is not None else -1
+        # ... and taken by the compiled whole-frame path (fastpaths.COMPILED_WS_DEFLATE: -1 when not).
+        self._czcap = self._zcap if fastpaths.COMPILED_WS_DEFLATE else -1
         # The same fast path compiled (fastpaths.COMPILED_WS_FRAMES), None without the compiled core
         # or with --payloads (its rows' payload column is left to the Python code).
         self._wsc = fastpaths.compiled_ws_frames() if fastpaths.WS_WHOLE_FRAME and not payloads else None
@@ -405,6 +407,12 @@ class WebSocketDissector:
         assert inflate is not None
         inflate.begin_message()  # "" (the caller checked ctx_lost)
         out, tag = inflate.end_message(data)  # the payload and the 7.2.2 tail in one inflate call
+        self.compressed_rows(st, op, ts, ln, hl, out, tag)
+
+    def compressed_rows(self, st: Direction, op: int, ts: int, ln: int, hl: int, out: bytes, tag: str) -> None:
+        """The rows and the upper layer's call of :meth:`_whole_compressed`'s message, inflated to
+        ``out`` with the anomaly ``tag`` (also called by the compiled whole-frame path,
+        dissect/compiled/ws_frames.pxi, for the messages it leaves to Python)."""
         upper = self.upper
         preview = ""
         anomaly = ""
@@ -427,7 +435,7 @@ class WebSocketDissector:
         opname = OPCODE_NAMES[op]
         self.outbox.ws_frames.append(_row(WsFrame, (
             self.session_id, fi, ts, st.name, True, True, False, False, op, opname,
-            mask is not None, ln, hl, True, None, None, "", self.outbox.frame,
+            st.mask_bit != 0, ln, hl, True, None, None, "", self.outbox.frame,
         )))
         mi = self._message_index
         self._message_index = mi + 1
