@@ -412,6 +412,56 @@ def test_ws_frames_identical_compiled_and_python(
 
 
 @needs_compiled
+@pytest.mark.parametrize("cap", [16 << 20, 40, 0])
+@pytest.mark.parametrize("no_takeover", [False, True])
+def test_compressed_frames_compiled_and_python(cap: int, no_takeover: bool) -> None:
+    """fastpaths.COMPILED_WS_DEFLATE's twin of the RFC 7692 stage's common case, and what it leaves
+    to the stage: a long message (the window trimmed), text that is not ASCII, a message ending in
+    a final block (the inflater restarted with the window kept, 7.2.3.4) and messages after it,
+    broken deflate data, messages over the cap; both directions, with and without context
+    takeover. The same rows and upper-layer calls as the Python fast path."""
+    from dissect.protocols.websocket import DeflateParams
+
+    from .test_fast_path_websocket import frame
+
+    deflate = DeflateParams(no_takeover, no_takeover, 15, 15)
+    text = b"hello websocket world " * 3
+    feeds = []
+    for d, mask in ((0, b"\x01\x02\x03\x04"), (1, None)):
+        comp = zlib.compressobj(wbits=-15)
+        wire = history = b""
+        for i, end in enumerate(["sync", "big", "utf8", "sync", "final", "sync", "broken", "sync"]):
+            body = text + b"%d" % i
+            if end == "big":
+                body = bytes(range(256)) * 200  # 51,200 bytes: past the 32 KiB window
+            if end == "utf8":
+                body = "caf\u00e9 \u2603".encode() + text
+            if no_takeover:
+                comp = zlib.compressobj(wbits=-15)
+            history += body
+            if end == "final":  # the next messages go on with the window of everything so far
+                data = comp.compress(body) + comp.flush(zlib.Z_FINISH)
+                comp = zlib.compressobj(wbits=-15, zdict=history[-32768:])
+            else:
+                data = (comp.compress(body) + comp.flush(zlib.Z_SYNC_FLUSH))[:-4]
+            if end == "broken":
+                data = data[:3] + b"\xff\xff\xff" + data[3:]
+            wire += frame(1 if end != "big" else 2, data, mask=mask, rsv1=True)
+        feeds.append((d, 0, wire))
+    saved = fastpaths.COMPILED_WS_FRAMES, fastpaths.COMPILED_WS_DEFLATE
+    try:
+        got = []
+        for compiled in (True, False):
+            fastpaths.COMPILED_WS_FRAMES = fastpaths.COMPILED_WS_DEFLATE = compiled
+            got.append(ws_rows(deflate, feeds, True, cap, True))
+    finally:
+        fastpaths.COMPILED_WS_FRAMES, fastpaths.COMPILED_WS_DEFLATE = saved
+    assert got[0] == got[1]
+    sizes = [m.payload_bytes for m in got[0][1]]
+    assert len(sizes) == 16 and (cap < 100 or (sizes.count(51_200) == 2 and sizes.count(67) >= 4))
+
+
+@needs_compiled
 def test_ws_frames_compiled_path_takes_the_steady_state(monkeypatch: pytest.MonkeyPatch) -> None:
     """On the corpus, fed by the Python packet loop, the compiled function emits most frames, and
     the tables equal the Python ones."""

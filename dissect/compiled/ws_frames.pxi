@@ -284,6 +284,77 @@ cdef Py_ssize_t _ws_frames(dis, src, const unsigned char *fixed, Py_ssize_t n, P
 
 cdef bytes SYNC_TAIL = b"\x00\x00\xff\xff"  # RFC 7692 7.2.2
 
+# Set by configure_deflate() from dissect.protocols.websocket.deflate: PerMessageInflate, the offsets
+# of its slots, zlib.decompressobj and zlib.error, and the window it keeps.
+cdef object InflateCls = None
+cdef object NEW_INFLATER = None
+cdef object ZLIB_ERROR = None
+cdef Py_ssize_t O_Z_TAKEOVER, O_Z_CAP, O_Z_SIZE, O_Z_INF, O_Z_HIST, O_Z_HLEN, O_Z_RESTARTS, Z_WINDOW
+
+
+def configure_deflate(cls, decompressobj, error, Py_ssize_t window):
+    global InflateCls, NEW_INFLATER, ZLIB_ERROR, O_Z_TAKEOVER, O_Z_CAP, O_Z_SIZE, O_Z_INF, O_Z_HIST, O_Z_HLEN
+    global O_Z_RESTARTS, Z_WINDOW
+    O_Z_TAKEOVER = slot_offset(cls, "takeover")
+    O_Z_CAP = slot_offset(cls, "cap")
+    O_Z_SIZE = slot_offset(cls, "size")
+    O_Z_INF = slot_offset(cls, "_inflater")
+    O_Z_HIST = slot_offset(cls, "_hist")
+    O_Z_HLEN = slot_offset(cls, "_hist_len")
+    O_Z_RESTARTS = slot_offset(cls, "_restarts")
+    NEW_INFLATER = decompressobj
+    ZLIB_ERROR = error
+    Z_WINDOW = window
+    InflateCls = cls
+
+
+cdef tuple _inflate_whole(inflate, bytes data):
+    """``inflate.begin_message()`` then ``inflate.end_message(data, tailed=True)`` (a whole message
+    with its 7.2.2 tail, the caller having checked ctx_lost): for a PerMessageInflate, its common
+    case here, a twin of its Python steps (one inflate call giving at most ``cap`` bytes, no final
+    block); anything else from where the call left it (its ``inflated`` and ``failed``)."""
+    cdef Py_ssize_t n, hlen
+    cdef list hist
+    cdef tuple res
+    if type(inflate) is not InflateCls:
+        inflate.begin_message()
+        return inflate.end_message(data, True)
+    takeover = sget(inflate, O_Z_TAKEOVER)
+    # begin_message
+    sset(inflate, O_Z_SIZE, 0)
+    sset(inflate, O_Z_RESTARTS, 0)
+    if not takeover:
+        sset(inflate, O_Z_INF, None)  # RFC 7692 7.2.2: a fresh context for every message
+        (<list> sget(inflate, O_Z_HIST)).clear()
+        sset(inflate, O_Z_HLEN, 0)
+    # end_message: frame_payload(data)
+    inf = sget(inflate, O_Z_INF)
+    if inf is None:
+        inf = NEW_INFLATER(-15)
+        sset(inflate, O_Z_INF, inf)
+    cap = sget(inflate, O_Z_CAP)
+    try:
+        out = inf.decompress(data, cap + 1)  # (the message's size is 0)
+    except ZLIB_ERROR:
+        res = inflate.failed()
+    else:
+        n = len(<bytes> out)
+        if n <= cap and not inf.eof:
+            if n:  # the size, and the last WINDOW bytes of output kept, as frame_payload keeps them
+                sset(inflate, O_Z_SIZE, n)
+                hist = sget(inflate, O_Z_HIST)
+                hist.append(out if n <= Z_WINDOW else out[n - Z_WINDOW:])
+                hlen = sget(inflate, O_Z_HLEN) + (n if n <= Z_WINDOW else Z_WINDOW)
+                while hlen - len(<bytes> hist[0]) >= Z_WINDOW:
+                    hlen -= len(<bytes> hist.pop(0))
+                sset(inflate, O_Z_HLEN, hlen)
+            res = (out, "")
+        else:
+            res = inflate.inflated(inf, out)
+    if not takeover:
+        sset(inflate, O_Z_INF, None)
+    return res
+
 
 cdef int _compressed_frame(dis, st, inflate, const unsigned char *p, Py_ssize_t a, Py_ssize_t ln, Py_ssize_t hl,
                            int op, bint masked, ts, int direction, dname, sid, bint slots, list sink_frames,
@@ -302,8 +373,7 @@ cdef int _compressed_frame(dis, st, inflate, const unsigned char *p, Py_ssize_t 
     else:
         memcpy(o, p + a, ln)
     memcpy(o + ln, <const char *> SYNC_TAIL, 4)
-    inflate.begin_message()  # "" (ctx_lost was checked)
-    out, tag = inflate.end_message(data, True)
+    out, tag = _inflate_whole(inflate, data)
     size = len(out)
     d = <const unsigned char *> PyBytes_AS_STRING(out)
     if tag or (op == 1 and not dissect_ascii(d, size)):

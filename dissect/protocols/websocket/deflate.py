@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import zlib
 
+from dissect import fastpaths
 from dissect.protocols.websocket.frames import INFLATE_CONTEXT_LOST, INFLATE_FAILED, MESSAGE_TOO_LARGE
 
 __all__ = ["PerMessageInflate", "SYNC_TAIL"]
@@ -65,11 +66,20 @@ class PerMessageInflate:
         inf = self._inflater
         if inf is None:
             inf = self._inflater = zlib.decompressobj(-15)
+        try:
+            out = inf.decompress(data, self.cap - self.size + 1)
+        except zlib.error:
+            return self.failed()
+        return self.inflated(inf, out)
+
+    def inflated(self, inf: zlib._Decompress, out: bytes) -> tuple[bytes, str]:
+        """The rest of :meth:`frame_payload` once ``inf.decompress`` gave ``out`` (the compiled
+        whole-frame path calls it for what its own twin of the common case does not take:
+        dissect/compiled/ws_frames.pxi)."""
         cap = self.cap
         got = b""
         try:
             while True:
-                out = inf.decompress(data, cap - self.size + 1)
                 if out:
                     self.size += len(out)
                     if self.size > cap:
@@ -95,9 +105,14 @@ class PerMessageInflate:
                 inf = self._inflater = self._new_inflater()
                 if not data:
                     return got, ""
+                out = inf.decompress(data, cap - self.size + 1)
         except zlib.error:
-            self._give_up()
-            return b"", INFLATE_FAILED
+            return self.failed()
+
+    def failed(self) -> tuple[bytes, str]:
+        """The inflater failed (zlib.error): the message is given up."""
+        self._give_up()
+        return b"", INFLATE_FAILED
 
     def end_message(self, data: bytes = b"", tailed: bool = False) -> tuple[bytes, str]:
         """The message's last frame ended: inflate ``data`` (the last unmasked payload bytes, when
@@ -125,3 +140,8 @@ class PerMessageInflate:
         if self._hist:
             return zlib.decompressobj(-15, zdict=b"".join(self._hist)[-WINDOW:])
         return zlib.decompressobj(-15)
+
+
+_core = fastpaths.compiled_core()
+if _core is not None:  # the compiled whole-frame path's twin of a whole message's common case
+    _core.configure_deflate(PerMessageInflate, zlib.decompressobj, zlib.error, WINDOW)
