@@ -165,7 +165,7 @@ class Pipeline:
         unknown_links: Counter[int] = Counter()
         packets = fastpaths.compiled_packets()
         if packets is not None:  # the compiled twin of _loop (dissect/compiled/packets.pyx)
-            packets.configure(link.DECODERS, udp_tunnel, gre, TcpConnection, TcpDirection)
+            packets.configure(link.DECODERS, udp_tunnel, gre, TcpConnection, TcpDirection, Outbox)
             self.last_ts = packets.run_packets(self, reader, unknown_links, fastpaths.TCP_IN_ORDER,
                                                DRAIN_EVERY, EVICT_EVERY)
         else:

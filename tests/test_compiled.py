@@ -113,6 +113,40 @@ def test_the_compiled_loop_is_the_one_used(monkeypatch: pytest.MonkeyPatch) -> N
     assert len(rows["ws_frames"]) > 10
 
 
+@needs_compiled
+def test_foreign_flows_of_subclasses_are_written_in_place_only_when_they_keep_the_slots() -> None:
+    """The packet loop writes a foreign flow's ``ts_last`` and ``packets`` in TcpConnection's slots
+    for its subclasses (a --dask task's Placeholder, an index pass's LogConn), not for a subclass
+    that overrides one of them (its Python attribute would be skipped) nor for another class."""
+    from dissect.transport.flowsplit import LogConn, Placeholder
+    from dissect.transport.tcp import TcpConnection
+
+    core = fastpaths.compiled_packets()
+    assert core is not None
+    core_run = _rows([CAPTURES / "sio4_websocket.pcap"])  # (the pipeline configures the core)
+    assert core_run
+
+    class Traced(TcpConnection):
+        __slots__ = ()
+
+        @property
+        def ts_last(self) -> int:
+            return 0
+
+        @ts_last.setter
+        def ts_last(self, ts: int) -> None:
+            pass
+
+    class Below(Traced):
+        __slots__ = ()
+
+    assert core.foreign_in_place(Placeholder) and core.foreign_in_place(LogConn)
+    assert core.foreign_in_place(TcpConnection)
+    assert not core.foreign_in_place(Traced) and not core.foreign_in_place(Below)
+    assert not core.foreign_in_place(dict)
+    assert core.foreign_in_place(Placeholder)  # (the last answers are cached: asked again)
+
+
 # -- the corpus, each path in its own process --------------------------------------------------------
 
 _REPORT_ALL = """

@@ -101,6 +101,7 @@ cdef object _loop(pipeline, reader, unknown_links, bint in_order_fast, long long
     half_open = flows.half_open
     inject = pipeline.inject
     last_ts = pipeline.last_ts
+    cdef bint slot_frame = type(outbox) is OutboxCls
     cdef long long npk = 0
     cdef long long frame = 0
     cdef long long off, caplen, wirelen, end, l3, l4, l4end, poff, alen, lt, etype, total
@@ -132,7 +133,10 @@ cdef object _loop(pipeline, reader, unknown_links, bint in_order_fast, long long
         npk += 1
         if wirelen >= 0:  # a tunnel's inner packet (-1) has its outer packet's number
             frame += 1
-            outbox.frame = frame
+            if slot_frame:
+                sset(outbox, O_OB_FRAME, frame)
+            else:
+                outbox.frame = frame
         if npk % drain_every == 0:
             if outbox.pending():
                 pipeline.drain()
@@ -223,10 +227,16 @@ cdef object _loop(pipeline, reader, unknown_links, bint in_order_fast, long long
                     continue
                 if type(conn) is TcpConn:
                     if sget(conn, O_C_FOREIGN) and not dp[l4 + 13] & 0x07:
-                        conn.ts_last = ts  # --jobs: another worker's flow, nothing to track
+                        sset(conn, O_C_TS_LAST, ts)  # --jobs: another worker's flow, nothing to track
+                        continue
+                elif _kin(type(conn)):  # a --dask task's or index pass's TcpConnection
+                    if sget(conn, O_C_FOREIGN) and not dp[l4 + 13] & 0x07:
+                        sset(conn, O_C_TS_LAST, ts)  # a flow nobody here looks into: counted
+                        counts = sget(conn, O_C_PACKETS)
+                        counts[entry[1]] += 1
                         continue
                 elif conn.foreign and not dp[l4 + 13] & 0x07:
-                    conn.ts_last = ts  # a --dask index pass's flow nobody looks into: counted
+                    conn.ts_last = ts
                     conn.packets[entry[1]] += 1
                     continue
             else:
@@ -454,9 +464,40 @@ cdef Py_ssize_t O_C_FOREIGN, O_C_STREAMS, O_C_PACKETS, O_C_TS_LAST, O_C_APP
 cdef Py_ssize_t O_D_NEXT_SEQ, O_D_PENDING, O_D_HIGH, O_D_DELIVERED
 
 
-def configure(decoders, udp_tunnel, gre, tcp_connection, tcp_direction):
+cdef object KinType = None  # the last subclass of TcpConn _kin found to keep the slots it reads
+cdef object NotKinType = None  # the last type it found not to
+
+
+cdef bint _kin(t) except -1:
+    """Whether instances of ``t``, a subclass of TcpConn (those of flowsplit: a --dask index pass's
+    and task's), keep ``foreign``, ``ts_last`` and ``packets`` in TcpConn's slots (no class between
+    overrides them), so that the foreign-flow path may read and write them in place."""
+    global KinType, NotKinType
+    if t is KinType:
+        return True
+    if t is NotKinType:
+        return False
+    if TcpConn is None or not issubclass(t, TcpConn):
+        NotKinType = t
+        return False
+    for klass in t.__mro__:
+        if klass is TcpConn:
+            break
+        if any(name in klass.__dict__ for name in ("foreign", "ts_last", "packets")):
+            NotKinType = t
+            return False
+    KinType = t
+    return True
+
+
+def foreign_in_place(t):
+    """_kin(t), for the tests."""
+    return _kin(t)
+
+
+def configure(decoders, udp_tunnel, gre, tcp_connection, tcp_direction, outbox):
     """The Python helpers the loop calls for what it leaves to them (link.DECODERS, tunnels), and
-    the classes of TCP state it reads in place."""
+    the classes of TCP state and of the outbox (its ``frame``) it reads and writes in place."""
     global pipeline_link_decoders, pipeline_udp_tunnel, pipeline_gre, TcpConn, TcpDir
     global O_C_FOREIGN, O_C_STREAMS, O_C_PACKETS, O_C_TS_LAST, O_C_APP
     global O_D_NEXT_SEQ, O_D_PENDING, O_D_HIGH, O_D_DELIVERED
@@ -472,6 +513,7 @@ def configure(decoders, udp_tunnel, gre, tcp_connection, tcp_direction):
     O_D_PENDING = slot_offset(tcp_direction, "pending")
     O_D_HIGH = slot_offset(tcp_direction, "high")
     O_D_DELIVERED = slot_offset(tcp_direction, "delivered")
+    configure_outbox(outbox)  # (sio_scan.pxi's: the outbox's slots)
     TcpConn = tcp_connection
     TcpDir = tcp_direction
 include "ws_frames.pxi"
