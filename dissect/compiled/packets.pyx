@@ -225,13 +225,11 @@ cdef object _loop(pipeline, reader, unknown_links, bint in_order_fast, long long
                 conn = entry[0]
                 if conn is None:
                     continue
-                if type(conn) is TcpConn:
+                if type(conn) is TcpConn or _kin(type(conn)):  # (or a --dask task's or index pass's)
                     if sget(conn, O_C_FOREIGN) and not dp[l4 + 13] & 0x07:
-                        sset(conn, O_C_TS_LAST, ts)  # --jobs: another worker's flow, nothing to track
-                        continue
-                elif _kin(type(conn)):  # a --dask task's or index pass's TcpConnection
-                    if sget(conn, O_C_FOREIGN) and not dp[l4 + 13] & 0x07:
-                        sset(conn, O_C_TS_LAST, ts)  # a flow nobody here looks into: counted
+                        # --jobs: another worker's flow, nothing to track (an index pass's flow
+                        # nobody looks into: counted)
+                        sset(conn, O_C_TS_LAST, ts)
                         counts = sget(conn, O_C_PACKETS)
                         counts[entry[1]] += 1
                         continue
