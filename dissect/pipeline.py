@@ -59,6 +59,19 @@ class Consumer(Protocol):
 # The compiled core makes them only when every consumer of the pipeline takes them.
 
 
+def direct_spec(consumers: Sequence[Any]) -> dict[str, Any] | None:
+    """What ``consumers`` together take of the rows without tuples (above): their specs in one,
+    or None when one takes tuples only or two want CSV lines."""
+    got: dict[str, Any] = {}
+    for c in consumers:
+        spec = getattr(c, "direct_spec", None)
+        want = spec() if spec is not None else None
+        if want is None or (want.get("csv") is not None and got.get("csv") is not None):
+            return None
+        got.update(want)
+    return got
+
+
 class Stats:
     """What the pipeline counted besides rows: per file, link types, decode failures
     (``counters``), and what the dissectors counted (``protocol``, the outbox's counters)."""
@@ -100,23 +113,12 @@ class Pipeline:
         a --jobs worker's sessions shared by every worker are made as tuples (their owner is not
         known yet)."""
         make = fastpaths.compiled_direct_rows()
-        if make is None or not consumers:
+        want = direct_spec(consumers) if make is not None and consumers else None
+        if want is None:
             return None
-        csv = None
-        grouped = blocks = False
-        for c in consumers:
-            spec = getattr(c, "direct_spec", None)
-            want = spec() if spec is not None else None
-            if want is None:
-                return None
-            if want.get("csv") is not None:
-                if csv is not None:  # two CSV writers: tuples
-                    return None
-                csv = want["csv"]
-                grouped = bool(want.get("grouped"))
-                blocks = bool(want.get("blocks"))
         try:
-            return make(csv, grouped, ownership.shared if ownership is not None else None, blocks)
+            return make(want.get("csv"), bool(want.get("grouped")), ownership.shared if ownership is not None else None,
+                        bool(want.get("blocks")))
         except ValueError:  # a writer's columns not those the rows are written for
             return None
 

@@ -36,6 +36,7 @@ from typing import Any
 
 from dissect.output.summary import SummaryBuilder
 from dissect.output.writers import Blocks, MemoryCollector
+from dissect.pipeline import direct_spec
 from dissect.protocols.tls import KeyLog
 from dissect.records import SESSION_TABLES
 from dissect.run.core import Paths, RunResult, capture_files, dissect_files
@@ -138,14 +139,7 @@ class _Tee:
     def direct_spec(self) -> dict[str, Any] | None:
         """What the consumers together take of rows without tuples (dissect.pipeline): None when
         one takes only tuples, or two want CSV lines."""
-        got: dict[str, Any] = {}
-        for c in self.consumers:
-            spec = getattr(c, "direct_spec", None)
-            want = spec() if spec is not None else None
-            if want is None or (want.get("csv") is not None and got.get("csv") is not None):
-                return None
-            got.update(want)
-        return got
+        return direct_spec(self.consumers)
 
     def add_formatted(self, table: str, rows: int, csv: Any, figures: Any, candidates: Any) -> None:
         for c in self.consumers:
